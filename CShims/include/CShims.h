@@ -1,0 +1,109 @@
+// CShims: thin, policy-free C over the Linux and OpenSSL calls HotPool needs.
+// Every function returns >= 0 on success or a negative errno / HP_TLS_* code;
+// nothing here decides what a failure means.
+#ifndef HOTPOOL_CSHIMS_H
+#define HOTPOOL_CSHIMS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct ssl_ctx_st;
+struct ssl_st;
+
+// ---------------------------------------------------------------- epoll
+/// Readiness bits, the same values as EPOLLIN / EPOLLOUT / ... so no translation is needed.
+#define HP_EV_IN 0x001u
+#define HP_EV_OUT 0x004u
+#define HP_EV_ERR 0x008u
+#define HP_EV_HUP 0x010u
+#define HP_EV_RDHUP 0x2000u
+#define HP_EV_ET 0x80000000u
+
+/// One readiness event: the caller's token and the ready bits.
+typedef struct {
+    uint64_t token;
+    uint32_t events;
+} hp_event;
+
+int hp_epoll_create(void);
+int hp_epoll_add(int epfd, int fd, uint32_t events, uint64_t token);
+int hp_epoll_mod(int epfd, int fd, uint32_t events, uint64_t token);
+int hp_epoll_del(int epfd, int fd);
+/// Waits up to timeout_ms (-1 = forever). Returns the number of events, 0 on EINTR.
+int hp_epoll_wait(int epfd, hp_event *out, int max, int timeout_ms);
+
+// ---------------------------------------------------------------- eventfd, timerfd, fds, time
+int hp_eventfd_create(void);
+int hp_eventfd_signal(int fd);
+int hp_eventfd_drain(int fd);
+int hp_timerfd_create(void);
+/// Arms a one-shot relative timer; ns <= 0 disarms.
+int hp_timerfd_arm(int fd, int64_t ns);
+int hp_timerfd_drain(int fd);
+int hp_close(int fd);
+int64_t hp_monotonic_ns(void);
+/// Blocks SIGPIPE on the calling thread, so a write to a closed socket returns EPIPE instead.
+void hp_block_sigpipe(void);
+int hp_errno(void);
+
+// ---------------------------------------------------------------- io_uring (liburing's inline API made callable)
+typedef struct hp_uring hp_uring;
+/// One completion: the submission's user data, its result (poll mask or -errno) and flags.
+typedef struct {
+    uint64_t user_data;
+    int32_t res;
+    uint32_t flags;
+} hp_completion;
+
+hp_uring *hp_uring_create(unsigned entries, int *err);
+void hp_uring_destroy(hp_uring *ring);
+/// Queues a one-shot poll for `mask` on fd (not submitted until hp_uring_submit_wait).
+int hp_uring_poll_add(hp_uring *ring, int fd, uint32_t mask, uint64_t user_data);
+/// Queues removal of the poll queued with `user_data`.
+int hp_uring_poll_remove(hp_uring *ring, uint64_t user_data);
+/// Submits what is queued and waits up to timeout_ns (< 0 = forever) for at least one completion;
+/// copies up to max completions out. Returns how many, 0 on timeout or EINTR.
+int hp_uring_submit_wait(hp_uring *ring, hp_completion *out, int max, int64_t timeout_ns);
+
+// ---------------------------------------------------------------- sockets
+/// Non-blocking TCP connect (TCP_NODELAY on) to ip:port (IPv4 or IPv6 literal), optionally bound to local_ip first.
+/// Returns the fd (with *in_progress = 1 while the connect is pending) or -errno.
+int hp_tcp_connect(const char *ip, int port, const char *local_ip, int *in_progress);
+/// The pending socket error (SO_ERROR) as a positive errno, 0 if none.
+int hp_socket_error(int fd);
+/// 4 or 6 for a valid IP literal, 0 otherwise.
+int hp_ip_family(const char *ip);
+
+// ---------------------------------------------------------------- OpenSSL 3.0
+#define HP_TLS_WANT_READ (-2)
+#define HP_TLS_WANT_WRITE (-3)
+#define HP_TLS_CLOSED (-4)   /* close_notify or EOF from the peer */
+#define HP_TLS_SYSCALL (-5)  /* socket error, errno kept for hp_tls_error_string */
+#define HP_TLS_ERROR (-6)    /* protocol or verification error */
+
+/// A client context: verification on when verify != 0, trusting ca_file (PEM) or the system store.
+struct ssl_ctx_st *hp_tls_ctx_new(int verify, const char *ca_file, char *err, size_t errlen);
+void hp_tls_ctx_free(struct ssl_ctx_st *ctx);
+/// ALPN in wire format (length-prefixed names).
+int hp_tls_ctx_set_alpn(struct ssl_ctx_st *ctx, const unsigned char *wire, unsigned len);
+/// A connection object on fd, SNI = host, host name verified when the context verifies.
+struct ssl_st *hp_tls_new(struct ssl_ctx_st *ctx, int fd, const char *host);
+int hp_tls_handshake(struct ssl_st *ssl);
+/// > 0 bytes read, or an HP_TLS_* code.
+int hp_tls_read(struct ssl_st *ssl, void *buf, int len);
+/// > 0 bytes written, or an HP_TLS_* code.
+int hp_tls_write(struct ssl_st *ssl, const void *buf, int len);
+/// Sends close_notify once without waiting for the peer's: 0 sent, or an HP_TLS_* code.
+int hp_tls_shutdown(struct ssl_st *ssl);
+void hp_tls_free(struct ssl_st *ssl);
+/// SSL objects alive in the process (hp_tls_new minus hp_tls_free).
+long hp_tls_live_objects(void);
+/// Describes the failure behind the last HP_TLS_* code on this thread (verify result, error queue
+/// or errno) into buf, and clears the error queue. Returns the length written.
+int hp_tls_error_string(struct ssl_st *ssl, int code, char *buf, size_t len);
+/// The negotiated ALPN protocol into buf (empty if none); returns its length.
+int hp_tls_alpn(struct ssl_st *ssl, char *buf, size_t len);
+/// The negotiated TLS version name ("TLSv1.3"), static storage.
+const char *hp_tls_version(struct ssl_st *ssl);
+
+#endif

@@ -1,0 +1,140 @@
+// OpenSSL 3.0 client calls, non-blocking, with WANT_READ / WANT_WRITE mapped to plain codes.
+#include "CShims.h"
+
+#include <errno.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+
+static atomic_long live_ssl_objects;
+
+SSL_CTX *hp_tls_ctx_new(int verify, const char *ca_file, char *err, size_t errlen) {
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    if (!ctx) goto fail;
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    // Buffers are released while a connection is idle; a hot pool holds many idle connections.
+    // Swift may move a retried write's buffer, so allow that too.
+    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    // EOF without close_notify reads as a clean close: close-delimited HTTP bodies need it.
+    SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
+    if (verify) {
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+        int ok = ca_file ? SSL_CTX_load_verify_locations(ctx, ca_file, NULL) : SSL_CTX_set_default_verify_paths(ctx);
+        if (ok != 1) goto fail;
+    } else {
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+    }
+    return ctx;
+fail:
+    if (err && errlen) {
+        unsigned long e = ERR_get_error();
+        if (e) ERR_error_string_n(e, err, errlen);
+        else snprintf(err, errlen, "SSL_CTX_new failed");
+    }
+    ERR_clear_error();
+    SSL_CTX_free(ctx);
+    return NULL;
+}
+
+void hp_tls_ctx_free(SSL_CTX *ctx) { SSL_CTX_free(ctx); }
+
+int hp_tls_ctx_set_alpn(SSL_CTX *ctx, const unsigned char *wire, unsigned len) {
+    return SSL_CTX_set_alpn_protos(ctx, wire, len) == 0 ? 0 : HP_TLS_ERROR;
+}
+
+SSL *hp_tls_new(SSL_CTX *ctx, int fd, const char *host) {
+    SSL *ssl = SSL_new(ctx);
+    if (!ssl) return NULL;
+    int is_ip = hp_ip_family(host) != 0;
+    // RFC 6066: SNI carries names, never IP literals; an IP is verified against the IP SANs.
+    if ((!is_ip && SSL_set_tlsext_host_name(ssl, host) != 1) || SSL_set_fd(ssl, fd) != 1 ||
+        (SSL_get_verify_mode(ssl) != SSL_VERIFY_NONE &&
+         (is_ip ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), host) : SSL_set1_host(ssl, host)) != 1)) {
+        SSL_free(ssl);
+        return NULL;
+    }
+    SSL_set_connect_state(ssl);
+    atomic_fetch_add(&live_ssl_objects, 1);
+    return ssl;
+}
+
+// Maps the result of an SSL_* call to n (> 0) or an HP_TLS_* code.
+static int map_result(SSL *ssl, int rc) {
+    if (rc > 0) return rc;
+    switch (SSL_get_error(ssl, rc)) {
+    case SSL_ERROR_WANT_READ: return HP_TLS_WANT_READ;
+    case SSL_ERROR_WANT_WRITE: return HP_TLS_WANT_WRITE;
+    case SSL_ERROR_ZERO_RETURN: return HP_TLS_CLOSED;
+    case SSL_ERROR_SYSCALL: return errno == 0 ? HP_TLS_CLOSED : HP_TLS_SYSCALL;
+    default: return HP_TLS_ERROR;
+    }
+}
+
+int hp_tls_handshake(SSL *ssl) {
+    ERR_clear_error();
+    errno = 0;
+    int rc = map_result(ssl, SSL_do_handshake(ssl));
+    return rc > 0 ? 0 : rc;
+}
+
+int hp_tls_read(SSL *ssl, void *buf, int len) {
+    ERR_clear_error();
+    errno = 0;
+    return map_result(ssl, SSL_read(ssl, buf, len));
+}
+
+int hp_tls_write(SSL *ssl, const void *buf, int len) {
+    ERR_clear_error();
+    errno = 0;
+    return map_result(ssl, SSL_write(ssl, buf, len));
+}
+
+int hp_tls_shutdown(SSL *ssl) {
+    ERR_clear_error();
+    errno = 0;
+    int rc = SSL_shutdown(ssl);  // 0: our close_notify is out; we do not wait for the peer's
+    return rc >= 0 ? 0 : map_result(ssl, rc);
+}
+
+void hp_tls_free(SSL *ssl) {
+    if (!ssl) return;
+    SSL_free(ssl);
+    atomic_fetch_sub(&live_ssl_objects, 1);
+}
+
+long hp_tls_live_objects(void) { return atomic_load(&live_ssl_objects); }
+
+int hp_tls_error_string(SSL *ssl, int code, char *buf, size_t len) {
+    if (!buf || len == 0) return 0;
+    buf[0] = 0;
+    long verify = ssl ? SSL_get_verify_result(ssl) : X509_V_OK;
+    unsigned long e = ERR_peek_last_error();
+    if (verify != X509_V_OK) {
+        snprintf(buf, len, "certificate verify failed: %s", X509_verify_cert_error_string(verify));
+    } else if (code == HP_TLS_SYSCALL && e == 0) {
+        snprintf(buf, len, "%s", strerror(errno));
+    } else if (e) {
+        ERR_error_string_n(e, buf, len);
+    } else if (code == HP_TLS_CLOSED) {
+        snprintf(buf, len, "connection closed by peer");
+    } else {
+        snprintf(buf, len, "TLS error %d", code);
+    }
+    ERR_clear_error();
+    return (int)strlen(buf);
+}
+
+int hp_tls_alpn(SSL *ssl, char *buf, size_t len) {
+    const unsigned char *proto = NULL;
+    unsigned plen = 0;
+    SSL_get0_alpn_selected(ssl, &proto, &plen);
+    if (plen >= len) plen = (unsigned)len - 1;
+    if (plen) memcpy(buf, proto, plen);
+    buf[plen] = 0;
+    return (int)plen;
+}
+
+const char *hp_tls_version(SSL *ssl) { return SSL_get_version(ssl); }

@@ -1,0 +1,19 @@
+# The two set-up commands of README.md, and the system packages they need.
+.PHONY: deps demo test sanitize
+
+# liburing-dev and libssl-dev for CShims; python3-cryptography for the test origin.
+deps:
+	@./.ci/install-deps
+
+# The demo: the pool against an embedded local TLS origin on 127.0.0.2-4.
+demo: deps
+	swift run -c release hotpool demo
+
+# The test suite (serial: tests count this process's open fds).
+test: deps
+	swift test --no-parallel
+
+# The suite under ThreadSanitizer and AddressSanitizer, each in its own build folder.
+sanitize: deps
+	swift test --no-parallel --sanitize=thread --scratch-path .build-tsan
+	swift test --no-parallel --sanitize=address --scratch-path .build-asan

@@ -1,0 +1,55 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "HotPool",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "HotPool", targets: ["HotPool"]),
+        .executable(name: "hotpool", targets: ["hotpool"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+    ],
+    targets: [
+        // Thin C over epoll, eventfd, timerfd, io_uring, sockets and OpenSSL 3.0: no policy.
+        .target(
+            name: "CShims",
+            path: "CShims",
+            linkerSettings: [
+                .linkedLibrary("ssl"),
+                .linkedLibrary("crypto"),
+                .linkedLibrary("uring"),
+            ]
+        ),
+        .target(
+            name: "HotPool",
+            dependencies: [
+                "CShims",
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ],
+            path: "Sources/HotPool"
+        ),
+        // Drives the test origin (Tests/Origin/origin.py) for the tests and the demo.
+        .target(
+            name: "OriginControl",
+            dependencies: ["HotPool"],
+            path: "Sources/OriginControl"
+        ),
+        .executableTarget(
+            name: "hotpool",
+            dependencies: ["HotPool", "OriginControl"],
+            path: "Sources/hotpool"
+        ),
+        .testTarget(
+            name: "HotPoolTests",
+            dependencies: ["HotPool", "CShims", "OriginControl"],
+            path: "Tests/HotPoolTests"
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,205 @@
+@_exported import HTTPTypes
+import CShims
+import FoundationEssentials
+
+/// A pool of warm TLS connections to the IPs behind hosts, with HTTP/1.1 round trips over them.
+///
+/// Each pool runs one reactor thread that owns all of its state; every method here posts an
+/// event to that thread and awaits the answer, so nothing is shared and nothing is locked.
+/// Call `close()` when done: it destroys every connection and ends the thread.
+public final class HotConnPool: Sendable {
+    let reactor: Reactor
+    let core: PoolCore
+    /// The configuration the pool was made with.
+    public let configuration: HotPoolConfiguration
+
+    /// Creates the pool and starts its reactor thread.
+    /// - Throws: `HotPoolError.invalidConfiguration` for unusable values or an unreadable CA file.
+    public init(configuration: HotPoolConfiguration = .init()) throws {
+        try configuration.validate()
+        var message = [CChar](repeating: 0, count: 256)
+        guard let context = hp_tls_ctx_new(1, configuration.trustedCAFile, &message, message.count) else {
+            throw HotPoolError.invalidConfiguration("TLS context: \(String(nulTerminated: message))")
+        }
+        let alpn: [UInt8] = [8] + Array("http/1.1".utf8)
+        _ = hp_tls_ctx_set_alpn(context, alpn, UInt32(alpn.count))
+        let reactor: Reactor
+        do {
+            reactor = try Reactor(poller: EpollPoller())
+        } catch {
+            hp_tls_ctx_free(context)
+            throw HotPoolError.invalidConfiguration("reactor: \(error)")
+        }
+        let core = PoolCore(config: configuration, reactor: reactor, sslContext: context)
+        reactor.ioHandler = { core.handleIO($0, $1) }
+        try reactor.start()
+        reactor.post { core.start() }
+        self.reactor = reactor
+        self.core = core
+        self.configuration = configuration
+    }
+
+    deinit {
+        reactor.post { [core] in _ = core.close() }
+        if reactor.isOnReactorThread { reactor.detach() } else { reactor.stop() }
+    }
+
+    /// Runs `work` on the reactor and returns its result; `whenClosed` once the reactor has stopped.
+    private func onReactor<T: Sendable>(whenClosed: @autoclosure () -> T, _ work: @escaping @Sendable (PoolCore) -> T) async -> T {
+        let core = core
+        let result: T? = await withCheckedContinuation { continuation in
+            if !reactor.post({ continuation.resume(returning: work(core)) }) { continuation.resume(returning: nil) }
+        }
+        return result ?? whenClosed()
+    }
+
+    /// Uses these IPs for `host` instead of resolving its name (replaces earlier ones).
+    public func setAddresses(_ ips: [String], forHost host: String) {
+        reactor.post { [core] in core.setAddresses(ips, forHost: host) }
+    }
+
+    /// An idle connection to `host:port` (round-robin over its IPs) or a new one. Past the pool's
+    /// limits the caller waits, oldest first, at most `connectTimeout`.
+    public func getConnection(host: String, port: Int = 443) async throws -> PooledConnection {
+        try await acquire(host: host, port: port, ip: nil)
+    }
+
+    /// Like `getConnection(host:port:)`, but only a connection to `ip`.
+    public func getConnection(host: String, port: Int = 443, ip: String) async throws -> PooledConnection {
+        guard hp_ip_family(ip) != 0 else { throw HotPoolError.invalidIP(ip) }
+        return try await acquire(host: host, port: port, ip: ip)
+    }
+
+    /// A connection whose `GET` of `url` was answered 200. Any other answer destroys that
+    /// connection (`validationFailed`; a 403 also blacklists its IP for the host) and another is
+    /// tried, at most `maxRetries` more times.
+    public func getConnection(validating url: String) async throws -> PooledConnection {
+        let target = try ValidationTarget(url)
+        var lastError: any Error = HotPoolError.validationFailed(status: 0)
+        for _ in 0...configuration.maxRetries {
+            let connection = try await getConnection(host: target.host, port: target.port)
+            let request = HTTPRequest(method: .get, scheme: "https", authority: target.authority, path: target.path)
+            do {
+                let response = try await roundTrip(connection, request, body: [], timeout: configuration.validationTimeout)
+                if response.head.status.code == 200 { return connection }
+                lastError = HotPoolError.validationFailed(status: response.head.status.code)
+                reactor.post { [core] in core.rejectValidated(connection.handle, status: response.head.status.code) }
+            } catch {
+                lastError = error
+                putConnection(connection)
+            }
+        }
+        throw lastError
+    }
+
+    private func acquire(host: String, port: Int, ip: String?) async throws -> PooledConnection {
+        guard !host.isEmpty, (1...65535).contains(port) else { throw HotPoolError.invalidURL("\(host):\(port)") }
+        let waiter = Waiter(key: HostKey(name: host, port: port), pinnedIP: ip)
+        let core = core
+        let lease = try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Lease, any Error>) in
+                waiter.continuation = continuation
+                if !reactor.post({ core.acquire(waiter) }) {
+                    waiter.continuation = nil
+                    continuation.resume(throwing: HotPoolError.poolClosed)
+                }
+            }
+        } onCancel: {
+            reactor.post { core.cancel(waiter) }
+        }
+        return PooledConnection(pool: self, lease: lease)
+    }
+
+    /// Returns a connection (the seed's PutConnection). Never throws, never blocks: an unhealthy,
+    /// expired or server-closed connection is destroyed, a healthy one goes to the oldest waiter
+    /// or idles. A second put, or a put after remove or close, is ignored and counted.
+    public func putConnection(_ connection: PooledConnection) {
+        reactor.post { [core] in core.release(connection.handle) }
+    }
+
+    /// Destroys a connection now (reason `removed`), whether leased or idle.
+    public func removeConnection(_ connection: PooledConnection) {
+        reactor.post { [core] in core.remove(connection.handle) }
+    }
+
+    /// Runs `body` with a connection and returns it on every exit path. A network or TLS error
+    /// inside has marked the connection unhealthy, so it is destroyed rather than reused.
+    public func withConnection<T: Sendable>(
+        host: String, port: Int = 443, _ body: (PooledConnection) async throws -> T
+    ) async throws -> T {
+        let connection = try await getConnection(host: host, port: port)
+        defer { putConnection(connection) }
+        return try await body(connection)
+    }
+
+    func roundTrip(_ connection: PooledConnection, _ request: HTTPRequest, body: [UInt8], timeout: Duration) async throws -> HotResponse {
+        guard connection.pool === self else { throw HotPoolError.staleConnection }
+        let defaultHost = connection.port == 443 ? connection.targetHost : "\(connection.targetHost):\(connection.port)"
+        let bytes = HTTP1Request.serialize(request, body: body, defaultHost: defaultHost)
+        let isHead = request.method == .head
+        let core = core
+        return try await withCheckedThrowingContinuation { continuation in
+            if !reactor.post({ core.roundTrip(connection.handle, request: bytes, isHead: isHead, timeout: timeout, continuation) }) {
+                continuation.resume(throwing: HotPoolError.poolClosed)
+            }
+        }
+    }
+
+    /// A snapshot of the pool's figures, all from one instant.
+    public func stats() async -> PoolStats {
+        await onReactor(whenClosed: core.snapshot()) { core in
+            let stats = core.snapshot()
+            core.metrics.record(stats)
+            return stats
+        }
+    }
+
+    /// One entry per open connection.
+    public func connectionStats() async -> [ConnectionStats] {
+        await onReactor(whenClosed: []) { $0.connectionSnapshots() }
+    }
+
+    /// Destroys idle connections unused for `idleTimeout` now; returns how many.
+    public func cleanupIdleConnections() async -> Int {
+        await onReactor(whenClosed: 0) { $0.cleanupIdle() }
+    }
+
+    /// Destroys idle connections older than `maxLifetime` now and marks leased ones to be
+    /// destroyed when returned; returns how many were destroyed now.
+    public func cleanupExpiredConnections(maxLifetime: Duration) async -> Int {
+        await onReactor(whenClosed: 0) { $0.cleanupExpired(maxLifetime: maxLifetime) }
+    }
+
+    /// Closes the pool: stops its timers, fails waiting callers with `poolClosed`, destroys every
+    /// connection (leased ones too), frees every fd and SSL object and ends the reactor thread.
+    /// Idempotent; afterwards every call fails with `poolClosed` and puts are ignored.
+    /// - Throws: the first error met while closing sockets.
+    public func close() async throws {
+        let error = await onReactor(whenClosed: nil) { $0.close() }
+        reactor.stop()
+        if let error { throw error }
+    }
+}
+
+/// The parts of a validation URL.
+private struct ValidationTarget {
+    let host: String
+    let port: Int
+    let authority: String
+    let path: String
+
+    init(_ url: String) throws(HotPoolError) {
+        guard let components = URLComponents(string: url), let scheme = components.scheme else {
+            throw .invalidURL(url)
+        }
+        guard scheme.lowercased() == "https" else { throw .unsupportedScheme(scheme) }
+        guard let host = components.host, !host.isEmpty else { throw .invalidURL(url) }
+        let port = components.port ?? 443
+        guard (1...65535).contains(port) else { throw .invalidURL(url) }
+        self.host = host.hasPrefix("[") ? String(host.dropFirst().dropLast()) : host
+        self.port = port
+        self.authority = port == 443 ? host : "\(host):\(port)"
+        let path = components.percentEncodedPath.isEmpty ? "/" : components.percentEncodedPath
+        self.path = components.percentEncodedQuery.map { "\(path)?\($0)" } ?? path
+    }
+}

@@ -1,0 +1,87 @@
+import CShims
+import Logging
+
+/// How a `HotConnPool` behaves. The defaults are the seed system's `DefaultPoolConfig`.
+/// `HotConnPool.init` validates it and throws `HotPoolError.invalidConfiguration` for values
+/// that cannot work (zero or negative durations and limits).
+public struct HotPoolConfiguration: Sendable {
+    /// Open connections (idle + leased + dialing) across all hosts.
+    public var maxConnections: Int = 100
+    /// Open connections per host (name and port).
+    public var maxConnectionsPerHost: Int = 10
+    /// Idle connections kept across all hosts; a connection returned beyond it is closed.
+    public var maxIdleConnections: Int = 20
+    /// Bound on TCP connect plus TLS handshake, and on how long a caller waits for a connection.
+    public var connectTimeout: Duration = .seconds(30)
+    /// An idle connection unused this long is closed by the cleanup.
+    public var idleTimeout: Duration = .seconds(60)
+    /// A connection older than this is closed: at once when idle, on return when leased.
+    public var maxLifetime: Duration = .seconds(300)
+    /// Bound on the validation request of `getConnection(validating:)`.
+    public var validationTimeout: Duration = .seconds(10)
+    /// How often idle connections are probed (reserved for the health checker).
+    public var healthCheckInterval: Duration = .seconds(30)
+    /// How often idle and expired connections are swept.
+    public var cleanupInterval: Duration = .seconds(60)
+    /// How long a blacklisted IP stays out of rotation before it is tried again.
+    public var blacklistCheckInterval: Duration = .seconds(300)
+    /// How often host names are resolved again (reserved for the DNS refresher).
+    public var dnsUpdateInterval: Duration = .seconds(1800)
+    /// Further IPs tried by `getConnection(validating:)` and after failed dials.
+    public var maxRetries: Int = 3
+    /// PEM file of trusted CAs; nil = the system trust store.
+    public var trustedCAFile: String?
+
+    /// Bound on one request/response exchange on a pooled connection.
+    public var requestTimeout: Duration = .seconds(30)
+    /// Largest response head accepted.
+    public var maxResponseHeaderBytes: Int = 64 * 1024
+    /// Largest response body accepted.
+    public var maxResponseBodyBytes: Int = 64 * 1024 * 1024
+    /// A connection leased longer than this is reported in the log (a likely missing put).
+    public var leaseWarningAfter: Duration = .seconds(60)
+    /// Local address to bind outgoing connections to; nil = chosen by the system.
+    public var localAddress: String?
+    /// Where lifecycle events (connect, destroy with reason, lease warnings) are logged.
+    public var logger: Logger = Logger(label: "HotPool")
+
+    /// The seed's defaults.
+    public init() {}
+
+    func validate() throws(HotPoolError) {
+        func positive(_ value: Int, _ name: String) throws(HotPoolError) {
+            if value <= 0 { throw .invalidConfiguration("\(name) must be > 0, got \(value)") }
+        }
+        func positive(_ value: Duration, _ name: String) throws(HotPoolError) {
+            if value <= .zero { throw .invalidConfiguration("\(name) must be > 0, got \(value)") }
+        }
+        try positive(maxConnections, "maxConnections")
+        try positive(maxConnectionsPerHost, "maxConnectionsPerHost")
+        try positive(maxResponseHeaderBytes, "maxResponseHeaderBytes")
+        try positive(maxResponseBodyBytes, "maxResponseBodyBytes")
+        if maxIdleConnections < 0 { throw .invalidConfiguration("maxIdleConnections must be >= 0") }
+        if maxRetries < 0 { throw .invalidConfiguration("maxRetries must be >= 0") }
+        try positive(connectTimeout, "connectTimeout")
+        try positive(idleTimeout, "idleTimeout")
+        try positive(maxLifetime, "maxLifetime")
+        try positive(validationTimeout, "validationTimeout")
+        try positive(healthCheckInterval, "healthCheckInterval")
+        try positive(cleanupInterval, "cleanupInterval")
+        try positive(blacklistCheckInterval, "blacklistCheckInterval")
+        try positive(dnsUpdateInterval, "dnsUpdateInterval")
+        try positive(requestTimeout, "requestTimeout")
+        try positive(leaseWarningAfter, "leaseWarningAfter")
+        if let localAddress, hp_ip_family(localAddress) == 0 {
+            throw .invalidConfiguration("localAddress must be an IP literal, got \(localAddress)")
+        }
+    }
+}
+
+extension Duration {
+    /// Whole nanoseconds, saturating.
+    var nanoseconds: Int64 {
+        let (seconds, attoseconds) = components
+        let (ns, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
+        return overflow ? .max : ns.addingReportingOverflow(attoseconds / 1_000_000_000).partialValue
+    }
+}

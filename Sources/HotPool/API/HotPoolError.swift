@@ -1,0 +1,97 @@
+/// What went wrong, and with which host and IP.
+public enum HotPoolError: Error, Hashable, Sendable, CustomStringConvertible {
+    /// The pool was closed.
+    case poolClosed
+    /// A configuration value cannot work.
+    case invalidConfiguration(String)
+    /// The URL cannot be parsed or lacks a host.
+    case invalidURL(String)
+    /// Only `https` is supported.
+    case unsupportedScheme(String)
+    /// The host name did not resolve to any address.
+    case noAddresses(host: String, reason: String)
+    /// Every address of the host is blacklisted.
+    case allAddressesBlacklisted(host: String)
+    /// The IP passed to `getConnection(host:port:ip:)` is not an IP literal.
+    case invalidIP(String)
+    /// The server answered the validation request with this status instead of 200.
+    case validationFailed(status: Int)
+    /// The TCP connection could not be made.
+    case connectFailed(host: String, ip: String, reason: String)
+    /// The TLS handshake failed (bad certificate, protocol error, peer closed).
+    case tlsHandshakeFailed(host: String, ip: String, reason: String)
+    /// `phase` did not finish within its bound.
+    case timeout(host: String, ip: String?, phase: Phase)
+    /// The handle names a connection that was destroyed (double put, use after remove or close).
+    case staleConnection
+    /// A round trip is already under way on this connection.
+    case connectionBusy
+    /// The connection was closed earlier (error, server close) and cannot carry requests.
+    case connectionClosed(host: String, ip: String)
+    /// Reading or writing the socket failed.
+    case networkError(host: String, ip: String, reason: String)
+    /// A TLS error after the handshake.
+    case tlsError(host: String, ip: String, reason: String)
+    /// The server closed the connection before the response was complete.
+    case unexpectedEOF(host: String, ip: String)
+    /// The response's status line is not `HTTP/1.x NNN ...`.
+    case malformedStatusLine(host: String, ip: String)
+    /// A response header line is not `name: value` with a valid name.
+    case malformedHeader(host: String, ip: String)
+    /// The response head is larger than `maxResponseHeaderBytes`.
+    case responseHeadersTooLarge(host: String, ip: String, limit: Int)
+    /// The response body is larger than `maxResponseBodyBytes`.
+    case responseBodyTooLarge(host: String, ip: String, limit: Int)
+    /// A chunk size line of a chunked body is not hexadecimal.
+    case badChunkSize(host: String, ip: String)
+    /// Content-Length is not a number, or several disagree.
+    case invalidContentLength(host: String, ip: String)
+    /// The caller's task was cancelled while it waited for a connection.
+    case cancelled
+
+    /// What was under way when a timeout hit.
+    public enum Phase: String, Hashable, Sendable {
+        case connect, tlsHandshake, waitForConnection, request
+    }
+
+    public var description: String {
+        switch self {
+        case .poolClosed: "pool closed"
+        case .invalidConfiguration(let why): "invalid configuration: \(why)"
+        case .invalidURL(let url): "invalid URL: \(url)"
+        case .unsupportedScheme(let scheme): "unsupported scheme \(scheme) (only https)"
+        case .noAddresses(let host, let reason): "no addresses for \(host): \(reason)"
+        case .allAddressesBlacklisted(let host): "every address of \(host) is blacklisted"
+        case .invalidIP(let ip): "not an IP address: \(ip)"
+        case .validationFailed(let status): "validation request answered \(status), not 200"
+        case .connectFailed(let host, let ip, let reason): "connect to \(host) (\(ip)) failed: \(reason)"
+        case .tlsHandshakeFailed(let host, let ip, let reason): "TLS handshake with \(host) (\(ip)) failed: \(reason)"
+        case .timeout(let host, let ip, let phase): "\(phase.rawValue) timed out for \(host)\(ip.map { " (\($0))" } ?? "")"
+        case .staleConnection: "connection handle is stale: its connection was destroyed"
+        case .connectionBusy: "a round trip is already under way on this connection"
+        case .connectionClosed(let host, let ip): "connection to \(host) (\(ip)) is closed"
+        case .networkError(let host, let ip, let reason): "network error with \(host) (\(ip)): \(reason)"
+        case .tlsError(let host, let ip, let reason): "TLS error with \(host) (\(ip)): \(reason)"
+        case .unexpectedEOF(let host, let ip): "\(host) (\(ip)) closed the connection mid-response"
+        case .malformedStatusLine(let host, let ip): "malformed status line from \(host) (\(ip))"
+        case .malformedHeader(let host, let ip): "malformed header from \(host) (\(ip))"
+        case .responseHeadersTooLarge(let host, let ip, let limit): "response head from \(host) (\(ip)) exceeds \(limit) bytes"
+        case .responseBodyTooLarge(let host, let ip, let limit): "response body from \(host) (\(ip)) exceeds \(limit) bytes"
+        case .badChunkSize(let host, let ip): "bad chunk size from \(host) (\(ip))"
+        case .invalidContentLength(let host, let ip): "invalid Content-Length from \(host) (\(ip))"
+        case .cancelled: "cancelled while waiting for a connection"
+        }
+    }
+
+    init(_ error: ResponseError, host: String, ip: String, limits: (header: Int, body: Int)) {
+        switch error {
+        case .malformedStatusLine: self = .malformedStatusLine(host: host, ip: ip)
+        case .malformedHeader: self = .malformedHeader(host: host, ip: ip)
+        case .headersTooLarge: self = .responseHeadersTooLarge(host: host, ip: ip, limit: limits.header)
+        case .bodyTooLarge: self = .responseBodyTooLarge(host: host, ip: ip, limit: limits.body)
+        case .badChunkSize: self = .badChunkSize(host: host, ip: ip)
+        case .invalidContentLength: self = .invalidContentLength(host: host, ip: ip)
+        case .unexpectedEOF: self = .unexpectedEOF(host: host, ip: ip)
+        }
+    }
+}

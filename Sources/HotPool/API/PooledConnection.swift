@@ -1,0 +1,42 @@
+/// A connection leased from a `HotConnPool`. A value: copies name the same connection, and a
+/// copy used after the connection was returned or destroyed is detected (`staleConnection`).
+public struct PooledConnection: Sendable, Hashable {
+    let pool: HotConnPool
+    let handle: SlotHandle
+    /// The host name the connection was made for (SNI, Host header).
+    public let targetHost: String
+    /// The IP it is connected to.
+    public let targetIP: String
+    /// The server port.
+    public let port: Int
+
+    init(pool: HotConnPool, lease: Lease) {
+        self.pool = pool
+        self.handle = lease.handle
+        self.targetHost = lease.host
+        self.targetIP = lease.ip
+        self.port = lease.port
+    }
+
+    /// Sends `request` (and `body`) and reads the whole response, within `requestTimeout`.
+    /// A network or TLS failure, or a malformed answer, closes the connection and marks it
+    /// unhealthy: return it with `putConnection`, which destroys it.
+    public func roundTrip(_ request: HTTPRequest, body: [UInt8] = []) async throws -> HotResponse {
+        try await pool.roundTrip(self, request, body: body, timeout: pool.configuration.requestTimeout)
+    }
+
+    public static func == (a: Self, b: Self) -> Bool { a.pool === b.pool && a.handle == b.handle }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(ObjectIdentifier(pool))
+        hasher.combine(handle)
+    }
+}
+
+/// A complete response: head and body.
+public struct HotResponse: Sendable {
+    /// Status and header fields, in the order received.
+    public var head: HTTPResponse
+    /// The body, de-chunked.
+    public var body: [UInt8]
+}

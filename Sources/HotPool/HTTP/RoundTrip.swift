@@ -1,0 +1,153 @@
+import CShims
+import HTTPTypes
+
+/// One request/response exchange under way on a leased connection.
+final class RoundTripOp {
+    let request: [UInt8]
+    var written = 0
+    var parser: HTTP1ResponseParser
+    let continuation: CheckedContinuation<HotResponse, any Error>
+
+    init(request: [UInt8], parser: HTTP1ResponseParser, continuation: CheckedContinuation<HotResponse, any Error>) {
+        self.request = request
+        self.parser = parser
+        self.continuation = continuation
+    }
+}
+
+extension PoolCore {
+    /// Starts a round trip of pre-serialized `request` bytes on a leased connection.
+    func roundTrip(_ handle: SlotHandle, request: [UInt8], isHead: Bool, timeout: Duration,
+                   _ continuation: CheckedContinuation<HotResponse, any Error>) {
+        guard !closed else { return continuation.resume(throwing: HotPoolError.poolClosed) }
+        guard let slot = leasedSlot(handle) else { return continuation.resume(throwing: HotPoolError.staleConnection) }
+        let s = Int(slot)
+        guard ops[s] == nil else { return continuation.resume(throwing: HotPoolError.connectionBusy) }
+        guard table.fd[s] >= 0 else {
+            return continuation.resume(throwing: HotPoolError.connectionClosed(host: hostName(slot), ip: ipAddress(slot)))
+        }
+        totalRequests += 1
+        metrics.request()
+        let parser = HTTP1ResponseParser(
+            maxHeaderBytes: config.maxResponseHeaderBytes, maxBodyBytes: config.maxResponseBodyBytes, isHeadRequest: isHead)
+        let op = RoundTripOp(request: request, parser: parser, continuation: continuation)
+        ops[s] = .roundTrip(op)
+        table.deadline[s] = now + timeout.nanoseconds
+        table.pendingInput[s] = false
+        armTick()
+        stepRoundTrip(slot, op)
+    }
+
+    /// Writes what is left of the request, then reads until the response is complete or the
+    /// socket would block.
+    func stepRoundTrip(_ slot: Int32, _ op: RoundTripOp) {
+        let ssl = table.ssl[Int(slot)]
+        while op.written < op.request.count {
+            let rc = op.request.withUnsafeBytes { bytes in
+                hp_tls_write(ssl, bytes.baseAddress! + op.written, Int32(clamping: bytes.count - op.written))
+            }
+            if rc > 0 {
+                op.written += Int(rc)
+            } else if rc == HP_TLS_WANT_READ || rc == HP_TLS_WANT_WRITE {
+                return
+            } else {
+                return failRoundTrip(slot, op, ioError(slot, ssl, rc))
+            }
+        }
+        while true {
+            let rc = hp_tls_read(ssl, readBuffer.baseAddress, Int32(readBuffer.count))
+            do {
+                if rc > 0 {
+                    if let response = try op.parser.feed(UnsafeRawBufferPointer(rebasing: readBuffer[..<Int(rc)])) {
+                        return completeRoundTrip(slot, op, response)
+                    }
+                } else if rc == HP_TLS_WANT_READ || rc == HP_TLS_WANT_WRITE {
+                    return
+                } else if rc == HP_TLS_CLOSED {
+                    return completeRoundTrip(slot, op, try op.parser.finishAtEOF())
+                } else {
+                    return failRoundTrip(slot, op, ioError(slot, ssl, rc))
+                }
+            } catch {
+                let limits = (config.maxResponseHeaderBytes, config.maxResponseBodyBytes)
+                return failRoundTrip(slot, op, HotPoolError(error, host: hostName(slot), ip: ipAddress(slot), limits: limits))
+            }
+        }
+    }
+
+    private func completeRoundTrip(_ slot: Int32, _ op: RoundTripOp, _ response: HTTP1ResponseParser.Complete) {
+        let s = Int(slot)
+        ops[s] = nil
+        table.deadline[s] = 0
+        table.requestCount[s] += 1
+        table.lastUsed[s] = now
+        if !response.keepAlive {
+            // The server ends the connection: free the socket now; the slot goes when it is returned.
+            closeSocket(slot, sendCloseNotify: true)
+            if table.closeOnReturn[s] == 0 { table.closeOnReturn[s] = CloseReason.remoteClosed.code }
+        }
+        op.continuation.resume(returning: HotResponse(head: response.head, body: response.body))
+    }
+
+    /// A round trip failed: the connection is marked unhealthy and its socket closed at once;
+    /// the slot is destroyed (`unhealthyOnReturn`) when the caller returns it.
+    func failRoundTrip(_ slot: Int32, _ op: RoundTripOp, _ error: HotPoolError) {
+        let s = Int(slot)
+        ops[s] = nil
+        table.deadline[s] = 0
+        table.requestCount[s] += 1
+        table.errorCount[s] += 1
+        table.healthy[s] = false
+        failedRequests += 1
+        metrics.requestFailed()
+        closeSocket(slot, sendCloseNotify: false)
+        table.closeOnReturn[s] = CloseReason.unhealthyOnReturn.code
+        logger.debug("round trip failed", metadata: ["host": "\(hostName(slot))", "ip": "\(ipAddress(slot))", "error": "\(error)"])
+        op.continuation.resume(throwing: error)
+    }
+
+    private func ioError(_ slot: Int32, _ ssl: OpaquePointer?, _ rc: Int32) -> HotPoolError {
+        let reason = tlsErrorString(ssl, rc)
+        return rc == HP_TLS_SYSCALL
+            ? .networkError(host: hostName(slot), ip: ipAddress(slot), reason: reason)
+            : .tlsError(host: hostName(slot), ip: ipAddress(slot), reason: reason)
+    }
+
+    /// Reads what arrived on a connection nobody is reading (TLS 1.3 session tickets, stray
+    /// bytes): readable is not closed. Returns false if the connection turned out dead and was
+    /// destroyed (`remoteClosed` on a clean close, `networkError` otherwise).
+    @discardableResult
+    func drainInput(_ slot: Int32) -> Bool {
+        let ssl = table.ssl[Int(slot)]
+        while true {
+            let rc = hp_tls_read(ssl, readBuffer.baseAddress, Int32(readBuffer.count))
+            if rc > 0 {
+                logger.debug("discarded unsolicited bytes", metadata: ["ip": "\(ipAddress(slot))", "bytes": "\(rc)"])
+            } else if rc == HP_TLS_WANT_READ || rc == HP_TLS_WANT_WRITE {
+                return true
+            } else {
+                destroy(slot, rc == HP_TLS_CLOSED ? .remoteClosed : .networkError)
+                return false
+            }
+        }
+    }
+
+    /// Dispatches a readiness event to what its slot is doing; stale tokens are dropped.
+    func handleIO(_ token: UInt64, _ events: IOEvents) {
+        let handle = SlotHandle(token: token)
+        guard table.isCurrent(handle) else { return }
+        let slot = handle.slot
+        switch (table.state[Int(slot)], ops[Int(slot)]) {
+        case (.dialing, .dial(let op)?):
+            stepDial(slot, op, events: events)
+        case (.leased, .roundTrip(let op)?):
+            stepRoundTrip(slot, op)
+        case (.leased, nil):
+            if !events.isDisjoint(with: [.readable, .readHangup, .hangup, .error]) { table.pendingInput[Int(slot)] = true }
+        case (.idle, _):
+            if !events.isDisjoint(with: [.readable, .readHangup, .hangup, .error]) { drainInput(slot) }
+        default:
+            break
+        }
+    }
+}

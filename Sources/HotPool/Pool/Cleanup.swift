@@ -1,0 +1,103 @@
+/// Timers: the deadline tick (I/O and wait deadlines, long-lease reports) and the periodic
+/// cleanup. Deadlines live in the table's `deadline` column and are swept, so there is no
+/// timer object per connection.
+extension PoolCore {
+    /// How often deadlines are checked while any are pending: the granularity of timeouts.
+    static let tickNanos: Int64 = 10_000_000
+
+    /// Makes sure the deadline tick runs.
+    func armTick() {
+        guard tickTimer == nil, !closed else { return }
+        tickTimer = reactor.schedule(at: now + Self.tickNanos) { [unowned self] in self.tick() }
+    }
+
+    private func tick() {
+        tickTimer = nil
+        let t = now
+        var pending = false
+        let warnAfter = config.leaseWarningAfter.nanoseconds
+        for slot in 0..<Int32(table.capacity) {
+            let s = Int(slot)
+            switch table.state[s] {
+            case .dialing, .leased:
+                if table.deadline[s] != 0 && table.deadline[s] <= t {
+                    expire(slot)
+                } else if table.deadline[s] != 0 {
+                    pending = true
+                }
+                guard table.state[s] == .leased, table.leasedAt[s] != 0 else { continue }
+                if t - table.leasedAt[s] >= warnAfter {
+                    let age = Duration.nanoseconds(t - table.leasedAt[s])
+                    logger.warning(
+                        "connection leased for \(age) without being returned (missing putConnection?)",
+                        metadata: ["host": "\(hostName(slot))", "ip": "\(ipAddress(slot))"])
+                    table.leasedAt[s] = 0
+                } else {
+                    pending = true
+                }
+            case .idle, .free:
+                continue
+            }
+        }
+        for id in waitingHosts {
+            let host = hosts[Int(id)]
+            for waiter in host.waiters where waiter.deadline <= t {
+                waiter.finish(.failure(.timeout(host: host.key.name, ip: waiter.pinnedIP, phase: .waitForConnection)))
+            }
+            host.waiters.removeAll { !$0.isWaiting }
+            if host.waiters.isEmpty { waitingHosts.remove(id) } else { pending = true }
+        }
+        if pending { armTick() }
+    }
+
+    /// A deadline passed: the dial or round trip under way on `slot` fails with a timeout.
+    private func expire(_ slot: Int32) {
+        let host = hostName(slot), ip = ipAddress(slot)
+        switch ops[Int(slot)] {
+        case .dial(let op)?:
+            failDial(slot, op, .timeout(host: host, ip: ip, phase: op.connected ? .tlsHandshake : .connect))
+        case .roundTrip(let op)?:
+            failRoundTrip(slot, op, .timeout(host: host, ip: ip, phase: .request))
+        case nil:
+            table.deadline[Int(slot)] = 0
+        }
+    }
+
+    func scheduleCleanup() {
+        guard !closed else { return }
+        cleanupTimer = reactor.schedule(at: now + config.cleanupInterval.nanoseconds) { [unowned self] in
+            self.cleanupIdle()
+            self.cleanupExpired(maxLifetime: self.config.maxLifetime)
+            self.metrics.record(self.snapshot())
+            self.scheduleCleanup()
+        }
+    }
+
+    /// Destroys idle connections unused for `idleTimeout`. Returns how many.
+    @discardableResult
+    func cleanupIdle() -> Int {
+        let limit = now - config.idleTimeout.nanoseconds
+        return destroyIdle(.idleTimeout) { table.lastUsed[$0] <= limit }
+    }
+
+    /// Destroys idle connections older than `maxLifetime` now, and marks leased ones to be
+    /// destroyed when they come back. Returns how many were destroyed now.
+    @discardableResult
+    func cleanupExpired(maxLifetime: Duration) -> Int {
+        let limit = now - maxLifetime.nanoseconds
+        for slot in 0..<table.capacity
+        where table.state[slot] == .leased && table.created[slot] <= limit && table.closeOnReturn[slot] == 0 {
+            table.closeOnReturn[slot] = CloseReason.maxLifetime.code
+        }
+        return destroyIdle(.maxLifetime) { table.created[$0] <= limit }
+    }
+
+    private func destroyIdle(_ reason: CloseReason, where expired: (Int) -> Bool) -> Int {
+        var count = 0
+        for slot in 0..<Int32(table.capacity) where table.state[Int(slot)] == .idle && expired(Int(slot)) {
+            destroy(slot, reason)
+            count += 1
+        }
+        return count
+    }
+}

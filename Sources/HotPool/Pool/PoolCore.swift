@@ -1,0 +1,439 @@
+import CShims
+import Glibc
+import Logging
+
+/// An operation under way on a slot.
+enum SlotOp {
+    case dial(DialOp)
+    case roundTrip(RoundTripOp)
+}
+
+/// The pool's state and decisions. Lives on the reactor thread: every method runs there, called
+/// from posted events, readiness callbacks and timers; `@unchecked Sendable` only so posted
+/// closures can carry it. (After the reactor has stopped, its frozen state may be read anywhere.)
+final class PoolCore: @unchecked Sendable {
+    let config: HotPoolConfiguration
+    let reactor: Reactor
+    let logger: Logger
+    let metrics = PoolMetrics()
+    private(set) var sslContext: OpaquePointer?
+
+    var table = ConnectionTable()
+    /// The operation under way per slot (indexed like the table).
+    var ops: [SlotOp?] = []
+    var hosts: [HostState] = []
+    private var hostIndex: [HostKey: Int32] = [:]
+    var ips: [IPRecord] = []
+    private var ipIndex: [String: [Int32: Int32]] = [:]
+    /// Addresses given by `setAddresses`, by host name.
+    private var staticAddresses: [String: [String]] = [:]
+    /// Hosts whose `waiters` is not empty.
+    var waitingHosts: Set<Int32> = []
+    var closed = false
+    /// The errno of the last failed close(2).
+    var closeErrno: Int32 = 0
+
+    // Counters (exact: only the reactor writes them).
+    var totalRequests = 0
+    var failedRequests = 0
+    var closedByReason = [Int](repeating: 0, count: CloseReason.allCases.count + 1)
+    var failedDials = 0
+    var staleHandleUses = 0
+    var connectionsOpened = 0
+    var connectionsFromDNS = 0
+
+    var tickTimer: TimerID?
+    var cleanupTimer: TimerID?
+    /// Scratch buffer for TLS reads (every read happens on this thread).
+    let readBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 * 1024, alignment: 16)
+
+    /// The instant and monotonic time taken together, to turn table times into clock instants.
+    private let epochInstant = ContinuousClock.now
+    private let epochNanos = hp_monotonic_ns()
+
+    init(config: HotPoolConfiguration, reactor: Reactor, sslContext: OpaquePointer) {
+        self.config = config
+        self.reactor = reactor
+        self.logger = config.logger
+        self.sslContext = sslContext
+    }
+
+    deinit {
+        readBuffer.deallocate()
+        if let sslContext { hp_tls_ctx_free(sslContext) }
+    }
+
+    var now: Int64 { reactor.now }
+
+    func instant(_ nanos: Int64) -> ContinuousClock.Instant {
+        epochInstant + .nanoseconds(nanos - epochNanos)
+    }
+
+    /// Starts the periodic cleanup.
+    func start() {
+        scheduleCleanup()
+    }
+
+    // MARK: hosts and addresses
+
+    func host(for key: HostKey) -> HostState {
+        if let id = hostIndex[key] { return hosts[Int(id)] }
+        let host = HostState(id: Int32(hosts.count), key: key)
+        hosts.append(host)
+        hostIndex[key] = host.id
+        if let addresses = staticAddresses[key.name] {
+            assign(addresses, to: host, fromDNS: false)
+        } else if hp_ip_family(key.name) != 0 {
+            assign([key.name], to: host, fromDNS: false)
+        }
+        return host
+    }
+
+    func ipID(host: Int32, address: String) -> Int32 {
+        if let id = ipIndex[address]?[host] { return id }
+        let id = Int32(ips.count)
+        ips.append(IPRecord(address: address, host: host))
+        ipIndex[address, default: [:]][host] = id
+        return id
+    }
+
+    private func assign(_ addresses: [String], to host: HostState, fromDNS: Bool) {
+        host.ipIDs = addresses.map { ipID(host: host.id, address: $0) }
+        host.hasAddresses = true
+        host.addressesFromDNS = fromDNS
+    }
+
+    func setAddresses(_ addresses: [String], forHost name: String) {
+        let valid = addresses.filter { hp_ip_family($0) != 0 }
+        if valid.count != addresses.count {
+            logger.warning("setAddresses ignored non-IP entries", metadata: ["host": "\(name)", "given": "\(addresses)"])
+        }
+        staticAddresses[name] = valid
+        for host in hosts where host.key.name == name {
+            assign(valid, to: host, fromDNS: false)
+        }
+        serviceWaiters()
+    }
+
+    /// Resolves `host` on a helper thread; the answer comes back as a reactor event.
+    private func resolve(_ host: HostState) {
+        host.resolving = true
+        let key = host.key, id = host.id
+        do {
+            let thread = try startThread { [reactor] in
+                let result = resolveAddresses(key.name, port: key.port)
+                reactor.post { self.resolved(id, result) }
+            }
+            pthread_detach(thread)
+        } catch {
+            resolved(host.id, .failure(.noAddresses(host: key.name, reason: "\(error)")))
+        }
+    }
+
+    private func resolved(_ id: Int32, _ result: Result<[String], HotPoolError>) {
+        guard !closed else { return }
+        let host = hosts[Int(id)]
+        host.resolving = false
+        switch result {
+        case .success(let addresses):
+            if !host.hasAddresses { assign(addresses, to: host, fromDNS: true) }
+            serviceWaiters()
+        case .failure(let error):
+            for waiter in host.waiters { waiter.finish(.failure(error)) }
+            host.waiters.removeAll()
+            waitingHosts.remove(id)
+        }
+    }
+
+    // MARK: get
+
+    /// A caller asks for a connection.
+    func acquire(_ waiter: Waiter) {
+        guard !closed else { return waiter.finish(.failure(.poolClosed)) }
+        guard !waiter.cancelled else { return waiter.finish(.failure(.cancelled)) }
+        let host = host(for: waiter.key)
+        waiter.deadline = now + config.connectTimeout.nanoseconds
+        if !host.hasAddresses {
+            if !host.resolving { resolve(host) }
+        } else if serve(waiter, host) {
+            return
+        }
+        host.waiters.append(waiter)
+        waitingHosts.insert(host.id)
+        armTick()
+    }
+
+    /// Gives `waiter` an idle connection, starts a dial for it, or fails it. False if it must wait.
+    func serve(_ waiter: Waiter, _ host: HostState) -> Bool {
+        let pinned = waiter.pinnedIP.map { ipID(host: host.id, address: $0) }
+        if let slot = table.takeIdle(host: host.id, ip: pinned) {
+            leaseOut(slot, to: waiter)
+            return true
+        }
+        guard canDial(host.id) else { return false }
+        guard let ip = pinned ?? pickIP(host, avoiding: waiter.failedIPs) else {
+            waiter.finish(.failure(host.ipIDs.isEmpty
+                ? .noAddresses(host: host.key.name, reason: "no addresses set")
+                : .allAddressesBlacklisted(host: host.key.name)))
+            return true
+        }
+        startDial(host: host, ip: ip, for: waiter)
+        return true
+    }
+
+    func canDial(_ host: Int32) -> Bool {
+        table.connectionCount + table.dialingCount < config.maxConnections
+            && table.liveCount(host: host) < config.maxConnectionsPerHost
+    }
+
+    /// The next IP of the host in rotation that is not blacklisted, preferring ones not in `avoiding`.
+    private func pickIP(_ host: HostState, avoiding: [Int32]) -> Int32? {
+        let t = now
+        var fallback: Int32?
+        for step in 0..<host.ipIDs.count {
+            let index = (host.cursor + step) % host.ipIDs.count
+            let id = host.ipIDs[index]
+            guard ips[Int(id)].blacklistedUntil <= t else { continue }
+            if avoiding.contains(id) {
+                if fallback == nil { fallback = id }
+                continue
+            }
+            host.cursor = index + 1
+            return id
+        }
+        return fallback
+    }
+
+    func leaseOut(_ slot: Int32, to waiter: Waiter) {
+        let t = now
+        table.lastUsed[Int(slot)] = t
+        table.leasedAt[Int(slot)] = t
+        let ip = ips[Int(table.ipID[Int(slot)])].address
+        waiter.finish(.success(Lease(handle: table.handle(slot), host: waiter.key.name, port: waiter.key.port, ip: ip)))
+        armTick()
+    }
+
+    /// Gives a leased, healthy connection to the oldest waiter that can take it, or parks it idle.
+    func handOff(_ slot: Int32) {
+        let host = hosts[Int(table.hostID[Int(slot)])]
+        let ip = ips[Int(table.ipID[Int(slot)])].address
+        if let index = host.waiters.firstIndex(where: { $0.pinnedIP == nil || $0.pinnedIP == ip }) {
+            let waiter = host.waiters.remove(at: index)
+            if host.waiters.isEmpty { waitingHosts.remove(host.id) }
+            return leaseOut(slot, to: waiter)
+        }
+        guard table.idleCount < config.maxIdleConnections else { destroy(slot, .excessIdle); return }
+        table.makeIdle(slot)
+    }
+
+    /// Serves waiters after capacity or addresses changed.
+    func serviceWaiters() {
+        guard !closed else { return }
+        for id in waitingHosts.sorted() {
+            let host = hosts[Int(id)]
+            // Take the waiter out first: serving it can re-enter (a dial that fails at once).
+            while host.hasAddresses, let waiter = host.waiters.first {
+                host.waiters.removeFirst()
+                guard serve(waiter, host) else {
+                    host.waiters.insert(waiter, at: 0)
+                    break
+                }
+            }
+            if host.waiters.isEmpty { waitingHosts.remove(id) }
+        }
+    }
+
+    /// A waiting caller's task was cancelled.
+    func cancel(_ waiter: Waiter) {
+        waiter.cancelled = true
+        guard waiter.isWaiting else { return }
+        if let id = hostIndex[waiter.key] {
+            let host = hosts[Int(id)]
+            host.waiters.removeAll { $0 === waiter }
+            if host.waiters.isEmpty { waitingHosts.remove(id) }
+        }
+        waiter.finish(.failure(.cancelled))
+    }
+
+    // MARK: put and remove
+
+    /// Looks up a caller's handle; counts and rejects one whose connection is gone or not leased.
+    func leasedSlot(_ handle: SlotHandle) -> Int32? {
+        guard table.isCurrent(handle), table.state[Int(handle.slot)] == .leased else {
+            staleHandleUses += 1
+            return nil
+        }
+        return handle.slot
+    }
+
+    /// The seed's PutConnection: never fails; destroys what must not be reused.
+    func release(_ handle: SlotHandle) {
+        guard let slot = leasedSlot(handle) else { return }
+        let s = Int(slot)
+        if case .roundTrip(let op) = ops[s] {
+            // Returned with a round trip still under way: the exchange is abandoned.
+            failRoundTrip(slot, op, .connectionClosed(host: hostName(slot), ip: ipAddress(slot)))
+        }
+        let t = now
+        table.lastUsed[s] = t
+        if let reason = CloseReason(code: table.closeOnReturn[s]) { destroy(slot, reason); return }
+        if !table.healthy[s] { destroy(slot, .unhealthyOnReturn); return }
+        if t - table.created[s] >= config.maxLifetime.nanoseconds { destroy(slot, .maxLifetime); return }
+        if ips[Int(table.ipID[s])].blacklistedUntil > t { destroy(slot, .blacklisted); return }
+        if table.pendingInput[s] {
+            table.pendingInput[s] = false
+            guard drainInput(slot) else { return }
+        }
+        handOff(slot)
+    }
+
+    /// The seed's removeFromPool / RemoveConnection.
+    func remove(_ handle: SlotHandle) {
+        guard table.isCurrent(handle), table.state[Int(handle.slot)] != .dialing else {
+            staleHandleUses += 1
+            return
+        }
+        destroy(handle.slot, .removed)
+    }
+
+    /// Validation was not answered 200: the connection goes; a 403 blacklists its IP for the host.
+    func rejectValidated(_ handle: SlotHandle, status: Int) {
+        guard let slot = leasedSlot(handle) else { return }
+        let ip = table.ipID[Int(slot)]
+        destroy(slot, .validationFailed)
+        if status == 403 { blacklist(ip) }
+    }
+
+    /// Takes an IP out of rotation for its host: idle connections to it go now, leased ones on return.
+    func blacklist(_ ip: Int32) {
+        ips[Int(ip)].blacklistedUntil = now + config.blacklistCheckInterval.nanoseconds
+        logger.debug("blacklisted", metadata: ["host": "\(hosts[Int(ips[Int(ip)].host)].key.name)", "ip": "\(ips[Int(ip)].address)"])
+        for slot in table.idleSlots(host: ips[Int(ip)].host) where table.ipID[Int(slot)] == ip {
+            destroy(slot, .blacklisted)
+        }
+    }
+
+    // MARK: destruction
+
+    /// Destroys a connection once: fails what was under way on it, closes its socket (sending
+    /// close_notify when the connection is sound), frees the slot and counts the reason.
+    func destroy(_ slot: Int32, _ reason: CloseReason) {
+        let s = Int(slot)
+        let state = table.state[s]
+        let host = hostName(slot), ip = ipAddress(slot)
+        switch ops[s] {
+        case .roundTrip(let op):
+            ops[s] = nil
+            op.continuation.resume(throwing: reason == .poolClosed ? HotPoolError.poolClosed : .connectionClosed(host: host, ip: ip))
+        case .dial(let op):
+            ops[s] = nil
+            op.waiter?.dialing = false
+            op.waiter?.finish(.failure(reason == .poolClosed ? .poolClosed : .connectionClosed(host: host, ip: ip)))
+        case nil:
+            break
+        }
+        closeSocket(slot, sendCloseNotify: state != .dialing && table.healthy[s])
+        table.free(slot)
+        if state == .dialing {
+            failedDials += 1
+        } else {
+            closedByReason[Int(reason.code)] += 1
+            metrics.closed(reason)
+            logger.debug("connection destroyed", metadata: ["host": "\(host)", "ip": "\(ip)", "reason": "\(reason)"])
+        }
+        serviceWaiters()
+    }
+
+    /// Closes the slot's socket and frees its SSL object now; the slot itself stays.
+    /// A failed close(2) is kept in `closeErrno` for `close()` to report.
+    func closeSocket(_ slot: Int32, sendCloseNotify: Bool) {
+        let s = Int(slot)
+        if let ssl = table.ssl[s] {
+            if sendCloseNotify && table.fd[s] >= 0 { _ = hp_tls_shutdown(ssl) }
+            hp_tls_free(ssl)
+            table.ssl[s] = nil
+        }
+        if table.fd[s] >= 0 {
+            let rc = hp_close(table.fd[s])  // also drops it from epoll
+            if rc < 0 { closeErrno = -rc }
+            table.fd[s] = -1
+        }
+    }
+
+    // MARK: close
+
+    /// The seed's Close: stop timers, fail waiters, destroy every connection (leased ones too),
+    /// free every fd and SSL object, clear the maps. Returns the first close error. Idempotent.
+    func close() -> HotPoolError? {
+        guard !closed else { return nil }
+        closed = true
+        for timer in [tickTimer, cleanupTimer].compactMap({ $0 }) { reactor.cancel(timer) }
+        tickTimer = nil
+        cleanupTimer = nil
+        for host in hosts {
+            for waiter in host.waiters { waiter.finish(.failure(.poolClosed)) }
+            host.waiters.removeAll()
+        }
+        waitingHosts.removeAll()
+        var firstError: HotPoolError?
+        for slot in 0..<Int32(table.capacity) where table.state[Int(slot)] != .free {
+            let host = hostName(slot), ip = ipAddress(slot)
+            closeErrno = 0
+            destroy(slot, .poolClosed)
+            if closeErrno != 0 && firstError == nil {
+                firstError = .networkError(host: host, ip: ip, reason: "close: \(String(cString: strerror(closeErrno)))")
+            }
+        }
+        hostIndex.removeAll()
+        ipIndex.removeAll()
+        staticAddresses.removeAll()
+        if let sslContext {
+            hp_tls_ctx_free(sslContext)
+            self.sslContext = nil
+        }
+        metrics.record(snapshot())
+        logger.debug("pool closed")
+        return firstError
+    }
+
+    // MARK: statistics
+
+    func hostName(_ slot: Int32) -> String { hosts[Int(table.hostID[Int(slot)])].key.name }
+    func ipAddress(_ slot: Int32) -> String { ips[Int(table.ipID[Int(slot)])].address }
+
+    func snapshot() -> PoolStats {
+        var healthy = 0
+        var byReason: [CloseReason: Int] = [:]
+        for slot in 0..<table.capacity where table.state[slot] == .idle || table.state[slot] == .leased {
+            if table.healthy[slot] { healthy += 1 }
+        }
+        for reason in CloseReason.allCases { byReason[reason] = closedByReason[Int(reason.code)] }
+        return PoolStats(
+            totalConnections: table.connectionCount,
+            activeConnections: table.leasedCount,
+            idleConnections: table.idleCount,
+            healthyConnections: healthy,
+            totalRequests: totalRequests,
+            failedRequests: failedRequests,
+            successRate: totalRequests == 0 ? 1 : Double(totalRequests - failedRequests) / Double(totalRequests),
+            newConnectionsFromDNS: connectionsFromDNS,
+            closedByReason: byReason,
+            dialingConnections: table.dialingCount,
+            failedDials: failedDials,
+            waitingCallers: waitingHosts.reduce(0) { $0 + hosts[Int($1)].waiters.count },
+            staleHandleUses: staleHandleUses,
+            connectionsOpened: connectionsOpened)
+    }
+
+    func connectionSnapshots() -> [ConnectionStats] {
+        (0..<Int32(table.capacity)).compactMap { slot in
+            let s = Int(slot)
+            guard table.state[s] == .idle || table.state[s] == .leased else { return nil }
+            return ConnectionStats(
+                targetHost: hostName(slot), targetIP: ipAddress(slot),
+                requestCount: Int(table.requestCount[s]), errorCount: Int(table.errorCount[s]),
+                isHealthy: table.healthy[s], created: instant(table.created[s]),
+                lastUsed: instant(table.lastUsed[s]), isLeased: table.state[s] == .leased)
+        }
+    }
+}

@@ -1,0 +1,166 @@
+import CShims
+import Glibc
+import Synchronization
+
+/// A single-threaded event loop: readiness events from a `Poller`, timers, and a cross-thread
+/// inbox. Everything except `post`, `stop` and `isOnReactorThread` runs on the reactor thread
+/// only; that confinement is what makes the class safe to share (`@unchecked Sendable`).
+final class Reactor: @unchecked Sendable {
+    /// The token the wake-up eventfd is registered with; never given to a connection.
+    static let wakeToken = UInt64.max
+
+    private let inbox = Inbox()
+    /// True while the loop is (about to be) blocked in the poller, so producers know to wake it.
+    private let sleeping = Atomic<Bool>(false)
+    /// Set by the first `stop` that joins the thread.
+    private let joinClaimed = Atomic<Bool>(false)
+    /// Producers inside `post`; the loop waits for them before closing the eventfd they signal.
+    private let posters = Atomic<Int>(0)
+    private var fdsClosed = false
+    private let wakeFD: Int32
+    private let poller: any Poller
+    private var timers = TimerHeap()
+    private var running = true
+    private var thread = pthread_t()
+
+    /// Called on the reactor thread for each readiness event of a registered fd.
+    /// Set before `start`.
+    var ioHandler: (UInt64, IOEvents) -> Void = { _, _ in }
+
+    init(poller: any Poller) throws(SystemError) {
+        let fd = hp_eventfd_create()
+        guard fd >= 0 else { throw SystemError(call: "eventfd", errno: -fd) }
+        do {
+            try poller.register(fd: fd, token: Self.wakeToken, interest: .readable)
+        } catch {
+            _ = hp_close(fd)
+            throw error
+        }
+        self.wakeFD = fd
+        self.poller = poller
+    }
+
+    deinit {
+        if !fdsClosed { closeFDs() }
+    }
+
+    private func closeFDs() {
+        poller.close()
+        _ = hp_close(wakeFD)
+        fdsClosed = true
+    }
+
+    /// Starts the loop on a new thread.
+    func start() throws(SystemError) {
+        thread = try startThread { self.run() }
+    }
+
+    /// Runs `work` on the reactor thread, after everything this thread posted before.
+    /// Returns false, without running it, once the reactor has stopped.
+    @discardableResult
+    func post(_ work: @escaping @Sendable () -> Void) -> Bool {
+        posters.add(1, ordering: .sequentiallyConsistent)
+        defer { posters.subtract(1, ordering: .sequentiallyConsistent) }
+        guard inbox.push(work) else { return false }
+        // Wake the loop only if it is (about to be) blocked; see `run` for the other half.
+        if sleeping.exchange(false, ordering: .sequentiallyConsistent) {
+            _ = hp_eventfd_signal(wakeFD)
+        }
+        return true
+    }
+
+    /// Ends the loop after the work posted before it and joins the thread. Work posted later is
+    /// refused. Safe to call more than once and from any thread but the reactor's own.
+    func stop() {
+        precondition(!isOnReactorThread, "Reactor.stop() would join its own thread")
+        post { self.running = false }
+        if !joinClaimed.exchange(true, ordering: .sequentiallyConsistent) {
+            pthread_join(thread, nil)
+        }
+    }
+
+    /// Lets the thread end on its own (for an owner that goes away without `stop`).
+    func detach() {
+        post { self.running = false }
+        if !joinClaimed.exchange(true, ordering: .sequentiallyConsistent) {
+            pthread_detach(thread)
+        }
+    }
+
+    var isOnReactorThread: Bool { pthread_equal(pthread_self(), thread) != 0 }
+
+    // MARK: reactor thread only
+
+    /// Monotonic nanoseconds.
+    var now: Int64 { hp_monotonic_ns() }
+
+    func schedule(at deadline: Int64, _ callback: @escaping () -> Void) -> TimerID {
+        timers.schedule(at: deadline, callback)
+    }
+
+    func cancel(_ timer: TimerID) { timers.cancel(timer) }
+
+    func register(fd: Int32, token: UInt64) throws(SystemError) {
+        try poller.register(fd: fd, token: token, interest: [.readable, .writable, .readHangup])
+    }
+
+    func unregister(fd: Int32) { poller.unregister(fd: fd) }
+
+    private func run() {
+        hp_block_sigpipe()
+        while running {
+            inbox.drain()
+            runDueTimers()
+            guard running else { break }
+            // Announce the sleep, then look at the inbox once more: a producer either sees
+            // `sleeping` and signals the eventfd, or pushed before this check and is seen here.
+            sleeping.store(true, ordering: .sequentiallyConsistent)
+            let timeout: Int64? = inbox.isEmpty ? timers.nextDeadline().map { max(0, $0 - now) } : 0
+            do {
+                try poller.wait(timeoutNanos: timeout) { token, events in
+                    if token == Self.wakeToken {
+                        _ = hp_eventfd_drain(wakeFD)
+                    } else {
+                        ioHandler(token, events)
+                    }
+                }
+            } catch {
+                fatalError("HotPool reactor: \(error)")
+            }
+            sleeping.store(false, ordering: .sequentiallyConsistent)
+        }
+        ioHandler = { _, _ in }  // drops the owner's handler and the references it holds
+        timers.removeAll()
+        // Refuse later posts and run what was accepted, so no caller waits forever.
+        inbox.drain(seal: true)
+        // A producer whose push got in before the seal may still be about to signal the eventfd.
+        while posters.load(ordering: .sequentiallyConsistent) != 0 { sched_yield() }
+        closeFDs()
+    }
+
+    private func runDueTimers() {
+        let t = now
+        while let callback = timers.popDue(now: t) { callback() }
+    }
+}
+
+/// A box carrying a thread's body through pthread_create's context pointer.
+private final class ThreadBody {
+    let run: () -> Void
+    init(_ run: @escaping () -> Void) { self.run = run }
+}
+
+/// Starts a thread running `body`.
+func startThread(_ body: @escaping () -> Void) throws(SystemError) -> pthread_t {
+    let context = Unmanaged.passRetained(ThreadBody(body)).toOpaque()
+    var thread = pthread_t()
+    let rc = pthread_create(&thread, nil, { raw in
+        Unmanaged<ThreadBody>.fromOpaque(raw!).takeRetainedValue().run()
+        return nil
+    }, context)
+    if rc != 0 {
+        Unmanaged<ThreadBody>.fromOpaque(context).release()
+        throw SystemError(call: "pthread_create", errno: rc)
+    }
+    return thread
+}

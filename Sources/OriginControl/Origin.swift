@@ -1,0 +1,144 @@
+import Foundation
+import HotPool
+
+/// Drives the test origin (Tests/Origin/origin.py): a real TLS server, independent of HotPool,
+/// on several loopback IPs of one host name, controlled by JSON lines over its stdin/stdout.
+/// Used by the tests and the demo; the server stops when this object is stopped or released.
+public final class Origin: @unchecked Sendable {
+    /// The host name the origin's certificate is for.
+    public static let hostName = "origin.hotpool.test"
+    static let script = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("Tests/Origin/origin.py").path
+
+    /// The loopback IPs it listens on.
+    public let ips: [String]
+    /// The port it listens on (the same on every IP).
+    public let port: Int
+    /// The PEM file of its test CA.
+    public let caFile: String
+    private let process = Process()
+    private let input = Pipe()
+    private let output = Pipe()
+    private var pending = Data()
+    /// Serializes the command/reply exchanges and keeps blocking pipe reads off the test's executor.
+    private let queue = DispatchQueue(label: "origin")
+
+    /// Starts the origin and waits until it listens.
+    public init(ips: [String] = ["127.0.0.2", "127.0.0.3", "127.0.0.4"]) throws {
+        self.ips = ips
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", Self.script, "--ips", ips.joined(separator: ","), "--host", Self.hostName]
+        process.standardInput = input
+        process.standardOutput = output
+        try process.run()
+        var ready: [String: Any] = [:]
+        Self.readLine(output, &pending).map { ready = (try? JSONSerialization.jsonObject(with: $0)) as? [String: Any] ?? [:] }
+        guard ready["ready"] as? Bool == true, let port = ready["port"] as? Int, let ca = ready["ca"] as? String else {
+            process.terminate()
+            throw OriginError.notReady("\(ready)")
+        }
+        self.port = port
+        self.caFile = ca
+    }
+
+    deinit { stop() }
+
+    /// Sends one command and returns the reply.
+    @discardableResult
+    public func send(_ command: [String: Any]) async throws -> Reply {
+        let line = try JSONSerialization.data(withJSONObject: command) + Data("\n".utf8)
+        let data: Data? = await withCheckedContinuation { continuation in
+            queue.async {
+                self.input.fileHandleForWriting.write(line)
+                continuation.resume(returning: Self.readLine(self.output, &self.pending))
+            }
+        }
+        guard let data, let object = try JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+            throw OriginError.noReply("\(command)")
+        }
+        return Reply(object: object)
+    }
+
+    /// A configuration trusting the origin's CA, with short bounds for tests.
+    public func configuration() -> HotPoolConfiguration {
+        var config = HotPoolConfiguration()
+        config.trustedCAFile = caFile
+        config.connectTimeout = .seconds(5)
+        config.requestTimeout = .seconds(5)
+        return config
+    }
+
+    /// A pool for the origin's host with all its IPs set.
+    public func pool(_ config: HotPoolConfiguration? = nil) throws -> HotConnPool {
+        let pool = try HotConnPool(configuration: config ?? configuration())
+        pool.setAddresses(ips, forHost: Self.hostName)
+        return pool
+    }
+
+    /// The server's counters.
+    public func stats() async throws -> OriginStats { OriginStats(try await send(["cmd": "stats"]).object) }
+
+    /// Waits (bounded) until the server has seen `count` closed connections in all.
+    public func waitClosed(_ count: Int, ip: String = "*", timeout: Double = 5) async throws -> Bool {
+        try await send(["cmd": "wait_closed", "ip": ip, "count": count, "timeout": timeout]).object["ok"] as? Bool ?? false
+    }
+
+    /// Sets how the server answers `path` on `ip` ("*" = any); `times` limits it to the next N requests.
+    public func rule(ip: String = "*", path: String = "*", _ action: [String: Any], times: Int? = nil) async throws {
+        var command: [String: Any] = ["cmd": "rule", "ip": ip, "path": path, "action": action]
+        if let times { command["times"] = times }
+        try await send(command)
+    }
+
+    /// Stops the server (closing its stdin ends it) and waits for it to exit.
+    public func stop() {
+        guard process.isRunning else { return }
+        try? input.fileHandleForWriting.close()
+        process.waitUntilExit()
+    }
+
+    private static func readLine(_ pipe: Pipe, _ pending: inout Data) -> Data? {
+        while true {
+            if let newline = pending.firstIndex(of: 0x0A) {
+                let line = pending[pending.startIndex..<newline]
+                pending = Data(pending[(newline + 1)...])
+                return Data(line)
+            }
+            let chunk = pipe.fileHandleForReading.availableData
+            if chunk.isEmpty { return nil }
+            pending.append(chunk)
+        }
+    }
+}
+
+/// The origin did not start or did not answer.
+public enum OriginError: Error {
+    case notReady(String)
+    case noReply(String)
+}
+
+/// A reply from the origin (a JSON object).
+public struct Reply: @unchecked Sendable {
+    /// The decoded object.
+    public let object: [String: Any]
+}
+
+/// The origin's counters, per IP.
+public struct OriginStats: Sendable {
+    /// Completed TLS handshakes, requests read, connections ended, open now, TCP accepts.
+    public let handshakes: [String: Int], requests: [String: Int], closed: [String: Int], open: [String: Int], accepted: [String: Int]
+
+    init(_ o: [String: Any]) {
+        handshakes = o["handshakes"] as? [String: Int] ?? [:]
+        requests = o["requests"] as? [String: Int] ?? [:]
+        closed = o["closed"] as? [String: Int] ?? [:]
+        open = o["open"] as? [String: Int] ?? [:]
+        accepted = o["accepted"] as? [String: Int] ?? [:]
+    }
+
+    public var totalHandshakes: Int { handshakes.values.reduce(0, +) }
+    public var totalRequests: Int { requests.values.reduce(0, +) }
+    public var totalClosed: Int { closed.values.reduce(0, +) }
+    public var totalOpen: Int { open.values.reduce(0, +) }
+}

@@ -1,0 +1,101 @@
+import Foundation
+import HotPool
+import OriginControl
+
+/// `hotpool demo`: the pool's whole lifecycle against an embedded local TLS origin.
+@main
+struct HotPoolDemo {
+    static func main() async {
+        let arguments = CommandLine.arguments.dropFirst()
+        guard arguments.first == "demo" else {
+            print("usage: hotpool demo")
+            exit(2)
+        }
+        do {
+            try await demo()
+        } catch {
+            print("demo failed: \(error)")
+            exit(1)
+        }
+    }
+
+    static func demo() async throws {
+        let origin = try Origin(ips: ["127.0.0.2", "127.0.0.3", "127.0.0.4"])
+        defer { origin.stop() }
+        print("origin: \(Origin.hostName) on \(origin.ips.joined(separator: ", ")) port \(origin.port)")
+        var config = origin.configuration()
+        config.maxConnectionsPerHost = 6
+        config.idleTimeout = .milliseconds(800)
+        config.cleanupInterval = .milliseconds(200)
+        let pool = try origin.pool(config)
+        let base = "https://\(Origin.hostName):\(origin.port)"
+
+        step("300 requests, 6 at a time")
+        let perIP = try await withThrowingTaskGroup(of: String.self) { group in
+            for i in 0..<300 {
+                if i >= 6 { _ = try await group.next() }
+                group.addTask {
+                    try await pool.withConnection(host: Origin.hostName, port: origin.port) { connection in
+                        let response = try await connection.roundTrip(
+                            HTTPRequest(method: .get, scheme: "https", authority: Origin.hostName, path: "/item/\(i)"))
+                        guard response.head.status == .ok else { throw HotPoolError.validationFailed(status: response.head.status.code) }
+                        return connection.targetIP
+                    }
+                }
+            }
+            return try await group.reduce(into: [String: Int]()) { $0[$1, default: 0] += 1 }
+        }
+        let server = try await origin.stats()
+        print("  requests per IP (last 6 tasks): \(perIP.sorted { $0.key < $1.key })")
+        print("  server: \(server.totalRequests) requests over \(server.totalHandshakes) TLS handshakes")
+
+        step("\(origin.ips[0]) starts answering 403: validation blacklists it")
+        try await origin.rule(ip: origin.ips[0], path: "/health", ["type": "status", "status": 403])
+        for _ in 0..<3 {
+            let connection = try await pool.getConnection(validating: "\(base)/health")
+            print("  validated connection on \(connection.targetIP)")
+            pool.putConnection(connection)
+        }
+
+        step("\(origin.ips[1]) closes its idle connections")
+        let closed = try await origin.send(["cmd": "close_idle", "ip": origin.ips[1], "notify": true])
+        print("  server closed \(closed.object["closed"] ?? 0) idle connections")
+        try await Task.sleep(for: .milliseconds(200))
+
+        step("idle connections expire (idleTimeout 800 ms)")
+        try await Task.sleep(for: .milliseconds(1500))
+        let idle = await pool.stats()
+        print("  open connections now: \(idle.totalConnections)")
+
+        step("close the pool")
+        let leased = try await pool.getConnection(host: Origin.hostName, port: origin.port)
+        print("  closing with one connection still leased (\(leased.targetIP))")
+        try await pool.close()
+        pool.putConnection(leased)  // a late put: ignored
+
+        let stats = await pool.stats()
+        let final = try await origin.stats()
+        print("\nfinal pool stats")
+        print("  total \(stats.totalConnections)  active \(stats.activeConnections)  idle \(stats.idleConnections)")
+        print("  requests \(stats.totalRequests)  failed \(stats.failedRequests)  success rate \(String(format: "%.3f", stats.successRate))")
+        print("  connections opened \(stats.connectionsOpened)  stale handle uses \(stats.staleHandleUses)")
+        print("\n  destroyed by reason")
+        for reason in CloseReason.allCases {
+            print("    \(String(describing: reason).padding(toLength: 18, withPad: " ", startingAt: 0)) \(stats.closedByReason[reason] ?? 0)")
+        }
+        let destroyed = stats.closedByReason.values.reduce(0, +)
+        print("    \("total".padding(toLength: 18, withPad: " ", startingAt: 0)) \(destroyed)")
+        _ = try await origin.waitClosed(final.totalHandshakes)
+        let server2 = try await origin.stats()
+        print("\n  server saw \(server2.totalHandshakes) handshakes and \(server2.totalClosed) closed connections")
+        guard destroyed == stats.connectionsOpened, server2.totalOpen == 0 else {
+            throw DemoError.unbalanced("opened \(stats.connectionsOpened), destroyed \(destroyed), server open \(server2.totalOpen)")
+        }
+    }
+
+    static func step(_ title: String) { print("\n== \(title)") }
+}
+
+enum DemoError: Error {
+    case unbalanced(String)
+}

@@ -1,0 +1,89 @@
+import Testing
+@testable import HotPool
+
+@Suite struct HTTP1ParserTests {
+    private func parse(_ wire: String, chunkSize: Int = .max, isHead: Bool = false, eof: Bool = false,
+                       maxHeader: Int = 65536, maxBody: Int = 1 << 20) throws -> HTTP1ResponseParser.Complete? {
+        var parser = HTTP1ResponseParser(maxHeaderBytes: maxHeader, maxBodyBytes: maxBody, isHeadRequest: isHead)
+        let bytes = Array(wire.utf8)
+        var offset = 0
+        while offset < bytes.count {
+            let end = min(bytes.count, offset + chunkSize)
+            let slice = Array(bytes[offset..<end])
+            offset = end
+            let done = try slice.withUnsafeBytes { try parser.feed($0) }
+            if let done { return done }
+        }
+        return eof ? try parser.finishAtEOF() : nil
+    }
+
+    @Test(arguments: [1, 3, 1000])
+    func framingKindsParseAcrossAnyReadBoundaries(chunk: Int) throws {
+        let fixed = try #require(try parse("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-A: 1\r\n\r\nhello", chunkSize: chunk))
+        #expect(fixed.body == Array("hello".utf8) && fixed.keepAlive)
+        #expect(fixed.head.headerFields[HTTPField.Name("X-A")!] == "1")
+
+        let chunked = try #require(try parse(
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=1\r\nhello\r\n7\r\n, world\r\n0\r\nX-Trailer: t\r\n\r\n",
+            chunkSize: chunk))
+        #expect(String(decoding: chunked.body, as: UTF8.self) == "hello, world" && chunked.keepAlive)
+
+        let closeDelimited = try #require(try parse("HTTP/1.1 200 OK\r\n\r\nuntil close", chunkSize: chunk, eof: true))
+        #expect(String(decoding: closeDelimited.body, as: UTF8.self) == "until close" && !closeDelimited.keepAlive)
+    }
+
+    @Test func noBodyForHeadAnd204And304AndSkipsInterim100() throws {
+        #expect(try parse("HTTP/1.1 200 OK\r\nContent-Length: 99\r\n\r\n", isHead: true)?.body == [])
+        #expect(try parse("HTTP/1.1 204 No Content\r\n\r\n")?.head.status.code == 204)
+        #expect(try parse("HTTP/1.1 304 Not Modified\r\nContent-Length: 4\r\n\r\n")?.body == [])
+        let afterContinue = try parse("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\nok")
+        #expect(afterContinue?.head.status.code == 201 && afterContinue?.body == Array("ok".utf8))
+    }
+
+    @Test func connectionCloseAndHTTP10MakeTheConnectionNotReusable() throws {
+        #expect(try parse("HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")?.keepAlive == false)
+        #expect(try parse("HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n")?.keepAlive == false)
+        #expect(try parse("HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 0\r\n\r\n")?.keepAlive == true)
+    }
+
+    @Test func eachMalformedAnswerHasItsOwnError() {
+        #expect(throws: ResponseError.malformedStatusLine) { try parse("HTTP/2 200 OK\r\n\r\n") }
+        #expect(throws: ResponseError.malformedStatusLine) { try parse("HTTP/1.1 2x0 OK\r\n\r\n") }
+        #expect(throws: ResponseError.malformedStatusLine) { try parse("garbage\r\n\r\n") }
+        #expect(throws: ResponseError.malformedHeader) { try parse("HTTP/1.1 200 OK\r\nNo colon here\r\n\r\n") }
+        #expect(throws: ResponseError.malformedHeader) { try parse("HTTP/1.1 200 OK\r\nBad Name: x\r\n\r\n") }
+        #expect(throws: ResponseError.invalidContentLength) { try parse("HTTP/1.1 200 OK\r\nContent-Length: 12a\r\n\r\n") }
+        #expect(throws: ResponseError.invalidContentLength) {
+            try parse("HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n")
+        }
+        #expect(throws: ResponseError.badChunkSize) { try parse("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n") }
+        #expect(throws: ResponseError.badChunkSize) {
+            try parse("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nabc\r\n")
+        }
+        #expect(throws: ResponseError.unexpectedEOF) { try parse("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc", eof: true) }
+    }
+
+    @Test func limitsOnHeadAndBody() {
+        let bigHead = "HTTP/1.1 200 OK\r\n" + String(repeating: "X-Pad: aaaaaaaaaa\r\n", count: 100) + "\r\n"
+        #expect(throws: ResponseError.headersTooLarge) { try parse(bigHead, chunkSize: 100, maxHeader: 1024) }
+        #expect(throws: ResponseError.headersTooLarge) { try parse(String(repeating: "a", count: 5000), maxHeader: 1024) }
+        #expect(throws: ResponseError.bodyTooLarge) { try parse("HTTP/1.1 200 OK\r\nContent-Length: 2000\r\n\r\n", maxBody: 1000) }
+        #expect(throws: ResponseError.bodyTooLarge) {
+            try parse("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n400\r\n", maxBody: 1000)
+        }
+        #expect(throws: ResponseError.bodyTooLarge) {
+            try parse("HTTP/1.1 200 OK\r\n\r\n" + String(repeating: "b", count: 2000), maxBody: 1000)
+        }
+    }
+
+    @Test func requestSerializationKeepsFieldOrderAndFramesTheBody() {
+        var request = HTTPRequest(method: .post, scheme: "https", authority: "example.test", path: "/p?q=1")
+        request.headerFields.append(HTTPField(name: .userAgent, value: "ua"))
+        request.headerFields.append(HTTPField(name: .accept, value: "*/*"))
+        let wire = String(decoding: HTTP1Request.serialize(request, body: Array("abc".utf8), defaultHost: "x"), as: UTF8.self)
+        #expect(wire == "POST /p?q=1 HTTP/1.1\r\nHost: example.test\r\nUser-Agent: ua\r\nAccept: */*\r\nContent-Length: 3\r\n\r\nabc")
+        let get = HTTPRequest(method: .get, scheme: nil, authority: nil, path: "/")
+        #expect(String(decoding: HTTP1Request.serialize(get, body: [], defaultHost: "h:8443"), as: UTF8.self)
+            == "GET / HTTP/1.1\r\nHost: h:8443\r\n\r\n")
+    }
+}

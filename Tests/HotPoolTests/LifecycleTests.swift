@@ -1,0 +1,365 @@
+import CShims
+import Foundation
+import OriginControl
+import Testing
+@testable import HotPool
+
+/// Polls `condition` every 20 ms until it holds or `timeout` passes.
+func eventually(_ timeout: Duration = .seconds(5), _ condition: () async throws -> Bool) async rethrows -> Bool {
+    let end = ContinuousClock.now + timeout
+    while ContinuousClock.now < end {
+        if try await condition() { return true }
+        try? await Task.sleep(for: .milliseconds(20))
+    }
+    return try await condition()
+}
+
+/// The seed's lifecycle: get, put, remove, close, cleanup, against the real origin.
+@Suite struct LifecycleTests {
+    @Test func sequentialGetRoundTripPutReusesOneConnection() async throws {
+        let origin = try Origin()
+        let pool = try origin.pool()
+        for _ in 0..<100 {
+            let connection = try await pool.getConnection(host: Origin.hostName, port: origin.port)
+            #expect(try await connection.roundTrip(get()).head.status == .ok)
+            pool.putConnection(connection)
+        }
+        #expect(try await origin.stats().totalHandshakes == 1)
+        let stats = await pool.stats()
+        #expect(stats.totalConnections == 1 && stats.idleConnections == 1 && stats.totalRequests == 100)
+        try await pool.close()
+    }
+
+    @Test func concurrentCallersSpreadOverEveryIP() async throws {
+        let origin = try Origin()
+        let pool = try origin.pool()
+        let ips = try await withThrowingTaskGroup(of: String.self) { group in
+            for _ in 0..<3 {
+                group.addTask {
+                    try await pool.withConnection(host: Origin.hostName, port: origin.port) { connection in
+                        _ = try await connection.roundTrip(get())
+                        try await Task.sleep(for: .milliseconds(100))  // hold it so the three overlap
+                        return connection.targetIP
+                    }
+                }
+            }
+            return try await group.reduce(into: Set<String>()) { $0.insert($1) }
+        }
+        #expect(ips == Set(origin.ips))
+        let handshakes = try await origin.stats().handshakes
+        #expect(origin.ips.allSatisfy { handshakes[$0] == 1 })
+        try await pool.close()
+    }
+
+    // MARK: each destruction path: server sees the close, one more in the right bucket, total drops by one
+
+    /// Runs `cause` on a pool holding one open connection and checks the destruction it causes.
+    private func expectDestruction(
+        _ reason: CloseReason, config: (inout HotPoolConfiguration) -> Void = { _ in },
+        setup: (Origin) async throws -> Void = { _ in },
+        cause: (HotConnPool, Origin, PooledConnection) async throws -> Void
+    ) async throws {
+        let origin = try Origin()
+        var configuration = origin.configuration()
+        config(&configuration)
+        let pool = try origin.pool(configuration)
+        try await setup(origin)
+        let connection = try await pool.getConnection(host: Origin.hostName, port: origin.port, ip: origin.ips[0])
+        let before = await pool.stats()
+        #expect(before.totalConnections == 1)
+        let fds = openFDCount()
+        try await cause(pool, origin, connection)
+        #expect(await eventually { await pool.stats().closedByReason[reason] == 1 }, "\(reason) counted")
+        let after = await pool.stats()
+        #expect(after.closedByReason.values.reduce(0, +) == 1, "counted once, in one bucket: \(after.closedByReason)")
+        #expect(after.totalConnections == before.totalConnections - 1)
+        #expect(after.totalConnections == after.activeConnections + after.idleConnections)
+        #expect(try await origin.waitClosed(1, ip: origin.ips[0]), "server saw the socket closed")
+        #expect(openFDCount() == fds - 1, "fd closed")
+        try await pool.close()
+        #expect(await pool.stats().closedByReason[reason] == 1, "close did not count it again")
+        #expect(hp_tls_live_objects() == 0)
+    }
+
+    @Test func validationNon200DestroysTheConnectionAndRetries() async throws {
+        let origin = try Origin()
+        let pool = try origin.pool()
+        try await origin.rule(path: "/health", ["type": "status", "status": 500], times: 1)
+        let first = try await pool.getConnection(host: Origin.hostName, port: origin.port)
+        pool.putConnection(first)  // idle: the validation takes it
+        let fds = openFDCount()
+        let validated = try await pool.getConnection(validating: "https://\(Origin.hostName):\(origin.port)/health")
+        #expect(validated != first, "the 500 destroyed the first connection; a new one passed")
+        let stats = await pool.stats()
+        #expect(stats.closedByReason[.validationFailed] == 1 && stats.closedByReason.values.reduce(0, +) == 1)
+        #expect(stats.totalConnections == 1 && stats.connectionsOpened == 2)
+        #expect(try await origin.waitClosed(1))
+        #expect(openFDCount() == fds, "one socket closed, one opened")
+        await #expect(throws: HotPoolError.staleConnection) { _ = try await first.roundTrip(get()) }
+        pool.putConnection(validated)
+        try await pool.close()
+    }
+
+    @Test func validation403BlacklistsTheIPAndDestroysItsIdleConnections() async throws {
+        let origin = try Origin()
+        let pool = try origin.pool()
+        try await origin.rule(ip: origin.ips[0], path: "/check", ["type": "status", "status": 403])
+        // One idle connection to each IP.
+        var held: [PooledConnection] = []
+        for ip in origin.ips { held.append(try await pool.getConnection(host: Origin.hostName, port: origin.port, ip: ip)) }
+        let spare = try await pool.getConnection(host: Origin.hostName, port: origin.port, ip: origin.ips[0])
+        for c in held { pool.putConnection(c) }
+        let fds = openFDCount()
+        // The validation takes the oldest idle connection: ips[0] → 403.
+        let validated = try await pool.getConnection(validating: "https://\(Origin.hostName):\(origin.port)/check")
+        #expect(validated.targetIP != origin.ips[0])
+        var stats = await pool.stats()
+        #expect(stats.closedByReason[.validationFailed] == 1)
+        // The leased spare on the blacklisted IP goes when returned, as `blacklisted`.
+        pool.putConnection(spare)
+        stats = await pool.stats()
+        #expect(stats.closedByReason[.blacklisted] == 1)
+        #expect(openFDCount() == fds - 2)
+        #expect(try await origin.waitClosed(2, ip: origin.ips[0]))
+        // New connections avoid the blacklisted IP.
+        for _ in 0..<6 {
+            let c = try await pool.getConnection(host: Origin.hostName, port: origin.port)
+            #expect(c.targetIP != origin.ips[0])
+            pool.removeConnection(c)
+        }
+        await #expect(throws: HotPoolError.allAddressesBlacklisted(host: Origin.hostName)) {
+            pool.setAddresses([origin.ips[0]], forHost: Origin.hostName)
+            _ = try await pool.getConnection(host: Origin.hostName, port: origin.port)
+        }
+        pool.putConnection(validated)
+        try await pool.close()
+    }
+
+    @Test func networkErrorThenPutDestroysAsUnhealthyOnReturn() async throws {
+        try await expectDestruction(.unhealthyOnReturn, setup: { origin in
+            try await origin.rule(path: "/reset", ["type": "reset", "after_bytes": 10])
+        }) { pool, _, connection in
+            await #expect(throws: HotPoolError.self) { _ = try await connection.roundTrip(get("/reset")) }
+            let stats = await pool.stats()
+            #expect(stats.failedRequests == 1 && stats.healthyConnections == 0)
+            #expect(await pool.connectionStats().first?.errorCount == 1)
+            pool.putConnection(connection)
+        }
+    }
+
+    @Test func serverCloseWhileIdleIsNoticedAtOnce() async throws {
+        try await expectDestruction(.remoteClosed) { pool, origin, connection in
+            _ = try await connection.roundTrip(get())
+            pool.putConnection(connection)
+            #expect(await pool.stats().idleConnections == 1)
+            try await origin.send(["cmd": "close_idle", "ip": origin.ips[0], "notify": true])
+        }
+    }
+
+    @Test func serverResetWhileIdleIsANetworkError() async throws {
+        try await expectDestruction(.remoteClosed) { pool, origin, connection in
+            _ = try await connection.roundTrip(get())
+            pool.putConnection(connection)
+            try await origin.send(["cmd": "close_idle", "ip": origin.ips[0], "notify": false])
+        }
+    }
+
+    @Test func idleTimeoutFromTheCleanupTimer() async throws {
+        try await expectDestruction(.idleTimeout, config: {
+            $0.idleTimeout = .milliseconds(200)
+            $0.cleanupInterval = .milliseconds(100)
+        }) { pool, _, connection in
+            pool.putConnection(connection)
+        }
+    }
+
+    @Test func maxLifetimeDestroysIdleAtOnceAndLeasedOnReturn() async throws {
+        try await expectDestruction(.maxLifetime) { pool, _, connection in
+            try await Task.sleep(for: .milliseconds(50))
+            #expect(await pool.cleanupExpiredConnections(maxLifetime: .milliseconds(10)) == 0, "leased: marked, not destroyed")
+            #expect(await pool.stats().totalConnections == 1)
+            pool.putConnection(connection)
+        }
+    }
+
+    @Test func maxLifetimeFromTheCleanupTimer() async throws {
+        try await expectDestruction(.maxLifetime, config: {
+            $0.maxLifetime = .milliseconds(200)
+            $0.cleanupInterval = .milliseconds(100)
+        }) { pool, _, connection in
+            pool.putConnection(connection)
+        }
+    }
+
+    @Test func explicitRemove() async throws {
+        try await expectDestruction(.removed) { pool, _, connection in
+            pool.removeConnection(connection)
+        }
+    }
+
+    @Test func poolCloseWithALeasedConnection() async throws {
+        let origin = try Origin()
+        let fds = openFDCount()
+        let pool = try origin.pool()
+        let connection = try await pool.getConnection(host: Origin.hostName, port: origin.port)
+        try await pool.close()
+        let stats = await pool.stats()
+        #expect(stats.closedByReason[.poolClosed] == 1 && stats.totalConnections == 0)
+        #expect(try await origin.waitClosed(1))
+        await #expect(throws: HotPoolError.poolClosed) { _ = try await connection.roundTrip(get()) }
+        pool.putConnection(connection)  // ignored
+        #expect(openFDCount() == fds, "no fd left: sockets, epoll and eventfd")
+    }
+
+    // MARK: misuse
+
+    @Test func doublePutAndUseAfterRemoveAreDetectedNotFatal() async throws {
+        let origin = try Origin()
+        let pool = try origin.pool()
+        let connection = try await pool.getConnection(host: Origin.hostName, port: origin.port)
+        pool.putConnection(connection)
+        pool.putConnection(connection)  // double put: ignored, counted
+        var stats = await pool.stats()
+        #expect(stats.staleHandleUses == 1 && stats.idleConnections == 1)
+        // The idle connection is leased again under the same handle; remove it, then misuse it.
+        let again = try await pool.getConnection(host: Origin.hostName, port: origin.port)
+        #expect(again == connection)
+        pool.removeConnection(again)
+        await #expect(throws: HotPoolError.staleConnection) { _ = try await again.roundTrip(get()) }
+        pool.putConnection(again)
+        pool.removeConnection(again)
+        stats = await pool.stats()
+        #expect(stats.staleHandleUses == 4 && stats.closedByReason[.removed] == 1 && stats.totalConnections == 0)
+        // A new connection reuses the slot with a new generation: the old handle stays stale.
+        let fresh = try await pool.getConnection(host: Origin.hostName, port: origin.port)
+        #expect(fresh != again)
+        pool.putConnection(again)
+        #expect(await pool.stats().activeConnections == 1)
+        pool.putConnection(fresh)
+        try await pool.close()
+    }
+
+    @Test func idleConnectionSurvivesSessionTicketsAndStrayBytes() async throws {
+        let origin = try Origin()
+        let pool = try origin.pool()
+        let connection = try await pool.getConnection(host: Origin.hostName, port: origin.port, ip: origin.ips[0])
+        pool.putConnection(connection)  // idle before reading anything: TLS 1.3 tickets arrive while idle
+        try await Task.sleep(for: .milliseconds(100))
+        try await origin.send(["cmd": "send_idle", "ip": origin.ips[0], "data": "x"])
+        try await Task.sleep(for: .milliseconds(100))
+        let stats = await pool.stats()
+        #expect(stats.idleConnections == 1 && stats.closedByReason.values.reduce(0, +) == 0)
+        let again = try await pool.getConnection(host: Origin.hostName, port: origin.port)
+        #expect(try await again.roundTrip(get()).head.status == .ok)
+        pool.putConnection(again)
+        #expect(try await origin.stats().totalHandshakes == 1)
+        try await pool.close()
+    }
+
+    // MARK: limits and waiting
+
+    @Test func perHostLimitMakesCallersWaitAndAllComplete() async throws {
+        let origin = try Origin()
+        var config = origin.configuration()
+        config.maxConnectionsPerHost = 4
+        let pool = try origin.pool(config)
+        let statuses = try await withThrowingTaskGroup(of: Int.self) { group in
+            for i in 0..<50 {
+                group.addTask {
+                    try await pool.withConnection(host: Origin.hostName, port: origin.port) { connection in
+                        try await connection.roundTrip(get("/c\(i)")).head.status.code
+                    }
+                }
+            }
+            return try await group.reduce(into: [Int]()) { $0.append($1) }
+        }
+        #expect(statuses.count == 50 && statuses.allSatisfy { $0 == 200 })
+        let server = try await origin.stats()
+        #expect(server.accepted.values.reduce(0, +) <= 4)
+        let stats = await pool.stats()
+        #expect(stats.totalConnections <= 4 && stats.waitingCallers == 0)
+        try await pool.close()
+    }
+
+    @Test func cancelledWaiterLeavesTheQueueAtOnce() async throws {
+        let origin = try Origin()
+        var config = origin.configuration()
+        config.maxConnectionsPerHost = 1
+        let pool = try origin.pool(config)
+        let held = try await pool.getConnection(host: Origin.hostName, port: origin.port)
+        let waiter = Task { try await pool.getConnection(host: Origin.hostName, port: origin.port) }
+        #expect(await eventually { await pool.stats().waitingCallers == 1 })
+        waiter.cancel()
+        await #expect(throws: HotPoolError.cancelled) { _ = try await waiter.value }
+        #expect(await pool.stats().waitingCallers == 0)
+        // The next caller is served by the put.
+        let next = Task { try await pool.getConnection(host: Origin.hostName, port: origin.port) }
+        #expect(await eventually { await pool.stats().waitingCallers == 1 })
+        pool.putConnection(held)
+        let served = try await next.value
+        #expect(served == held)
+        pool.putConnection(served)
+        try await pool.close()
+    }
+
+    @Test func waiterTimesOutAfterConnectTimeout() async throws {
+        let origin = try Origin()
+        var config = origin.configuration()
+        config.maxConnectionsPerHost = 1
+        config.connectTimeout = .milliseconds(200)
+        let pool = try origin.pool(config)
+        let held = try await pool.getConnection(host: Origin.hostName, port: origin.port)
+        await #expect(throws: HotPoolError.timeout(host: Origin.hostName, ip: nil, phase: .waitForConnection)) {
+            _ = try await pool.getConnection(host: Origin.hostName, port: origin.port)
+        }
+        pool.putConnection(held)
+        try await pool.close()
+    }
+
+    @Test func closeWithManyIdleAndLeasedConnections() async throws {
+        let origin = try Origin()
+        var config = origin.configuration()
+        config.maxConnections = 300
+        config.maxConnectionsPerHost = 300
+        config.maxIdleConnections = 300
+        let fds = openFDCount()
+        let pool = try origin.pool(config)
+        let connections = try await withThrowingTaskGroup(of: PooledConnection.self) { group in
+            for _ in 0..<220 { group.addTask { try await pool.getConnection(host: Origin.hostName, port: origin.port) } }
+            return try await group.reduce(into: [PooledConnection]()) { $0.append($1) }
+        }
+        for c in connections.dropFirst(20) { pool.putConnection(c) }
+        let before = await pool.stats()
+        #expect(before.idleConnections == 200 && before.activeConnections == 20)
+        try await pool.close()
+        #expect(try await origin.waitClosed(220, timeout: 10))
+        #expect(await pool.stats().closedByReason[.poolClosed] == 220)
+        await #expect(throws: HotPoolError.poolClosed) { _ = try await pool.getConnection(host: Origin.hostName, port: origin.port) }
+        await #expect(throws: HotPoolError.poolClosed) { _ = try await connections[0].roundTrip(get()) }
+        for c in connections.prefix(20) { pool.putConnection(c) }  // late puts: ignored
+        try await pool.close()  // idempotent
+        #expect(openFDCount() == fds)
+        #expect(hp_tls_live_objects() == 0)
+    }
+
+    @Test func invalidInputsGiveClearErrors() async throws {
+        var config = HotPoolConfiguration()
+        config.cleanupInterval = .zero
+        #expect(throws: HotPoolError.self) { _ = try HotConnPool(configuration: config) }
+        config = HotPoolConfiguration()
+        config.maxConnections = 0
+        #expect(throws: HotPoolError.self) { _ = try HotConnPool(configuration: config) }
+        config = HotPoolConfiguration()
+        config.trustedCAFile = "/nonexistent/ca.pem"
+        #expect(throws: HotPoolError.self) { _ = try HotConnPool(configuration: config) }
+        let pool = try HotConnPool()
+        await #expect(throws: HotPoolError.unsupportedScheme("http")) { _ = try await pool.getConnection(validating: "http://x.test/") }
+        await #expect(throws: HotPoolError.invalidURL("::not a url")) { _ = try await pool.getConnection(validating: "::not a url") }
+        await #expect(throws: HotPoolError.invalidIP("not-an-ip")) { _ = try await pool.getConnection(host: "x.test", ip: "not-an-ip") }
+        await #expect { _ = try await pool.getConnection(host: "no-such-host.invalid") } throws: { error in
+            if case .noAddresses(host: "no-such-host.invalid", _) = error as? HotPoolError { return true }
+            return false
+        }
+        try await pool.close()
+    }
+}
