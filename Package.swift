@@ -34,7 +34,7 @@ let package = Package(
             ],
             path: "Sources/HotPool"
         ),
-        // Drives the test origin (Tests/Origin/origin.py) for the tests and the demo.
+        // Drives the test origin (Tests/Origin/server.py) for the tests and the demo.
         .target(
             name: "OriginControl",
             dependencies: ["HotPool"],

@@ -96,6 +96,35 @@ int hp_tls_write(struct ssl_st *ssl, const void *buf, int len);
 /// Sends close_notify once without waiting for the peer's: 0 sent, or an HP_TLS_* code.
 int hp_tls_shutdown(struct ssl_st *ssl);
 void hp_tls_free(struct ssl_st *ssl);
+/// A ClientHello shape, as OpenSSL's own knobs take it. Lists are OpenSSL names joined by ':'.
+typedef struct {
+    const char *tls13_ciphersuites;
+    const char *tls12_cipher_list;
+    const char *groups;
+    const char *sigalgs;
+    const unsigned char *alpn;  /* wire format */
+    unsigned alpn_len;
+    int min_version;            /* e.g. 0x0303 */
+    int max_version;
+    int status_request;         /* extension 5 */
+    int signed_certificate_timestamp; /* extension 18 */
+    int session_ticket;         /* extension 35 */
+    int padding;                /* extension 21 */
+    int encrypt_then_mac;       /* extension 22 */
+} hp_tls_profile;
+
+/// Applies a profile to a context. Returns 0, or HP_TLS_ERROR with the reason in err.
+int hp_tls_ctx_apply_profile(struct ssl_ctx_st *ctx, const hp_tls_profile *profile, char *err, size_t errlen);
+
+/// What a custom ClientHello extension carries.
+#define HP_EXT_EMPTY 0        /* no bytes (a GREASE extension) */
+#define HP_EXT_ONE_ZERO 1     /* one zero byte (Chrome's last GREASE extension) */
+#define HP_EXT_ECH_GREASE 2   /* a random, well-formed ECH outer extension (draft-ietf-tls-esni GREASE) */
+
+/// Adds an extension OpenSSL does not send itself (a GREASE code point, ECH GREASE) to every
+/// ClientHello of the context; a server's answer to it in EncryptedExtensions is ignored.
+int hp_tls_ctx_add_extension(struct ssl_ctx_st *ctx, unsigned type, int payload);
+
 /// SSL objects alive in the process (hp_tls_new minus hp_tls_free).
 long hp_tls_live_objects(void);
 /// Describes the failure behind the last HP_TLS_* code on this thread (verify result, error queue

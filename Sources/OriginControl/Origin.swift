@@ -1,7 +1,7 @@
 import Foundation
 import HotPool
 
-/// Drives the test origin (Tests/Origin/origin.py): a real TLS server, independent of HotPool,
+/// Drives the test origin (Tests/Origin/server.py): a real TLS server, independent of HotPool,
 /// on several loopback IPs of one host name, controlled by JSON lines over its stdin/stdout.
 /// Used by the tests and the demo; the server stops when this object is stopped or released.
 public final class Origin: @unchecked Sendable {
@@ -9,7 +9,7 @@ public final class Origin: @unchecked Sendable {
     public static let hostName = "origin.hotpool.test"
     static let script = URL(fileURLWithPath: #filePath)
         .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        .appendingPathComponent("Tests/Origin/origin.py").path
+        .appendingPathComponent("Tests/Origin/server.py").path
 
     /// The loopback IPs it listens on.
     public let ips: [String]
@@ -21,6 +21,7 @@ public final class Origin: @unchecked Sendable {
     private let input = Pipe()
     private let output = Pipe()
     private var pending = Data()
+    private var stopped = false
     /// Serializes the command/reply exchanges and keeps blocking pipe reads off the test's executor.
     private let queue = DispatchQueue(label: "origin")
 
@@ -93,9 +94,11 @@ public final class Origin: @unchecked Sendable {
 
     /// Stops the server (closing its stdin ends it) and waits for it to exit.
     public func stop() {
-        guard process.isRunning else { return }
+        guard !stopped else { return }
+        stopped = true
         try? input.fileHandleForWriting.close()
         process.waitUntilExit()
+        try? output.fileHandleForReading.close()
     }
 
     private static func readLine(_ pipe: Pipe, _ pending: inout Data) -> Data? {

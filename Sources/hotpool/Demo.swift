@@ -58,7 +58,7 @@ struct HotPoolDemo {
         }
 
         step("\(origin.ips[1]) closes its idle connections")
-        let closed = try await origin.send(["cmd": "close_idle", "ip": origin.ips[1], "notify": true])
+        let closed = try await origin.send(["cmd": "close_idle", "ip": origin.ips[1], "mode": "notify"])
         print("  server closed \(closed.object["closed"] ?? 0) idle connections")
         try await Task.sleep(for: .milliseconds(200))
 

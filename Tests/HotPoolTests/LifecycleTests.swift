@@ -152,15 +152,23 @@ func eventually(_ timeout: Duration = .seconds(5), _ condition: () async throws 
             _ = try await connection.roundTrip(get())
             pool.putConnection(connection)
             #expect(await pool.stats().idleConnections == 1)
-            try await origin.send(["cmd": "close_idle", "ip": origin.ips[0], "notify": true])
+            try await origin.send(["cmd": "close_idle", "ip": origin.ips[0], "mode": "notify"])
+        }
+    }
+
+    @Test func serverFINWithoutCloseNotifyWhileIdleIsRemoteClosed() async throws {
+        try await expectDestruction(.remoteClosed) { pool, origin, connection in
+            _ = try await connection.roundTrip(get())
+            pool.putConnection(connection)
+            try await origin.send(["cmd": "close_idle", "ip": origin.ips[0], "mode": "fin"])
         }
     }
 
     @Test func serverResetWhileIdleIsANetworkError() async throws {
-        try await expectDestruction(.remoteClosed) { pool, origin, connection in
+        try await expectDestruction(.networkError) { pool, origin, connection in
             _ = try await connection.roundTrip(get())
             pool.putConnection(connection)
-            try await origin.send(["cmd": "close_idle", "ip": origin.ips[0], "notify": false])
+            try await origin.send(["cmd": "close_idle", "ip": origin.ips[0], "mode": "reset"])
         }
     }
 

@@ -17,20 +17,23 @@ public final class HotConnPool: Sendable {
     /// - Throws: `HotPoolError.invalidConfiguration` for unusable values or an unreadable CA file.
     public init(configuration: HotPoolConfiguration = .init()) throws {
         try configuration.validate()
-        var message = [CChar](repeating: 0, count: 256)
-        guard let context = hp_tls_ctx_new(1, configuration.trustedCAFile, &message, message.count) else {
-            throw HotPoolError.invalidConfiguration("TLS context: \(String(nulTerminated: message))")
+        var contexts: [OpaquePointer] = []
+        do {
+            for spec in configuration.profiles {
+                contexts.append(try TLSContext.make(spec, trustedCAFile: configuration.trustedCAFile))
+            }
+        } catch {
+            contexts.forEach(hp_tls_ctx_free)
+            throw error
         }
-        let alpn: [UInt8] = [8] + Array("http/1.1".utf8)
-        _ = hp_tls_ctx_set_alpn(context, alpn, UInt32(alpn.count))
         let reactor: Reactor
         do {
             reactor = try Reactor(poller: EpollPoller())
         } catch {
-            hp_tls_ctx_free(context)
+            contexts.forEach(hp_tls_ctx_free)
             throw HotPoolError.invalidConfiguration("reactor: \(error)")
         }
-        let core = PoolCore(config: configuration, reactor: reactor, sslContext: context)
+        let core = PoolCore(config: configuration, reactor: reactor, tlsContexts: contexts)
         reactor.ioHandler = { core.handleIO($0, $1) }
         try reactor.start()
         reactor.post { core.start() }
@@ -135,7 +138,7 @@ public final class HotConnPool: Sendable {
     func roundTrip(_ connection: PooledConnection, _ request: HTTPRequest, body: [UInt8], timeout: Duration) async throws -> HotResponse {
         guard connection.pool === self else { throw HotPoolError.staleConnection }
         let defaultHost = connection.port == 443 ? connection.targetHost : "\(connection.targetHost):\(connection.port)"
-        let bytes = HTTP1Request.serialize(request, body: body, defaultHost: defaultHost)
+        let bytes = HTTP1Request.serialize(request, body: body, defaultHost: defaultHost, profileHeaders: connection.profileHeaders)
         let isHead = request.method == .head
         let core = core
         return try await withCheckedThrowingContinuation { continuation in

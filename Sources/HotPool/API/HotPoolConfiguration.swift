@@ -1,4 +1,5 @@
 import CShims
+import HTTPTypes
 import Logging
 
 /// How a `HotConnPool` behaves. The defaults are the seed system's `DefaultPoolConfig`.
@@ -31,6 +32,10 @@ public struct HotPoolConfiguration: Sendable {
     public var maxRetries: Int = 3
     /// PEM file of trusted CAs; nil = the system trust store.
     public var trustedCAFile: String?
+    /// The ClientHello and request headers every connection presents.
+    public var profile: FingerprintProfile = .chrome
+    /// When not empty, new connections take these profiles in turn instead of `profile`.
+    public var rotatingProfiles: [FingerprintProfile] = []
 
     /// Bound on one request/response exchange on a pooled connection.
     public var requestTimeout: Duration = .seconds(30)
@@ -47,6 +52,9 @@ public struct HotPoolConfiguration: Sendable {
 
     /// The seed's defaults.
     public init() {}
+
+    /// The profiles connections take in turn.
+    var profiles: [FingerprintSpec] { (rotatingProfiles.isEmpty ? [profile] : rotatingProfiles).map(\.spec) }
 
     func validate() throws(HotPoolError) {
         func positive(_ value: Int, _ name: String) throws(HotPoolError) {
@@ -71,6 +79,13 @@ public struct HotPoolConfiguration: Sendable {
         try positive(dnsUpdateInterval, "dnsUpdateInterval")
         try positive(requestTimeout, "requestTimeout")
         try positive(leaseWarningAfter, "leaseWarningAfter")
+        if rotatingProfiles.count > 255 { throw .invalidConfiguration("at most 255 rotating profiles") }
+        for spec in profiles {
+            if spec.acceptLanguages.count > 255 { throw .invalidConfiguration("profile \(spec.name): at most 255 Accept-Language values") }
+            for header in spec.headers where HTTPField.Name(header.name) == nil || !HTTPField.isValidValue(header.value) {
+                throw .invalidConfiguration("profile \(spec.name): invalid header \(header.name)")
+            }
+        }
         if let localAddress, hp_ip_family(localAddress) == 0 {
             throw .invalidConfiguration("localAddress must be an IP literal, got \(localAddress)")
         }

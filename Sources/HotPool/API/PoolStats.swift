@@ -82,4 +82,6 @@ public struct ConnectionStats: Sendable {
     public var lastUsed: ContinuousClock.Instant
     /// True while a caller holds it.
     public var isLeased: Bool
+    /// The name of the fingerprint profile it was made with.
+    public var profile: String
 }

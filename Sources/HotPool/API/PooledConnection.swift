@@ -9,6 +9,10 @@ public struct PooledConnection: Sendable, Hashable {
     public let targetIP: String
     /// The server port.
     public let port: Int
+    /// The name of the fingerprint profile the connection was made with.
+    public let profile: String
+    /// The profile's request headers for this connection (its Accept-Language chosen).
+    let profileHeaders: [HTTPField]
 
     init(pool: HotConnPool, lease: Lease) {
         self.pool = pool
@@ -16,9 +20,13 @@ public struct PooledConnection: Sendable, Hashable {
         self.targetHost = lease.host
         self.targetIP = lease.ip
         self.port = lease.port
+        self.profile = lease.profile
+        self.profileHeaders = lease.profileHeaders
     }
 
     /// Sends `request` (and `body`) and reads the whole response, within `requestTimeout`.
+    /// The profile's headers are added, in the browser's order, where the request does not set
+    /// them. The body is returned as sent: a `Content-Encoding` the profile asked for is not undone.
     /// A network or TLS failure, or a malformed answer, closes the connection and marks it
     /// unhealthy: return it with `putConnection`, which destroys it.
     public func roundTrip(_ request: HTTPRequest, body: [UInt8] = []) async throws -> HotResponse {

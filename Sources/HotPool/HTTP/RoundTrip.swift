@@ -23,11 +23,14 @@ extension PoolCore {
         guard let slot = leasedSlot(handle) else { return continuation.resume(throwing: HotPoolError.staleConnection) }
         let s = Int(slot)
         guard ops[s] == nil else { return continuation.resume(throwing: HotPoolError.connectionBusy) }
+        totalRequests += 1
+        table.requestCount[s] += 1
+        metrics.request()
         guard table.fd[s] >= 0 else {
+            // Closed by an earlier failure or by the server: a request that fails at once.
+            countFailure(slot)
             return continuation.resume(throwing: HotPoolError.connectionClosed(host: hostName(slot), ip: ipAddress(slot)))
         }
-        totalRequests += 1
-        metrics.request()
         let parser = HTTP1ResponseParser(
             maxHeaderBytes: config.maxResponseHeaderBytes, maxBodyBytes: config.maxResponseBodyBytes, isHeadRequest: isHead)
         let op = RoundTripOp(request: request, parser: parser, continuation: continuation)
@@ -79,7 +82,6 @@ extension PoolCore {
         let s = Int(slot)
         ops[s] = nil
         table.deadline[s] = 0
-        table.requestCount[s] += 1
         table.lastUsed[s] = now
         if !response.keepAlive {
             // The server ends the connection: free the socket now; the slot goes when it is returned.
@@ -95,15 +97,19 @@ extension PoolCore {
         let s = Int(slot)
         ops[s] = nil
         table.deadline[s] = 0
-        table.requestCount[s] += 1
-        table.errorCount[s] += 1
-        table.healthy[s] = false
-        failedRequests += 1
-        metrics.requestFailed()
+        countFailure(slot)
         closeSocket(slot, sendCloseNotify: false)
         table.closeOnReturn[s] = CloseReason.unhealthyOnReturn.code
         logger.debug("round trip failed", metadata: ["host": "\(hostName(slot))", "ip": "\(ipAddress(slot))", "error": "\(error)"])
         op.continuation.resume(throwing: error)
+    }
+
+    /// Counts a failed request against the connection (now unhealthy) and the pool.
+    func countFailure(_ slot: Int32) {
+        table.errorCount[Int(slot)] += 1
+        table.healthy[Int(slot)] = false
+        failedRequests += 1
+        metrics.requestFailed()
     }
 
     private func ioError(_ slot: Int32, _ ssl: OpaquePointer?, _ rc: Int32) -> HotPoolError {

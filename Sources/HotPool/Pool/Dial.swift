@@ -22,6 +22,10 @@ extension PoolCore {
             return dialFailed(waiter, ip: ip, .connectFailed(host: host.key.name, ip: address, reason: reason))
         }
         let handle = table.allocate(host: host.id, ip: ip, fd: fd, now: now)
+        let profile = nextProfile
+        nextProfile = (nextProfile + 1) % profiles.count
+        table.profile[Int(handle.slot)] = UInt8(profile)
+        table.language[Int(handle.slot)] = UInt8.random(in: 0..<UInt8(profileHeaders[profile].count))
         let op = DialOp(waiter: waiter)
         ops.ensureIndex(Int(handle.slot))
         ops[Int(handle.slot)] = .dial(op)
@@ -46,7 +50,7 @@ extension PoolCore {
                 return failDial(slot, op, .connectFailed(host: hostName(slot), ip: ipAddress(slot), reason: reason))
             }
             guard !events.isDisjoint(with: [.writable, .error, .hangup]) else { return }
-            guard let ssl = hp_tls_new(sslContext, table.fd[s], hostName(slot)) else {
+            guard let ssl = hp_tls_new(tlsContexts[Int(table.profile[s])], table.fd[s], hostName(slot)) else {
                 return failDial(slot, op, .tlsHandshakeFailed(host: hostName(slot), ip: ipAddress(slot), reason: "SSL_new failed"))
             }
             op.connected = true

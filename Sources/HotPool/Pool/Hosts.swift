@@ -1,5 +1,6 @@
 import CShims
 import Glibc
+import HTTPTypes
 
 /// A host as the pool keys it: name and port.
 struct HostKey: Hashable, Sendable {
@@ -42,6 +43,8 @@ struct Lease: Sendable {
     let host: String
     let port: Int
     let ip: String
+    let profile: String
+    let profileHeaders: [HTTPField]
 }
 
 /// A caller waiting for a connection. Made by the caller, then touched only on the reactor

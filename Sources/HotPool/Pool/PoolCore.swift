@@ -1,5 +1,6 @@
 import CShims
 import Glibc
+import HTTPTypes
 import Logging
 
 /// An operation under way on a slot.
@@ -16,7 +17,13 @@ final class PoolCore: @unchecked Sendable {
     let reactor: Reactor
     let logger: Logger
     let metrics = PoolMetrics()
-    private(set) var sslContext: OpaquePointer?
+    /// One TLS context per fingerprint profile (freed by `close`).
+    private(set) var tlsContexts: [OpaquePointer]
+    let profiles: [FingerprintSpec]
+    /// Per profile, per Accept-Language choice: the request headers a connection adds.
+    let profileHeaders: [[[HTTPField]]]
+    /// The profile the next dial takes, when profiles rotate.
+    var nextProfile = 0
 
     var table = ConnectionTable()
     /// The operation under way per slot (indexed like the table).
@@ -51,16 +58,24 @@ final class PoolCore: @unchecked Sendable {
     private let epochInstant = ContinuousClock.now
     private let epochNanos = hp_monotonic_ns()
 
-    init(config: HotPoolConfiguration, reactor: Reactor, sslContext: OpaquePointer) {
+    init(config: HotPoolConfiguration, reactor: Reactor, tlsContexts: [OpaquePointer]) {
         self.config = config
         self.reactor = reactor
         self.logger = config.logger
-        self.sslContext = sslContext
+        self.tlsContexts = tlsContexts
+        self.profiles = config.profiles
+        self.profileHeaders = profiles.map { spec in
+            let fields = spec.headers.compactMap { header in HTTPField.Name(header.name).map { HTTPField(name: $0, value: header.value) } }
+            guard !spec.acceptLanguages.isEmpty else { return [fields] }
+            return spec.acceptLanguages.map { language in
+                fields.map { $0.name == .acceptLanguage ? HTTPField(name: .acceptLanguage, value: language) : $0 }
+            }
+        }
     }
 
     deinit {
         readBuffer.deallocate()
-        if let sslContext { hp_tls_ctx_free(sslContext) }
+        tlsContexts.forEach(hp_tls_ctx_free)
     }
 
     var now: Int64 { reactor.now }
@@ -204,12 +219,21 @@ final class PoolCore: @unchecked Sendable {
         return fallback
     }
 
+    /// Hands a leased slot to `waiter`.
     func leaseOut(_ slot: Int32, to waiter: Waiter) {
+        stampLease(slot)
+        let ip = ips[Int(table.ipID[Int(slot)])].address
+        let profile = Int(table.profile[Int(slot)])
+        waiter.finish(.success(Lease(
+            handle: table.handle(slot), host: waiter.key.name, port: waiter.key.port, ip: ip,
+            profile: profiles[profile].name, profileHeaders: profileHeaders[profile][Int(table.language[Int(slot)])])))
+    }
+
+    /// A lease begins: stamps it and makes sure the tick will report it if it is held too long.
+    func stampLease(_ slot: Int32) {
         let t = now
         table.lastUsed[Int(slot)] = t
         table.leasedAt[Int(slot)] = t
-        let ip = ips[Int(table.ipID[Int(slot)])].address
-        waiter.finish(.success(Lease(handle: table.handle(slot), host: waiter.key.name, port: waiter.key.port, ip: ip)))
         armTick()
     }
 
@@ -324,6 +348,7 @@ final class PoolCore: @unchecked Sendable {
         switch ops[s] {
         case .roundTrip(let op):
             ops[s] = nil
+            countFailure(slot)
             op.continuation.resume(throwing: reason == .poolClosed ? HotPoolError.poolClosed : .connectionClosed(host: host, ip: ip))
         case .dial(let op):
             ops[s] = nil
@@ -387,10 +412,8 @@ final class PoolCore: @unchecked Sendable {
         hostIndex.removeAll()
         ipIndex.removeAll()
         staticAddresses.removeAll()
-        if let sslContext {
-            hp_tls_ctx_free(sslContext)
-            self.sslContext = nil
-        }
+        tlsContexts.forEach(hp_tls_ctx_free)
+        tlsContexts.removeAll()
         metrics.record(snapshot())
         logger.debug("pool closed")
         return firstError
@@ -433,7 +456,8 @@ final class PoolCore: @unchecked Sendable {
                 targetHost: hostName(slot), targetIP: ipAddress(slot),
                 requestCount: Int(table.requestCount[s]), errorCount: Int(table.errorCount[s]),
                 isHealthy: table.healthy[s], created: instant(table.created[s]),
-                lastUsed: instant(table.lastUsed[s]), isLeased: table.state[s] == .leased)
+                lastUsed: instant(table.lastUsed[s]), isLeased: table.state[s] == .leased,
+                profile: profiles[Int(table.profile[s])].name)
         }
     }
 }

@@ -57,6 +57,9 @@ struct ConnectionTable {
     var leasedAt: [Int64] = []
     /// Input arrived while leased with no round trip reading it; checked when it comes back.
     var pendingInput: [Bool] = []
+    /// The fingerprint profile (index into the pool's list) and its Accept-Language choice.
+    var profile: [UInt8] = []
+    var language: [UInt8] = []
     private(set) var generation: [UInt32] = []
     /// Idle list links; `next` doubles as the free list link.
     private var next: [Int32] = []
@@ -73,6 +76,14 @@ struct ConnectionTable {
     private(set) var idleCount = 0
     private(set) var leasedCount = 0
     private(set) var dialingCount = 0
+
+    /// Bytes one slot takes across the columns (per-host arrays left out). Keep in step with
+    /// `appendSlot`: fd, hostID, ipID, errorCount, next, prev; ssl; state; created, lastUsed,
+    /// lastChecked, requestCount, deadline, leasedAt; healthy, pendingInput; closeOnReturn,
+    /// profile, language; generation.
+    static let bytesPerSlot = MemoryLayout<Int32>.stride * 6 + MemoryLayout<OpaquePointer?>.stride
+        + MemoryLayout<SlotState>.stride + MemoryLayout<Int64>.stride * 6 + MemoryLayout<Bool>.stride * 2
+        + MemoryLayout<UInt8>.stride * 3 + MemoryLayout<UInt32>.stride
 
     /// Slots ever allocated (live or free).
     var capacity: Int { state.count }
@@ -126,6 +137,8 @@ struct ConnectionTable {
         deadline[s] = 0
         leasedAt[s] = 0
         pendingInput[s] = false
+        profile[s] = 0
+        language[s] = 0
         next[s] = Self.none
         prev[s] = Self.none
         hostLiveCount[Int(host)] += 1
@@ -242,6 +255,8 @@ struct ConnectionTable {
         deadline.append(0)
         leasedAt.append(0)
         pendingInput.append(false)
+        profile.append(0)
+        language.append(0)
         generation.append(0)
         next.append(Self.none)
         prev.append(Self.none)

@@ -2,9 +2,34 @@ import Foundation
 import HotPool
 import OriginControl
 
-/// Open file descriptors of this process.
+/// Open file descriptors of this process of the kinds a pool opens: TCP sockets, epoll and
+/// eventfd. Unix sockets and pipes are left out: Foundation's `Process` watches each child
+/// through a socket pair that it closes some time after the child exits, so the test origins
+/// and nginx servers of earlier tests would make a plain count drift.
 func openFDCount() -> Int {
-    (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd").count) ?? -1
+    let directory = "/proc/self/fd"
+    guard let entries = try? FileManager.default.contentsOfDirectory(atPath: directory) else { return -1 }
+    let tcpInodes = tcpSocketInodes()
+    return entries.filter { entry in
+        guard let target = try? FileManager.default.destinationOfSymbolicLink(atPath: directory + "/" + entry) else { return false }
+        if target == "anon_inode:[eventpoll]" || target == "anon_inode:[eventfd]" { return true }
+        return target.hasPrefix("socket:[") && tcpInodes.contains(String(target.dropFirst(8).dropLast()))
+    }.count
+}
+
+/// The inodes of this network namespace's TCP sockets (/proc/net/tcp and tcp6, 10th column).
+private func tcpSocketInodes() -> Set<String> {
+    var inodes = Set<String>()
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        // procfs files report size 0, so read to the end rather than by size.
+        guard let data = FileHandle(forReadingAtPath: table)?.readDataToEndOfFile() else { continue }
+        let text = String(decoding: data, as: UTF8.self)
+        for line in text.split(separator: "\n").dropFirst() {
+            let fields = line.split(separator: " ")
+            if fields.count > 9 { inodes.insert(String(fields[9])) }
+        }
+    }
+    return inodes
 }
 
 /// A GET request for `path`.

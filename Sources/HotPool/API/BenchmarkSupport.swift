@@ -1,0 +1,55 @@
+import CShims
+
+/// Entry points for the benchmark harness in `Benchmarks/`, which measures the pool's own
+/// decisions on its reactor thread. Not part of the public contract: import with
+/// `@_spi(Benchmarks) import HotPool`.
+@_spi(Benchmarks)
+extension HotConnPool {
+    /// Runs `body` on the pool's reactor thread and returns its result; nil once the pool is closed.
+    public func onReactor<T: Sendable>(_ body: @escaping @Sendable (ReactorAccess) -> T) async -> T? {
+        let core = core
+        return await withCheckedContinuation { continuation in
+            if !reactor.post({ continuation.resume(returning: core.closed ? nil : body(ReactorAccess(core: core))) }) {
+                continuation.resume(returning: nil)
+            }
+        }
+    }
+
+    /// SSL objects alive in the process (created minus freed).
+    public static var liveTLSObjects: Int { Int(hp_tls_live_objects()) }
+
+    /// Bytes of pool state per connection slot: the table's columns plus the per-slot operation.
+    public static var bytesPerSlot: Int { ConnectionTable.bytesPerSlot + MemoryLayout<SlotOp?>.stride }
+}
+
+/// The pool's get and put as the reactor runs them, without the cross-thread hop. Valid only
+/// inside the `onReactor` body it was given to.
+@_spi(Benchmarks)
+public struct ReactorAccess {
+    let core: PoolCore
+
+    /// A host's id, for `takeIdle` (made on first use, as `getConnection` would).
+    public func hostID(host: String, port: Int) -> Int32 {
+        core.host(for: HostKey(name: host, port: port)).id
+    }
+
+    /// Leases the longest-idle connection of the host, as `getConnection` does on a pool hit;
+    /// nil if none is idle.
+    public func takeIdle(hostID: Int32) -> ReactorLease? {
+        guard let slot = core.table.takeIdle(host: hostID) else { return nil }
+        core.stampLease(slot)
+        return ReactorLease(handle: core.table.handle(slot))
+    }
+
+    /// Returns a lease, as `putConnection` does.
+    public func put(_ lease: ReactorLease) { core.release(lease.handle) }
+
+    /// Destroys a leased or idle connection, as `removeConnection` does.
+    public func remove(_ lease: ReactorLease) { core.remove(lease.handle) }
+}
+
+/// A connection leased through `ReactorAccess`.
+@_spi(Benchmarks)
+public struct ReactorLease: Sendable {
+    let handle: SlotHandle
+}

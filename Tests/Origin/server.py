@@ -1,0 +1,535 @@
+#!/usr/bin/env python3
+"""HotPool's test origin: a real TLS 1.2/1.3 HTTP/1.1 server, independent of HotPool.
+
+It listens on several loopback IPs (one port) for one test host name, with a test CA it makes
+itself, and is driven by JSON lines on stdin (one reply line each on stdout):
+
+  {"cmd":"rule","ip":IP|"*","path":P|"*","action":{...},"times":N}   how to answer; see Conn.answer
+  {"cmd":"clear_rules"}
+  {"cmd":"tls","ip":IP,"mode":"good"|"untrusted"|"stall"}            for new connections on IP
+  {"cmd":"stats"} / {"cmd":"reset_stats"}                             per-IP counters
+  {"cmd":"wait_closed"|"wait_handshakes","ip":IP|"*","count":N,"timeout":S}   until >= N
+  {"cmd":"wait_open","ip":IP|"*","count":N,"timeout":S}                until == N
+  {"cmd":"close_idle","ip":IP|"*","mode":"notify"|"fin"|"reset"}     close idle connections
+  {"cmd":"send_idle","ip":IP|"*","data":"..."}                        stray bytes to idle ones
+  {"cmd":"requests","ip":IP|"*","last":N}   request heads: method, path, headers (in order)
+  {"cmd":"hellos","ip":IP|"*","last":N}     parsed raw ClientHellos, with JA3 and JA4
+  {"cmd":"quit"}  (or EOF on stdin)
+
+A connection is served by its own thread. The raw ClientHello is peeked (MSG_PEEK) before the
+TLS handshake, so it is parsed from the bytes on the wire, not from what OpenSSL reports.
+"""
+import argparse, collections, datetime, hashlib, ipaddress, json, os, select, socket, ssl, struct, sys, tempfile, threading
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+REASONS = {200: "OK", 201: "Created", 204: "No Content", 301: "Moved Permanently", 403: "Forbidden",
+           404: "Not Found", 429: "Too Many Requests", 500: "Internal Server Error", 503: "Service Unavailable"}
+
+
+# ---------------------------------------------------------------- certificates
+
+def _name(cn):
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+
+
+def _write(path, key, cert):
+    with open(path + ".key", "wb") as f:
+        f.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                  serialization.NoEncryption()))
+    with open(path + ".pem", "wb") as f:
+        f.write(cert.public_bytes(serialization.Encoding.PEM))
+
+
+def make_certificates(directory, host, ips):
+    """A test CA with a leaf for host (+ IP SANs), and an untrusted self-signed leaf for host."""
+    now = datetime.datetime.now(datetime.timezone.utc)
+    start, end = now - datetime.timedelta(days=1), now + datetime.timedelta(days=7)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca = (x509.CertificateBuilder().subject_name(_name("HotPool test CA")).issuer_name(_name("HotPool test CA"))
+          .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
+          .not_valid_before(start).not_valid_after(end)
+          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+          .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
+          .sign(ca_key, hashes.SHA256()))
+    _write(os.path.join(directory, "ca"), ca_key, ca)
+    sans = [x509.DNSName(host)] + [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ips]
+    for name, issuer, issuer_key in (("server", ca, ca_key), ("untrusted", None, None)):
+        key = ec.generate_private_key(ec.SECP256R1())
+        builder = (x509.CertificateBuilder().subject_name(_name(host)).public_key(key.public_key())
+                   .serial_number(x509.random_serial_number()).not_valid_before(start).not_valid_after(end)
+                   .add_extension(x509.SubjectAlternativeName(sans), critical=False))
+        builder = builder.issuer_name(issuer.subject if issuer else _name(host))
+        _write(os.path.join(directory, name), key, builder.sign(issuer_key or key, hashes.SHA256()))
+
+
+def server_context(directory, name):
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.load_cert_chain(os.path.join(directory, name + ".pem"), os.path.join(directory, name + ".key"))
+    ctx.set_alpn_protocols(["http/1.1"])
+    return ctx
+
+
+# ---------------------------------------------------------------- ClientHello parsing, JA3, JA4
+
+def is_grease(v):
+    return (v & 0x0f0f) == 0x0a0a and (v >> 8) == (v & 0xff)
+
+
+def peek_client_hello(sock, timeout=5.0):
+    """The first TLS record, peeked (not consumed), or None."""
+    sock.settimeout(timeout)
+    data = b""
+    while True:
+        data = sock.recv(16384 + 5, socket.MSG_PEEK)
+        if len(data) >= 5:
+            need = 5 + struct.unpack("!H", data[3:5])[0]
+            if len(data) >= need:
+                return data[:need]
+        if not data:
+            return None
+        # Not all there yet: wait for more before peeking again.
+        select.select([sock], [], [], 0.05)
+
+
+def parse_client_hello(record):
+    if len(record) < 9 or record[0] != 22 or record[5] != 1:
+        return None
+    body = record[9:]
+    p = 0
+    legacy_version = struct.unpack("!H", body[p:p + 2])[0]
+    p += 2 + 32
+    p += 1 + body[p]                                   # session id
+    n = struct.unpack("!H", body[p:p + 2])[0]
+    ciphers = list(struct.unpack("!%dH" % (n // 2), body[p + 2:p + 2 + n]))
+    p += 2 + n
+    p += 1 + body[p]                                   # compression methods
+    hello = {"legacy_version": legacy_version, "cipher_suites": ciphers, "extensions": [],
+             "supported_groups": [], "ec_point_formats": [], "signature_algorithms": [], "alpn": [],
+             "supported_versions": [], "sni": None, "length": len(record) - 5}
+    if p + 2 <= len(body):
+        end = p + 2 + struct.unpack("!H", body[p:p + 2])[0]
+        p += 2
+        while p + 4 <= end:
+            etype, elen = struct.unpack("!HH", body[p:p + 4])
+            data = body[p + 4:p + 4 + elen]
+            p += 4 + elen
+            hello["extensions"].append(etype)
+            if etype == 0 and len(data) >= 5:
+                hello["sni"] = data[5:5 + struct.unpack("!H", data[3:5])[0]].decode()
+            elif etype == 10:
+                hello["supported_groups"] = list(struct.unpack("!%dH" % (len(data[2:]) // 2), data[2:]))
+            elif etype == 11:
+                hello["ec_point_formats"] = list(data[1:1 + data[0]])
+            elif etype == 13:
+                hello["signature_algorithms"] = list(struct.unpack("!%dH" % (len(data[2:]) // 2), data[2:]))
+            elif etype == 16:
+                q = 2
+                while q < len(data):
+                    hello["alpn"].append(data[q + 1:q + 1 + data[q]].decode())
+                    q += 1 + data[q]
+            elif etype == 43:
+                hello["supported_versions"] = list(struct.unpack("!%dH" % (data[0] // 2), data[1:1 + data[0]]))
+    hello["ja3"], hello["ja3_hash"] = ja3(hello)
+    hello["ja4"] = ja4(hello)
+    hello["raw_hex"] = record.hex()
+    return hello
+
+
+def ja3(h):
+    """SSLVersion,Ciphers,Extensions,EllipticCurves,EllipticCurvePointFormats; GREASE left out."""
+    def join(values):
+        return "-".join(str(v) for v in values if not is_grease(v))
+    text = ",".join([str(h["legacy_version"]), join(h["cipher_suites"]), join(h["extensions"]),
+                     join(h["supported_groups"]), join(h["ec_point_formats"])])
+    return text, hashlib.md5(text.encode()).hexdigest()
+
+
+def ja4(h):
+    """FoxIO JA4 (TLS over TCP): ja4_a _ ja4_b _ ja4_c.
+
+    ja4_a: 't', the highest non-GREASE supported_versions value (else the legacy version) as
+    '13'/'12'/'11'/'10', 'd' if SNI is present else 'i', the cipher count and the extension count
+    (GREASE left out, SNI and ALPN counted, each capped at 99, two digits), and the first and last
+    characters of the first ALPN value ('00' without ALPN).
+    ja4_b: first 12 hex digits of SHA-256 of the sorted 4-digit hex ciphers joined by ','.
+    ja4_c: first 12 hex digits of SHA-256 of the sorted hex extensions without GREASE, SNI (0000)
+    and ALPN (0010), joined by ',', then '_' and the signature algorithms in their order.
+    """
+    versions = [v for v in h["supported_versions"] if not is_grease(v)]
+    version = max(versions) if versions else h["legacy_version"]
+    vtext = {0x0304: "13", 0x0303: "12", 0x0302: "11", 0x0301: "10", 0x0300: "s3"}.get(version, "00")
+    ciphers = [c for c in h["cipher_suites"] if not is_grease(c)]
+    exts = [e for e in h["extensions"] if not is_grease(e)]
+    alpn = h["alpn"][0] if h["alpn"] else ""
+    if not alpn:
+        achars = "00"
+    elif alpn[0].isalnum() and alpn[-1].isalnum():
+        achars = alpn[0] + alpn[-1]
+    else:
+        achars = "99"
+    a = "t%s%s%02d%02d%s" % (vtext, "d" if h["sni"] is not None else "i", min(len(ciphers), 99), min(len(exts), 99), achars)
+
+    def digest(text):
+        return hashlib.sha256(text.encode()).hexdigest()[:12] if text else "000000000000"
+    b = digest(",".join(sorted("%04x" % c for c in ciphers)))
+    ext_text = ",".join(sorted("%04x" % e for e in exts if e not in (0x0000, 0x0010)))
+    sig_text = ",".join("%04x" % s for s in h["signature_algorithms"] if not is_grease(s))
+    c = digest(ext_text + "_" + sig_text if sig_text else ext_text) if ext_text else "000000000000"
+    return "%s_%s_%s" % (a, b, c)
+
+
+# ---------------------------------------------------------------- server state
+
+class Origin:
+    def __init__(self, ips, directory):
+        self.ips = ips
+        self.directory = directory
+        self.contexts = {"good": server_context(directory, "server"), "untrusted": server_context(directory, "untrusted")}
+        self.tls_mode = {ip: "good" for ip in ips}
+        self.rules = []                                 # [ip, path, action, times_left]
+        self.cond = threading.Condition()
+        self.counters = {}
+        self.reset_stats()
+        self.idle = {}                                  # Conn -> ip, for connections waiting for a request
+        self.hellos = {ip: collections.deque(maxlen=100) for ip in ips}
+        self.requests = {ip: collections.deque(maxlen=100) for ip in ips}
+        self.sequence = 0                               # orders captures across IPs
+
+    def reset_stats(self):
+        with self.cond:
+            self.counters = {k: {ip: 0 for ip in self.ips} for k in ("accepted", "handshakes", "requests", "closed")}
+
+    def count(self, what, ip):
+        with self.cond:
+            self.counters[what][ip] += 1
+            self.cond.notify_all()
+
+    def stats(self):
+        with self.cond:
+            out = {k: dict(v) for k, v in self.counters.items()}
+        out["open"] = {ip: out["accepted"][ip] - out["closed"][ip] for ip in self.ips}
+        return out
+
+    def total(self, what, ip):
+        s = self.stats()[what]
+        return sum(s.values()) if ip == "*" else s.get(ip, 0)
+
+    def wait(self, what, ip, count, timeout):
+        """Until the counter reaches count (open: equals it) or timeout seconds pass."""
+        def done():
+            value = self.total(what, ip)
+            return value == count if what == "open" else value >= count
+        with self.cond:
+            ok = self.cond.wait_for(done, timeout)
+        return {"ok": ok, what: self.total(what, ip)}
+
+    def record(self, store, ip, item):
+        with self.cond:
+            self.sequence += 1
+            item["seq"] = self.sequence
+            store[ip].append(item)
+
+    def recent(self, store, ip, last):
+        with self.cond:
+            items = [x for i in (self.ips if ip == "*" else [ip]) for x in store.get(i, [])]
+        return sorted(items, key=lambda x: x["seq"])[-last:]
+
+    def rule_for(self, ip, path):
+        with self.cond:
+            for key in ((ip, path), (ip, "*"), ("*", path), ("*", "*")):
+                for rule in reversed(self.rules):       # the newest rule wins
+                    if (rule[0], rule[1]) == key:
+                        if rule[3] is not None:
+                            rule[3] -= 1
+                            if rule[3] <= 0:
+                                self.rules.remove(rule)
+                        return rule[2]
+        return {"type": "status", "status": 200, "body": "ok"}
+
+    def command_idle(self, ip, command):
+        """Hands a command to every idle connection on ip; returns how many carried it out."""
+        with self.cond:
+            targets = [c for c, cip in self.idle.items() if ip in ("*", cip)]
+        return sum(1 for c in targets if c.command(command))
+
+
+class Conn:
+    """One accepted connection, served by its own thread."""
+
+    def __init__(self, origin, sock, ip):
+        self.origin, self.raw, self.ip = origin, sock, ip
+        self.tls = None
+        self.buffer = b""
+        self.wake_r, self.wake_w = socket.socketpair()
+        self.pending = None                             # (command, event, result list) from the control thread
+        self.lock = threading.Lock()
+
+    def command(self, command):
+        """Runs on the control thread: asks the connection thread to act while it is idle."""
+        done, result = threading.Event(), []
+        with self.lock:
+            self.pending = (command, done, result)
+        self.wake_w.send(b"x")
+        return done.wait(5) and result == [True]
+
+    def serve(self):
+        o = self.origin
+        o.count("accepted", self.ip)
+        try:
+            self.raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            mode = o.tls_mode[self.ip]
+            if mode == "stall":
+                self.wait_for_peer_close()
+                return
+            record = peek_client_hello(self.raw)
+            if record is None:
+                return
+            hello = parse_client_hello(record)
+            if hello:
+                o.record(o.hellos, self.ip, hello)
+            self.raw.settimeout(10)
+            self.tls = o.contexts[mode].wrap_socket(self.raw, server_side=True)
+            self.tls.settimeout(None)
+            o.count("handshakes", self.ip)
+            while self.serve_one():
+                pass
+        except (OSError, ssl.SSLError, ValueError):
+            pass
+        finally:
+            with o.cond:
+                o.idle.pop(self, None)
+            for s in (self.tls, self.raw, self.wake_r, self.wake_w):
+                try:
+                    if s:
+                        s.close()
+                except OSError:
+                    pass
+            o.count("closed", self.ip)
+
+    def wait_for_peer_close(self):
+        self.raw.settimeout(None)
+        while self.raw.recv(65536):
+            pass
+
+    def read_more(self, idle):
+        """Reads into the buffer; False on EOF. While idle, carries out control commands."""
+        while self.tls.pending() == 0:
+            if idle:
+                with self.origin.cond:
+                    self.origin.idle[self] = self.ip
+            ready, _, _ = select.select([self.tls, self.wake_r], [], [])
+            with self.origin.cond:
+                self.origin.idle.pop(self, None)
+            if self.wake_r in ready:
+                self.wake_r.recv(16)
+                with self.lock:
+                    pending, self.pending = self.pending, None
+                if pending:
+                    command, done, result = pending
+                    keep = self.run_command(command)
+                    result.append(True)
+                    done.set()
+                    if not keep:
+                        return False
+                continue
+            break
+        data = self.tls.recv(65536)
+        self.buffer += data
+        return bool(data)
+
+    def run_command(self, command):
+        """Returns whether the connection stays open."""
+        kind = command["kind"]
+        if kind == "send":
+            self.tls.sendall(command["data"].encode())
+            return True
+        if kind == "reset":
+            self.abort()
+        elif kind == "notify":
+            try:
+                self.tls.settimeout(2)
+                self.tls.unwrap()
+            except (OSError, ssl.SSLError, ValueError):
+                pass
+        else:  # fin: TCP close without close_notify
+            self.sock.shutdown(socket.SHUT_RDWR)
+        return False
+
+    @property
+    def sock(self):
+        """The live socket: once wrapped, the TLS socket owns the descriptor."""
+        return self.tls or self.raw
+
+    def abort(self):
+        """Ends the connection with a TCP RST (linger 0), without close_notify."""
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.sock.close()
+
+    def serve_one(self):
+        """Reads one request and answers it; False when the connection ends."""
+        first = True
+        while b"\r\n\r\n" not in self.buffer:
+            if len(self.buffer) > 65536 or not self.read_more(idle=first and not self.buffer):
+                return False
+            first = False
+        head, self.buffer = self.buffer.split(b"\r\n\r\n", 1)
+        lines = head.decode("latin-1").split("\r\n")
+        method, target, _ = lines[0].split(" ", 2)
+        headers = [[k, v.strip()] for k, v in (line.split(":", 1) for line in lines[1:] if line)]
+        lower = {k.lower(): v for k, v in headers}
+        body_len = int(lower.get("content-length", "0"))
+        while len(self.buffer) < body_len:
+            if not self.read_more(idle=False):
+                return False
+        self.buffer = self.buffer[body_len:]
+        path = target.split("?", 1)[0]
+        o = self.origin
+        o.count("requests", self.ip)
+        o.record(o.requests, self.ip, {"method": method, "path": path, "target": target, "headers": headers, "body_len": body_len})
+        keep = self.answer(o.rule_for(self.ip, path))
+        return keep and "close" not in lower.get("connection", "").lower()
+
+    def answer(self, action):
+        """Sends the answer an action describes; returns whether the connection stays open.
+
+        status: {"status", "body" | "body_size", "framing": "length"|"chunked"|"close",
+                 "headers": [[k, v]], "connection_close"}
+        raw:    {"data", "repeat", "repeat_count", "tail"}: exact bytes, connection kept
+        reset:  {"after_bytes"}: that much of a 200 with a 1000-byte body, then a TCP RST
+        stall:  never answer (until the client closes)
+        close:  close without answering (TCP FIN, no close_notify)
+        """
+        kind = action.get("type", "status")
+        if kind == "raw":
+            data = action.get("data", "") + action.get("repeat", "") * action.get("repeat_count", 0) + action.get("tail", "")
+            self.tls.sendall(data.encode("latin-1"))
+            return True
+        if kind == "reset":
+            response = b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n" + b"r" * 1000
+            self.tls.sendall(response[:action.get("after_bytes", 10)])
+            self.abort()
+            return False
+        if kind == "stall":
+            self.tls.settimeout(None)
+            while self.tls.recv(65536):
+                pass
+            return False
+        if kind == "close":
+            self.sock.shutdown(socket.SHUT_RDWR)
+            return False
+        status = action.get("status", 200)
+        body = (b"x" * action["body_size"]) if "body_size" in action else action.get("body", "ok").encode()
+        framing = action.get("framing", "length")
+        close = action.get("connection_close", False) or framing == "close"
+        head = "HTTP/1.1 %d %s\r\n" % (status, REASONS.get(status, "Status"))
+        for k, v in action.get("headers", []):
+            head += "%s: %s\r\n" % (k, v)
+        if framing == "length":
+            head += "Content-Length: %d\r\n" % len(body)
+        elif framing == "chunked":
+            head += "Transfer-Encoding: chunked\r\n"
+            body = b"".join(b"%x\r\n%s\r\n" % (len(body[i:i + 7]), body[i:i + 7]) for i in range(0, len(body), 7)) + b"0\r\n\r\n"
+        if action.get("connection_close"):
+            head += "Connection: close\r\n"
+        self.tls.sendall(head.encode() + b"\r\n" + body)
+        if close:
+            try:
+                self.tls.settimeout(2)
+                self.tls.unwrap()                       # close_notify, then the TCP close in serve()
+            except (OSError, ssl.SSLError, ValueError):
+                pass
+        return not close
+
+
+# ---------------------------------------------------------------- main
+
+def listen(origin, port):
+    listeners = []
+    for ip in origin.ips:
+        s = socket.socket(socket.AF_INET6 if ":" in ip else socket.AF_INET, socket.SOCK_STREAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind((ip, port))
+        s.listen(1024)
+        port = s.getsockname()[1]
+        listeners.append((s, ip))
+    for s, ip in listeners:
+        threading.Thread(target=accept_loop, args=(origin, s, ip), daemon=True).start()
+    return port
+
+
+def accept_loop(origin, listener, ip):
+    while True:
+        try:
+            sock, _ = listener.accept()
+        except OSError:
+            return
+        threading.Thread(target=Conn(origin, sock, ip).serve, daemon=True).start()
+
+
+def handle(origin, c):
+    cmd = c.get("cmd")
+    ip = c.get("ip", "*")
+    if cmd == "rule":
+        with origin.cond:
+            origin.rules.append([ip, c.get("path", "*"), c["action"], c.get("times")])
+        return {"ok": True}
+    if cmd == "clear_rules":
+        with origin.cond:
+            origin.rules.clear()
+        return {"ok": True}
+    if cmd == "tls":
+        origin.tls_mode[ip] = c["mode"]
+        return {"ok": True}
+    if cmd == "stats":
+        return origin.stats()
+    if cmd == "reset_stats":
+        origin.reset_stats()
+        return {"ok": True}
+    if cmd in ("wait_closed", "wait_handshakes", "wait_open"):
+        return origin.wait(cmd[5:], ip, c["count"], c.get("timeout", 5))
+    if cmd == "close_idle":
+        return {"closed": origin.command_idle(ip, {"kind": c.get("mode", "notify")})}
+    if cmd == "send_idle":
+        return {"sent": origin.command_idle(ip, {"kind": "send", "data": c.get("data", "")})}
+    if cmd == "requests":
+        return {"requests": origin.recent(origin.requests, ip, c.get("last", 1))}
+    if cmd == "hellos":
+        return {"hellos": origin.recent(origin.hellos, ip, c.get("last", 1))}
+    return {"error": "unknown command %r" % cmd}
+
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--ips", default="127.0.0.2,127.0.0.3,127.0.0.4")
+    parser.add_argument("--host", default="origin.hotpool.test")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--dir")
+    args = parser.parse_args()
+    ips = args.ips.split(",")
+    directory = args.dir or tempfile.mkdtemp(prefix="hotpool-origin-")
+    make_certificates(directory, args.host, ips)
+    origin = Origin(ips, directory)
+    port = listen(origin, args.port)
+    print(json.dumps({"ready": True, "port": port, "ca": os.path.join(directory, "ca.pem"), "dir": directory}), flush=True)
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        c = json.loads(line)
+        if c.get("cmd") == "quit":
+            break
+        try:
+            reply = handle(origin, c)
+        except Exception as e:  # a bad command must not kill the server
+            reply = {"error": repr(e)}
+        print(json.dumps(reply), flush=True)
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    main()
