@@ -39,6 +39,7 @@ struct SeededGenerator: RandomNumberGenerator {
         var table = ConnectionTable()
         var model = Model()
         var retired: [SlotHandle] = []  // handles of destroyed connections
+        var endedLeases: [LeaseHandle] = []  // handles of leases that ended (put or destroy)
         for step in 0..<operations {
             let host = Int32.random(in: 0..<5, using: &rng)
             switch Int.random(in: 0..<100, using: &rng) {
@@ -64,20 +65,29 @@ struct SeededGenerator: RandomNumberGenerator {
                 }
             case 65..<85:  // return a leased connection
                 guard let h = model.byState[.leased]!.randomElement(using: &rng) else { continue }
+                let lease = table.leaseHandle(h.slot)
+                #expect(table.isCurrent(lease), "seed \(seed): current lease rejected")
                 table.makeIdle(h.slot)
+                endedLeases.append(lease)
                 model.move(h, to: .idle)
                 model.idle[model.live[h]!.host, default: []].append(h)
             case 85..<95:  // destroy a live connection in any state
                 let states: [Model.State] = [.dialing, .idle, .leased]
                 guard let h = model.byState[states.randomElement(using: &rng)!]!.randomElement(using: &rng) else { continue }
                 model.idle[model.live[h]!.host]?.removeAll { $0 == h }
+                if model.live[h]!.state == .leased { endedLeases.append(table.leaseHandle(h.slot)) }
                 model.move(h, to: nil)
                 table.free(h.slot)
                 retired.append(h)
                 if retired.count > 1000 { retired.removeFirst(500) }
-            default:  // a stale handle must be rejected
-                guard let h = retired.randomElement(using: &rng) else { continue }
-                #expect(!table.isCurrent(h), "seed \(seed): stale handle accepted")
+            default:  // stale handles must be rejected: of destroyed connections, of ended leases
+                if let h = retired.randomElement(using: &rng) {
+                    #expect(!table.isCurrent(h), "seed \(seed): stale handle accepted")
+                }
+                if let lease = endedLeases.randomElement(using: &rng) {
+                    #expect(!table.isCurrent(lease), "seed \(seed): ended lease accepted")
+                }
+                if endedLeases.count > 1000 { endedLeases.removeFirst(500) }
             }
             if step % 997 == 0 || step == operations - 1 {
                 check(table, model, seed: seed)

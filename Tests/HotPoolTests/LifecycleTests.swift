@@ -4,16 +4,6 @@ import OriginControl
 import Testing
 @testable import HotPool
 
-/// Polls `condition` every 20 ms until it holds or `timeout` passes.
-func eventually(_ timeout: Duration = .seconds(5), _ condition: () async throws -> Bool) async rethrows -> Bool {
-    let end = ContinuousClock.now + timeout
-    while ContinuousClock.now < end {
-        if try await condition() { return true }
-        try? await Task.sleep(for: .milliseconds(20))
-    }
-    return try await condition()
-}
-
 /// The seed's lifecycle: get, put, remove, close, cleanup, against the real origin.
 @Suite struct LifecycleTests {
     @Test func sequentialGetRoundTripPutReusesOneConnection() async throws {
@@ -52,34 +42,6 @@ func eventually(_ timeout: Duration = .seconds(5), _ condition: () async throws 
     }
 
     // MARK: each destruction path: server sees the close, one more in the right bucket, total drops by one
-
-    /// Runs `cause` on a pool holding one open connection and checks the destruction it causes.
-    private func expectDestruction(
-        _ reason: CloseReason, config: (inout HotPoolConfiguration) -> Void = { _ in },
-        setup: (Origin) async throws -> Void = { _ in },
-        cause: (HotConnPool, Origin, PooledConnection) async throws -> Void
-    ) async throws {
-        let origin = try Origin()
-        var configuration = origin.configuration()
-        config(&configuration)
-        let pool = try origin.pool(configuration)
-        try await setup(origin)
-        let connection = try await pool.getConnection(host: Origin.hostName, port: origin.port, ip: origin.ips[0])
-        let before = await pool.stats()
-        #expect(before.totalConnections == 1)
-        let fds = openFDCount()
-        try await cause(pool, origin, connection)
-        #expect(await eventually { await pool.stats().closedByReason[reason] == 1 }, "\(reason) counted")
-        let after = await pool.stats()
-        #expect(after.closedByReason.values.reduce(0, +) == 1, "counted once, in one bucket: \(after.closedByReason)")
-        #expect(after.totalConnections == before.totalConnections - 1)
-        #expect(after.totalConnections == after.activeConnections + after.idleConnections)
-        #expect(try await origin.waitClosed(1, ip: origin.ips[0]), "server saw the socket closed")
-        #expect(openFDCount() == fds - 1, "fd closed")
-        try await pool.close()
-        #expect(await pool.stats().closedByReason[reason] == 1, "close did not count it again")
-        #expect(hp_tls_live_objects() == 0)
-    }
 
     @Test func validationNon200DestroysTheConnectionAndRetries() async throws {
         let origin = try Origin()
@@ -229,21 +191,29 @@ func eventually(_ timeout: Duration = .seconds(5), _ condition: () async throws 
         pool.putConnection(connection)  // double put: ignored, counted
         var stats = await pool.stats()
         #expect(stats.staleHandleUses == 1 && stats.idleConnections == 1)
-        // The idle connection is leased again under the same handle; remove it, then misuse it.
+        // The same connection goes to another caller under a new lease: the first caller's late
+        // put and round trip must not touch it.
         let again = try await pool.getConnection(host: Origin.hostName, port: origin.port)
-        #expect(again == connection)
+        #expect(again.targetIP == connection.targetIP && again != connection)
+        pool.putConnection(connection)
+        await #expect(throws: HotPoolError.staleConnection) { _ = try await connection.roundTrip(get()) }
+        stats = await pool.stats()
+        #expect(stats.staleHandleUses == 3 && stats.activeConnections == 1, "the new lease survived")
+        #expect(try await again.roundTrip(get()).head.status == .ok)
         pool.removeConnection(again)
         await #expect(throws: HotPoolError.staleConnection) { _ = try await again.roundTrip(get()) }
         pool.putConnection(again)
         pool.removeConnection(again)
         stats = await pool.stats()
-        #expect(stats.staleHandleUses == 4 && stats.closedByReason[.removed] == 1 && stats.totalConnections == 0)
-        // A new connection reuses the slot with a new generation: the old handle stays stale.
+        #expect(stats.staleHandleUses == 6 && stats.closedByReason[.removed] == 1 && stats.totalConnections == 0)
+        // A new connection reuses the slot: the old handles stay stale.
         let fresh = try await pool.getConnection(host: Origin.hostName, port: origin.port)
-        #expect(fresh != again)
+        #expect(fresh != again && fresh != connection)
         pool.putConnection(again)
+        pool.removeConnection(connection)
         #expect(await pool.stats().activeConnections == 1)
         pool.putConnection(fresh)
+        #expect(try await origin.stats().totalHandshakes == 2)
         try await pool.close()
     }
 

@@ -38,18 +38,18 @@ public struct ReactorAccess {
     public func takeIdle(hostID: Int32) -> ReactorLease? {
         guard let slot = core.table.takeIdle(host: hostID) else { return nil }
         core.stampLease(slot)
-        return ReactorLease(handle: core.table.handle(slot))
+        return ReactorLease(handle: core.table.leaseHandle(slot))
     }
 
     /// Returns a lease, as `putConnection` does.
     public func put(_ lease: ReactorLease) { core.release(lease.handle) }
 
-    /// Destroys a leased or idle connection, as `removeConnection` does.
+    /// Destroys a leased connection, as `removeConnection` does.
     public func remove(_ lease: ReactorLease) { core.remove(lease.handle) }
 }
 
 /// A connection leased through `ReactorAccess`.
 @_spi(Benchmarks)
 public struct ReactorLease: Sendable {
-    let handle: SlotHandle
+    let handle: LeaseHandle
 }

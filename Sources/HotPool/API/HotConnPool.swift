@@ -115,12 +115,14 @@ public final class HotConnPool: Sendable {
 
     /// Returns a connection (the seed's PutConnection). Never throws, never blocks: an unhealthy,
     /// expired or server-closed connection is destroyed, a healthy one goes to the oldest waiter
-    /// or idles. A second put, or a put after remove or close, is ignored and counted.
+    /// or idles. A second put (even after the connection went to another caller), or a put after
+    /// remove or close, is ignored and counted in `PoolStats.staleHandleUses`.
     public func putConnection(_ connection: PooledConnection) {
         reactor.post { [core] in core.release(connection.handle) }
     }
 
-    /// Destroys a connection now (reason `removed`), whether leased or idle.
+    /// Destroys a connection the caller holds now (the seed's abnormal removal, reason `removed`).
+    /// A connection already returned, removed or closed is left alone and the misuse counted.
     public func removeConnection(_ connection: PooledConnection) {
         reactor.post { [core] in core.remove(connection.handle) }
     }
@@ -137,7 +139,7 @@ public final class HotConnPool: Sendable {
 
     func roundTrip(_ connection: PooledConnection, _ request: HTTPRequest, body: [UInt8], timeout: Duration) async throws -> HotResponse {
         guard connection.pool === self else { throw HotPoolError.staleConnection }
-        let defaultHost = connection.port == 443 ? connection.targetHost : "\(connection.targetHost):\(connection.port)"
+        let defaultHost = HostKey(name: connection.targetHost, port: connection.port).authority
         let bytes = HTTP1Request.serialize(request, body: body, defaultHost: defaultHost, profileHeaders: connection.profileHeaders)
         let isHead = request.method == .head
         let core = core

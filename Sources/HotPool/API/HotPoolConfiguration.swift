@@ -20,7 +20,8 @@ public struct HotPoolConfiguration: Sendable {
     public var maxLifetime: Duration = .seconds(300)
     /// Bound on the validation request of `getConnection(validating:)`.
     public var validationTimeout: Duration = .seconds(10)
-    /// How often idle connections are probed (reserved for the health checker).
+    /// How often idle connections are health-checked (when `healthCheckPath` is set): each idle
+    /// connection unused and unchecked for this long is probed.
     public var healthCheckInterval: Duration = .seconds(30)
     /// How often idle and expired connections are swept.
     public var cleanupInterval: Duration = .seconds(60)
@@ -36,6 +37,13 @@ public struct HotPoolConfiguration: Sendable {
     public var profile: FingerprintProfile = .chrome
     /// When not empty, new connections take these profiles in turn instead of `profile`.
     public var rotatingProfiles: [FingerprintProfile] = []
+
+    /// The path idle connections are health-checked with: `GET` must be answered 2xx or 3xx
+    /// within `validationTimeout`, or the connection is destroyed (`healthCheckFailed`; a 403 also
+    /// blacklists its IP for the host). The connection is out of the idle list while checked, so
+    /// no caller gets it meanwhile. nil = no probe requests (idle connections are still watched
+    /// for the server closing them).
+    public var healthCheckPath: String?
 
     /// Bound on one request/response exchange on a pooled connection.
     public var requestTimeout: Duration = .seconds(30)
@@ -85,6 +93,9 @@ public struct HotPoolConfiguration: Sendable {
             for header in spec.headers where HTTPField.Name(header.name) == nil || !HTTPField.isValidValue(header.value) {
                 throw .invalidConfiguration("profile \(spec.name): invalid header \(header.name)")
             }
+        }
+        if let healthCheckPath, !healthCheckPath.hasPrefix("/") || healthCheckPath.contains(where: \.isWhitespace) {
+            throw .invalidConfiguration("healthCheckPath must be a path starting with /, got \(healthCheckPath)")
         }
         if let localAddress, hp_ip_family(localAddress) == 0 {
             throw .invalidConfiguration("localAddress must be an IP literal, got \(localAddress)")

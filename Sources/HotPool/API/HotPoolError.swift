@@ -22,7 +22,7 @@ public enum HotPoolError: Error, Hashable, Sendable, CustomStringConvertible {
     case tlsHandshakeFailed(host: String, ip: String, reason: String)
     /// `phase` did not finish within its bound.
     case timeout(host: String, ip: String?, phase: Phase)
-    /// The handle names a connection that was destroyed (double put, use after remove or close).
+    /// The handle's lease has ended: the connection was returned, removed, or destroyed.
     case staleConnection
     /// A round trip is already under way on this connection.
     case connectionBusy
@@ -67,7 +67,7 @@ public enum HotPoolError: Error, Hashable, Sendable, CustomStringConvertible {
         case .connectFailed(let host, let ip, let reason): "connect to \(host) (\(ip)) failed: \(reason)"
         case .tlsHandshakeFailed(let host, let ip, let reason): "TLS handshake with \(host) (\(ip)) failed: \(reason)"
         case .timeout(let host, let ip, let phase): "\(phase.rawValue) timed out for \(host)\(ip.map { " (\($0))" } ?? "")"
-        case .staleConnection: "connection handle is stale: its connection was destroyed"
+        case .staleConnection: "connection handle is stale: it was returned, removed or closed"
         case .connectionBusy: "a round trip is already under way on this connection"
         case .connectionClosed(let host, let ip): "connection to \(host) (\(ip)) is closed"
         case .networkError(let host, let ip, let reason): "network error with \(host) (\(ip)): \(reason)"

@@ -2,7 +2,7 @@
 /// copy used after the connection was returned or destroyed is detected (`staleConnection`).
 public struct PooledConnection: Sendable, Hashable {
     let pool: HotConnPool
-    let handle: SlotHandle
+    let handle: LeaseHandle
     /// The host name the connection was made for (SNI, Host header).
     public let targetHost: String
     /// The IP it is connected to.

@@ -3,21 +3,29 @@ import HTTPTypes
 
 /// One request/response exchange under way on a leased connection.
 final class RoundTripOp {
+    /// Who waits for the response.
+    enum Requester {
+        /// A caller's `roundTrip`.
+        case caller(CheckedContinuation<HotResponse, any Error>)
+        /// The pool's own health check.
+        case healthCheck
+    }
+
     let request: [UInt8]
     var written = 0
     var parser: HTTP1ResponseParser
-    let continuation: CheckedContinuation<HotResponse, any Error>
+    let requester: Requester
 
-    init(request: [UInt8], parser: HTTP1ResponseParser, continuation: CheckedContinuation<HotResponse, any Error>) {
+    init(request: [UInt8], parser: HTTP1ResponseParser, requester: Requester) {
         self.request = request
         self.parser = parser
-        self.continuation = continuation
+        self.requester = requester
     }
 }
 
 extension PoolCore {
-    /// Starts a round trip of pre-serialized `request` bytes on a leased connection.
-    func roundTrip(_ handle: SlotHandle, request: [UInt8], isHead: Bool, timeout: Duration,
+    /// A caller's round trip of pre-serialized `request` bytes on the connection it leases.
+    func roundTrip(_ handle: LeaseHandle, request: [UInt8], isHead: Bool, timeout: Duration,
                    _ continuation: CheckedContinuation<HotResponse, any Error>) {
         guard !closed else { return continuation.resume(throwing: HotPoolError.poolClosed) }
         guard let slot = leasedSlot(handle) else { return continuation.resume(throwing: HotPoolError.staleConnection) }
@@ -28,15 +36,21 @@ extension PoolCore {
         metrics.request()
         guard table.fd[s] >= 0 else {
             // Closed by an earlier failure or by the server: a request that fails at once.
-            countFailure(slot)
+            table.errorCount[s] += 1
+            countFailedRequest()
             return continuation.resume(throwing: HotPoolError.connectionClosed(host: hostName(slot), ip: ipAddress(slot)))
         }
+        startRoundTrip(slot, request: request, isHead: isHead, timeout: timeout, for: .caller(continuation))
+    }
+
+    /// Starts an exchange on a leased, open connection, bounded by `timeout`.
+    func startRoundTrip(_ slot: Int32, request: [UInt8], isHead: Bool, timeout: Duration, for requester: RoundTripOp.Requester) {
         let parser = HTTP1ResponseParser(
             maxHeaderBytes: config.maxResponseHeaderBytes, maxBodyBytes: config.maxResponseBodyBytes, isHeadRequest: isHead)
-        let op = RoundTripOp(request: request, parser: parser, continuation: continuation)
-        ops[s] = .roundTrip(op)
-        table.deadline[s] = now + timeout.nanoseconds
-        table.pendingInput[s] = false
+        let op = RoundTripOp(request: request, parser: parser, requester: requester)
+        ops[Int(slot)] = .roundTrip(op)
+        table.deadline[Int(slot)] = now + timeout.nanoseconds
+        table.pendingInput[Int(slot)] = false
         armTick()
         stepRoundTrip(slot, op)
     }
@@ -82,13 +96,13 @@ extension PoolCore {
         let s = Int(slot)
         ops[s] = nil
         table.deadline[s] = 0
-        table.lastUsed[s] = now
+        if case .caller = op.requester { table.lastUsed[s] = now }  // a probe is not a use
         if !response.keepAlive {
             // The server ends the connection: free the socket now; the slot goes when it is returned.
             closeSocket(slot, sendCloseNotify: true)
             if table.closeOnReturn[s] == 0 { table.closeOnReturn[s] = CloseReason.remoteClosed.code }
         }
-        op.continuation.resume(returning: HotResponse(head: response.head, body: response.body))
+        deliver(slot, op, .success(HotResponse(head: response.head, body: response.body)))
     }
 
     /// A round trip failed: the connection is marked unhealthy and its socket closed at once;
@@ -97,17 +111,27 @@ extension PoolCore {
         let s = Int(slot)
         ops[s] = nil
         table.deadline[s] = 0
-        countFailure(slot)
+        table.errorCount[s] += 1
+        table.healthy[s] = false
         closeSocket(slot, sendCloseNotify: false)
         table.closeOnReturn[s] = CloseReason.unhealthyOnReturn.code
         logger.debug("round trip failed", metadata: ["host": "\(hostName(slot))", "ip": "\(ipAddress(slot))", "error": "\(error)"])
-        op.continuation.resume(throwing: error)
+        deliver(slot, op, .failure(error))
     }
 
-    /// Counts a failed request against the connection (now unhealthy) and the pool.
-    func countFailure(_ slot: Int32) {
-        table.errorCount[Int(slot)] += 1
-        table.healthy[Int(slot)] = false
+    /// Hands the outcome to whoever asked for the exchange.
+    private func deliver(_ slot: Int32, _ op: RoundTripOp, _ result: Result<HotResponse, HotPoolError>) {
+        switch op.requester {
+        case .caller(let continuation):
+            if case .failure = result { countFailedRequest() }
+            continuation.resume(with: result.mapError { $0 as any Error })
+        case .healthCheck:
+            healthCheckFinished(slot, result)
+        }
+    }
+
+    /// Counts a caller's request that failed.
+    func countFailedRequest() {
         failedRequests += 1
         metrics.requestFailed()
     }

@@ -6,6 +6,12 @@ import HTTPTypes
 struct HostKey: Hashable, Sendable {
     let name: String
     let port: Int
+
+    /// The Host header value: the name (an IPv6 literal in brackets), with the port unless 443.
+    var authority: String {
+        let host = name.contains(":") ? "[\(name)]" : name
+        return port == 443 ? host : "\(host):\(port)"
+    }
 }
 
 /// What the pool knows of one host. Reactor thread only.
@@ -39,7 +45,7 @@ struct IPRecord {
 
 /// A connection handed to a caller: its handle and where it goes.
 struct Lease: Sendable {
-    let handle: SlotHandle
+    let handle: LeaseHandle
     let host: String
     let port: Int
     let ip: String

@@ -51,6 +51,7 @@ final class PoolCore: @unchecked Sendable {
 
     var tickTimer: TimerID?
     var cleanupTimer: TimerID?
+    var healthCheckTimer: TimerID?
     /// Scratch buffer for TLS reads (every read happens on this thread).
     let readBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 * 1024, alignment: 16)
 
@@ -84,9 +85,10 @@ final class PoolCore: @unchecked Sendable {
         epochInstant + .nanoseconds(nanos - epochNanos)
     }
 
-    /// Starts the periodic cleanup.
+    /// Starts the periodic cleanup and health check.
     func start() {
         scheduleCleanup()
+        scheduleHealthCheck()
     }
 
     // MARK: hosts and addresses
@@ -225,7 +227,7 @@ final class PoolCore: @unchecked Sendable {
         let ip = ips[Int(table.ipID[Int(slot)])].address
         let profile = Int(table.profile[Int(slot)])
         waiter.finish(.success(Lease(
-            handle: table.handle(slot), host: waiter.key.name, port: waiter.key.port, ip: ip,
+            handle: table.leaseHandle(slot), host: waiter.key.name, port: waiter.key.port, ip: ip,
             profile: profiles[profile].name, profileHeaders: profileHeaders[profile][Int(table.language[Int(slot)])])))
     }
 
@@ -281,9 +283,9 @@ final class PoolCore: @unchecked Sendable {
 
     // MARK: put and remove
 
-    /// Looks up a caller's handle; counts and rejects one whose connection is gone or not leased.
-    func leasedSlot(_ handle: SlotHandle) -> Int32? {
-        guard table.isCurrent(handle), table.state[Int(handle.slot)] == .leased else {
+    /// Looks up a caller's handle; counts and rejects one whose lease has ended.
+    func leasedSlot(_ handle: LeaseHandle) -> Int32? {
+        guard table.isCurrent(handle) else {
             staleHandleUses += 1
             return nil
         }
@@ -291,15 +293,22 @@ final class PoolCore: @unchecked Sendable {
     }
 
     /// The seed's PutConnection: never fails; destroys what must not be reused.
-    func release(_ handle: SlotHandle) {
+    func release(_ handle: LeaseHandle) {
         guard let slot = leasedSlot(handle) else { return }
         let s = Int(slot)
         if case .roundTrip(let op) = ops[s] {
             // Returned with a round trip still under way: the exchange is abandoned.
             failRoundTrip(slot, op, .connectionClosed(host: hostName(slot), ip: ipAddress(slot)))
         }
+        table.lastUsed[s] = now
+        takeBack(slot)
+    }
+
+    /// A lease ended (a put, a passed health check): destroys the connection if it must not be
+    /// reused, else hands it to a waiter or parks it idle.
+    func takeBack(_ slot: Int32) {
+        let s = Int(slot)
         let t = now
-        table.lastUsed[s] = t
         if let reason = CloseReason(code: table.closeOnReturn[s]) { destroy(slot, reason); return }
         if !table.healthy[s] { destroy(slot, .unhealthyOnReturn); return }
         if t - table.created[s] >= config.maxLifetime.nanoseconds { destroy(slot, .maxLifetime); return }
@@ -311,17 +320,14 @@ final class PoolCore: @unchecked Sendable {
         handOff(slot)
     }
 
-    /// The seed's removeFromPool / RemoveConnection.
-    func remove(_ handle: SlotHandle) {
-        guard table.isCurrent(handle), table.state[Int(handle.slot)] != .dialing else {
-            staleHandleUses += 1
-            return
-        }
-        destroy(handle.slot, .removed)
+    /// The seed's removeFromPool / RemoveConnection, for a connection the caller holds.
+    func remove(_ handle: LeaseHandle) {
+        guard let slot = leasedSlot(handle) else { return }
+        destroy(slot, .removed)
     }
 
     /// Validation was not answered 200: the connection goes; a 403 blacklists its IP for the host.
-    func rejectValidated(_ handle: SlotHandle, status: Int) {
+    func rejectValidated(_ handle: LeaseHandle, status: Int) {
         guard let slot = leasedSlot(handle) else { return }
         let ip = table.ipID[Int(slot)]
         destroy(slot, .validationFailed)
@@ -348,8 +354,10 @@ final class PoolCore: @unchecked Sendable {
         switch ops[s] {
         case .roundTrip(let op):
             ops[s] = nil
-            countFailure(slot)
-            op.continuation.resume(throwing: reason == .poolClosed ? HotPoolError.poolClosed : .connectionClosed(host: host, ip: ip))
+            if case .caller(let continuation) = op.requester {
+                countFailedRequest()
+                continuation.resume(throwing: reason == .poolClosed ? HotPoolError.poolClosed : .connectionClosed(host: host, ip: ip))
+            }
         case .dial(let op):
             ops[s] = nil
             op.waiter?.dialing = false
@@ -392,9 +400,10 @@ final class PoolCore: @unchecked Sendable {
     func close() -> HotPoolError? {
         guard !closed else { return nil }
         closed = true
-        for timer in [tickTimer, cleanupTimer].compactMap({ $0 }) { reactor.cancel(timer) }
+        for timer in [tickTimer, cleanupTimer, healthCheckTimer].compactMap({ $0 }) { reactor.cancel(timer) }
         tickTimer = nil
         cleanupTimer = nil
+        healthCheckTimer = nil
         for host in hosts {
             for waiter in host.waiters { waiter.finish(.failure(.poolClosed)) }
             host.waiters.removeAll()

@@ -18,6 +18,15 @@ struct SlotHandle: Hashable, Sendable {
     }
 }
 
+/// One lease of a connection: its slot and the slot's lease number when it was handed out. The
+/// number changes whenever a lease ends (return or destruction), so a caller's handle is good
+/// for its own lease only: a second put, or a put after the connection went to someone else,
+/// is detected.
+struct LeaseHandle: Hashable, Sendable {
+    let slot: Int32
+    let lease: UInt32
+}
+
 /// Where a slot is in a connection's life.
 enum SlotState: UInt8 {
     case free
@@ -26,6 +35,7 @@ enum SlotState: UInt8 {
     /// Open, in its host's idle list.
     case idle
     /// Handed to a caller.
+    /// Handed to a caller, or taken by the pool for a health check.
     case leased
 }
 
@@ -61,6 +71,8 @@ struct ConnectionTable {
     var profile: [UInt8] = []
     var language: [UInt8] = []
     private(set) var generation: [UInt32] = []
+    /// Bumped whenever a lease ends, so `LeaseHandle`s of ended leases are detected.
+    private var lease: [UInt32] = []
     /// Idle list links; `next` doubles as the free list link.
     private var next: [Int32] = []
     private var prev: [Int32] = []
@@ -80,10 +92,10 @@ struct ConnectionTable {
     /// Bytes one slot takes across the columns (per-host arrays left out). Keep in step with
     /// `appendSlot`: fd, hostID, ipID, errorCount, next, prev; ssl; state; created, lastUsed,
     /// lastChecked, requestCount, deadline, leasedAt; healthy, pendingInput; closeOnReturn,
-    /// profile, language; generation.
+    /// profile, language; generation, lease.
     static let bytesPerSlot = MemoryLayout<Int32>.stride * 6 + MemoryLayout<OpaquePointer?>.stride
         + MemoryLayout<SlotState>.stride + MemoryLayout<Int64>.stride * 6 + MemoryLayout<Bool>.stride * 2
-        + MemoryLayout<UInt8>.stride * 3 + MemoryLayout<UInt32>.stride
+        + MemoryLayout<UInt8>.stride * 3 + MemoryLayout<UInt32>.stride * 2
 
     /// Slots ever allocated (live or free).
     var capacity: Int { state.count }
@@ -96,8 +108,19 @@ struct ConnectionTable {
         return s >= 0 && s < state.count && generation[s] == handle.generation && state[s] != .free
     }
 
+    /// True if `handle` names the lease the slot is under now.
+    func isCurrent(_ handle: LeaseHandle) -> Bool {
+        let s = Int(handle.slot)
+        return s >= 0 && s < state.count && lease[s] == handle.lease && state[s] == .leased
+    }
+
     func handle(_ slot: Int32) -> SlotHandle {
         SlotHandle(slot: slot, generation: generation[Int(slot)])
+    }
+
+    /// The handle of a leased slot's current lease.
+    func leaseHandle(_ slot: Int32) -> LeaseHandle {
+        LeaseHandle(slot: slot, lease: lease[Int(slot)])
     }
 
     func liveCount(host: Int32) -> Int {
@@ -162,11 +185,17 @@ struct ConnectionTable {
             while slot != Self.none && ipID[Int(slot)] != ip { slot = next[Int(slot)] }
         }
         guard slot != Self.none else { return nil }
+        take(idle: slot)
+        return slot
+    }
+
+    /// Leases one particular idle connection.
+    mutating func take(idle slot: Int32) {
+        precondition(state[Int(slot)] == .idle)
         unlinkIdle(slot)
         state[Int(slot)] = .leased
         idleCount -= 1
         leasedCount += 1
-        return slot
     }
 
     /// A leased connection goes idle, at the tail of its host's list.
@@ -175,6 +204,7 @@ struct ConnectionTable {
         precondition(state[s] == .leased)
         let host = Int(hostID[s])
         state[s] = .idle
+        lease[s] &+= 1
         leasedCount -= 1
         idleCount += 1
         hostIdleCount[host] += 1
@@ -200,6 +230,7 @@ struct ConnectionTable {
         ssl[s] = nil
         state[s] = .free
         generation[s] &+= 1
+        lease[s] &+= 1
         deadline[s] = 0
         next[s] = freeHead
         freeHead = slot
@@ -258,6 +289,7 @@ struct ConnectionTable {
         profile.append(0)
         language.append(0)
         generation.append(0)
+        lease.append(0)
         next.append(Self.none)
         prev.append(Self.none)
     }

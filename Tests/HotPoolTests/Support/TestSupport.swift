@@ -36,3 +36,13 @@ private func tcpSocketInodes() -> Set<String> {
 func get(_ path: String = "/") -> HTTPRequest {
     HTTPRequest(method: .get, scheme: "https", authority: Origin.hostName, path: path)
 }
+
+/// Polls `condition` every 20 ms until it holds or `timeout` passes.
+func eventually(_ timeout: Duration = .seconds(5), _ condition: () async throws -> Bool) async rethrows -> Bool {
+    let end = ContinuousClock.now + timeout
+    while ContinuousClock.now < end {
+        if try await condition() { return true }
+        try? await Task.sleep(for: .milliseconds(20))
+    }
+    return try await condition()
+}
