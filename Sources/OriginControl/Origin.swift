@@ -1,5 +1,6 @@
 import Foundation
 import HotPool
+import Synchronization
 
 /// Drives the test origin (Tests/Origin/server.py): a real TLS server, independent of HotPool,
 /// on several loopback IPs of one host name, controlled by JSON lines over its stdin/stdout.
@@ -22,8 +23,8 @@ public final class Origin: @unchecked Sendable {
     private let output = Pipe()
     private var pending = Data()
     private var stopped = false
-    /// Serializes the command/reply exchanges and keeps blocking pipe reads off the test's executor.
-    private let queue = DispatchQueue(label: "origin")
+    /// Set while a command is out: exchanges are one at a time (replies come in command order).
+    private let exchanging = Atomic<Bool>(false)
 
     /// Starts the origin and waits until it listens.
     public init(ips: [String] = ["127.0.0.2", "127.0.0.3", "127.0.0.4"]) throws {
@@ -45,12 +46,15 @@ public final class Origin: @unchecked Sendable {
 
     deinit { stop() }
 
-    /// Sends one command and returns the reply.
+    /// Sends one command and returns the reply. One command at a time: concurrent use is a bug.
     @discardableResult
     public func send(_ command: [String: Any]) async throws -> Reply {
         let line = try JSONSerialization.data(withJSONObject: command) + Data("\n".utf8)
+        precondition(!exchanging.exchange(true, ordering: .acquiring), "Origin.send used concurrently")
+        defer { exchanging.store(false, ordering: .releasing) }
+        // The pipe I/O blocks, so it runs on a thread of its own, off the caller's executor.
         let data: Data? = await withCheckedContinuation { continuation in
-            queue.async {
+            Thread.detachNewThread {
                 self.input.fileHandleForWriting.write(line)
                 continuation.resume(returning: Self.readLine(self.output, &self.pending))
             }

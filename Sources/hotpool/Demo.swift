@@ -27,13 +27,16 @@ struct HotPoolDemo {
         config.maxConnectionsPerHost = 6
         config.idleTimeout = .milliseconds(800)
         config.cleanupInterval = .milliseconds(200)
+        config.healthCheckPath = "/ping"
+        config.healthCheckInterval = .milliseconds(250)
         let pool = try origin.pool(config)
         let base = "https://\(Origin.hostName):\(origin.port)"
 
         step("300 requests, 6 at a time")
         let perIP = try await withThrowingTaskGroup(of: String.self) { group in
+            var perIP: [String: Int] = [:]
             for i in 0..<300 {
-                if i >= 6 { _ = try await group.next() }
+                if i >= 6, let ip = try await group.next() { perIP[ip, default: 0] += 1 }
                 group.addTask {
                     try await pool.withConnection(host: Origin.hostName, port: origin.port) { connection in
                         let response = try await connection.roundTrip(
@@ -43,10 +46,10 @@ struct HotPoolDemo {
                     }
                 }
             }
-            return try await group.reduce(into: [String: Int]()) { $0[$1, default: 0] += 1 }
+            return try await group.reduce(into: perIP) { $0[$1, default: 0] += 1 }
         }
         let server = try await origin.stats()
-        print("  requests per IP (last 6 tasks): \(perIP.sorted { $0.key < $1.key })")
+        print("  requests per IP: \(perIP.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))")
         print("  server: \(server.totalRequests) requests over \(server.totalHandshakes) TLS handshakes")
 
         step("\(origin.ips[0]) starts answering 403: validation blacklists it")
@@ -61,6 +64,19 @@ struct HotPoolDemo {
         let closed = try await origin.send(["cmd": "close_idle", "ip": origin.ips[1], "mode": "notify"])
         print("  server closed \(closed.object["closed"] ?? 0) idle connections")
         try await Task.sleep(for: .milliseconds(200))
+
+        step("\(origin.ips[2]) starts failing health checks (500 on /ping)")
+        try await origin.rule(ip: origin.ips[2], path: "/ping", ["type": "status", "status": 500])
+        try await Task.sleep(for: .milliseconds(600))
+        let checked = await pool.stats()
+        print("  destroyed by failed health checks: \(checked.closedByReason[.healthCheckFailed] ?? 0)")
+        try await origin.send(["cmd": "clear_rules"])
+        for i in 0..<6 {
+            _ = try await pool.withConnection(host: Origin.hostName, port: origin.port) { connection in
+                try await connection.roundTrip(HTTPRequest(method: .get, scheme: "https", authority: Origin.hostName, path: "/more/\(i)"))
+            }
+        }
+        print("  6 more requests; \(await pool.stats().idleConnections) connections idle")
 
         step("idle connections expire (idleTimeout 800 ms)")
         try await Task.sleep(for: .milliseconds(1500))
