@@ -13,7 +13,10 @@ demo: deps
 test: deps
 	swift test --no-parallel
 
-# The suite under ThreadSanitizer and AddressSanitizer, each in its own build folder.
+# The suite under ThreadSanitizer and AddressSanitizer, each in its own build folder. LeakSanitizer
+# runs with the address sanitizer; Tests/lsan-suppressions.txt lists leaks of the toolchain's own
+# libraries (XCTest, Foundation's Process), none of HotPool's.
 sanitize: deps
 	swift test --no-parallel --sanitize=thread --scratch-path .build-tsan
-	swift test --no-parallel --sanitize=address --scratch-path .build-asan
+	LSAN_OPTIONS=suppressions=$(CURDIR)/Tests/lsan-suppressions.txt \
+		swift test --no-parallel --sanitize=address --scratch-path .build-asan

@@ -47,7 +47,10 @@ let package = Package(
         ),
         .testTarget(
             name: "HotPoolTests",
-            dependencies: ["HotPool", "CShims", "OriginControl"],
+            dependencies: [
+                "HotPool", "CShims", "OriginControl",
+                .product(name: "Logging", package: "swift-log"),
+            ],
             path: "Tests/HotPoolTests"
         ),
     ],

@@ -234,6 +234,41 @@ import Testing
         try await pool.close()
     }
 
+    @Test func longLeaseIsReportedOnceWithHostIPAndAge() async throws {
+        let origin = try Origin()
+        let log = CapturedLog()
+        var config = origin.configuration()
+        config.leaseWarningAfter = .milliseconds(100)
+        config.logger = log.logger(level: .warning)
+        let pool = try origin.pool(config)
+        let connection = try await pool.getConnection(host: Origin.hostName, port: origin.port)
+        try await Task.sleep(for: .milliseconds(400))
+        let warnings = log.entries.filter { $0.level == .warning }
+        #expect(warnings.count == 1, "reported once per lease")
+        #expect(warnings.first?.metadata["host"] == Origin.hostName && warnings.first?.metadata["ip"] == connection.targetIP)
+        #expect(warnings.first?.message.contains("leased for") == true)
+        pool.putConnection(connection)
+        let quick = try await pool.getConnection(host: Origin.hostName, port: origin.port)
+        pool.putConnection(quick)  // a short lease: not reported
+        try await Task.sleep(for: .milliseconds(200))
+        #expect(log.entries.filter { $0.level == .warning }.count == 1)
+        try await pool.close()
+    }
+
+    @Test func lifecycleEventsAreLoggedAtDebug() async throws {
+        let origin = try Origin()
+        let log = CapturedLog()
+        var config = origin.configuration()
+        config.logger = log.logger()
+        let pool = try origin.pool(config)
+        let connection = try await pool.getConnection(host: Origin.hostName, port: origin.port)
+        pool.removeConnection(connection)
+        try await pool.close()
+        let debug = log.entries.filter { $0.level == .debug }
+        #expect(debug.contains { $0.message == "connected" && $0.metadata["ip"] == connection.targetIP })
+        #expect(debug.contains { $0.message == "connection destroyed" && $0.metadata["reason"] == "removed" })
+    }
+
     // MARK: limits and waiting
 
     @Test func perHostLimitMakesCallersWaitAndAllComplete() async throws {

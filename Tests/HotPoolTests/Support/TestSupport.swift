@@ -1,6 +1,8 @@
 import Foundation
 import HotPool
+import Logging
 import OriginControl
+import Synchronization
 
 /// Open file descriptors of this process of the kinds a pool opens: TCP sockets, epoll and
 /// eventfd. Unix sockets and pipes are left out: Foundation's `Process` watches each child
@@ -45,4 +47,42 @@ func eventually(_ timeout: Duration = .seconds(5), _ condition: () async throws 
         try? await Task.sleep(for: .milliseconds(20))
     }
     return try await condition()
+}
+
+/// A swift-log handler that keeps every message, for tests that check what the pool logs.
+final class CapturedLog: Sendable {
+    /// One logged message with its level and metadata.
+    struct Entry: Sendable {
+        let level: Logger.Level
+        let message: String
+        let metadata: [String: String]
+    }
+
+    private let storage = Mutex<[Entry]>([])
+
+    var entries: [Entry] { storage.withLock { $0 } }
+
+    /// A logger that writes here.
+    func logger(level: Logger.Level = .debug) -> Logger {
+        var logger = Logger(label: "test") { _ in Handler(log: self) }
+        logger.logLevel = level
+        return logger
+    }
+
+    private struct Handler: LogHandler {
+        let log: CapturedLog
+        var metadata: Logger.Metadata = [:]
+        var logLevel: Logger.Level = .trace
+
+        subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+            get { metadata[key] }
+            set { metadata[key] = newValue }
+        }
+
+        func log(level: Logger.Level, message: Logger.Message, metadata: Logger.Metadata?, source: String,
+                 file: String, function: String, line: UInt) {
+            let fields = (metadata ?? [:]).mapValues { "\($0)" }
+            log.storage.withLock { $0.append(Entry(level: level, message: "\(message)", metadata: fields)) }
+        }
+    }
 }
