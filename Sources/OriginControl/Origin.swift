@@ -89,6 +89,13 @@ public final class Origin: @unchecked Sendable {
         try await send(["cmd": "wait_closed", "ip": ip, "count": count, "timeout": timeout]).object["ok"] as? Bool ?? false
     }
 
+    /// Waits (bounded) until the server has completed `count` TLS handshakes in all, and says
+    /// whether it has exactly that many.
+    public func waitHandshakes(_ count: Int, timeout: Double = 5) async throws -> Bool {
+        let reply = try await send(["cmd": "wait_handshakes", "ip": "*", "count": count, "timeout": timeout]).object
+        return reply["handshakes"] as? Int == count
+    }
+
     /// Sets how the server answers `path` on `ip` ("*" = any); `times` limits it to the next N requests.
     public func rule(ip: String = "*", path: String = "*", _ action: [String: Any], times: Int? = nil) async throws {
         var command: [String: Any] = ["cmd": "rule", "ip": ip, "path": path, "action": action]

@@ -80,10 +80,22 @@ import Testing
         var request = HTTPRequest(method: .post, scheme: "https", authority: "example.test", path: "/p?q=1")
         request.headerFields.append(HTTPField(name: .userAgent, value: "ua"))
         request.headerFields.append(HTTPField(name: .accept, value: "*/*"))
-        let wire = String(decoding: HTTP1Request.serialize(request, body: Array("abc".utf8), defaultHost: "x"), as: UTF8.self)
+        let wire = String(decoding: HTTP1Request.serialize(request, body: Array("abc".utf8), defaultHost: "x", profile: ProfileHeaders([])), as: UTF8.self)
         #expect(wire == "POST /p?q=1 HTTP/1.1\r\nHost: example.test\r\nUser-Agent: ua\r\nAccept: */*\r\nContent-Length: 3\r\n\r\nabc")
         let get = HTTPRequest(method: .get, scheme: nil, authority: nil, path: "/")
-        #expect(String(decoding: HTTP1Request.serialize(get, body: [], defaultHost: "h:8443"), as: UTF8.self)
+        #expect(String(decoding: HTTP1Request.serialize(get, body: [], defaultHost: "h:8443", profile: ProfileHeaders([])), as: UTF8.self)
             == "GET / HTTP/1.1\r\nHost: h:8443\r\n\r\n")
+    }
+
+    @Test func profileHeadersComeFirstAndTheRequestsOwnValuesTakeTheirPlace() {
+        let profile = ProfileHeaders([HTTPField(name: .userAgent, value: "browser"), HTTPField(name: .accept, value: "text/html")])
+        var plain = HTTPRequest(method: .get, scheme: "https", authority: "a.test", path: "/")
+        plain.headerFields.append(HTTPField(name: HTTPField.Name("X-Extra")!, value: "1"))
+        #expect(String(decoding: HTTP1Request.serialize(plain, body: [], defaultHost: "a.test", profile: profile), as: UTF8.self)
+            == "GET / HTTP/1.1\r\nHost: a.test\r\nUser-Agent: browser\r\nAccept: text/html\r\nX-Extra: 1\r\n\r\n")
+        var own = plain
+        own.headerFields.append(HTTPField(name: .accept, value: "application/json"))
+        #expect(String(decoding: HTTP1Request.serialize(own, body: [], defaultHost: "a.test", profile: profile), as: UTF8.self)
+            == "GET / HTTP/1.1\r\nHost: a.test\r\nUser-Agent: browser\r\nAccept: application/json\r\nX-Extra: 1\r\n\r\n")
     }
 }

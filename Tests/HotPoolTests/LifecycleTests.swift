@@ -213,7 +213,7 @@ import Testing
         pool.removeConnection(connection)
         #expect(await pool.stats().activeConnections == 1)
         pool.putConnection(fresh)
-        #expect(try await origin.stats().totalHandshakes == 2)
+        #expect(try await origin.waitHandshakes(2))
         try await pool.close()
     }
 

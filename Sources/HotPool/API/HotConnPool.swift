@@ -139,8 +139,7 @@ public final class HotConnPool: Sendable {
 
     func roundTrip(_ connection: PooledConnection, _ request: HTTPRequest, body: [UInt8], timeout: Duration) async throws -> HotResponse {
         guard connection.pool === self else { throw HotPoolError.staleConnection }
-        let defaultHost = HostKey(name: connection.targetHost, port: connection.port).authority
-        let bytes = HTTP1Request.serialize(request, body: body, defaultHost: defaultHost, profileHeaders: connection.profileHeaders)
+        let bytes = HTTP1Request.serialize(request, body: body, defaultHost: connection.authority, profile: connection.profileHeaders)
         let isHead = request.method == .head
         let core = core
         return try await withCheckedThrowingContinuation { continuation in

@@ -11,8 +11,10 @@ public struct PooledConnection: Sendable, Hashable {
     public let port: Int
     /// The name of the fingerprint profile the connection was made with.
     public let profile: String
+    /// The Host header value for requests that give no authority.
+    let authority: String
     /// The profile's request headers for this connection (its Accept-Language chosen).
-    let profileHeaders: [HTTPField]
+    let profileHeaders: ProfileHeaders
 
     init(pool: HotConnPool, lease: Lease) {
         self.pool = pool
@@ -20,6 +22,7 @@ public struct PooledConnection: Sendable, Hashable {
         self.targetHost = lease.host
         self.targetIP = lease.ip
         self.port = lease.port
+        self.authority = lease.authority
         self.profile = lease.profile
         self.profileHeaders = lease.profileHeaders
     }

@@ -1,5 +1,21 @@
 import HTTPTypes
 
+/// The request headers a connection's fingerprint profile adds, in the browser's order, with
+/// their wire form made once (most requests set none of them, and get the block as it is).
+struct ProfileHeaders: Sendable {
+    let fields: [HTTPField]
+    let names: Set<HTTPField.Name>
+    let wire: [UInt8]
+
+    init(_ fields: [HTTPField]) {
+        self.fields = fields
+        self.names = Set(fields.map(\.name))
+        var wire: [UInt8] = []
+        for field in fields { HTTP1Request.appendField(field.name.rawName, field.value, to: &wire) }
+        self.wire = wire
+    }
+}
+
 /// HTTP/1.1 request serialization.
 enum HTTP1Request {
     /// The request head and body as wire bytes: request line, `Host`, the profile's headers in
@@ -7,26 +23,28 @@ enum HTTP1Request {
     /// request's other fields in order, a `Content-Length` when a body is sent and none was
     /// given, and the body.
     static func serialize(_ request: HTTPRequest, body: [UInt8], defaultHost: String,
-                          profileHeaders: [HTTPField] = []) -> [UInt8] {
+                          profile: ProfileHeaders) -> [UInt8] {
         var out: [UInt8] = []
-        out.reserveCapacity(256 + body.count)
+        out.reserveCapacity(64 + profile.wire.count + body.count)
         append(request.method.rawValue, to: &out)
         out.append(0x20)
         append(request.path ?? "/", to: &out)
         append(" HTTP/1.1\r\nHost: ", to: &out)
         append(request.authority ?? defaultHost, to: &out)
         append("\r\n", to: &out)
-        var fromProfile = Set<HTTPField.Name>()
-        for header in profileHeaders {
-            fromProfile.insert(header.name)
-            let own = request.headerFields[fields: header.name]
-            if own.isEmpty {
-                appendField(header.name.rawName, header.value, to: &out)
-            } else {
-                for field in own { appendField(field.name.rawName, field.value, to: &out) }
+        if request.headerFields.contains(where: { profile.names.contains($0.name) }) {
+            for header in profile.fields {
+                let own = request.headerFields[fields: header.name]
+                if own.isEmpty {
+                    appendField(header.name.rawName, header.value, to: &out)
+                } else {
+                    for field in own { appendField(field.name.rawName, field.value, to: &out) }
+                }
             }
+        } else {
+            out.append(contentsOf: profile.wire)
         }
-        for field in request.headerFields where !fromProfile.contains(field.name) {
+        for field in request.headerFields where !profile.names.contains(field.name) {
             appendField(field.name.rawName, field.value, to: &out)
         }
         let framed = request.headerFields[.contentLength] != nil || request.headerFields[.transferEncoding] != nil
@@ -38,7 +56,7 @@ enum HTTP1Request {
         return out
     }
 
-    private static func appendField(_ name: String, _ value: String, to out: inout [UInt8]) {
+    static func appendField(_ name: String, _ value: String, to out: inout [UInt8]) {
         append(name, to: &out)
         append(": ", to: &out)
         append(value, to: &out)

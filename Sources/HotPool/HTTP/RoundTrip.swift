@@ -51,7 +51,7 @@ extension PoolCore {
         ops[Int(slot)] = .roundTrip(op)
         table.deadline[Int(slot)] = now + timeout.nanoseconds
         table.pendingInput[Int(slot)] = false
-        armTick()
+        armTick(at: table.deadline[Int(slot)])
         stepRoundTrip(slot, op)
     }
 

@@ -1,42 +1,39 @@
 /// Timers: the deadline tick (I/O and wait deadlines, long-lease reports) and the periodic
-/// cleanup. Deadlines live in the table's `deadline` column and are swept, so there is no
-/// timer object per connection.
+/// cleanup. Deadlines live in the table's `deadline` and `leasedAt` columns and the waiters, and
+/// are swept when the earliest of them is due, so there is no timer object per connection and
+/// no sweep while nothing is due.
 extension PoolCore {
-    /// How often deadlines are checked while any are pending: the granularity of timeouts.
-    static let tickNanos: Int64 = 10_000_000
-
-    /// Makes sure the deadline tick runs.
-    func armTick() {
-        guard tickTimer == nil, !closed else { return }
-        tickTimer = reactor.schedule(at: now + Self.tickNanos) { [unowned self] in self.tick() }
+    /// Makes sure the deadline tick runs by `deadline` (monotonic ns).
+    func armTick(at deadline: Int64) {
+        guard !closed, deadline < tickAt else { return }
+        if let tickTimer { reactor.cancel(tickTimer) }
+        tickAt = deadline
+        tickTimer = reactor.schedule(at: deadline) { [unowned self] in self.tick() }
     }
 
     private func tick() {
         tickTimer = nil
+        tickAt = .max
         let t = now
-        var pending = false
+        var next = Int64.max
         let warnAfter = config.leaseWarningAfter.nanoseconds
         for slot in 0..<Int32(table.capacity) {
             let s = Int(slot)
-            switch table.state[s] {
-            case .dialing, .leased:
-                if table.deadline[s] != 0 && table.deadline[s] <= t {
-                    expire(slot)
-                } else if table.deadline[s] != 0 {
-                    pending = true
-                }
-                guard table.state[s] == .leased, table.leasedAt[s] != 0 else { continue }
-                if t - table.leasedAt[s] >= warnAfter {
-                    let age = Duration.nanoseconds(t - table.leasedAt[s])
-                    logger.warning(
-                        "connection leased for \(age) without being returned (missing putConnection?)",
-                        metadata: ["host": "\(hostName(slot))", "ip": "\(ipAddress(slot))"])
-                    table.leasedAt[s] = 0
-                } else {
-                    pending = true
-                }
-            case .idle, .free:
-                continue
+            guard table.state[s] == .dialing || table.state[s] == .leased else { continue }
+            if table.deadline[s] != 0 && table.deadline[s] <= t {
+                expire(slot)
+            } else if table.deadline[s] != 0 {
+                next = min(next, table.deadline[s])
+            }
+            guard table.state[s] == .leased, table.leasedAt[s] != 0 else { continue }
+            if t - table.leasedAt[s] >= warnAfter {
+                let age = Duration.nanoseconds(t - table.leasedAt[s])
+                logger.warning(
+                    "connection leased for \(age) without being returned (missing putConnection?)",
+                    metadata: ["host": "\(hostName(slot))", "ip": "\(ipAddress(slot))"])
+                table.leasedAt[s] = 0
+            } else {
+                next = min(next, table.leasedAt[s] + warnAfter)
             }
         }
         for id in waitingHosts {
@@ -45,9 +42,10 @@ extension PoolCore {
                 waiter.finish(.failure(.timeout(host: host.key.name, ip: waiter.pinnedIP, phase: .waitForConnection)))
             }
             host.waiters.removeAll { !$0.isWaiting }
-            if host.waiters.isEmpty { waitingHosts.remove(id) } else { pending = true }
+            if host.waiters.isEmpty { waitingHosts.remove(id) }
+            for waiter in host.waiters { next = min(next, waiter.deadline) }
         }
-        if pending { armTick() }
+        if next != .max { armTick(at: next) }
     }
 
     /// A deadline passed: the dial or round trip under way on `slot` fails with a timeout.

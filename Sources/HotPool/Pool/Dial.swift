@@ -36,7 +36,7 @@ extension PoolCore {
         } catch {
             return failDial(handle.slot, op, .connectFailed(host: host.key.name, ip: address, reason: "\(error)"))
         }
-        armTick()
+        armTick(at: waiter.deadline)
         if inProgress == 0 { stepDial(handle.slot, op, events: .writable) }
     }
 
@@ -112,6 +112,7 @@ extension PoolCore {
         if !serve(waiter, host) {
             host.waiters.insert(waiter, at: 0)
             waitingHosts.insert(host.id)
+            armTick(at: waiter.deadline)
         }
     }
 

@@ -25,11 +25,11 @@ extension PoolCore {
             guard t - max(table.lastUsed[s], table.lastChecked[s]) >= interval else { continue }
             table.take(idle: slot)
             table.leasedAt[s] = 0  // the pool's own lease, never reported as a leak
-            let host = hosts[Int(table.hostID[s])].key
+            let host = hosts[Int(table.hostID[s])]
             let request = HTTP1Request.serialize(
                 HTTPRequest(method: .get, scheme: "https", authority: host.authority, path: path), body: [],
                 defaultHost: host.authority,
-                profileHeaders: profileHeaders[Int(table.profile[s])][Int(table.language[s])])
+                profile: profileHeaders[Int(table.profile[s])][Int(table.language[s])])
             startRoundTrip(slot, request: request, isHead: false, timeout: config.validationTimeout, for: .healthCheck)
         }
     }

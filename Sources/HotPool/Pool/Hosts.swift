@@ -29,9 +29,13 @@ final class HostState {
     var hasAddresses = false
     var addressesFromDNS = false
 
+    /// The Host header value, made once.
+    let authority: String
+
     init(id: Int32, key: HostKey) {
         self.id = id
         self.key = key
+        self.authority = key.authority
     }
 }
 
@@ -48,9 +52,11 @@ struct Lease: Sendable {
     let handle: LeaseHandle
     let host: String
     let port: Int
+    /// The Host header value for requests that give no authority.
+    let authority: String
     let ip: String
     let profile: String
-    let profileHeaders: [HTTPField]
+    let profileHeaders: ProfileHeaders
 }
 
 /// A caller waiting for a connection. Made by the caller, then touched only on the reactor

@@ -21,7 +21,7 @@ final class PoolCore: @unchecked Sendable {
     private(set) var tlsContexts: [OpaquePointer]
     let profiles: [FingerprintSpec]
     /// Per profile, per Accept-Language choice: the request headers a connection adds.
-    let profileHeaders: [[[HTTPField]]]
+    let profileHeaders: [[ProfileHeaders]]
     /// The profile the next dial takes, when profiles rotate.
     var nextProfile = 0
 
@@ -50,6 +50,8 @@ final class PoolCore: @unchecked Sendable {
     var connectionsFromDNS = 0
 
     var tickTimer: TimerID?
+    /// When `tickTimer` fires; `.max` while it is not armed.
+    var tickAt = Int64.max
     var cleanupTimer: TimerID?
     var healthCheckTimer: TimerID?
     /// Scratch buffer for TLS reads (every read happens on this thread).
@@ -67,9 +69,9 @@ final class PoolCore: @unchecked Sendable {
         self.profiles = config.profiles
         self.profileHeaders = profiles.map { spec in
             let fields = spec.headers.compactMap { header in HTTPField.Name(header.name).map { HTTPField(name: $0, value: header.value) } }
-            guard !spec.acceptLanguages.isEmpty else { return [fields] }
+            guard !spec.acceptLanguages.isEmpty else { return [ProfileHeaders(fields)] }
             return spec.acceptLanguages.map { language in
-                fields.map { $0.name == .acceptLanguage ? HTTPField(name: .acceptLanguage, value: language) : $0 }
+                ProfileHeaders(fields.map { $0.name == .acceptLanguage ? HTTPField(name: .acceptLanguage, value: language) : $0 })
             }
         }
     }
@@ -177,7 +179,7 @@ final class PoolCore: @unchecked Sendable {
         }
         host.waiters.append(waiter)
         waitingHosts.insert(host.id)
-        armTick()
+        armTick(at: waiter.deadline)
     }
 
     /// Gives `waiter` an idle connection, starts a dial for it, or fails it. False if it must wait.
@@ -227,7 +229,8 @@ final class PoolCore: @unchecked Sendable {
         let ip = ips[Int(table.ipID[Int(slot)])].address
         let profile = Int(table.profile[Int(slot)])
         waiter.finish(.success(Lease(
-            handle: table.leaseHandle(slot), host: waiter.key.name, port: waiter.key.port, ip: ip,
+            handle: table.leaseHandle(slot), host: waiter.key.name, port: waiter.key.port,
+            authority: hosts[Int(table.hostID[Int(slot)])].authority, ip: ip,
             profile: profiles[profile].name, profileHeaders: profileHeaders[profile][Int(table.language[Int(slot)])])))
     }
 
@@ -236,7 +239,7 @@ final class PoolCore: @unchecked Sendable {
         let t = now
         table.lastUsed[Int(slot)] = t
         table.leasedAt[Int(slot)] = t
-        armTick()
+        armTick(at: t + config.leaseWarningAfter.nanoseconds)
     }
 
     /// Gives a leased, healthy connection to the oldest waiter that can take it, or parks it idle.
@@ -402,6 +405,7 @@ final class PoolCore: @unchecked Sendable {
         closed = true
         for timer in [tickTimer, cleanupTimer, healthCheckTimer].compactMap({ $0 }) { reactor.cancel(timer) }
         tickTimer = nil
+        tickAt = .max
         cleanupTimer = nil
         healthCheckTimer = nil
         for host in hosts {
