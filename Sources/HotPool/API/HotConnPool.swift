@@ -142,10 +142,14 @@ public final class HotConnPool: Sendable {
         let bytes = HTTP1Request.serialize(request, body: body, defaultHost: connection.authority, profile: connection.profileHeaders)
         let isHead = request.method == .head
         let core = core
-        return try await withCheckedThrowingContinuation { continuation in
-            if !reactor.post({ core.roundTrip(connection.handle, request: bytes, isHead: isHead, timeout: timeout, continuation) }) {
-                continuation.resume(throwing: HotPoolError.poolClosed)
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { continuation in
+                if !reactor.post({ core.roundTrip(connection.handle, request: bytes, isHead: isHead, timeout: timeout, continuation) }) {
+                    continuation.resume(throwing: HotPoolError.poolClosed)
+                }
             }
+        } onCancel: {
+            reactor.post { core.cancelRoundTrip(connection.handle) }
         }
     }
 

@@ -46,7 +46,8 @@ public enum HotPoolError: Error, Hashable, Sendable, CustomStringConvertible {
     case badChunkSize(host: String, ip: String)
     /// Content-Length is not a number, or several disagree.
     case invalidContentLength(host: String, ip: String)
-    /// The caller's task was cancelled while it waited for a connection.
+    /// The caller's task was cancelled while it waited for a connection, or during a round trip
+    /// (which leaves the connection unhealthy: its exchange was cut short).
     case cancelled
 
     /// What was under way when a timeout hit.
@@ -79,7 +80,7 @@ public enum HotPoolError: Error, Hashable, Sendable, CustomStringConvertible {
         case .responseBodyTooLarge(let host, let ip, let limit): "response body from \(host) (\(ip)) exceeds \(limit) bytes"
         case .badChunkSize(let host, let ip): "bad chunk size from \(host) (\(ip))"
         case .invalidContentLength(let host, let ip): "invalid Content-Length from \(host) (\(ip))"
-        case .cancelled: "cancelled while waiting for a connection"
+        case .cancelled: "cancelled"
         }
     }
 
