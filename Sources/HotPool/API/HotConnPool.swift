@@ -139,17 +139,14 @@ public final class HotConnPool: Sendable {
 
     func roundTrip(_ connection: PooledConnection, _ request: HTTPRequest, body: [UInt8], timeout: Duration) async throws -> HotResponse {
         guard connection.pool === self else { throw HotPoolError.staleConnection }
+        guard !Task.isCancelled else { throw HotPoolError.cancelled }
         let bytes = HTTP1Request.serialize(request, body: body, defaultHost: connection.authority, profile: connection.profileHeaders)
         let isHead = request.method == .head
         let core = core
-        return try await withTaskCancellationHandler {
-            try await withCheckedThrowingContinuation { continuation in
-                if !reactor.post({ core.roundTrip(connection.handle, request: bytes, isHead: isHead, timeout: timeout, continuation) }) {
-                    continuation.resume(throwing: HotPoolError.poolClosed)
-                }
+        return try await withCheckedThrowingContinuation { continuation in
+            if !reactor.post({ core.roundTrip(connection.handle, request: bytes, isHead: isHead, timeout: timeout, continuation) }) {
+                continuation.resume(throwing: HotPoolError.poolClosed)
             }
-        } onCancel: {
-            reactor.post { core.cancelRoundTrip(connection.handle) }
         }
     }
 

@@ -46,8 +46,8 @@ public enum HotPoolError: Error, Hashable, Sendable, CustomStringConvertible {
     case badChunkSize(host: String, ip: String)
     /// Content-Length is not a number, or several disagree.
     case invalidContentLength(host: String, ip: String)
-    /// The caller's task was cancelled while it waited for a connection, or during a round trip
-    /// (which leaves the connection unhealthy: its exchange was cut short).
+    /// The caller's task was cancelled while it waited for a connection, or before a round trip
+    /// (one already sent runs to its end or to `requestTimeout`).
     case cancelled
 
     /// What was under way when a timeout hit.

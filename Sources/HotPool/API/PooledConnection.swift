@@ -31,7 +31,8 @@ public struct PooledConnection: Sendable, Hashable {
     /// The profile's headers are added, in the browser's order, where the request does not set
     /// them. The body is returned as sent: a `Content-Encoding` the profile asked for is not undone.
     /// A network or TLS failure, or a malformed answer, closes the connection and marks it
-    /// unhealthy: return it with `putConnection`, which destroys it.
+    /// unhealthy: return it with `putConnection`, which destroys it. A cancelled task's call
+    /// throws `HotPoolError.cancelled` without sending anything.
     public func roundTrip(_ request: HTTPRequest, body: [UInt8] = []) async throws -> HotResponse {
         try await pool.roundTrip(self, request, body: body, timeout: pool.configuration.requestTimeout)
     }

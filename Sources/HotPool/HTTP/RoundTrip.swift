@@ -43,13 +43,6 @@ extension PoolCore {
         startRoundTrip(slot, request: request, isHead: isHead, timeout: timeout, for: .caller(continuation))
     }
 
-    /// The caller's task was cancelled: the exchange under way on its lease, if any, fails, and
-    /// the connection, its exchange cut short, is unhealthy.
-    func cancelRoundTrip(_ handle: LeaseHandle) {
-        guard table.isCurrent(handle), case .roundTrip(let op) = ops[Int(handle.slot)] else { return }
-        failRoundTrip(handle.slot, op, .cancelled)
-    }
-
     /// Starts an exchange on a leased, open connection, bounded by `timeout`.
     func startRoundTrip(_ slot: Int32, request: [UInt8], isHead: Bool, timeout: Duration, for requester: RoundTripOp.Requester) {
         let parser = HTTP1ResponseParser(
