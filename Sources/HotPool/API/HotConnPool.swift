@@ -50,8 +50,8 @@ public final class HotConnPool: Sendable {
     /// Runs `work` on the reactor and returns its result; `whenClosed` once the reactor has stopped.
     private func onReactor<T: Sendable>(whenClosed: @autoclosure () -> T, _ work: @escaping @Sendable (PoolCore) -> T) async -> T {
         let core = core
-        let result: T? = await withCheckedContinuation { continuation in
-            if !reactor.post({ continuation.resume(returning: work(core)) }) { continuation.resume(returning: nil) }
+        let result: T? = await awaitReactor { continuation in
+            if !reactor.post({ continuation.resumeFromReactor(returning: work(core)) }) { continuation.resume(returning: nil) }
         }
         return result ?? whenClosed()
     }
@@ -100,7 +100,7 @@ public final class HotConnPool: Sendable {
         let waiter = Waiter(key: HostKey(name: host, port: port), pinnedIP: ip)
         let core = core
         let lease = try await withTaskCancellationHandler {
-            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Lease, any Error>) in
+            try await awaitReactor { (continuation: CheckedContinuation<Lease, any Error>) in
                 waiter.continuation = continuation
                 if !reactor.post({ core.acquire(waiter) }) {
                     waiter.continuation = nil
@@ -143,7 +143,7 @@ public final class HotConnPool: Sendable {
         let bytes = HTTP1Request.serialize(request, body: body, defaultHost: connection.authority, profile: connection.profileHeaders)
         let isHead = request.method == .head
         let core = core
-        return try await withCheckedThrowingContinuation { continuation in
+        return try await awaitReactor { continuation in
             if !reactor.post({ core.roundTrip(connection.handle, request: bytes, isHead: isHead, timeout: timeout, continuation) }) {
                 continuation.resume(throwing: HotPoolError.poolClosed)
             }

@@ -27,10 +27,10 @@ extension PoolCore {
     /// A caller's round trip of pre-serialized `request` bytes on the connection it leases.
     func roundTrip(_ handle: LeaseHandle, request: [UInt8], isHead: Bool, timeout: Duration,
                    _ continuation: CheckedContinuation<HotResponse, any Error>) {
-        guard !closed else { return continuation.resume(throwing: HotPoolError.poolClosed) }
-        guard let slot = leasedSlot(handle) else { return continuation.resume(throwing: HotPoolError.staleConnection) }
+        guard !closed else { return continuation.resumeFromReactor(with: .failure(HotPoolError.poolClosed)) }
+        guard let slot = leasedSlot(handle) else { return continuation.resumeFromReactor(with: .failure(HotPoolError.staleConnection)) }
         let s = Int(slot)
-        guard ops[s] == nil else { return continuation.resume(throwing: HotPoolError.connectionBusy) }
+        guard ops[s] == nil else { return continuation.resumeFromReactor(with: .failure(HotPoolError.connectionBusy)) }
         totalRequests += 1
         table.requestCount[s] += 1
         metrics.request()
@@ -38,7 +38,7 @@ extension PoolCore {
             // Closed by an earlier failure or by the server: a request that fails at once.
             table.errorCount[s] += 1
             countFailedRequest()
-            return continuation.resume(throwing: HotPoolError.connectionClosed(host: hostName(slot), ip: ipAddress(slot)))
+            return continuation.resumeFromReactor(with: .failure(HotPoolError.connectionClosed(host: hostName(slot), ip: ipAddress(slot))))
         }
         startRoundTrip(slot, request: request, isHead: isHead, timeout: timeout, for: .caller(continuation))
     }
@@ -124,7 +124,7 @@ extension PoolCore {
         switch op.requester {
         case .caller(let continuation):
             if case .failure = result { countFailedRequest() }
-            continuation.resume(with: result.mapError { $0 as any Error })
+            continuation.resumeFromReactor(with: result.mapError { $0 as any Error })
         case .healthCheck:
             healthCheckFinished(slot, result)
         }

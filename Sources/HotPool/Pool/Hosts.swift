@@ -80,7 +80,7 @@ final class Waiter: @unchecked Sendable {
     var isWaiting: Bool { continuation != nil }
 
     func finish(_ result: Result<Lease, HotPoolError>) {
-        continuation?.resume(with: result.mapError { $0 as any Error })
+        continuation?.resumeFromReactor(with: result.mapError { $0 as any Error })
         continuation = nil
     }
 }

@@ -359,7 +359,7 @@ final class PoolCore: @unchecked Sendable {
             ops[s] = nil
             if case .caller(let continuation) = op.requester {
                 countFailedRequest()
-                continuation.resume(throwing: reason == .poolClosed ? HotPoolError.poolClosed : .connectionClosed(host: host, ip: ip))
+                continuation.resumeFromReactor(with: .failure(reason == .poolClosed ? HotPoolError.poolClosed : .connectionClosed(host: host, ip: ip)))
             }
         case .dial(let op):
             ops[s] = nil
