@@ -89,6 +89,21 @@ public final class Origin: @unchecked Sendable {
         try await send(["cmd": "wait_closed", "ip": ip, "count": count, "timeout": timeout]).object["ok"] as? Bool ?? false
     }
 
+    /// Has the server close its idle connections on `ip` ("notify": close_notify then FIN, "fin":
+    /// FIN only, "reset": RST), once at least `count` are idle there (waiting at most 5 s).
+    /// Returns how many it closed.
+    @discardableResult
+    public func closeIdle(ip: String, mode: String, count: Int = 1) async throws -> Int {
+        try await send(["cmd": "close_idle", "ip": ip, "mode": mode, "count": count]).object["closed"] as? Int ?? 0
+    }
+
+    /// Has the server send `data` on its idle connections on `ip`, once at least `count` are idle
+    /// there (waiting at most 5 s). Returns on how many it sent.
+    @discardableResult
+    public func sendIdle(ip: String, data: String, count: Int = 1) async throws -> Int {
+        try await send(["cmd": "send_idle", "ip": ip, "data": data, "count": count]).object["sent"] as? Int ?? 0
+    }
+
     /// Waits (bounded) until the server has completed `count` TLS handshakes in all, and says
     /// whether it has exactly that many.
     public func waitHandshakes(_ count: Int, timeout: Double = 5) async throws -> Bool {

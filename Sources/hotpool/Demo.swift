@@ -61,8 +61,8 @@ struct HotPoolDemo {
         }
 
         step("\(origin.ips[1]) closes its idle connections")
-        let closed = try await origin.send(["cmd": "close_idle", "ip": origin.ips[1], "mode": "notify"])
-        print("  server closed \(closed.object["closed"] ?? 0) idle connections")
+        let closed = try await origin.closeIdle(ip: origin.ips[1], mode: "notify")
+        print("  server closed \(closed) idle connections")
         try await Task.sleep(for: .milliseconds(200))
 
         step("\(origin.ips[2]) starts failing health checks (500 on /ping)")

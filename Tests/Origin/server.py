@@ -10,8 +10,9 @@ itself, and is driven by JSON lines on stdin (one reply line each on stdout):
   {"cmd":"stats"} / {"cmd":"reset_stats"}                             per-IP counters
   {"cmd":"wait_closed"|"wait_handshakes","ip":IP|"*","count":N,"timeout":S}   until >= N
   {"cmd":"wait_open","ip":IP|"*","count":N,"timeout":S}                until == N
-  {"cmd":"close_idle","ip":IP|"*","mode":"notify"|"fin"|"reset"}     close idle connections
-  {"cmd":"send_idle","ip":IP|"*","data":"..."}                        stray bytes to idle ones
+  {"cmd":"close_idle","ip":IP|"*","mode":"notify"|"fin"|"reset","count":N}   close idle connections
+  {"cmd":"send_idle","ip":IP|"*","data":"...","count":N}              stray bytes to idle ones
+      (both first wait, at most 5 s, until N connections (default 1) are idle on the IP)
   {"cmd":"requests","ip":IP|"*","last":N}   request heads: method, path, headers (in order)
   {"cmd":"hellos","ip":IP|"*","last":N}     parsed raw ClientHellos, with JA3 and JA4
   {"cmd":"quit"}  (or EOF on stdin)
@@ -251,10 +252,14 @@ class Origin:
                         return rule[2]
         return {"type": "status", "status": 200, "body": "ok"}
 
-    def command_idle(self, ip, command):
-        """Hands a command to every idle connection on ip; returns how many carried it out."""
+    def command_idle(self, ip, command, count):
+        """Waits (bounded) until count connections are idle on ip, then hands a command to every
+        idle connection there; returns how many carried it out."""
+        def idle_here():
+            return [c for c, cip in self.idle.items() if ip in ("*", cip)]
         with self.cond:
-            targets = [c for c, cip in self.idle.items() if ip in ("*", cip)]
+            self.cond.wait_for(lambda: len(idle_here()) >= count, 5)
+            targets = idle_here()
         return sum(1 for c in targets if c.command(command))
 
 
@@ -322,6 +327,7 @@ class Conn:
             if idle:
                 with self.origin.cond:
                     self.origin.idle[self] = self.ip
+                    self.origin.cond.notify_all()
             ready, _, _ = select.select([self.tls, self.wake_r], [], [])
             with self.origin.cond:
                 self.origin.idle.pop(self, None)
@@ -493,9 +499,9 @@ def handle(origin, c):
     if cmd in ("wait_closed", "wait_handshakes", "wait_open"):
         return origin.wait(cmd[5:], ip, c["count"], c.get("timeout", 5))
     if cmd == "close_idle":
-        return {"closed": origin.command_idle(ip, {"kind": c.get("mode", "notify")})}
+        return {"closed": origin.command_idle(ip, {"kind": c.get("mode", "notify")}, c.get("count", 1))}
     if cmd == "send_idle":
-        return {"sent": origin.command_idle(ip, {"kind": "send", "data": c.get("data", "")})}
+        return {"sent": origin.command_idle(ip, {"kind": "send", "data": c.get("data", "")}, c.get("count", 1))}
     if cmd == "requests":
         return {"requests": origin.recent(origin.requests, ip, c.get("last", 1))}
     if cmd == "hellos":
