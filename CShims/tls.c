@@ -93,6 +93,8 @@ int hp_tls_write(SSL *ssl, const void *buf, int len) {
     return map_result(ssl, SSL_write(ssl, buf, len));
 }
 
+int hp_tls_has_pending(SSL *ssl) { return SSL_has_pending(ssl); }
+
 int hp_tls_shutdown(SSL *ssl) {
     ERR_clear_error();
     errno = 0;

@@ -93,6 +93,8 @@ int hp_tls_handshake(struct ssl_st *ssl);
 int hp_tls_read(struct ssl_st *ssl, void *buf, int len);
 /// > 0 bytes written, or an HP_TLS_* code.
 int hp_tls_write(struct ssl_st *ssl, const void *buf, int len);
+/// 1 if OpenSSL holds received bytes not yet read (a record or part of one), else 0.
+int hp_tls_has_pending(struct ssl_st *ssl);
 /// Sends close_notify once without waiting for the peer's: 0 sent, or an HP_TLS_* code.
 int hp_tls_shutdown(struct ssl_st *ssl);
 void hp_tls_free(struct ssl_st *ssl);

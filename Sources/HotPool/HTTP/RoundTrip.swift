@@ -50,14 +50,17 @@ extension PoolCore {
         let op = RoundTripOp(request: request, parser: parser, requester: requester)
         ops[Int(slot)] = .roundTrip(op)
         table.deadline[Int(slot)] = now + timeout.nanoseconds
+        let inputWaiting = table.pendingInput[Int(slot)]
         table.pendingInput[Int(slot)] = false
         armTick(at: table.deadline[Int(slot)])
-        stepRoundTrip(slot, op)
+        stepRoundTrip(slot, op, readable: inputWaiting)
     }
 
     /// Writes what is left of the request, then reads until the response is complete or the
-    /// socket would block.
-    func stepRoundTrip(_ slot: Int32, _ op: RoundTripOp) {
+    /// socket would block. Reading waits for a readable event unless one came (`readable`) or
+    /// OpenSSL holds bytes already: the epoll registration is edge-triggered, so data arriving
+    /// after the last read always brings an event, and a read before it would only say EAGAIN.
+    func stepRoundTrip(_ slot: Int32, _ op: RoundTripOp, readable: Bool) {
         let ssl = table.ssl[Int(slot)]
         while op.written < op.request.count {
             let rc = op.request.withUnsafeBytes { bytes in
@@ -71,6 +74,7 @@ extension PoolCore {
                 return failRoundTrip(slot, op, ioError(slot, ssl, rc))
             }
         }
+        guard readable || hp_tls_has_pending(ssl) != 0 else { return }
         while true {
             let rc = hp_tls_read(ssl, readBuffer.baseAddress, Int32(readBuffer.count))
             do {
@@ -171,7 +175,7 @@ extension PoolCore {
         case (.dialing, .dial(let op)?):
             stepDial(slot, op, events: events)
         case (.leased, .roundTrip(let op)?):
-            stepRoundTrip(slot, op)
+            stepRoundTrip(slot, op, readable: !events.isDisjoint(with: [.readable, .readHangup, .hangup, .error]))
         case (.leased, nil):
             if !events.isDisjoint(with: [.readable, .readHangup, .hangup, .error]) { table.pendingInput[Int(slot)] = true }
         case (.idle, _):
