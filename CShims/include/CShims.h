@@ -137,10 +137,4 @@ int hp_tls_alpn(struct ssl_st *ssl, char *buf, size_t len);
 /// The negotiated TLS version name ("TLSv1.3"), static storage.
 const char *hp_tls_version(struct ssl_st *ssl);
 
-// ---------------------------------------------------------------- ThreadSanitizer
-/// Tells TSan that what this thread did so far happens before a later hp_tsan_handoff_acquire
-/// (no-ops outside TSan builds; see tsan.c for why HotPool needs them).
-void hp_tsan_handoff_release(void);
-void hp_tsan_handoff_acquire(void);
-
 #endif

@@ -8,10 +8,8 @@ extension HotConnPool {
     /// Runs `body` on the pool's reactor thread and returns its result; nil once the pool is closed.
     public func onReactor<T: Sendable>(_ body: @escaping @Sendable (ReactorAccess) -> T) async -> T? {
         let core = core
-        return await awaitReactor { continuation in
-            if !reactor.post({ continuation.resumeFromReactor(returning: core.closed ? nil : body(ReactorAccess(core: core))) }) {
-                continuation.resume(returning: nil)
-            }
+        return await Handoff<T?>.wait { handoff in
+            if !reactor.post({ handoff.deliver(core.closed ? nil : body(ReactorAccess(core: core))) }) { handoff.deliver(nil) }
         }
     }
 

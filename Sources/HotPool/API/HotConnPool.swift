@@ -50,8 +50,8 @@ public final class HotConnPool: Sendable {
     /// Runs `work` on the reactor and returns its result; `whenClosed` once the reactor has stopped.
     private func onReactor<T: Sendable>(whenClosed: @autoclosure () -> T, _ work: @escaping @Sendable (PoolCore) -> T) async -> T {
         let core = core
-        let result: T? = await awaitReactor { continuation in
-            if !reactor.post({ continuation.resumeFromReactor(returning: work(core)) }) { continuation.resume(returning: nil) }
+        let result = await Handoff<T?>.wait { handoff in
+            if !reactor.post({ handoff.deliver(work(core)) }) { handoff.deliver(nil) }
         }
         return result ?? whenClosed()
     }
@@ -99,18 +99,15 @@ public final class HotConnPool: Sendable {
         guard !host.isEmpty, (1...65535).contains(port) else { throw HotPoolError.invalidURL("\(host):\(port)") }
         let waiter = Waiter(key: HostKey(name: host, port: port), pinnedIP: ip)
         let core = core
-        let lease = try await withTaskCancellationHandler {
-            try await awaitReactor { (continuation: CheckedContinuation<Lease, any Error>) in
-                waiter.continuation = continuation
-                if !reactor.post({ core.acquire(waiter) }) {
-                    waiter.continuation = nil
-                    continuation.resume(throwing: HotPoolError.poolClosed)
-                }
+        let result = await withTaskCancellationHandler {
+            await Handoff<Result<Lease, HotPoolError>>.wait { handoff in
+                waiter.handoff = handoff
+                if !reactor.post({ core.acquire(waiter) }) { waiter.finish(.failure(.poolClosed)) }
             }
         } onCancel: {
             reactor.post { core.cancel(waiter) }
         }
-        return PooledConnection(pool: self, lease: lease)
+        return PooledConnection(pool: self, lease: try result.get())
     }
 
     /// Returns a connection (the seed's PutConnection). Never throws, never blocks: an unhealthy,
@@ -143,11 +140,11 @@ public final class HotConnPool: Sendable {
         let bytes = HTTP1Request.serialize(request, body: body, defaultHost: connection.authority, profile: connection.profileHeaders)
         let isHead = request.method == .head
         let core = core
-        return try await awaitReactor { continuation in
-            if !reactor.post({ core.roundTrip(connection.handle, request: bytes, isHead: isHead, timeout: timeout, continuation) }) {
-                continuation.resume(throwing: HotPoolError.poolClosed)
+        return try await Handoff<Result<HotResponse, HotPoolError>>.wait { handoff in
+            if !reactor.post({ core.roundTrip(connection.handle, request: bytes, isHead: isHead, timeout: timeout, handoff) }) {
+                handoff.deliver(.failure(.poolClosed))
             }
-        }
+        }.get()
     }
 
     /// A snapshot of the pool's figures, all from one instant.

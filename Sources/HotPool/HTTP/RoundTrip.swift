@@ -6,7 +6,7 @@ final class RoundTripOp {
     /// Who waits for the response.
     enum Requester {
         /// A caller's `roundTrip`.
-        case caller(CheckedContinuation<HotResponse, any Error>)
+        case caller(Handoff<Result<HotResponse, HotPoolError>>)
         /// The pool's own health check.
         case healthCheck
     }
@@ -26,11 +26,11 @@ final class RoundTripOp {
 extension PoolCore {
     /// A caller's round trip of pre-serialized `request` bytes on the connection it leases.
     func roundTrip(_ handle: LeaseHandle, request: [UInt8], isHead: Bool, timeout: Duration,
-                   _ continuation: CheckedContinuation<HotResponse, any Error>) {
-        guard !closed else { return continuation.resumeFromReactor(with: .failure(HotPoolError.poolClosed)) }
-        guard let slot = leasedSlot(handle) else { return continuation.resumeFromReactor(with: .failure(HotPoolError.staleConnection)) }
+                   _ handoff: Handoff<Result<HotResponse, HotPoolError>>) {
+        guard !closed else { return handoff.deliver(.failure(.poolClosed)) }
+        guard let slot = leasedSlot(handle) else { return handoff.deliver(.failure(.staleConnection)) }
         let s = Int(slot)
-        guard ops[s] == nil else { return continuation.resumeFromReactor(with: .failure(HotPoolError.connectionBusy)) }
+        guard ops[s] == nil else { return handoff.deliver(.failure(.connectionBusy)) }
         totalRequests += 1
         table.requestCount[s] += 1
         metrics.request()
@@ -38,9 +38,9 @@ extension PoolCore {
             // Closed by an earlier failure or by the server: a request that fails at once.
             table.errorCount[s] += 1
             countFailedRequest()
-            return continuation.resumeFromReactor(with: .failure(HotPoolError.connectionClosed(host: hostName(slot), ip: ipAddress(slot))))
+            return handoff.deliver(.failure(.connectionClosed(host: hostName(slot), ip: ipAddress(slot))))
         }
-        startRoundTrip(slot, request: request, isHead: isHead, timeout: timeout, for: .caller(continuation))
+        startRoundTrip(slot, request: request, isHead: isHead, timeout: timeout, for: .caller(handoff))
     }
 
     /// Starts an exchange on a leased, open connection, bounded by `timeout`.
@@ -126,9 +126,9 @@ extension PoolCore {
     /// Hands the outcome to whoever asked for the exchange.
     private func deliver(_ slot: Int32, _ op: RoundTripOp, _ result: Result<HotResponse, HotPoolError>) {
         switch op.requester {
-        case .caller(let continuation):
+        case .caller(let handoff):
             if case .failure = result { countFailedRequest() }
-            continuation.resumeFromReactor(with: result.mapError { $0 as any Error })
+            handoff.deliver(result)
         case .healthCheck:
             healthCheckFinished(slot, result)
         }

@@ -64,7 +64,8 @@ struct Lease: Sendable {
 final class Waiter: @unchecked Sendable {
     let key: HostKey
     let pinnedIP: String?
-    var continuation: CheckedContinuation<Lease, any Error>?
+    /// Where the lease (or the failure) goes; nil once finished.
+    var handoff: Handoff<Result<Lease, HotPoolError>>?
     var deadline: Int64 = 0
     var cancelled = false
     /// A dial made for this caller is under way.
@@ -77,11 +78,11 @@ final class Waiter: @unchecked Sendable {
         self.pinnedIP = pinnedIP
     }
 
-    var isWaiting: Bool { continuation != nil }
+    var isWaiting: Bool { handoff != nil }
 
     func finish(_ result: Result<Lease, HotPoolError>) {
-        continuation?.resumeFromReactor(with: result.mapError { $0 as any Error })
-        continuation = nil
+        handoff?.deliver(result)
+        handoff = nil
     }
 }
 

@@ -357,9 +357,9 @@ final class PoolCore: @unchecked Sendable {
         switch ops[s] {
         case .roundTrip(let op):
             ops[s] = nil
-            if case .caller(let continuation) = op.requester {
+            if case .caller(let handoff) = op.requester {
                 countFailedRequest()
-                continuation.resumeFromReactor(with: .failure(reason == .poolClosed ? HotPoolError.poolClosed : .connectionClosed(host: host, ip: ip)))
+                handoff.deliver(.failure(reason == .poolClosed ? .poolClosed : .connectionClosed(host: host, ip: ip)))
             }
         case .dial(let op):
             ops[s] = nil

@@ -1,31 +1,35 @@
-import CShims
+import Synchronization
 
-// Results cross from the reactor thread to the awaiting tasks through continuations. The
-// handoff is also announced to ThreadSanitizer (`CShims/tsan.c` says why); outside TSan builds
-// the announcements do nothing.
+/// One result handed from the reactor thread to the task awaiting it: the task makes the
+/// handoff, passes it to the reactor with its request, and suspends until `deliver`.
+///
+/// The continuation's resume already orders the two threads, but ThreadSanitizer does not see
+/// that ordering on this toolchain (a value made on a plain thread and passed through `resume`
+/// is reported as a race), so the value also crosses through a release/acquire pair it does see.
+final class Handoff<T: Sendable>: @unchecked Sendable {
+    private var continuation: CheckedContinuation<Void, Never>?
+    /// Written once by `deliver`, before `delivered`; read once by `wait`, after it.
+    private var value: T?
+    private let delivered = Atomic<Bool>(false)
 
-extension CheckedContinuation {
-    /// Resumes the awaiting task with what the reactor thread made.
-    func resumeFromReactor(with result: sending Result<T, E>) {
-        hp_tsan_handoff_release()
-        resume(with: result)
+    private init() {}
+
+    /// Makes a handoff, runs `start` with it (which passes it to the reactor, or delivers at
+    /// once), and returns what is delivered.
+    static func wait(_ start: (Handoff) -> Void) async -> T {
+        let handoff = Handoff()
+        await withCheckedContinuation { continuation in
+            handoff.continuation = continuation
+            start(handoff)
+        }
+        precondition(handoff.delivered.load(ordering: .acquiring), "handoff resumed without a value")
+        return handoff.value!
     }
 
-    /// Resumes the awaiting task with a value the reactor thread made.
-    func resumeFromReactor(returning value: sending T) where E == Never {
-        hp_tsan_handoff_release()
-        resume(returning: value)
+    /// Hands `value` to the waiting task and resumes it. Call once.
+    func deliver(_ value: T) {
+        self.value = value
+        delivered.store(true, ordering: .releasing)
+        continuation!.resume()
     }
-}
-
-/// Awaits what the reactor thread hands over through `resumeFromReactor`.
-func awaitReactor<T: Sendable>(_ body: (CheckedContinuation<T, any Error>) -> Void) async throws -> T {
-    defer { hp_tsan_handoff_acquire() }
-    return try await withCheckedThrowingContinuation(body)
-}
-
-/// Awaits what the reactor thread hands over through `resumeFromReactor`.
-func awaitReactor<T: Sendable>(_ body: (CheckedContinuation<T, Never>) -> Void) async -> T {
-    defer { hp_tsan_handoff_acquire() }
-    return await withCheckedContinuation(body)
 }
