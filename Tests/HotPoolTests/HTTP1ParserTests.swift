@@ -40,6 +40,22 @@ import Testing
         #expect(afterContinue?.head.status.code == 201 && afterContinue?.body == Array("ok".utf8))
     }
 
+    @Test func framingFieldsAreReadCaseInsensitivelyAndListsAreSplit() throws {
+        #expect(try parse("HTTP/1.1 200 OK\r\nconnection: Upgrade, CLOSE\r\nContent-Length: 0\r\n\r\n")?.keepAlive == false)
+        #expect(try parse("HTTP/1.0 200 OK\r\nConnection: Keep-Alive\r\nContent-Length: 0\r\n\r\n")?.keepAlive == true)
+        #expect(try parse("HTTP/1.0 200 OK\r\nConnection: keep\ralive\r\nContent-Length: 0\r\n\r\n")?.keepAlive == false)
+        let listed = try parse("HTTP/1.1 200 OK\r\nContent-Length: 3, 3\r\n\r\nabc")
+        #expect(listed?.body == Array("abc".utf8) && listed?.keepAlive == true)
+        let coded = try parse("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, Chunked\r\n\r\n1\r\nz\r\n0\r\n\r\n")
+        #expect(coded?.body == Array("z".utf8) && coded?.keepAlive == true)
+        let notChunkedLast = try parse("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\n\r\nraw", eof: true)
+        #expect(notChunkedLast?.body == Array("raw".utf8) && notChunkedLast?.keepAlive == false)
+        #expect(throws: ResponseError.invalidContentLength) { try parse("HTTP/1.1 200 OK\r\nContent-Length: \r\n\r\n") }
+        #expect(throws: ResponseError.invalidContentLength) { try parse("HTTP/1.1 200 OK\r\nContent-Length: 3, 4\r\n\r\n") }
+        let fields = try #require(try parse("HTTP/1.1 200 OK\r\nX-Spaced: \t value with  inner  spaces \t\r\nContent-Length: 0\r\n\r\n"))
+        #expect(fields.head.headerFields[HTTPField.Name("X-Spaced")!] == "value with  inner  spaces")
+    }
+
     @Test func connectionCloseAndHTTP10MakeTheConnectionNotReusable() throws {
         #expect(try parse("HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")?.keepAlive == false)
         #expect(try parse("HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n")?.keepAlive == false)

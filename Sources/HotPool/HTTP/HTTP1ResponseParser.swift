@@ -119,44 +119,31 @@ struct HTTP1ResponseParser {
             return false
         }
         guard end - position <= maxHeaderBytes else { throw .headersTooLarge }
-        var lines = buffer[position..<end].split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false)
-            .map { $0.last == UInt8(ascii: "\r") ? $0.dropLast() : $0 }
-        position = end + 4
-        let (status, version) = try Self.parseStatusLine(lines.removeFirst())
-        var fields = HTTPFields()
-        for line in lines where !line.isEmpty {
-            guard let colon = line.firstIndex(of: UInt8(ascii: ":")),
-                let name = HTTPField.Name(String(decoding: line[..<colon], as: UTF8.self))
-            else { throw .malformedHeader }
-            let value = line[(colon + 1)...].drop { $0 == 0x20 || $0 == 0x09 }
-            let trimmed = value.reversed().drop { $0 == 0x20 || $0 == 0x09 }.reversed()
-            fields.append(HTTPField(name: name, lenientValue: Array(trimmed)))
+        let start = position
+        let parsed = try buffer.withUnsafeBufferPointer { (bytes) throws(ResponseError) -> ResponseHead in
+            try ResponseHead(UnsafeBufferPointer(rebasing: bytes[start..<end]))
         }
+        position = end + 4
+        let status = parsed.status
         // 1xx answers (other than 101) precede the real response: skip them.
         if (100..<200).contains(status) && status != 101 { return true }
-        head = HTTPResponse(status: .init(code: status), headerFields: fields)
-        let connection = fields[values: .connection].flatMap { $0.split(separator: ",") }
-            .map { $0.trimmingSpaces.lowercased() }
-        keepAlive = version == 1 ? !connection.contains("close") : connection.contains("keep-alive")
+        head = HTTPResponse(status: .init(code: status), headerFields: parsed.fields)
+        keepAlive = parsed.minorVersion == 1 ? !parsed.connectionClose : parsed.connectionKeepAlive
         if isHeadRequest || status == 204 || status == 304 || status == 101 {
             if status == 101 { keepAlive = false }
             phase = .fixed(remaining: 0)
             return true
         }
-        let codings = fields[values: .transferEncoding].flatMap { $0.split(separator: ",") }
-            .map { $0.trimmingSpaces.lowercased() }
-        if !codings.isEmpty {
-            if fields[.contentLength] != nil { keepAlive = false }
-            phase = codings.last == "chunked" ? .chunkSize : .untilClose
-            if codings.last != "chunked" { keepAlive = false }
+        if parsed.hasTransferEncoding {
+            // A body framed by a coding other than chunked, or by both a coding and a length, runs
+            // to the connection's close (RFC 9112 6.3).
+            if parsed.contentLength != nil || !parsed.chunkedLast { keepAlive = false }
+            phase = parsed.chunkedLast ? .chunkSize : .untilClose
             return true
         }
-        let lengths = fields[values: .contentLength].flatMap { $0.split(separator: ",") }.map { $0.trimmingSpaces }
-        if let first = lengths.first {
-            guard lengths.allSatisfy({ $0 == first }), first.allSatisfy(\.isASCIIDigit), let n = Int(first)
-            else { throw .invalidContentLength }
-            guard n <= maxBodyBytes else { throw .bodyTooLarge }
-            phase = .fixed(remaining: n)
+        if let length = parsed.contentLength {
+            guard length <= maxBodyBytes else { throw .bodyTooLarge }
+            phase = .fixed(remaining: length)
         } else {
             keepAlive = false
             phase = .untilClose
@@ -204,19 +191,6 @@ struct HTTP1ResponseParser {
         }
     }
 
-    private static func parseStatusLine(_ line: ArraySlice<UInt8>) throws(ResponseError) -> (status: Int, minorVersion: Int) {
-        let bytes = Array(line)
-        // "HTTP/1.x SSS" then optionally " reason".
-        guard bytes.count >= 12, bytes.starts(with: Array("HTTP/1.".utf8)),
-            bytes[7] == UInt8(ascii: "0") || bytes[7] == UInt8(ascii: "1"), bytes[8] == 0x20,
-            bytes[9...11].allSatisfy({ (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) }),
-            bytes.count == 12 || bytes[12] == 0x20
-        else { throw .malformedStatusLine }
-        let status = bytes[9...11].reduce(0) { $0 * 10 + Int($1 - UInt8(ascii: "0")) }
-        guard status >= 100 else { throw .malformedStatusLine }
-        return (status, Int(bytes[7] - UInt8(ascii: "0")))
-    }
-
     private static func parseHex(_ digits: ArraySlice<UInt8>) -> Int? {
         let trimmed = digits.reversed().drop { $0 == 0x20 || $0 == 0x09 }.reversed()
         guard !trimmed.isEmpty, trimmed.count <= 15 else { return nil }
@@ -233,12 +207,128 @@ struct HTTP1ResponseParser {
     }
 }
 
-extension StringProtocol {
-    fileprivate var trimmingSpaces: String {
-        String(drop { $0 == " " || $0 == "\t" }.reversed().drop { $0 == " " || $0 == "\t" }.reversed())
-    }
-}
+/// A response head read from its bytes: status line, fields, and what frames the body. Works on
+/// the bytes by index: no line arrays, no lowercased copies.
+private struct ResponseHead {
+    var status = 0
+    var minorVersion = 0
+    var fields = HTTPFields()
+    /// `Connection` carries the token close / keep-alive.
+    var connectionClose = false
+    var connectionKeepAlive = false
+    var hasTransferEncoding = false
+    /// The last transfer coding is chunked.
+    var chunkedLast = false
+    var contentLength: Int?
 
-extension Character {
-    fileprivate var isASCIIDigit: Bool { isASCII && isNumber }
+    private static let cr = UInt8(ascii: "\r"), lf = UInt8(ascii: "\n")
+
+    /// Parses `head`: the bytes before the blank line, lines ended by CRLF (or a bare LF).
+    init(_ head: UnsafeBufferPointer<UInt8>) throws(ResponseError) {
+        var lineStart = 0
+        var first = true
+        while lineStart <= head.count {
+            var lineEnd = lineStart
+            while lineEnd < head.count && head[lineEnd] != Self.lf { lineEnd += 1 }
+            var stop = lineEnd
+            if stop > lineStart && head[stop - 1] == Self.cr { stop -= 1 }
+            let line = UnsafeBufferPointer(rebasing: head[lineStart..<stop])
+            if first {
+                try parseStatusLine(line)
+                first = false
+            } else if !line.isEmpty {
+                try parseField(line)
+            }
+            lineStart = lineEnd + 1
+        }
+    }
+
+    /// "HTTP/1.x SSS", then optionally " reason".
+    private mutating func parseStatusLine(_ line: UnsafeBufferPointer<UInt8>) throws(ResponseError) {
+        let digit = UInt8(ascii: "0")...UInt8(ascii: "9")
+        guard line.count >= 12, line.starts(with: "HTTP/1.".utf8), line[7] == UInt8(ascii: "0") || line[7] == UInt8(ascii: "1"),
+            line[8] == 0x20, digit.contains(line[9]), digit.contains(line[10]), digit.contains(line[11]),
+            line.count == 12 || line[12] == 0x20
+        else { throw .malformedStatusLine }
+        status = line[9...11].reduce(0) { $0 * 10 + Int($1 - UInt8(ascii: "0")) }
+        guard status >= 100 else { throw .malformedStatusLine }
+        minorVersion = Int(line[7] - UInt8(ascii: "0"))
+    }
+
+    /// "name: value", the value trimmed of spaces and tabs; notes the fields that frame the body.
+    private mutating func parseField(_ line: UnsafeBufferPointer<UInt8>) throws(ResponseError) {
+        guard let colon = line.firstIndex(of: UInt8(ascii: ":")),
+            let name = HTTPField.Name(String(decoding: UnsafeBufferPointer(rebasing: line[..<colon]), as: UTF8.self))
+        else { throw .malformedHeader }
+        let value = Self.trimmed(UnsafeBufferPointer(rebasing: line[(colon + 1)...]))
+        fields.append(HTTPField(name: name, lenientValue: value))
+        switch name {
+        case .connection:
+            Self.forEachToken(value) { token in
+                if Self.token(token, is: "close") { connectionClose = true }
+                if Self.token(token, is: "keep-alive") { connectionKeepAlive = true }
+            }
+        case .transferEncoding:
+            Self.forEachToken(value) { token in
+                hasTransferEncoding = true
+                chunkedLast = Self.token(token, is: "chunked")
+            }
+        case .contentLength:
+            // Several values (or fields) must agree; each is digits only.
+            var failed = false
+            Self.forEachToken(value) { token in
+                guard !failed, let n = Self.decimal(token), contentLength == nil || contentLength == n else {
+                    failed = true
+                    return
+                }
+                contentLength = n
+            }
+            if failed || contentLength == nil { throw .invalidContentLength }
+        default:
+            break
+        }
+    }
+
+    private static func isSpace(_ byte: UInt8) -> Bool { byte == 0x20 || byte == 0x09 }
+
+    private static func trimmed(_ bytes: UnsafeBufferPointer<UInt8>) -> UnsafeBufferPointer<UInt8> {
+        var lower = 0, upper = bytes.count
+        while lower < upper && isSpace(bytes[lower]) { lower += 1 }
+        while upper > lower && isSpace(bytes[upper - 1]) { upper -= 1 }
+        return UnsafeBufferPointer(rebasing: bytes[lower..<upper])
+    }
+
+    /// Calls `body` with each comma-separated element of `value`, trimmed, empty ones skipped.
+    private static func forEachToken(_ value: UnsafeBufferPointer<UInt8>, _ body: (UnsafeBufferPointer<UInt8>) -> Void) {
+        var start = 0
+        while start <= value.count {
+            var end = start
+            while end < value.count && value[end] != UInt8(ascii: ",") { end += 1 }
+            let token = trimmed(UnsafeBufferPointer(rebasing: value[start..<end]))
+            if !token.isEmpty { body(token) }
+            start = end + 1
+        }
+    }
+
+    /// ASCII case-insensitive comparison with a lowercase token.
+    private static func token(_ bytes: UnsafeBufferPointer<UInt8>, is lowercase: StaticString) -> Bool {
+        guard bytes.count == lowercase.utf8CodeUnitCount else { return false }
+        let expected = UnsafeBufferPointer(start: lowercase.utf8Start, count: lowercase.utf8CodeUnitCount)
+        for (byte, want) in zip(bytes, expected) {
+            let folded = (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte) ? byte | 0x20 : byte
+            if folded != want { return false }
+        }
+        return true
+    }
+
+    /// A non-negative decimal of at most 18 digits, or nil.
+    private static func decimal(_ bytes: UnsafeBufferPointer<UInt8>) -> Int? {
+        guard !bytes.isEmpty, bytes.count <= 18 else { return nil }
+        var n = 0
+        for byte in bytes {
+            guard (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) else { return nil }
+            n = n * 10 + Int(byte - UInt8(ascii: "0"))
+        }
+        return n
+    }
 }
