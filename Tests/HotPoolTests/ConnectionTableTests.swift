@@ -36,7 +36,7 @@ struct SeededGenerator: RandomNumberGenerator {
         let operations = Int(environment("HOTPOOL_TABLE_OPS") ?? "") ?? 1_000_000
         let seed = UInt64.random(in: 0...UInt64.max)
         var rng = SeededGenerator(state: seed)
-        var table = ConnectionTable()
+        let table = ConnectionTable(maxSlots: 300)
         var model = Model()
         var retired: [SlotHandle] = []  // handles of destroyed connections
         var endedLeases: [LeaseHandle] = []  // handles of leases that ended (put or destroy)

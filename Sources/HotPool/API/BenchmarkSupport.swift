@@ -17,7 +17,7 @@ extension HotConnPool {
     public static var liveTLSObjects: Int { Int(hp_tls_live_objects()) }
 
     /// Bytes of pool state per connection slot: the table's columns plus the per-slot operation.
-    public static var bytesPerSlot: Int { ConnectionTable.bytesPerSlot + MemoryLayout<SlotOp?>.stride }
+    public var bytesPerSlot: Int { core.table.bytesPerSlot + MemoryLayout<SlotOp?>.stride }
 }
 
 /// The pool's get and put as the reactor runs them, without the cross-thread hop. Valid only

@@ -32,11 +32,11 @@ extension PoolCore {
         let s = Int(slot)
         guard ops[s] == nil else { return handoff.deliver(.failure(.connectionBusy)) }
         totalRequests += 1
-        table.requestCount[s] += 1
+        table.requestCount[s] &+= 1
         metrics.request()
         guard table.fd[s] >= 0 else {
             // Closed by an earlier failure or by the server: a request that fails at once.
-            table.errorCount[s] += 1
+            table.errorCount[s] &+= 1
             countFailedRequest()
             return handoff.deliver(.failure(.connectionClosed(host: hostName(slot), ip: ipAddress(slot))))
         }
@@ -115,7 +115,7 @@ extension PoolCore {
         let s = Int(slot)
         ops[s] = nil
         table.deadline[s] = 0
-        table.errorCount[s] += 1
+        table.errorCount[s] &+= 1
         table.healthy[s] = false
         closeSocket(slot, sendCloseNotify: false)
         table.closeOnReturn[s] = CloseReason.unhealthyOnReturn.code

@@ -17,7 +17,7 @@ extension PoolCore {
         let t = now
         var next = Int64.max
         let warnAfter = config.leaseWarningAfter.nanoseconds
-        for slot in 0..<Int32(table.capacity) {
+        for slot in 0..<Int32(table.slotCount) {
             let s = Int(slot)
             guard table.state[s] == .dialing || table.state[s] == .leased else { continue }
             if table.deadline[s] != 0 && table.deadline[s] <= t {
@@ -83,7 +83,7 @@ extension PoolCore {
     @discardableResult
     func cleanupExpired(maxLifetime: Duration) -> Int {
         let limit = now - maxLifetime.nanoseconds
-        for slot in 0..<table.capacity
+        for slot in 0..<table.slotCount
         where table.state[slot] == .leased && table.created[slot] <= limit && table.closeOnReturn[slot] == 0 {
             table.closeOnReturn[slot] = CloseReason.maxLifetime.code
         }
@@ -92,7 +92,7 @@ extension PoolCore {
 
     private func destroyIdle(_ reason: CloseReason, where expired: (Int) -> Bool) -> Int {
         var count = 0
-        for slot in 0..<Int32(table.capacity) where table.state[Int(slot)] == .idle && expired(Int(slot)) {
+        for slot in 0..<Int32(table.slotCount) where table.state[Int(slot)] == .idle && expired(Int(slot)) {
             destroy(slot, reason)
             count += 1
         }

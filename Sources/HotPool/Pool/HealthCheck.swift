@@ -20,7 +20,7 @@ extension PoolCore {
         guard let path = config.healthCheckPath else { return }
         let t = now
         let interval = config.healthCheckInterval.nanoseconds
-        for slot in 0..<Int32(table.capacity) where table.state[Int(slot)] == .idle {
+        for slot in 0..<Int32(table.slotCount) where table.state[Int(slot)] == .idle {
             let s = Int(slot)
             guard t - max(table.lastUsed[s], table.lastChecked[s]) >= interval else { continue }
             table.take(idle: slot)

@@ -25,7 +25,7 @@ final class PoolCore: @unchecked Sendable {
     /// The profile the next dial takes, when profiles rotate.
     var nextProfile = 0
 
-    var table = ConnectionTable()
+    let table: ConnectionTable
     /// The operation under way per slot (indexed like the table).
     var ops: [SlotOp?] = []
     var hosts: [HostState] = []
@@ -66,6 +66,7 @@ final class PoolCore: @unchecked Sendable {
         self.reactor = reactor
         self.logger = config.logger
         self.tlsContexts = tlsContexts
+        self.table = ConnectionTable(maxSlots: config.maxConnections)
         self.profiles = config.profiles
         self.profileHeaders = profiles.map { spec in
             let fields = spec.headers.compactMap { header in HTTPField.Name(header.name).map { HTTPField(name: $0, value: header.value) } }
@@ -414,7 +415,7 @@ final class PoolCore: @unchecked Sendable {
         }
         waitingHosts.removeAll()
         var firstError: HotPoolError?
-        for slot in 0..<Int32(table.capacity) where table.state[Int(slot)] != .free {
+        for slot in 0..<Int32(table.slotCount) where table.state[Int(slot)] != .free {
             let host = hostName(slot), ip = ipAddress(slot)
             closeErrno = 0
             destroy(slot, .poolClosed)
@@ -440,7 +441,7 @@ final class PoolCore: @unchecked Sendable {
     func snapshot() -> PoolStats {
         var healthy = 0
         var byReason: [CloseReason: Int] = [:]
-        for slot in 0..<table.capacity where table.state[slot] == .idle || table.state[slot] == .leased {
+        for slot in 0..<table.slotCount where table.state[slot] == .idle || table.state[slot] == .leased {
             if table.healthy[slot] { healthy += 1 }
         }
         for reason in CloseReason.allCases { byReason[reason] = closedByReason[Int(reason.code)] }
@@ -462,7 +463,7 @@ final class PoolCore: @unchecked Sendable {
     }
 
     func connectionSnapshots() -> [ConnectionStats] {
-        (0..<Int32(table.capacity)).compactMap { slot in
+        (0..<Int32(table.slotCount)).compactMap { slot in
             let s = Int(slot)
             guard table.state[s] == .idle || table.state[s] == .leased else { return nil }
             return ConnectionStats(

@@ -91,8 +91,9 @@ final class Reactor: @unchecked Sendable {
 
     // MARK: reactor thread only
 
-    /// Monotonic nanoseconds.
-    var now: Int64 { hp_monotonic_ns() }
+    /// Monotonic nanoseconds, read once per turn of the loop (a get and a put on the same turn
+    /// need not pay a clock read each): stale by at most the time the current turn has run.
+    private(set) var now = hp_monotonic_ns()
 
     func schedule(at deadline: Int64, _ callback: @escaping () -> Void) -> TimerID {
         timers.schedule(at: deadline, callback)
@@ -109,15 +110,22 @@ final class Reactor: @unchecked Sendable {
     private func run() {
         hp_block_sigpipe()
         while running {
+            now = hp_monotonic_ns()
             inbox.drain()
             runDueTimers()
             guard running else { break }
             // Announce the sleep, then look at the inbox once more: a producer either sees
             // `sleeping` and signals the eventfd, or pushed before this check and is seen here.
             sleeping.store(true, ordering: .sequentiallyConsistent)
+            now = hp_monotonic_ns()
             let timeout: Int64? = inbox.isEmpty ? timers.nextDeadline().map { max(0, $0 - now) } : 0
+            var woke = false
             do {
                 try poller.wait(timeoutNanos: timeout) { token, events in
+                    if !woke {
+                        now = hp_monotonic_ns()  // the wait may have slept
+                        woke = true
+                    }
                     if token == Self.wakeToken {
                         _ = hp_eventfd_drain(wakeFD)
                     } else {
@@ -139,8 +147,7 @@ final class Reactor: @unchecked Sendable {
     }
 
     private func runDueTimers() {
-        let t = now
-        while let callback = timers.popDue(now: t) { callback() }
+        while let callback = timers.popDue(now: now) { callback() }
     }
 }
 

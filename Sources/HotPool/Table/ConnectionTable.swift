@@ -39,79 +39,140 @@ enum SlotState: UInt8 {
     case leased
 }
 
-/// Connection state in struct-of-arrays storage: one array per field, indexed by slot. Slots are
-/// reused through a free list; each host has an intrusive FIFO list of its idle slots, so taking
-/// an idle connection for a host, returning one and destroying one are O(1).
-/// Touched only on the reactor thread.
-struct ConnectionTable {
+/// One column of the table: a value per slot in one allocation made for the table's most slots
+/// (its pages are touched only as slots come into use). Reads and writes are plain pointer
+/// accesses: no copy-on-write, reference counting or exclusivity checks on the hot path.
+struct Column<Value: BitwiseCopyable> {
+    fileprivate let base: UnsafeMutablePointer<Value>
+
+    fileprivate init(_ count: Int) { base = .allocate(capacity: max(count, 1)) }
+
+    subscript(slot: Int) -> Value {
+        get { base[slot] }
+        nonmutating set { base[slot] = newValue }
+    }
+}
+
+/// A column only the table writes: its transitions keep it in step with the lists and counts.
+struct GuardedColumn<Value: BitwiseCopyable> {
+    fileprivate let column: Column<Value>
+
+    subscript(slot: Int) -> Value { column[slot] }
+}
+
+/// Connection state in struct-of-arrays storage: one column per field, indexed by slot, sized
+/// once for the pool's `maxConnections`. Slots are reused through a free list; each host has an
+/// intrusive FIFO list of its idle slots, so taking an idle connection for a host, returning one
+/// and destroying one are O(1). Touched only on the reactor thread.
+final class ConnectionTable {
     static let none: Int32 = -1
 
-    // Columns. The pool reads and writes the plain data columns directly; the state, lists and
-    // generation change only through the transitions below.
-    var fd: [Int32] = []
-    var ssl: [OpaquePointer?] = []
-    private(set) var state: [SlotState] = []
-    private(set) var hostID: [Int32] = []
-    private(set) var ipID: [Int32] = []
-    var created: [Int64] = []
-    var lastUsed: [Int64] = []
-    var lastChecked: [Int64] = []
-    var requestCount: [Int64] = []
-    var errorCount: [Int32] = []
-    var healthy: [Bool] = []
+    /// The most slots the table holds.
+    let maxSlots: Int
+
+    // Columns the pool reads and writes directly.
+    let fd: Column<Int32>
+    let ssl: Column<OpaquePointer?>
+    let created: Column<Int64>
+    let lastUsed: Column<Int64>
+    let lastChecked: Column<Int64>
+    let requestCount: Column<UInt32>
+    let errorCount: Column<UInt32>
+    let healthy: Column<Bool>
     /// A reason (`CloseReason.code`) to destroy the connection when it comes back; 0 = none.
-    var closeOnReturn: [UInt8] = []
+    let closeOnReturn: Column<UInt8>
     /// Deadline (monotonic ns) of the I/O under way on the slot; 0 = none.
-    var deadline: [Int64] = []
+    let deadline: Column<Int64>
     /// When the current lease began; 0 once a long lease has been reported.
-    var leasedAt: [Int64] = []
+    let leasedAt: Column<Int64>
     /// Input arrived while leased with no round trip reading it; checked when it comes back.
-    var pendingInput: [Bool] = []
+    let pendingInput: Column<Bool>
     /// The fingerprint profile (index into the pool's list) and its Accept-Language choice.
-    var profile: [UInt8] = []
-    var language: [UInt8] = []
-    private(set) var generation: [UInt32] = []
+    let profile: Column<UInt8>
+    let language: Column<UInt8>
+
+    // Columns only the transitions below change.
+    let state: GuardedColumn<SlotState>
+    let hostID: GuardedColumn<Int32>
+    let ipID: GuardedColumn<Int32>
+    /// Bumped when the slot's connection is destroyed: readiness tokens carry it.
+    let generation: GuardedColumn<UInt32>
     /// Bumped whenever a lease ends, so `LeaseHandle`s of ended leases are detected.
-    private var lease: [UInt32] = []
+    private let lease: Column<UInt32>
     /// Idle list links; `next` doubles as the free list link.
-    private var next: [Int32] = []
-    private var prev: [Int32] = []
+    private let next: Column<Int32>
+    private let prev: Column<Int32>
+
+    /// Bytes one slot takes across the columns.
+    let bytesPerSlot: Int
+    /// Releases every column.
+    private let deallocators: [() -> Void]
 
     // Per host.
     private var idleHead: [Int32] = []
     private var idleTail: [Int32] = []
-    private(set) var hostIdleCount: [Int32] = []
     /// Slots (dialing, idle or leased) per host.
-    private(set) var hostLiveCount: [Int32] = []
+    private var hostLiveCount: [Int32] = []
 
     private var freeHead: Int32 = none
+    /// Slots ever used (live or free); every slot below it is initialized.
+    private(set) var slotCount = 0
     private(set) var idleCount = 0
     private(set) var leasedCount = 0
     private(set) var dialingCount = 0
 
-    /// Bytes one slot takes across the columns (per-host arrays left out). Keep in step with
-    /// `appendSlot`: fd, hostID, ipID, errorCount, next, prev; ssl; state; created, lastUsed,
-    /// lastChecked, requestCount, deadline, leasedAt; healthy, pendingInput; closeOnReturn,
-    /// profile, language; generation, lease.
-    static let bytesPerSlot = MemoryLayout<Int32>.stride * 6 + MemoryLayout<OpaquePointer?>.stride
-        + MemoryLayout<SlotState>.stride + MemoryLayout<Int64>.stride * 6 + MemoryLayout<Bool>.stride * 2
-        + MemoryLayout<UInt8>.stride * 3 + MemoryLayout<UInt32>.stride * 2
+    init(maxSlots: Int) {
+        self.maxSlots = maxSlots
+        var bytes = 0
+        var deallocators: [() -> Void] = []
+        func column<Value: BitwiseCopyable>(_: Value.Type) -> Column<Value> {
+            let column = Column<Value>(maxSlots)
+            bytes += MemoryLayout<Value>.stride
+            deallocators.append { column.base.deallocate() }
+            return column
+        }
+        fd = column(Int32.self)
+        ssl = column(OpaquePointer?.self)
+        created = column(Int64.self)
+        lastUsed = column(Int64.self)
+        lastChecked = column(Int64.self)
+        requestCount = column(UInt32.self)
+        errorCount = column(UInt32.self)
+        healthy = column(Bool.self)
+        closeOnReturn = column(UInt8.self)
+        deadline = column(Int64.self)
+        leasedAt = column(Int64.self)
+        pendingInput = column(Bool.self)
+        profile = column(UInt8.self)
+        language = column(UInt8.self)
+        state = GuardedColumn(column: column(SlotState.self))
+        hostID = GuardedColumn(column: column(Int32.self))
+        ipID = GuardedColumn(column: column(Int32.self))
+        generation = GuardedColumn(column: column(UInt32.self))
+        lease = column(UInt32.self)
+        next = column(Int32.self)
+        prev = column(Int32.self)
+        bytesPerSlot = bytes
+        self.deallocators = deallocators
+    }
 
-    /// Slots ever allocated (live or free).
-    var capacity: Int { state.count }
+    deinit {
+        deallocators.forEach { $0() }
+    }
+
     /// Open connections: idle + leased (dialing slots are not connections yet).
     var connectionCount: Int { idleCount + leasedCount }
 
     /// True if `handle` names a live slot (not destroyed since the handle was made).
     func isCurrent(_ handle: SlotHandle) -> Bool {
         let s = Int(handle.slot)
-        return s >= 0 && s < state.count && generation[s] == handle.generation && state[s] != .free
+        return s >= 0 && s < slotCount && generation[s] == handle.generation && state[s] != .free
     }
 
     /// True if `handle` names the lease the slot is under now.
     func isCurrent(_ handle: LeaseHandle) -> Bool {
         let s = Int(handle.slot)
-        return s >= 0 && s < state.count && lease[s] == handle.lease && state[s] == .leased
+        return s >= 0 && s < slotCount && lease[s] == handle.lease && state[s] == .leased
     }
 
     func handle(_ slot: Int32) -> SlotHandle {
@@ -127,29 +188,29 @@ struct ConnectionTable {
         Int(host) < hostLiveCount.count ? Int(hostLiveCount[Int(host)]) : 0
     }
 
-    func idleCount(host: Int32) -> Int {
-        Int(host) < hostIdleCount.count ? Int(hostIdleCount[Int(host)]) : 0
-    }
-
     // MARK: transitions
 
-    /// Takes a free slot (or a new one) for a connection being dialed.
-    mutating func allocate(host: Int32, ip: Int32, fd: Int32, now: Int64) -> SlotHandle {
+    /// Takes a free slot (or a new one) for a connection being dialed. The caller keeps live
+    /// slots within `maxSlots`.
+    func allocate(host: Int32, ip: Int32, fd: Int32, now: Int64) -> SlotHandle {
         ensureHost(host)
         let slot: Int32
         if freeHead != Self.none {
             slot = freeHead
-            freeHead = next[Int(slot)]
+            freeHead = next[Int(freeHead)]
         } else {
-            slot = Int32(state.count)
-            appendSlot()
+            precondition(slotCount < maxSlots, "ConnectionTable: more than \(maxSlots) slots")
+            slot = Int32(slotCount)
+            generation.column[slotCount] = 0
+            lease[slotCount] = 0
+            slotCount += 1
         }
         let s = Int(slot)
         self.fd[s] = fd
         ssl[s] = nil
-        state[s] = .dialing
-        hostID[s] = host
-        ipID[s] = ip
+        state.column[s] = .dialing
+        hostID.column[s] = host
+        ipID.column[s] = ip
         created[s] = now
         lastUsed[s] = now
         lastChecked[s] = now
@@ -170,15 +231,15 @@ struct ConnectionTable {
     }
 
     /// A dialed connection is handed to a caller.
-    mutating func leaseDialed(_ slot: Int32) {
+    func leaseDialed(_ slot: Int32) {
         precondition(state[Int(slot)] == .dialing)
-        state[Int(slot)] = .leased
+        state.column[Int(slot)] = .leased
         dialingCount -= 1
         leasedCount += 1
     }
 
     /// Takes the longest-idle connection of `host` (of `ip` only, if given).
-    mutating func takeIdle(host: Int32, ip: Int32? = nil) -> Int32? {
+    func takeIdle(host: Int32, ip: Int32? = nil) -> Int32? {
         guard Int(host) < idleHead.count else { return nil }
         var slot = idleHead[Int(host)]
         if let ip {
@@ -190,24 +251,23 @@ struct ConnectionTable {
     }
 
     /// Leases one particular idle connection.
-    mutating func take(idle slot: Int32) {
+    func take(idle slot: Int32) {
         precondition(state[Int(slot)] == .idle)
         unlinkIdle(slot)
-        state[Int(slot)] = .leased
+        state.column[Int(slot)] = .leased
         idleCount -= 1
         leasedCount += 1
     }
 
     /// A leased connection goes idle, at the tail of its host's list.
-    mutating func makeIdle(_ slot: Int32) {
+    func makeIdle(_ slot: Int32) {
         let s = Int(slot)
         precondition(state[s] == .leased)
         let host = Int(hostID[s])
-        state[s] = .idle
+        state.column[s] = .idle
         lease[s] &+= 1
         leasedCount -= 1
         idleCount += 1
-        hostIdleCount[host] += 1
         next[s] = Self.none
         prev[s] = idleTail[host]
         if idleTail[host] != Self.none { next[Int(idleTail[host])] = slot } else { idleHead[host] = slot }
@@ -215,7 +275,7 @@ struct ConnectionTable {
     }
 
     /// Frees a live slot and bumps its generation. The caller has closed its fd and SSL object.
-    mutating func free(_ slot: Int32) {
+    func free(_ slot: Int32) {
         let s = Int(slot)
         switch state[s] {
         case .free: preconditionFailure("slot \(slot) freed twice")
@@ -228,8 +288,8 @@ struct ConnectionTable {
         hostLiveCount[Int(hostID[s])] -= 1
         fd[s] = -1
         ssl[s] = nil
-        state[s] = .free
-        generation[s] &+= 1
+        state.column[s] = .free
+        generation.column[s] &+= 1
         lease[s] &+= 1
         deadline[s] = 0
         next[s] = freeHead
@@ -250,7 +310,7 @@ struct ConnectionTable {
 
     // MARK: private
 
-    private mutating func unlinkIdle(_ slot: Int32) {
+    private func unlinkIdle(_ slot: Int32) {
         let s = Int(slot)
         let host = Int(hostID[s])
         let (p, n) = (prev[s], next[s])
@@ -258,39 +318,13 @@ struct ConnectionTable {
         if n != Self.none { prev[Int(n)] = p } else { idleTail[host] = p }
         next[s] = Self.none
         prev[s] = Self.none
-        hostIdleCount[host] -= 1
     }
 
-    private mutating func ensureHost(_ host: Int32) {
+    private func ensureHost(_ host: Int32) {
         while idleHead.count <= Int(host) {
             idleHead.append(Self.none)
             idleTail.append(Self.none)
-            hostIdleCount.append(0)
             hostLiveCount.append(0)
         }
-    }
-
-    private mutating func appendSlot() {
-        fd.append(-1)
-        ssl.append(nil)
-        state.append(.free)
-        hostID.append(0)
-        ipID.append(0)
-        created.append(0)
-        lastUsed.append(0)
-        lastChecked.append(0)
-        requestCount.append(0)
-        errorCount.append(0)
-        healthy.append(false)
-        closeOnReturn.append(0)
-        deadline.append(0)
-        leasedAt.append(0)
-        pendingInput.append(false)
-        profile.append(0)
-        language.append(0)
-        generation.append(0)
-        lease.append(0)
-        next.append(Self.none)
-        prev.append(Self.none)
     }
 }
