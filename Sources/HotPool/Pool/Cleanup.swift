@@ -16,7 +16,7 @@ extension PoolCore {
         tickAt = .max
         let t = now
         var next = Int64.max
-        let warnAfter = config.leaseWarningAfter.nanoseconds
+        let warnAfter = leaseWarningNanos
         for slot in 0..<Int32(table.slotCount) {
             let s = Int(slot)
             guard table.state[s] == .dialing || table.state[s] == .leased else { continue }

@@ -23,7 +23,7 @@ final class HostState {
     /// Where the round-robin over `ipIDs` resumes.
     var cursor = 0
     /// Callers waiting for a connection, oldest first (a caller with a dial of its own is not here).
-    var waiters: [Waiter] = []
+    @exclusivity(unchecked) var waiters: [Waiter] = []
     var resolving = false
     /// True once addresses are known (set, literal or resolved).
     var hasAddresses = false

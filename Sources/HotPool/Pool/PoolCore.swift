@@ -12,8 +12,13 @@ enum SlotOp {
 /// The pool's state and decisions. Lives on the reactor thread: every method runs there, called
 /// from posted events, readiness callbacks and timers; `@unchecked Sendable` only so posted
 /// closures can carry it. (After the reactor has stopped, its frozen state may be read anywhere.)
+/// The state the get/put path touches is marked `@exclusivity(unchecked)`: one thread, and no
+/// access held across a call, so the runtime's dynamic exclusivity checks only cost time.
 final class PoolCore: @unchecked Sendable {
     let config: HotPoolConfiguration
+    /// `config.maxLifetime` and `config.leaseWarningAfter` in nanoseconds, for the put path.
+    let maxLifetimeNanos: Int64
+    let leaseWarningNanos: Int64
     let reactor: Reactor
     let logger: Logger
     let metrics = PoolMetrics()
@@ -27,31 +32,31 @@ final class PoolCore: @unchecked Sendable {
 
     let table: ConnectionTable
     /// The operation under way per slot (indexed like the table).
-    var ops: [SlotOp?] = []
-    var hosts: [HostState] = []
+    @exclusivity(unchecked) var ops: [SlotOp?] = []
+    @exclusivity(unchecked) var hosts: [HostState] = []
     private var hostIndex: [HostKey: Int32] = [:]
-    var ips: [IPRecord] = []
+    @exclusivity(unchecked) var ips: [IPRecord] = []
     private var ipIndex: [String: [Int32: Int32]] = [:]
     /// Addresses given by `setAddresses`, by host name.
     private var staticAddresses: [String: [String]] = [:]
     /// Hosts whose `waiters` is not empty.
-    var waitingHosts: Set<Int32> = []
-    var closed = false
+    @exclusivity(unchecked) var waitingHosts: Set<Int32> = []
+    @exclusivity(unchecked) var closed = false
     /// The errno of the last failed close(2).
     var closeErrno: Int32 = 0
 
     // Counters (exact: only the reactor writes them).
-    var totalRequests = 0
-    var failedRequests = 0
+    @exclusivity(unchecked) var totalRequests = 0
+    @exclusivity(unchecked) var failedRequests = 0
     var closedByReason = [Int](repeating: 0, count: CloseReason.allCases.count + 1)
     var failedDials = 0
-    var staleHandleUses = 0
+    @exclusivity(unchecked) var staleHandleUses = 0
     var connectionsOpened = 0
     var connectionsFromDNS = 0
 
     var tickTimer: TimerID?
     /// When `tickTimer` fires; `.max` while it is not armed.
-    var tickAt = Int64.max
+    @exclusivity(unchecked) var tickAt = Int64.max
     var cleanupTimer: TimerID?
     var healthCheckTimer: TimerID?
     /// Scratch buffer for TLS reads (every read happens on this thread).
@@ -63,6 +68,8 @@ final class PoolCore: @unchecked Sendable {
 
     init(config: HotPoolConfiguration, reactor: Reactor, tlsContexts: [OpaquePointer]) {
         self.config = config
+        self.maxLifetimeNanos = config.maxLifetime.nanoseconds
+        self.leaseWarningNanos = config.leaseWarningAfter.nanoseconds
         self.reactor = reactor
         self.logger = config.logger
         self.tlsContexts = tlsContexts
@@ -240,17 +247,20 @@ final class PoolCore: @unchecked Sendable {
         let t = now
         table.lastUsed[Int(slot)] = t
         table.leasedAt[Int(slot)] = t
-        armTick(at: t + config.leaseWarningAfter.nanoseconds)
+        armTick(at: t + leaseWarningNanos)
     }
 
     /// Gives a leased, healthy connection to the oldest waiter that can take it, or parks it idle.
     func handOff(_ slot: Int32) {
-        let host = hosts[Int(table.hostID[Int(slot)])]
-        let ip = ips[Int(table.ipID[Int(slot)])].address
-        if let index = host.waiters.firstIndex(where: { $0.pinnedIP == nil || $0.pinnedIP == ip }) {
-            let waiter = host.waiters.remove(at: index)
-            if host.waiters.isEmpty { waitingHosts.remove(host.id) }
-            return leaseOut(slot, to: waiter)
+        let hostID = table.hostID[Int(slot)]
+        if waitingHosts.contains(hostID) {
+            let host = hosts[Int(hostID)]
+            let ip = ips[Int(table.ipID[Int(slot)])].address
+            if let index = host.waiters.firstIndex(where: { $0.pinnedIP == nil || $0.pinnedIP == ip }) {
+                let waiter = host.waiters.remove(at: index)
+                if host.waiters.isEmpty { waitingHosts.remove(host.id) }
+                return leaseOut(slot, to: waiter)
+            }
         }
         guard table.idleCount < config.maxIdleConnections else { destroy(slot, .excessIdle); return }
         table.makeIdle(slot)
@@ -300,7 +310,8 @@ final class PoolCore: @unchecked Sendable {
     func release(_ handle: LeaseHandle) {
         guard let slot = leasedSlot(handle) else { return }
         let s = Int(slot)
-        if case .roundTrip(let op) = ops[s] {
+        // A deadline is set exactly while an operation is under way.
+        if table.deadline[s] != 0, case .roundTrip(let op) = ops[s] {
             // Returned with a round trip still under way: the exchange is abandoned.
             failRoundTrip(slot, op, .connectionClosed(host: hostName(slot), ip: ipAddress(slot)))
         }
@@ -315,7 +326,7 @@ final class PoolCore: @unchecked Sendable {
         let t = now
         if let reason = CloseReason(code: table.closeOnReturn[s]) { destroy(slot, reason); return }
         if !table.healthy[s] { destroy(slot, .unhealthyOnReturn); return }
-        if t - table.created[s] >= config.maxLifetime.nanoseconds { destroy(slot, .maxLifetime); return }
+        if t - table.created[s] >= maxLifetimeNanos { destroy(slot, .maxLifetime); return }
         if ips[Int(table.ipID[s])].blacklistedUntil > t { destroy(slot, .blacklisted); return }
         if table.pendingInput[s] {
             table.pendingInput[s] = false

@@ -93,7 +93,7 @@ final class Reactor: @unchecked Sendable {
 
     /// Monotonic nanoseconds, read once per turn of the loop (a get and a put on the same turn
     /// need not pay a clock read each): stale by at most the time the current turn has run.
-    private(set) var now = hp_monotonic_ns()
+    @exclusivity(unchecked) private(set) var now = hp_monotonic_ns()
 
     func schedule(at deadline: Int64, _ callback: @escaping () -> Void) -> TimerID {
         timers.schedule(at: deadline, callback)

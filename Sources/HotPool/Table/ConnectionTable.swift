@@ -63,7 +63,8 @@ struct GuardedColumn<Value: BitwiseCopyable> {
 /// Connection state in struct-of-arrays storage: one column per field, indexed by slot, sized
 /// once for the pool's `maxConnections`. Slots are reused through a free list; each host has an
 /// intrusive FIFO list of its idle slots, so taking an idle connection for a host, returning one
-/// and destroying one are O(1). Touched only on the reactor thread.
+/// and destroying one are O(1). Touched only on the reactor thread, so its scalar state skips
+/// the runtime's dynamic exclusivity checks (`@exclusivity(unchecked)`).
 final class ConnectionTable {
     static let none: Int32 = -1
 
@@ -109,17 +110,17 @@ final class ConnectionTable {
     private let deallocators: [() -> Void]
 
     // Per host.
-    private var idleHead: [Int32] = []
-    private var idleTail: [Int32] = []
+    @exclusivity(unchecked) private var idleHead: [Int32] = []
+    @exclusivity(unchecked) private var idleTail: [Int32] = []
     /// Slots (dialing, idle or leased) per host.
-    private var hostLiveCount: [Int32] = []
+    @exclusivity(unchecked) private var hostLiveCount: [Int32] = []
 
-    private var freeHead: Int32 = none
+    @exclusivity(unchecked) private var freeHead: Int32 = none
     /// Slots ever used (live or free); every slot below it is initialized.
-    private(set) var slotCount = 0
-    private(set) var idleCount = 0
-    private(set) var leasedCount = 0
-    private(set) var dialingCount = 0
+    @exclusivity(unchecked) private(set) var slotCount = 0
+    @exclusivity(unchecked) private(set) var idleCount = 0
+    @exclusivity(unchecked) private(set) var leasedCount = 0
+    @exclusivity(unchecked) private(set) var dialingCount = 0
 
     init(maxSlots: Int) {
         self.maxSlots = maxSlots

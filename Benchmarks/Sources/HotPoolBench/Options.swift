@@ -1,0 +1,83 @@
+import HotPool
+
+/// What the harness measures against and how long, from the command line (see `usage`).
+struct Options: Sendable {
+    static let usage = """
+        usage: HotPoolBench --ca FILE --ips IP[,IP...] --port PORT [--host NAME] [--runs N]
+                            [--duration SECONDS] [--quick] [--json FILE] [--only GROUP[,GROUP...]]
+          groups: getput, throughput, handshake, destruction (close, remove and memory)
+        """
+
+    static let groups: Set<String> = ["getput", "throughput", "handshake", "destruction"]
+
+    /// PEM of the CA that signed nginx's certificate.
+    var caFile = ""
+    /// nginx's listen IPs; the pool spreads over all, the peers use the first.
+    var ips: [String] = []
+    var port = 0
+    /// The name the certificate is for (the pool's host, with `ips` as its addresses).
+    var host = "bench.hotpool.test"
+    var runs = 5
+    /// Seconds each timed run of throughput and handshake scenarios lasts.
+    var duration = 5
+    /// Every scenario briefly (one run, one second): proves the harness works, figures are rough.
+    var quick = false
+    var jsonPath = "results.json"
+    var groups = Options.groups
+
+    /// The `Host` authority requests carry.
+    var authority: String { port == 443 ? host : "\(host):\(port)" }
+
+    /// A URL on the first nginx IP, for the peers (the certificate has IP SANs).
+    func url(_ path: String) -> String { "https://\(ips[0]):\(port)\(path)" }
+
+    /// A pool over nginx's IPs whose limits admit `connections` connections, all of them idle.
+    func makePool(connections: Int) throws -> HotConnPool {
+        var configuration = HotPoolConfiguration()
+        configuration.trustedCAFile = caFile
+        configuration.profile = .chrome
+        configuration.maxConnections = connections
+        configuration.maxConnectionsPerHost = connections
+        configuration.maxIdleConnections = connections
+        let pool = try HotConnPool(configuration: configuration)
+        pool.setAddresses(ips, forHost: host)
+        return pool
+    }
+
+    /// The options in `arguments` (without the program name); throws with the usage text.
+    static func parse(_ arguments: [String]) throws -> Options {
+        var options = Options()
+        var runsGiven = false, durationGiven = false
+        var rest = arguments[...]
+        func value(_ flag: String) throws -> String {
+            guard let value = rest.popFirst() else { throw BenchError.unexpected("\(flag) needs a value\n\(usage)") }
+            return value
+        }
+        func number(_ flag: String) throws -> Int {
+            guard let number = Int(try value(flag)), number > 0 else { throw BenchError.unexpected("\(flag) needs a positive number") }
+            return number
+        }
+        while let flag = rest.popFirst() {
+            switch flag {
+            case "--ca": options.caFile = try value(flag)
+            case "--ips": options.ips = try value(flag).split(separator: ",").map(String.init)
+            case "--port": options.port = try number(flag)
+            case "--host": options.host = try value(flag)
+            case "--runs": options.runs = try number(flag); runsGiven = true
+            case "--duration": options.duration = try number(flag); durationGiven = true
+            case "--quick": options.quick = true
+            case "--json": options.jsonPath = try value(flag)
+            case "--only":
+                options.groups = Set(try value(flag).split(separator: ",").map(String.init))
+                guard options.groups.isSubset(of: groups) else { throw BenchError.unexpected("unknown group\n\(usage)") }
+            default: throw BenchError.unexpected("unknown argument \(flag)\n\(usage)")
+            }
+        }
+        guard !options.caFile.isEmpty, !options.ips.isEmpty, options.port > 0 else { throw BenchError.unexpected(usage) }
+        if options.quick {
+            if !runsGiven { options.runs = 1 }
+            if !durationGiven { options.duration = 1 }
+        }
+        return options
+    }
+}
