@@ -12,8 +12,6 @@
 #include <time.h>
 #include <unistd.h>
 
-int hp_errno(void) { return errno; }
-
 int hp_epoll_create(void) {
     int fd = epoll_create1(EPOLL_CLOEXEC);
     return fd < 0 ? -errno : fd;
@@ -26,10 +24,6 @@ static int epoll_ctl_token(int epfd, int op, int fd, uint32_t events, uint64_t t
 
 int hp_epoll_add(int epfd, int fd, uint32_t events, uint64_t token) {
     return epoll_ctl_token(epfd, EPOLL_CTL_ADD, fd, events, token);
-}
-
-int hp_epoll_mod(int epfd, int fd, uint32_t events, uint64_t token) {
-    return epoll_ctl_token(epfd, EPOLL_CTL_MOD, fd, events, token);
 }
 
 int hp_epoll_del(int epfd, int fd) {

@@ -42,10 +42,6 @@ fail:
 
 void hp_tls_ctx_free(SSL_CTX *ctx) { SSL_CTX_free(ctx); }
 
-int hp_tls_ctx_set_alpn(SSL_CTX *ctx, const unsigned char *wire, unsigned len) {
-    return SSL_CTX_set_alpn_protos(ctx, wire, len) == 0 ? 0 : HP_TLS_ERROR;
-}
-
 SSL *hp_tls_new(SSL_CTX *ctx, int fd, const char *host) {
     SSL *ssl = SSL_new(ctx);
     if (!ssl) return NULL;
@@ -130,17 +126,6 @@ int hp_tls_error_string(SSL *ssl, int code, char *buf, size_t len) {
     return (int)strlen(buf);
 }
 
-int hp_tls_alpn(SSL *ssl, char *buf, size_t len) {
-    const unsigned char *proto = NULL;
-    unsigned plen = 0;
-    SSL_get0_alpn_selected(ssl, &proto, &plen);
-    if (plen >= len) plen = (unsigned)len - 1;
-    if (plen) memcpy(buf, proto, plen);
-    buf[plen] = 0;
-    return (int)plen;
-}
-
-const char *hp_tls_version(SSL *ssl) { return SSL_get_version(ssl); }
 
 int hp_tls_ctx_apply_profile(SSL_CTX *ctx, const hp_tls_profile *p, char *err, size_t errlen) {
     const char *what = NULL;

@@ -27,7 +27,6 @@ typedef struct {
 
 int hp_epoll_create(void);
 int hp_epoll_add(int epfd, int fd, uint32_t events, uint64_t token);
-int hp_epoll_mod(int epfd, int fd, uint32_t events, uint64_t token);
 int hp_epoll_del(int epfd, int fd);
 /// Waits up to timeout_ms (-1 = forever). Returns the number of events, 0 on EINTR.
 int hp_epoll_wait(int epfd, hp_event *out, int max, int timeout_ms);
@@ -44,7 +43,6 @@ int hp_close(int fd);
 int64_t hp_monotonic_ns(void);
 /// Blocks SIGPIPE on the calling thread, so a write to a closed socket returns EPIPE instead.
 void hp_block_sigpipe(void);
-int hp_errno(void);
 
 // ---------------------------------------------------------------- io_uring (liburing's inline API made callable)
 typedef struct hp_uring hp_uring;
@@ -84,8 +82,6 @@ int hp_ip_family(const char *ip);
 /// A client context: verification on when verify != 0, trusting ca_file (PEM) or the system store.
 struct ssl_ctx_st *hp_tls_ctx_new(int verify, const char *ca_file, char *err, size_t errlen);
 void hp_tls_ctx_free(struct ssl_ctx_st *ctx);
-/// ALPN in wire format (length-prefixed names).
-int hp_tls_ctx_set_alpn(struct ssl_ctx_st *ctx, const unsigned char *wire, unsigned len);
 /// A connection object on fd, SNI = host, host name verified when the context verifies.
 struct ssl_st *hp_tls_new(struct ssl_ctx_st *ctx, int fd, const char *host);
 int hp_tls_handshake(struct ssl_st *ssl);
@@ -132,9 +128,5 @@ long hp_tls_live_objects(void);
 /// Describes the failure behind the last HP_TLS_* code on this thread (verify result, error queue
 /// or errno) into buf, and clears the error queue. Returns the length written.
 int hp_tls_error_string(struct ssl_st *ssl, int code, char *buf, size_t len);
-/// The negotiated ALPN protocol into buf (empty if none); returns its length.
-int hp_tls_alpn(struct ssl_st *ssl, char *buf, size_t len);
-/// The negotiated TLS version name ("TLSv1.3"), static storage.
-const char *hp_tls_version(struct ssl_st *ssl);
 
 #endif
