@@ -20,14 +20,19 @@ import Testing
         throw OriginError.noReply("README has no fingerprint row for \(name)")
     }
 
+    /// A test origin and a pool for it whose connections present `profile`.
+    private static func originAndPool(presenting profile: FingerprintProfile) throws -> (Origin, HotConnPool) {
+        let origin = try Origin()
+        var config = origin.configuration()
+        config.profile = profile
+        return (origin, try origin.pool(config))
+    }
+
     private static func isGrease(_ value: Int) -> Bool { value & 0x0f0f == 0x0a0a && value >> 8 == value & 0xff }
 
     @Test(arguments: presets)
     func clientHelloMatchesThePresetAndTheDocumentedJA3AndJA4(profile: FingerprintProfile) async throws {
-        let origin = try Origin()
-        var config = origin.configuration()
-        config.profile = profile
-        let pool = try origin.pool(config)
+        let (origin, pool) = try Self.originAndPool(presenting: profile)
         let connection = try await pool.getConnection(host: Origin.hostName, port: origin.port, ip: origin.ips[0])
         #expect(try await connection.roundTrip(get()).head.status == .ok)
         #expect(connection.profile == profile.name)
@@ -56,10 +61,7 @@ import Testing
 
     @Test(arguments: presets)
     func requestHeadersComeInTheBrowsersOrder(profile: FingerprintProfile) async throws {
-        let origin = try Origin()
-        var config = origin.configuration()
-        config.profile = profile
-        let pool = try origin.pool(config)
+        let (origin, pool) = try Self.originAndPool(presenting: profile)
         try await pool.withConnection(host: Origin.hostName, port: origin.port) { connection in
             _ = try await connection.roundTrip(get("/plain"))
             var custom = get("/custom")
