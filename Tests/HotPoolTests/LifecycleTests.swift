@@ -362,6 +362,8 @@ import Testing
         config = HotPoolConfiguration()
         config.maxConnections = 0
         #expect(throws: HotPoolError.self) { _ = try HotConnPool(configuration: config) }
+        config.maxConnections = HotPoolConfiguration.maxConnectionsLimit + 1
+        #expect(throws: HotPoolError.self) { _ = try HotConnPool(configuration: config) }
         config = HotPoolConfiguration()
         config.trustedCAFile = "/nonexistent/ca.pem"
         #expect(throws: HotPoolError.self) { _ = try HotConnPool(configuration: config) }

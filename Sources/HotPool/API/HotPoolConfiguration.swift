@@ -6,7 +6,7 @@ import Logging
 /// `HotConnPool.init` validates it and throws `HotPoolError.invalidConfiguration` for values
 /// that cannot work (zero or negative durations and limits).
 public struct HotPoolConfiguration: Sendable {
-    /// Open connections (idle + leased + dialing) across all hosts.
+    /// Open connections (idle + leased + dialing) across all hosts; at most `maxConnectionsLimit`.
     public var maxConnections: Int = 100
     /// Open connections per host (name and port).
     public var maxConnectionsPerHost: Int = 10
@@ -61,6 +61,9 @@ public struct HotPoolConfiguration: Sendable {
     /// The seed's defaults.
     public init() {}
 
+    /// The largest `maxConnections` a pool takes.
+    public static let maxConnectionsLimit = 1 << 24
+
     /// The profiles connections take in turn.
     var profiles: [FingerprintSpec] { (rotatingProfiles.isEmpty ? [profile] : rotatingProfiles).map(\.spec) }
 
@@ -72,6 +75,10 @@ public struct HotPoolConfiguration: Sendable {
             if value <= .zero { throw .invalidConfiguration("\(name) must be > 0, got \(value)") }
         }
         try positive(maxConnections, "maxConnections")
+        // The connection table reserves a slot per connection up front (untouched pages cost no memory).
+        if maxConnections > Self.maxConnectionsLimit {
+            throw .invalidConfiguration("maxConnections must be <= \(Self.maxConnectionsLimit), got \(maxConnections)")
+        }
         try positive(maxConnectionsPerHost, "maxConnectionsPerHost")
         try positive(maxResponseHeaderBytes, "maxResponseHeaderBytes")
         try positive(maxResponseBodyBytes, "maxResponseBodyBytes")
