@@ -104,6 +104,12 @@ public final class Origin: @unchecked Sendable {
         try await send(["cmd": "send_idle", "ip": ip, "data": data, "count": count]).object["sent"] as? Int ?? 0
     }
 
+    /// The paths of the last `last` requests the server read on `ip` ("*" = any), oldest first.
+    public func recentPaths(ip: String = "*", last: Int) async throws -> [String] {
+        let requests = try await send(["cmd": "requests", "ip": ip, "last": last]).object["requests"] as? [[String: Any]]
+        return (requests ?? []).compactMap { $0["path"] as? String }
+    }
+
     /// Waits (bounded) until the server has completed `count` TLS handshakes in all, and says
     /// whether it has exactly that many.
     public func waitHandshakes(_ count: Int, timeout: Double = 5) async throws -> Bool {

@@ -53,8 +53,7 @@ import Testing
         pool.putConnection(connection)
         let lastUsed = try #require(await pool.connectionStats().first?.lastUsed)
         #expect(try await eventually {
-            let recent = try await origin.send(["cmd": "requests", "ip": "*", "last": 10]).object["requests"] as? [[String: Any]]
-            return (recent ?? []).filter { $0["path"] as? String == "/hc" }.count >= 3
+            try await origin.recentPaths(last: 10).filter { $0 == "/hc" }.count >= 3
         }, "several probes answered 200")
         let stats = await pool.stats()
         #expect(stats.idleConnections == 1 && stats.closedByReason.values.reduce(0, +) == 0)
@@ -73,8 +72,7 @@ import Testing
         let connection = try await pool.getConnection(host: Origin.hostName, port: origin.port, ip: origin.ips[0])
         pool.putConnection(connection)
         #expect(try await eventually {
-            let recent = try await origin.send(["cmd": "requests", "ip": origin.ips[0], "last": 1]).object["requests"] as? [[String: Any]]
-            return recent?.last?["path"] as? String == "/hc"
+            try await origin.recentPaths(ip: origin.ips[0], last: 1).last == "/hc"
         }, "the probe is under way")
         #expect(await pool.stats().idleConnections == 0)
         let other = try await pool.getConnection(host: Origin.hostName, port: origin.port, ip: origin.ips[0])

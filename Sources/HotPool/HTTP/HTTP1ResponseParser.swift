@@ -192,7 +192,7 @@ struct HTTP1ResponseParser {
     }
 
     private static func parseHex(_ digits: ArraySlice<UInt8>) -> Int? {
-        let trimmed = digits.reversed().drop { $0 == 0x20 || $0 == 0x09 }.reversed()
+        let trimmed = digits.reversed().drop(while: isSpaceOrTab).reversed()
         guard !trimmed.isEmpty, trimmed.count <= 15 else { return nil }
         var value = 0
         for d in trimmed {
@@ -206,6 +206,9 @@ struct HTTP1ResponseParser {
         return value
     }
 }
+
+/// Optional white space in HTTP/1.1 (RFC 9110 5.6.3): a space or a horizontal tab.
+private func isSpaceOrTab(_ byte: UInt8) -> Bool { byte == 0x20 || byte == 0x09 }
 
 /// A response head read from its bytes: status line, fields, and what frames the body. Works on
 /// the bytes by index: no line arrays, no lowercased copies.
@@ -289,12 +292,10 @@ private struct ResponseHead {
         }
     }
 
-    private static func isSpace(_ byte: UInt8) -> Bool { byte == 0x20 || byte == 0x09 }
-
     private static func trimmed(_ bytes: UnsafeBufferPointer<UInt8>) -> UnsafeBufferPointer<UInt8> {
         var lower = 0, upper = bytes.count
-        while lower < upper && isSpace(bytes[lower]) { lower += 1 }
-        while upper > lower && isSpace(bytes[upper - 1]) { upper -= 1 }
+        while lower < upper && isSpaceOrTab(bytes[lower]) { lower += 1 }
+        while upper > lower && isSpaceOrTab(bytes[upper - 1]) { upper -= 1 }
         return UnsafeBufferPointer(rebasing: bytes[lower..<upper])
     }
 

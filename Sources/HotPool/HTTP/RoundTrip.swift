@@ -171,15 +171,17 @@ extension PoolCore {
         let handle = SlotHandle(token: token)
         guard table.isCurrent(handle) else { return }
         let slot = handle.slot
+        // A hang-up or an error is read too: the read reports it.
+        let input = !events.isDisjoint(with: [.readable, .readHangup, .hangup, .error])
         switch (table.state[Int(slot)], ops[Int(slot)]) {
         case (.dialing, .dial(let op)?):
             stepDial(slot, op, events: events)
         case (.leased, .roundTrip(let op)?):
-            stepRoundTrip(slot, op, readable: !events.isDisjoint(with: [.readable, .readHangup, .hangup, .error]))
+            stepRoundTrip(slot, op, readable: input)
         case (.leased, nil):
-            if !events.isDisjoint(with: [.readable, .readHangup, .hangup, .error]) { table.pendingInput[Int(slot)] = true }
+            if input { table.pendingInput[Int(slot)] = true }
         case (.idle, _):
-            if !events.isDisjoint(with: [.readable, .readHangup, .hangup, .error]) { drainInput(slot) }
+            if input { drainInput(slot) }
         default:
             break
         }

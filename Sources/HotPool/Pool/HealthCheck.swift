@@ -40,13 +40,10 @@ extension PoolCore {
         table.lastChecked[s] = now
         let status = (try? result.get())?.head.status.code
         guard let status, (200..<400).contains(status) else {
-            let ip = table.ipID[s]
             logger.debug("health check failed", metadata: [
                 "host": "\(hostName(slot))", "ip": "\(ipAddress(slot))", "status": "\(status.map(String.init) ?? "none")",
             ])
-            destroy(slot, .healthCheckFailed)
-            if status == 403 { blacklist(ip) }
-            return
+            return reject(slot, .healthCheckFailed, status: status)
         }
         takeBack(slot)
     }

@@ -234,11 +234,10 @@ final class PoolCore: @unchecked Sendable {
     /// Hands a leased slot to `waiter`.
     func leaseOut(_ slot: Int32, to waiter: Waiter) {
         stampLease(slot)
-        let ip = ips[Int(table.ipID[Int(slot)])].address
         let profile = Int(table.profile[Int(slot)])
         waiter.finish(.success(Lease(
             handle: table.leaseHandle(slot), host: waiter.key.name, port: waiter.key.port,
-            authority: hosts[Int(table.hostID[Int(slot)])].authority, ip: ip,
+            authority: hosts[Int(table.hostID[Int(slot)])].authority, ip: ipAddress(slot),
             profile: profiles[profile].name, profileHeaders: profileHeaders[profile][Int(table.language[Int(slot)])])))
     }
 
@@ -255,7 +254,7 @@ final class PoolCore: @unchecked Sendable {
         let hostID = table.hostID[Int(slot)]
         if waitingHosts.contains(hostID) {
             let host = hosts[Int(hostID)]
-            let ip = ips[Int(table.ipID[Int(slot)])].address
+            let ip = ipAddress(slot)
             if let index = host.waiters.firstIndex(where: { $0.pinnedIP == nil || $0.pinnedIP == ip }) {
                 let waiter = host.waiters.remove(at: index)
                 if host.waiters.isEmpty { waitingHosts.remove(host.id) }
@@ -344,8 +343,14 @@ final class PoolCore: @unchecked Sendable {
     /// Validation was not answered 200: the connection goes; a 403 blacklists its IP for the host.
     func rejectValidated(_ handle: LeaseHandle, status: Int) {
         guard let slot = leasedSlot(handle) else { return }
+        reject(slot, .validationFailed, status: status)
+    }
+
+    /// A check of the connection (validation, health check) failed: it is destroyed, and a 403
+    /// (the IP refusing us) also blacklists its IP for the host.
+    func reject(_ slot: Int32, _ reason: CloseReason, status: Int?) {
         let ip = table.ipID[Int(slot)]
-        destroy(slot, .validationFailed)
+        destroy(slot, reason)
         if status == 403 { blacklist(ip) }
     }
 
