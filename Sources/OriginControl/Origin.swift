@@ -52,9 +52,11 @@ public final class Origin: @unchecked Sendable {
         let line = try JSONSerialization.data(withJSONObject: command) + Data("\n".utf8)
         precondition(!exchanging.exchange(true, ordering: .acquiring), "Origin.send used concurrently")
         defer { exchanging.store(false, ordering: .releasing) }
-        // The pipe I/O blocks, so it runs on a thread of its own, off the caller's executor.
+        // The pipe I/O blocks, so it runs off the caller's executor, on a dispatch worker: a
+        // thread made per command would end in Foundation's run-loop teardown, which allocates
+        // after ThreadSanitizer has retired the thread and crashes the sanitized test run.
         let data: Data? = await withCheckedContinuation { continuation in
-            Thread.detachNewThread {
+            DispatchQueue.global().async {
                 self.input.fileHandleForWriting.write(line)
                 continuation.resume(returning: Self.readLine(self.output, &self.pending))
             }
