@@ -21,6 +21,9 @@ SSL_CTX *hp_tls_ctx_new(int verify, const char *ca_file, char *err, size_t errle
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
     // EOF without close_notify reads as a clean close: close-delimited HTTP bodies need it.
     SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
+    // Read whole socket buffers, not a record header then its body: every response is read on
+    // until WANT_READ, so this keeps that to one recv(2) beyond the data.
+    SSL_CTX_set_read_ahead(ctx, 1);
     if (verify) {
         SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
         int ok = ca_file ? SSL_CTX_load_verify_locations(ctx, ca_file, NULL) : SSL_CTX_set_default_verify_paths(ctx);

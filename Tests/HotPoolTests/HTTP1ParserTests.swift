@@ -3,8 +3,9 @@ import Testing
 
 @Suite struct HTTP1ParserTests {
     private func parse(_ wire: String, chunkSize: Int = .max, isHead: Bool = false, eof: Bool = false,
-                       maxHeader: Int = 65536, maxBody: Int = 1 << 20) throws -> HTTP1ResponseParser.Complete? {
-        var parser = HTTP1ResponseParser(maxHeaderBytes: maxHeader, maxBodyBytes: maxBody, isHeadRequest: isHead)
+                       maxHeader: Int = 65536, maxFields: Int = 100, maxBody: Int = 1 << 20) throws -> HTTP1ResponseParser.Complete? {
+        var parser = HTTP1ResponseParser(
+            limits: ResponseLimits(maxHeaderBytes: maxHeader, maxHeaderFields: maxFields, maxBodyBytes: maxBody), isHeadRequest: isHead)
         let bytes = Array(wire.utf8)
         var offset = 0
         while offset < bytes.count {
@@ -89,6 +90,90 @@ import Testing
         }
         #expect(throws: ResponseError.bodyTooLarge) {
             try parse("HTTP/1.1 200 OK\r\n\r\n" + String(repeating: "b", count: 2000), maxBody: 1000)
+        }
+    }
+
+    /// The outcome of parsing `wire` fed in pieces of `chunkSize` bytes: the response or the error.
+    private func outcome(_ wire: String, chunkSize: Int, maxHeader: Int) -> Result<HTTP1ResponseParser.Complete?, ResponseError> {
+        do {
+            return .success(try parse(wire, chunkSize: chunkSize, maxHeader: maxHeader))
+        } catch {
+            return .failure(error as! ResponseError)
+        }
+    }
+
+    /// A head of exactly `limit + delta` bytes (blank line included) passes if and only if it fits,
+    /// whether it arrives whole or a byte at a time, with CRLF or bare-LF line ends.
+    @Test(arguments: [-3, -2, -1, 0, 1], ["\r\n", "\n"])
+    func headLimitHoldsExactlyWhateverTheReadSplit(delta: Int, lineEnd: String) throws {
+        let limit = 200
+        let start = "HTTP/1.1 200 OK" + lineEnd + "Content-Length: 0" + lineEnd + "X-Pad: "
+        let end = lineEnd + lineEnd
+        let wire = start + String(repeating: "a", count: limit + delta - start.utf8.count - end.utf8.count) + end
+        #expect(wire.utf8.count == limit + delta)
+        let whole = outcome(wire, chunkSize: .max, maxHeader: limit)
+        let byByte = outcome(wire, chunkSize: 1, maxHeader: limit)
+        if delta <= 0 {
+            #expect(try whole.get()?.head.status == .ok)
+        } else {
+            #expect(throws: ResponseError.headersTooLarge) { try whole.get() }
+        }
+        #expect(whole == byByte)
+    }
+
+    @Test(arguments: [1, 1000])
+    func bareLineFeedsFrameHeadChunksAndTrailers(chunk: Int) throws {
+        let fixed = try #require(try parse("HTTP/1.1 200 OK\nContent-Length: 2\n\nok", chunkSize: chunk))
+        #expect(fixed.body == Array("ok".utf8) && fixed.keepAlive)
+        let chunked = try #require(try parse(
+            "HTTP/1.1 200 OK\nTransfer-Encoding: chunked\r\n\n3\nabc\n0\nX-T: 1\n\n", chunkSize: chunk))
+        #expect(chunked.body == Array("abc".utf8))
+    }
+
+    /// Keep-alive is what the head says; bytes after the response are reported apart, in
+    /// whatever read they came.
+    @Test(arguments: [1, 1000])
+    func bytesAfterTheResponseAreCountedNotFoldedIntoKeepAlive(chunk: Int) throws {
+        var parser = HTTP1ResponseParser(
+            limits: ResponseLimits(maxHeaderBytes: 1000, maxHeaderFields: 10, maxBodyBytes: 1000), isHeadRequest: false)
+        let bytes = Array("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\nokHTTP/1.1 200 OK\r\n".utf8)
+        var complete: HTTP1ResponseParser.Complete?
+        for start in stride(from: 0, to: bytes.count, by: chunk) {
+            let piece = Array(bytes[start..<min(bytes.count, start + chunk)])
+            if let done = try piece.withUnsafeBytes({ try parser.feed($0) }) { complete = done }
+        }
+        #expect(complete?.keepAlive == true && complete?.body == Array("ok".utf8))
+        #expect(parser.trailingBytes == "HTTP/1.1 200 OK\r\n".utf8.count)
+    }
+
+    @Test func interimResponsesFieldsAndTrailersAreBounded() throws {
+        let interim = String(repeating: "HTTP/1.1 100 Continue\r\n\r\n", count: ResponseLimits.maxInterimResponses)
+        #expect(try parse(interim + "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")?.head.status == .ok)
+        #expect(throws: ResponseError.tooManyInterimResponses) {
+            try parse(interim + "HTTP/1.1 103 Early Hints\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+        }
+        let fields = { (n: Int) in "HTTP/1.1 200 OK\r\n" + String(repeating: "X: y\r\n", count: n) + "Content-Length: 0\r\n\r\n" }
+        #expect(try parse(fields(9), maxFields: 10)?.head.headerFields.count == 10)
+        #expect(throws: ResponseError.tooManyHeaderFields) { try parse(fields(10), maxFields: 10) }
+        // Far past what HTTPFields holds (65,535): a clear error, no trap.
+        #expect(throws: ResponseError.tooManyHeaderFields) { try parse(fields(70_000), maxHeader: 4 << 20, maxFields: 10_000) }
+        let trailers = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n" + String(repeating: "T: v\r\n", count: 300) + "\r\n"
+        #expect(throws: ResponseError.headersTooLarge) { try parse(trailers, chunkSize: 7, maxHeader: 1024) }
+        #expect(try parse(trailers, maxHeader: 2048)?.body == [])
+    }
+
+    /// Consumed bytes are dropped after every feed, in every phase: an endless run of tiny
+    /// chunks or trailer lines keeps the buffer at one unfinished element.
+    @Test func bufferHoldsOnlyWhatIsUnfinished() throws {
+        var parser = HTTP1ResponseParser(
+            limits: ResponseLimits(maxHeaderBytes: 4096, maxHeaderFields: 10, maxBodyBytes: 1 << 30), isHeadRequest: false)
+        let head = Array("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".utf8)
+        _ = try head.withUnsafeBytes { try parser.feed($0) }
+        let chunks = Array(String(repeating: "1;e=1\r\nx\r\n", count: 5000).utf8)
+        for start in stride(from: 0, to: chunks.count, by: 4093) {
+            let piece = Array(chunks[start..<min(chunks.count, start + 4093)])
+            #expect(try piece.withUnsafeBytes { try parser.feed($0) } == nil)
+            #expect(parser.bufferedBytes <= ResponseLimits.maxChunkLineBytes)
         }
     }
 

@@ -6,7 +6,7 @@ itself, and is driven by JSON lines on stdin (one reply line each on stdout):
 
   {"cmd":"rule","ip":IP|"*","path":P|"*","action":{...},"times":N}   how to answer; see Conn.answer
   {"cmd":"clear_rules"}
-  {"cmd":"tls","ip":IP,"mode":"good"|"untrusted"|"stall"}            for new connections on IP
+  {"cmd":"tls","ip":IP,"mode":"good"|"untrusted"|"stall"|"greet"|"greet12"}   for new connections on IP
   {"cmd":"stats"} / {"cmd":"reset_stats"}                             per-IP counters
   {"cmd":"wait_closed"|"wait_handshakes","ip":IP|"*","count":N,"timeout":S}   until >= N
   {"cmd":"wait_open","ip":IP|"*","count":N,"timeout":S}                until == N
@@ -20,7 +20,7 @@ itself, and is driven by JSON lines on stdin (one reply line each on stdout):
 A connection is served by its own thread. The raw ClientHello is peeked (MSG_PEEK) before the
 TLS handshake, so it is parsed from the bytes on the wire, not from what OpenSSL reports.
 """
-import argparse, collections, datetime, hashlib, ipaddress, json, os, select, socket, ssl, struct, sys, tempfile, threading
+import argparse, collections, datetime, hashlib, ipaddress, json, os, select, socket, ssl, struct, sys, tempfile, threading, time
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -190,7 +190,11 @@ class Origin:
     def __init__(self, ips, directory):
         self.ips = ips
         self.directory = directory
-        self.contexts = {"good": server_context(directory, "server"), "untrusted": server_context(directory, "untrusted")}
+        tls12 = server_context(directory, "server")
+        tls12.maximum_version = ssl.TLSVersion.TLSv1_2
+        # greet / greet12: a sound certificate (TLS 1.3 / 1.2 only), then bytes nobody asked for
+        self.contexts = {"good": server_context(directory, "server"), "untrusted": server_context(directory, "untrusted"),
+                         "greet": server_context(directory, "server"), "greet12": tls12}
         self.tls_mode = {ip: "good" for ip in ips}
         self.rules = []                                 # [ip, path, action, times_left]
         self.cond = threading.Condition()
@@ -301,6 +305,8 @@ class Conn:
             self.tls = o.contexts[mode].wrap_socket(self.raw, server_side=True)
             self.tls.settimeout(None)
             o.count("handshakes", self.ip)
+            if mode.startswith("greet"):
+                self.tls.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello")
             while self.serve_one():
                 pass
         except (OSError, ssl.SSLError, ValueError):
@@ -405,7 +411,12 @@ class Conn:
 
         status: {"status", "body" | "body_size", "framing": "length"|"chunked"|"close",
                  "headers": [[k, v]], "connection_close"}
-        raw:    {"data", "repeat", "repeat_count", "tail"}: exact bytes, connection kept
+        raw:    {"data", "repeat", "repeat_count", "tail"}: exact bytes, connection kept; then
+                "records": [...] instead sends each string as its own TLS record, all in one TCP
+                segment; "then": [{"delay_ms", "data"}] sends more bytes later; "fin": true
+                ends with a TCP FIN (no close_notify); "alert": true ends with a plaintext fatal
+                TLS alert record written under the TLS layer, then a FIN
+        endless: {"head", "repeat"}: the head, then "repeat" over and over (at most 30 s)
         reset:  {"after_bytes"}: that much of a 200 with a 1000-byte body, then a TCP RST
         stall:  never answer (until the client closes)
         close:  close without answering (TCP FIN, no close_notify)
@@ -413,8 +424,32 @@ class Conn:
         kind = action.get("type", "status")
         if kind == "raw":
             data = action.get("data", "") + action.get("repeat", "") * action.get("repeat_count", 0) + action.get("tail", "")
-            self.tls.sendall(data.encode("latin-1"))
+            records = action.get("records") or [data]
+            cork = len(records) > 1
+            if cork:
+                self.tls.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)
+            for record in records:
+                self.tls.sendall(record.encode("latin-1"))
+            if cork:
+                self.tls.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 0)
+            for step in action.get("then", []):
+                time.sleep(step.get("delay_ms", 0) / 1000)
+                self.tls.sendall(step["data"].encode("latin-1"))
+            if action.get("alert"):
+                os.write(self.tls.fileno(), b"\x15\x03\x03\x00\x02\x02\x50")  # fatal internal_error
+            if action.get("fin") or action.get("alert"):
+                self.sock.shutdown(socket.SHUT_RDWR)
+                return False
             return True
+        if kind == "endless":
+            self.tls.settimeout(30)
+            self.tls.sendall(action["head"].encode("latin-1"))
+            unit = action["repeat"].encode("latin-1")
+            block = unit * max(1, 65536 // len(unit))
+            end = time.monotonic() + 30
+            while time.monotonic() < end:
+                self.tls.sendall(block)
+            return False
         if kind == "reset":
             response = b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n" + b"r" * 1000
             self.tls.sendall(response[:action.get("after_bytes", 10)])

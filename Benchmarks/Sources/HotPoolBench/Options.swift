@@ -5,10 +5,10 @@ struct Options: Sendable {
     static let usage = """
         usage: HotPoolBench --ca FILE --ips IP[,IP...] --port PORT [--host NAME] [--runs N]
                             [--duration SECONDS] [--quick] [--json FILE] [--only GROUP[,GROUP...]]
-          groups: getput, throughput, handshake, destruction (close, remove and memory)
+          groups: getput, throughput, handshake, destruction (close, remove and memory), hosts
         """
 
-    static let groups: Set<String> = ["getput", "throughput", "handshake", "destruction"]
+    static let groups: Set<String> = ["getput", "throughput", "handshake", "destruction", "hosts"]
 
     /// PEM of the CA that signed nginx's certificate.
     var caFile = ""

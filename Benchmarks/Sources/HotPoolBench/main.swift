@@ -74,6 +74,10 @@ do {
         report.metrics += try await step("remove") { try await removeOnReactor(options) }
         report.metrics += try await slotState(options)
     }
+    if options.groups.contains("hosts") {
+        let count = options.quick ? 30_000 : 300_000
+        report.metrics += try await step("host records") { try await hostRecords(options, count: count) }
+    }
 } catch {
     progress("harness failed: \(error)")
     report.notes.append("failed: \(error)")

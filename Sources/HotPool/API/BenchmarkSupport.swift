@@ -39,6 +39,15 @@ public struct ReactorAccess {
         return ReactorLease(handle: core.table.leaseHandle(slot))
     }
 
+    /// Sets a host's addresses, as `setAddresses` does.
+    public func setAddresses(_ ips: [String], forHost host: String) { core.setAddresses(ips, forHost: host) }
+
+    /// Host records the pool holds now.
+    public var hostRecords: Int { core.hostRecordCount }
+
+    /// Frees the records of idle hosts, as the cleanup does; returns how many.
+    public func reclaimIdleHosts() -> Int { core.reclaimIdleHosts() }
+
     /// Returns a lease, as `putConnection` does.
     public func put(_ lease: ReactorLease) { core.release(lease.handle) }
 

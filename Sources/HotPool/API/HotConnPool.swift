@@ -56,7 +56,9 @@ public final class HotConnPool: Sendable {
         return result ?? whenClosed()
     }
 
-    /// Uses these IPs for `host` instead of resolving its name (replaces earlier ones).
+    /// Uses these IPs for `host` instead of resolving its name (replaces earlier ones). Entries
+    /// that are not IP literals are left out, and an invalid host name is ignored, each with a
+    /// warning in the log.
     public func setAddresses(_ ips: [String], forHost host: String) {
         reactor.post { [core] in core.setAddresses(ips, forHost: host) }
     }
@@ -96,7 +98,8 @@ public final class HotConnPool: Sendable {
     }
 
     private func acquire(host: String, port: Int, ip: String?) async throws -> PooledConnection {
-        guard !host.isEmpty, (1...65535).contains(port) else { throw HotPoolError.invalidURL("\(host):\(port)") }
+        guard isValidHostName(host) else { throw HotPoolError.invalidHostName(host) }
+        guard (1...65535).contains(port) else { throw HotPoolError.invalidURL("\(host):\(port)") }
         let waiter = Waiter(key: HostKey(name: host, port: port), pinnedIP: ip)
         let core = core
         let result = await withTaskCancellationHandler {
@@ -161,9 +164,14 @@ public final class HotConnPool: Sendable {
         await onReactor(whenClosed: []) { $0.connectionSnapshots() }
     }
 
-    /// Destroys idle connections unused for `idleTimeout` now; returns how many.
+    /// Destroys idle connections unused for `idleTimeout` now, and frees the records of hosts
+    /// with no connection, waiter or blacklisted IP that no caller asked for that long (as the
+    /// cleanup timer does); returns how many connections were destroyed.
     public func cleanupIdleConnections() async -> Int {
-        await onReactor(whenClosed: 0) { $0.cleanupIdle() }
+        await onReactor(whenClosed: 0) { core in
+            defer { core.reclaimIdleHosts() }
+            return core.cleanupIdle()
+        }
     }
 
     /// Destroys idle connections older than `maxLifetime` now and marks leased ones to be
@@ -196,12 +204,27 @@ private struct ValidationTarget {
         }
         guard scheme.lowercased() == "https" else { throw .unsupportedScheme(scheme) }
         guard let host = components.host, !host.isEmpty else { throw .invalidURL(url) }
-        let port = components.port ?? 443
-        guard (1...65535).contains(port) else { throw .invalidURL(url) }
-        self.host = host.hasPrefix("[") ? String(host.dropFirst().dropLast()) : host
+        // URLComponents gives no port for one too large for an Int: read the written one.
+        guard let port = Self.port(url), (1...65535).contains(port) else { throw .invalidURL(url) }
+        let name = host.hasPrefix("[") ? String(host.dropFirst().dropLast()) : host
+        guard isValidHostName(name) else { throw .invalidHostName(name) }
+        self.host = name
         self.port = port
         self.authority = port == 443 ? host : "\(host):\(port)"
         let path = components.percentEncodedPath.isEmpty ? "/" : components.percentEncodedPath
         self.path = components.percentEncodedQuery.map { "\(path)?\($0)" } ?? path
+    }
+
+    /// The port written in `url`'s authority (443 when none or empty); nil if it is not 1 to 5 digits.
+    private static func port(_ url: String) -> Int? {
+        guard let schemeEnd = url.firstRange(of: "://") else { return nil }
+        var authority = url[schemeEnd.upperBound...].prefix { !"/?#".contains($0) }
+        if let at = authority.lastIndex(of: "@") { authority = authority[authority.index(after: at)...] }
+        let afterHost = authority.hasPrefix("[") ? authority.drop { $0 != "]" }.dropFirst() : authority.drop { $0 != ":" }
+        guard afterHost.hasPrefix(":") else { return afterHost.isEmpty ? 443 : nil }
+        let digits = afterHost.dropFirst()
+        if digits.isEmpty { return 443 }
+        guard digits.count <= 5, digits.allSatisfy({ ("0"..."9").contains($0) }), let port = Int(digits) else { return nil }
+        return port
     }
 }

@@ -4,7 +4,8 @@ import Logging
 
 /// How a `HotConnPool` behaves. The defaults are the seed system's `DefaultPoolConfig`.
 /// `HotConnPool.init` validates it and throws `HotPoolError.invalidConfiguration` for values
-/// that cannot work (zero or negative durations and limits).
+/// that cannot work (zero or negative durations and limits). A duration too long for the clock
+/// (up to `.seconds(Int64.max)`) means "never".
 public struct HotPoolConfiguration: Sendable {
     /// Open connections (idle + leased + dialing) across all hosts; at most `maxConnectionsLimit`.
     public var maxConnections: Int = 100
@@ -51,6 +52,8 @@ public struct HotPoolConfiguration: Sendable {
     public var maxResponseHeaderBytes: Int = 64 * 1024
     /// Largest response body accepted.
     public var maxResponseBodyBytes: Int = 64 * 1024 * 1024
+    /// Most header fields accepted in one response head; at most `maxResponseHeaderFieldsLimit`.
+    public var maxResponseHeaderFields: Int = 1000
     /// A connection leased longer than this is reported in the log (a likely missing put).
     public var leaseWarningAfter: Duration = .seconds(60)
     /// Local address to bind outgoing connections to; nil = chosen by the system.
@@ -63,6 +66,14 @@ public struct HotPoolConfiguration: Sendable {
 
     /// The largest `maxConnections` a pool takes.
     public static let maxConnectionsLimit = 1 << 24
+    /// The largest `maxResponseHeaderFields` a pool takes (well below what `HTTPFields` holds).
+    public static let maxResponseHeaderFieldsLimit = 10_000
+
+    /// The parser's limits.
+    var responseLimits: ResponseLimits {
+        ResponseLimits(maxHeaderBytes: maxResponseHeaderBytes, maxHeaderFields: maxResponseHeaderFields,
+                       maxBodyBytes: maxResponseBodyBytes)
+    }
 
     /// The profiles connections take in turn.
     var profiles: [FingerprintSpec] { (rotatingProfiles.isEmpty ? [profile] : rotatingProfiles).map(\.spec) }
@@ -82,6 +93,11 @@ public struct HotPoolConfiguration: Sendable {
         try positive(maxConnectionsPerHost, "maxConnectionsPerHost")
         try positive(maxResponseHeaderBytes, "maxResponseHeaderBytes")
         try positive(maxResponseBodyBytes, "maxResponseBodyBytes")
+        try positive(maxResponseHeaderFields, "maxResponseHeaderFields")
+        if maxResponseHeaderFields > Self.maxResponseHeaderFieldsLimit {
+            throw .invalidConfiguration(
+                "maxResponseHeaderFields must be <= \(Self.maxResponseHeaderFieldsLimit), got \(maxResponseHeaderFields)")
+        }
         if maxIdleConnections < 0 { throw .invalidConfiguration("maxIdleConnections must be >= 0") }
         if maxRetries < 0 { throw .invalidConfiguration("maxRetries must be >= 0") }
         try positive(connectTimeout, "connectTimeout")
@@ -111,10 +127,19 @@ public struct HotPoolConfiguration: Sendable {
 }
 
 extension Duration {
-    /// Whole nanoseconds, saturating.
+    /// Whole nanoseconds, saturating at `Int64.max` / `Int64.min`.
     var nanoseconds: Int64 {
         let (seconds, attoseconds) = components
         let (ns, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
-        return overflow ? .max : ns.addingReportingOverflow(attoseconds / 1_000_000_000).partialValue
+        let (sum, sumOverflow) = ns.addingReportingOverflow(attoseconds / 1_000_000_000)
+        guard !overflow && !sumOverflow else { return seconds < 0 ? .min : .max }
+        return sum
     }
+}
+
+/// The monotonic instant `nanos` after `start`; `Int64.max` ("never") when it is past the
+/// clock's range. Every deadline is made here, so no deadline arithmetic can overflow.
+func deadline(from start: Int64, after nanos: Int64) -> Int64 {
+    let (sum, overflow) = start.addingReportingOverflow(max(0, nanos))
+    return overflow ? .max : sum
 }

@@ -4,8 +4,11 @@ public enum HotPoolError: Error, Hashable, Sendable, CustomStringConvertible {
     case poolClosed
     /// A configuration value cannot work.
     case invalidConfiguration(String)
-    /// The URL cannot be parsed or lacks a host.
+    /// The URL cannot be parsed, lacks a host, or has a port outside 1...65535.
     case invalidURL(String)
+    /// The host name is empty, longer than 253 bytes, or holds a space, a control byte, a URL
+    /// delimiter, or a colon outside an IPv6 literal.
+    case invalidHostName(String)
     /// Only `https` is supported.
     case unsupportedScheme(String)
     /// The host name did not resolve to any address.
@@ -38,8 +41,12 @@ public enum HotPoolError: Error, Hashable, Sendable, CustomStringConvertible {
     case malformedStatusLine(host: String, ip: String)
     /// A response header line is not `name: value` with a valid name.
     case malformedHeader(host: String, ip: String)
-    /// The response head is larger than `maxResponseHeaderBytes`.
+    /// The response head, or its trailer section, is larger than `maxResponseHeaderBytes`.
     case responseHeadersTooLarge(host: String, ip: String, limit: Int)
+    /// The response head has more than `maxResponseHeaderFields` fields.
+    case tooManyResponseHeaderFields(host: String, ip: String, limit: Int)
+    /// The server sent more than `limit` interim (1xx) responses before its answer.
+    case tooManyInterimResponses(host: String, ip: String, limit: Int)
     /// The response body is larger than `maxResponseBodyBytes`.
     case responseBodyTooLarge(host: String, ip: String, limit: Int)
     /// A chunk size line of a chunked body is not hexadecimal.
@@ -60,6 +67,7 @@ public enum HotPoolError: Error, Hashable, Sendable, CustomStringConvertible {
         case .poolClosed: "pool closed"
         case .invalidConfiguration(let why): "invalid configuration: \(why)"
         case .invalidURL(let url): "invalid URL: \(url)"
+        case .invalidHostName(let name): "invalid host name: \(String(reflecting: name))"
         case .unsupportedScheme(let scheme): "unsupported scheme \(scheme) (only https)"
         case .noAddresses(let host, let reason): "no addresses for \(host): \(reason)"
         case .allAddressesBlacklisted(let host): "every address of \(host) is blacklisted"
@@ -76,7 +84,9 @@ public enum HotPoolError: Error, Hashable, Sendable, CustomStringConvertible {
         case .unexpectedEOF(let host, let ip): "\(host) (\(ip)) closed the connection mid-response"
         case .malformedStatusLine(let host, let ip): "malformed status line from \(host) (\(ip))"
         case .malformedHeader(let host, let ip): "malformed header from \(host) (\(ip))"
-        case .responseHeadersTooLarge(let host, let ip, let limit): "response head from \(host) (\(ip)) exceeds \(limit) bytes"
+        case .responseHeadersTooLarge(let host, let ip, let limit): "response head or trailers from \(host) (\(ip)) exceed \(limit) bytes"
+        case .tooManyResponseHeaderFields(let host, let ip, let limit): "response head from \(host) (\(ip)) has more than \(limit) fields"
+        case .tooManyInterimResponses(let host, let ip, let limit): "\(host) (\(ip)) sent more than \(limit) interim (1xx) responses"
         case .responseBodyTooLarge(let host, let ip, let limit): "response body from \(host) (\(ip)) exceeds \(limit) bytes"
         case .badChunkSize(let host, let ip): "bad chunk size from \(host) (\(ip))"
         case .invalidContentLength(let host, let ip): "invalid Content-Length from \(host) (\(ip))"
@@ -84,12 +94,15 @@ public enum HotPoolError: Error, Hashable, Sendable, CustomStringConvertible {
         }
     }
 
-    init(_ error: ResponseError, host: String, ip: String, limits: (header: Int, body: Int)) {
+    init(_ error: ResponseError, host: String, ip: String, limits: ResponseLimits) {
         switch error {
         case .malformedStatusLine: self = .malformedStatusLine(host: host, ip: ip)
         case .malformedHeader: self = .malformedHeader(host: host, ip: ip)
-        case .headersTooLarge: self = .responseHeadersTooLarge(host: host, ip: ip, limit: limits.header)
-        case .bodyTooLarge: self = .responseBodyTooLarge(host: host, ip: ip, limit: limits.body)
+        case .headersTooLarge: self = .responseHeadersTooLarge(host: host, ip: ip, limit: limits.maxHeaderBytes)
+        case .tooManyHeaderFields: self = .tooManyResponseHeaderFields(host: host, ip: ip, limit: limits.maxHeaderFields)
+        case .tooManyInterimResponses:
+            self = .tooManyInterimResponses(host: host, ip: ip, limit: ResponseLimits.maxInterimResponses)
+        case .bodyTooLarge: self = .responseBodyTooLarge(host: host, ip: ip, limit: limits.maxBodyBytes)
         case .badChunkSize: self = .badChunkSize(host: host, ip: ip)
         case .invalidContentLength: self = .invalidContentLength(host: host, ip: ip)
         case .unexpectedEOF: self = .unexpectedEOF(host: host, ip: ip)

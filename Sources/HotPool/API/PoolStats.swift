@@ -22,6 +22,9 @@ public enum CloseReason: Hashable, Sendable, CaseIterable {
     case poolClosed
     /// Returned while `maxIdleConnections` connections were already idle.
     case excessIdle
+    /// The server sent bytes nobody asked for (after a response, or to an idle connection):
+    /// they could only be taken for the answer to a later request.
+    case unsolicitedData
 
     /// A compact code for the table's `closeOnReturn` column (0 = none).
     var code: UInt8 { UInt8(Self.allCases.firstIndex(of: self)! + 1) }

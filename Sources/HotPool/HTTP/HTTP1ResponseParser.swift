@@ -5,17 +5,40 @@ enum ResponseError: Error, Equatable {
     case malformedStatusLine
     case malformedHeader
     case headersTooLarge
+    case tooManyHeaderFields
+    case tooManyInterimResponses
     case bodyTooLarge
     case badChunkSize
     case invalidContentLength
     case unexpectedEOF
 }
 
-/// An incremental HTTP/1.1 response parser: fed bytes as they arrive, it frames the body by
-/// Content-Length, chunked coding or connection close, and enforces header and body limits.
+/// What a response may take: every limit the parser enforces, so that memory stays
+/// proportional to them whatever a server sends.
+struct ResponseLimits: Sendable, Equatable {
+    /// Bytes of one head (status line, fields and the blank line), and of the trailer section.
+    var maxHeaderBytes: Int
+    /// Fields in one head.
+    var maxHeaderFields: Int
+    /// Bytes of the (de-chunked) body.
+    var maxBodyBytes: Int
+
+    /// Interim (1xx) responses skipped before the final one.
+    static let maxInterimResponses = 10
+    /// Bytes of one chunk-size line, extensions and line end included.
+    static let maxChunkLineBytes = 1024
+}
+
+/// An incremental HTTP/1.1 response parser (sans I/O): fed bytes as they arrive, it frames the
+/// body by Content-Length, chunked coding or connection close, and enforces `ResponseLimits`.
+///
+/// The outcome never depends on how the bytes were split into reads: every limit is checked
+/// so that a prefix is refused only when no completion of it could fit. Lines may end in CRLF
+/// or a bare LF (RFC 9112 2.2 lets a recipient accept a bare LF). Consumed bytes are dropped
+/// after every feed, so the buffer holds at most one unfinished head, line or trailer.
 struct HTTP1ResponseParser {
-    /// A complete response, and whether the connection may carry another request.
-    struct Complete {
+    /// A complete response, and whether its head lets the connection carry another request.
+    struct Complete: Equatable {
         var head: HTTPResponse
         var body: [UInt8]
         var keepAlive: Bool
@@ -32,37 +55,48 @@ struct HTTP1ResponseParser {
         case done
     }
 
-    private let maxHeaderBytes: Int
-    private let maxBodyBytes: Int
+    private let limits: ResponseLimits
     private let isHeadRequest: Bool
     private var buffer: [UInt8] = []
     private var position = 0
-    private var headScanFrom = 0
+    /// Where the search for a line end resumes (bytes before it hold none that matters).
+    private var scanFrom = 0
     private var phase = Phase.head
+    private var interimResponses = 0
+    private var trailerBytes = 0
     private var head: HTTPResponse?
     private var body: [UInt8] = []
     private var keepAlive = true
+    /// Bytes fed after the response was complete.
+    private var extraBytes = 0
 
-    init(maxHeaderBytes: Int, maxBodyBytes: Int, isHeadRequest: Bool) {
-        self.maxHeaderBytes = maxHeaderBytes
-        self.maxBodyBytes = maxBodyBytes
+    init(limits: ResponseLimits, isHeadRequest: Bool) {
+        self.limits = limits
         self.isHeadRequest = isHeadRequest
     }
 
-    /// Bytes received after the end of the response (a server must send none).
-    var unexpectedTrailingBytes: Int { buffer.count - position }
+    /// Bytes received after the end of the response: a server must send none.
+    var trailingBytes: Int { buffer.count - position + extraBytes }
 
-    /// Adds bytes; returns the response once it is complete.
+    /// Bytes held for an unfinished head, line or trailer (what bounds the parser's memory).
+    var bufferedBytes: Int { buffer.count }
+
+    /// Adds bytes; returns the response once it is complete (once only: later bytes only count
+    /// in `trailingBytes`).
     mutating func feed(_ bytes: UnsafeRawBufferPointer) throws(ResponseError) -> Complete? {
+        if case .done = phase {
+            extraBytes += bytes.count
+            return nil
+        }
         buffer.append(contentsOf: bytes)
-        return try advance()
+        let complete = try advance()
+        if complete == nil { dropConsumed() }
+        return complete
     }
 
     /// The peer closed the connection: completes a close-delimited body, or fails.
     mutating func finishAtEOF() throws(ResponseError) -> Complete {
         guard case .untilClose = phase else { throw .unexpectedEOF }
-        body.append(contentsOf: buffer[position...])
-        position = buffer.count
         keepAlive = false
         return finish()
     }
@@ -73,38 +107,39 @@ struct HTTP1ResponseParser {
             case .head:
                 guard try parseHead() else { return nil }
             case .fixed(let remaining):
-                let n = min(remaining, buffer.count - position)
-                body.append(contentsOf: buffer[position..<position + n])
-                position += n
+                let n = takeBody(upTo: remaining)
                 if remaining == n { return finish() }
                 phase = .fixed(remaining: remaining - n)
-                compact()
                 return nil
             case .chunkSize:
-                guard let line = try nextLine(limit: 1024) else { return nil }
+                guard let line = try nextLine(limit: ResponseLimits.maxChunkLineBytes, tooLong: .badChunkSize) else { return nil }
                 let sizeField = line.prefix { $0 != UInt8(ascii: ";") }
                 guard let size = Self.parseHex(sizeField) else { throw .badChunkSize }
-                guard body.count + size <= maxBodyBytes else { throw .bodyTooLarge }
+                guard size <= limits.maxBodyBytes - body.count else { throw .bodyTooLarge }
                 phase = size == 0 ? .trailers : .chunkData(remaining: size)
             case .chunkData(let remaining):
-                let n = min(remaining, buffer.count - position)
-                body.append(contentsOf: buffer[position..<position + n])
-                position += n
+                let n = takeBody(upTo: remaining)
                 guard remaining == n else {
                     phase = .chunkData(remaining: remaining - n)
-                    compact()
                     return nil
                 }
                 phase = .chunkDataEnd
             case .chunkDataEnd:
-                guard let line = try nextLine(limit: 2) else { return nil }
+                // The CRLF (or LF) after a chunk's data: a line of at most 2 bytes, empty.
+                guard let line = try nextLine(limit: 2, tooLong: .badChunkSize) else { return nil }
                 guard line.isEmpty else { throw .badChunkSize }
                 phase = .chunkSize
             case .trailers:
-                guard let line = try nextLine(limit: maxHeaderBytes) else { return nil }
+                // Trailer fields are read and dropped; the section as a whole has the head's limit.
+                let start = position
+                guard let line = try nextLine(limit: limits.maxHeaderBytes - trailerBytes, tooLong: .headersTooLarge) else {
+                    return nil
+                }
+                trailerBytes += position - start
                 if line.isEmpty { return finish() }
             case .untilClose:
-                guard buffer.count - position + body.count <= maxBodyBytes else { throw .bodyTooLarge }
+                guard buffer.count - position <= limits.maxBodyBytes - body.count else { throw .bodyTooLarge }
+                _ = takeBody(upTo: buffer.count - position)
                 return nil
             case .done:
                 return nil
@@ -112,24 +147,40 @@ struct HTTP1ResponseParser {
         }
     }
 
+    /// Moves up to `limit` buffered bytes into the body; returns how many.
+    private mutating func takeBody(upTo limit: Int) -> Int {
+        let n = min(limit, buffer.count - position)
+        body.append(contentsOf: buffer[position..<position + n])
+        position += n
+        return n
+    }
+
     /// Parses the status line and fields once the whole head is buffered; false until then.
     private mutating func parseHead() throws(ResponseError) -> Bool {
         guard let end = headEnd() else {
-            if buffer.count - position > maxHeaderBytes { throw .headersTooLarge }
+            // Unfinished: the finished head will be at least one byte longer than what is here.
+            if buffer.count - position >= limits.maxHeaderBytes { throw .headersTooLarge }
             return false
         }
-        guard end - position <= maxHeaderBytes else { throw .headersTooLarge }
+        guard end.next - position <= limits.maxHeaderBytes else { throw .headersTooLarge }
         let start = position
+        let maxFields = limits.maxHeaderFields
         let parsed = try buffer.withUnsafeBufferPointer { (bytes) throws(ResponseError) -> ResponseHead in
-            try ResponseHead(UnsafeBufferPointer(rebasing: bytes[start..<end]))
+            try ResponseHead(UnsafeBufferPointer(rebasing: bytes[start..<end.contentEnd]), maxFields: maxFields)
         }
-        position = end + 4
+        position = end.next
+        scanFrom = position
         let status = parsed.status
-        // 1xx answers (other than 101) precede the real response: skip them.
-        if (100..<200).contains(status) && status != 101 { return true }
+        // 1xx answers (other than 101) precede the real response: skip a bounded number of them.
+        if (100..<200).contains(status) && status != 101 {
+            interimResponses += 1
+            guard interimResponses <= ResponseLimits.maxInterimResponses else { throw .tooManyInterimResponses }
+            return true
+        }
         head = HTTPResponse(status: .init(code: status), headerFields: parsed.fields)
         keepAlive = parsed.minorVersion == 1 ? !parsed.connectionClose : parsed.connectionKeepAlive
         if isHeadRequest || status == 204 || status == 304 || status == 101 {
+            // A 101 switches the connection to a protocol nobody asked for: it cannot be reused.
             if status == 101 { keepAlive = false }
             phase = .fixed(remaining: 0)
             return true
@@ -142,7 +193,7 @@ struct HTTP1ResponseParser {
             return true
         }
         if let length = parsed.contentLength {
-            guard length <= maxBodyBytes else { throw .bodyTooLarge }
+            guard length <= limits.maxBodyBytes else { throw .bodyTooLarge }
             phase = .fixed(remaining: length)
         } else {
             keepAlive = false
@@ -151,44 +202,55 @@ struct HTTP1ResponseParser {
         return true
     }
 
-    /// The offset of the CRLFCRLF ending the head, if buffered. Remembers how far it looked, so a
-    /// head arriving in many small reads is scanned once.
-    private mutating func headEnd() -> Int? {
-        var i = max(position, headScanFrom)
-        while i + 4 <= buffer.count {
-            if buffer[i] == 13 && buffer[i + 1] == 10 && buffer[i + 2] == 13 && buffer[i + 3] == 10 { return i }
-            i += 1
-        }
-        headScanFrom = i
-        return nil
-    }
-
-    /// The next CRLF-terminated line (without the CRLF), consumed; nil if not complete yet.
-    private mutating func nextLine(limit: Int) throws(ResponseError) -> ArraySlice<UInt8>? {
-        var i = position
-        while i + 1 < buffer.count {
-            guard i - position <= limit else { throw limit == maxHeaderBytes ? .headersTooLarge : .badChunkSize }
-            if buffer[i] == 13 && buffer[i + 1] == 10 {
-                let line = buffer[position..<i]
-                position = i + 2
-                return line
+    /// Where the head ends, if it is buffered: `contentEnd` is the LF ending its last field line
+    /// (exclusive), `next` the first byte after the blank line. A line ends in LF, with or
+    /// without a CR before it, so the head ends at an LF followed by LF or CR LF.
+    private mutating func headEnd() -> (contentEnd: Int, next: Int)? {
+        var i = max(position, scanFrom)
+        while i < buffer.count {
+            if buffer[i] == lf {
+                if i + 1 >= buffer.count { break }
+                if buffer[i + 1] == lf { return (i, i + 2) }
+                if buffer[i + 1] == cr {
+                    if i + 2 >= buffer.count { break }
+                    if buffer[i + 2] == lf { return (i, i + 3) }
+                }
             }
             i += 1
         }
+        scanFrom = i  // an LF whose next bytes have not arrived is looked at again
         return nil
+    }
+
+    /// The next line (without its CR LF or LF), consumed; nil if it has not all arrived. A line
+    /// longer than `limit` bytes, its end included, throws `tooLong`, whatever the read split.
+    private mutating func nextLine(limit: Int, tooLong: ResponseError) throws(ResponseError) -> ArraySlice<UInt8>? {
+        var i = max(position, scanFrom)
+        while i < buffer.count && buffer[i] != lf { i += 1 }
+        guard i < buffer.count else {
+            scanFrom = i
+            if buffer.count - position >= limit { throw tooLong }
+            return nil
+        }
+        guard i + 1 - position <= limit else { throw tooLong }
+        let end = i > position && buffer[i - 1] == cr ? i - 1 : i
+        let line = buffer[position..<end]
+        position = i + 1
+        scanFrom = position
+        return line
     }
 
     private mutating func finish() -> Complete {
         phase = .done
-        return Complete(head: head!, body: body, keepAlive: keepAlive && unexpectedTrailingBytes == 0)
+        return Complete(head: head!, body: body, keepAlive: keepAlive)
     }
 
-    /// Drops consumed bytes once they dominate the buffer, so long bodies stay linear.
-    private mutating func compact() {
-        if position > 65536 && position * 2 > buffer.count {
-            buffer.removeFirst(position)
-            position = 0
-        }
+    /// Drops consumed bytes, so the buffer never holds more than an unfinished element.
+    private mutating func dropConsumed() {
+        guard position > 0 else { return }
+        buffer.removeFirst(position)
+        scanFrom = max(0, scanFrom - position)
+        position = 0
     }
 
     private static func parseHex(_ digits: ArraySlice<UInt8>) -> Int? {
@@ -207,6 +269,8 @@ struct HTTP1ResponseParser {
     }
 }
 
+private let cr = UInt8(ascii: "\r"), lf = UInt8(ascii: "\n")
+
 /// Optional white space in HTTP/1.1 (RFC 9110 5.6.3): a space or a horizontal tab.
 private func isSpaceOrTab(_ byte: UInt8) -> Bool { byte == 0x20 || byte == 0x09 }
 
@@ -224,22 +288,24 @@ private struct ResponseHead {
     var chunkedLast = false
     var contentLength: Int?
 
-    private static let cr = UInt8(ascii: "\r"), lf = UInt8(ascii: "\n")
-
-    /// Parses `head`: the bytes before the blank line, lines ended by CRLF (or a bare LF).
-    init(_ head: UnsafeBufferPointer<UInt8>) throws(ResponseError) {
+    /// Parses `head`: the bytes before the blank line, lines ended by CRLF or a bare LF.
+    /// More than `maxFields` fields throw `tooManyHeaderFields`.
+    init(_ head: UnsafeBufferPointer<UInt8>, maxFields: Int) throws(ResponseError) {
         var lineStart = 0
         var first = true
+        var fieldCount = 0
         while lineStart <= head.count {
             var lineEnd = lineStart
-            while lineEnd < head.count && head[lineEnd] != Self.lf { lineEnd += 1 }
+            while lineEnd < head.count && head[lineEnd] != lf { lineEnd += 1 }
             var stop = lineEnd
-            if stop > lineStart && head[stop - 1] == Self.cr { stop -= 1 }
+            if stop > lineStart && head[stop - 1] == cr { stop -= 1 }
             let line = UnsafeBufferPointer(rebasing: head[lineStart..<stop])
             if first {
                 try parseStatusLine(line)
                 first = false
-            } else if !line.isEmpty {
+            } else {
+                fieldCount += 1
+                guard fieldCount <= maxFields else { throw .tooManyHeaderFields }
                 try parseField(line)
             }
             lineStart = lineEnd + 1

@@ -43,23 +43,27 @@ extension PoolCore {
         startRoundTrip(slot, request: request, isHead: isHead, timeout: timeout, for: .caller(handoff))
     }
 
-    /// Starts an exchange on a leased, open connection, bounded by `timeout`.
+    /// Plaintext bytes a round trip reads per readiness event before it gives the loop back, so
+    /// a server that never stops sending cannot starve timers (its own deadline among them) or
+    /// other connections.
+    static let readBudgetPerEvent = 256 * 1024
+
+    /// Starts an exchange on a leased, open connection, bounded by `timeout`. Nothing is unread
+    /// on it (see `completeRoundTrip` and `handleIO`), so it only reads once input arrives.
     func startRoundTrip(_ slot: Int32, request: [UInt8], isHead: Bool, timeout: Duration, for requester: RoundTripOp.Requester) {
-        let parser = HTTP1ResponseParser(
-            maxHeaderBytes: config.maxResponseHeaderBytes, maxBodyBytes: config.maxResponseBodyBytes, isHeadRequest: isHead)
+        let parser = HTTP1ResponseParser(limits: config.responseLimits, isHeadRequest: isHead)
         let op = RoundTripOp(request: request, parser: parser, requester: requester)
         ops[Int(slot)] = .roundTrip(op)
-        table.deadline[Int(slot)] = now + timeout.nanoseconds
-        let inputWaiting = table.pendingInput[Int(slot)]
-        table.pendingInput[Int(slot)] = false
+        table.deadline[Int(slot)] = deadline(after: timeout)
         armTick(at: table.deadline[Int(slot)])
-        stepRoundTrip(slot, op, readable: inputWaiting)
+        stepRoundTrip(slot, op, readable: false)
     }
 
-    /// Writes what is left of the request, then reads until the response is complete or the
-    /// socket would block. Reading waits for a readable event unless one came (`readable`) or
-    /// OpenSSL holds bytes already: the epoll registration is edge-triggered, so data arriving
-    /// after the last read always brings an event, and a read before it would only say EAGAIN.
+    /// Writes what is left of the request, then reads until the response is complete, the socket
+    /// would block, or this event's read budget is spent (then the event is redelivered on the
+    /// next turn). Reading waits for a readable event unless one came (`readable`) or OpenSSL
+    /// holds bytes already: the epoll registration is edge-triggered, so data arriving after the
+    /// last read always brings an event, and a read before it would only say EAGAIN.
     func stepRoundTrip(_ slot: Int32, _ op: RoundTripOp, readable: Bool) {
         let ssl = table.ssl[Int(slot)]
         while op.written < op.request.count {
@@ -75,6 +79,7 @@ extension PoolCore {
             }
         }
         guard readable || hp_tls_has_pending(ssl) != 0 else { return }
+        var budget = Self.readBudgetPerEvent
         while true {
             let rc = hp_tls_read(ssl, readBuffer.baseAddress, Int32(readBuffer.count))
             do {
@@ -82,6 +87,8 @@ extension PoolCore {
                     if let response = try op.parser.feed(UnsafeRawBufferPointer(rebasing: readBuffer[..<Int(rc)])) {
                         return completeRoundTrip(slot, op, response)
                     }
+                    budget -= Int(rc)
+                    if budget <= 0 { return reactor.redeliver(table.handle(slot).token, .readable) }
                 } else if rc == HP_TLS_WANT_READ || rc == HP_TLS_WANT_WRITE {
                     return
                 } else if rc == HP_TLS_CLOSED {
@@ -90,22 +97,25 @@ extension PoolCore {
                     return failRoundTrip(slot, op, ioError(slot, ssl, rc))
                 }
             } catch {
-                let limits = (config.maxResponseHeaderBytes, config.maxResponseBodyBytes)
-                return failRoundTrip(slot, op, HotPoolError(error, host: hostName(slot), ip: ipAddress(slot), limits: limits))
+                return failRoundTrip(slot, op, HotPoolError(error, host: hostName(slot), ip: ipAddress(slot), limits: config.responseLimits))
             }
         }
     }
 
+    /// The response is complete and goes to its requester. The connection stays usable only if
+    /// its head allows it and nothing else is unread: bytes after the response (in the same
+    /// read, or read on here to WANT_READ) could only be taken for the answer to a later
+    /// request, so they retire it, as does a close from the server.
     private func completeRoundTrip(_ slot: Int32, _ op: RoundTripOp, _ response: HTTP1ResponseParser.Complete) {
         let s = Int(slot)
         ops[s] = nil
         table.deadline[s] = 0
         if case .caller = op.requester { table.lastUsed[s] = now }  // a probe is not a use
-        if !response.keepAlive {
-            // The server ends the connection: free the socket now; the slot goes when it is returned.
-            closeSocket(slot, sendCloseNotify: true)
-            if table.closeOnReturn[s] == 0 { table.closeOnReturn[s] = CloseReason.remoteClosed.code }
-        }
+        let unusable: CloseReason? =
+            if op.parser.trailingBytes > 0 { .unsolicitedData }
+            else if !response.keepAlive { .remoteClosed }
+            else { unreadInput(slot) }
+        if let unusable { retire(slot, unusable) }
         deliver(slot, op, .success(HotResponse(head: response.head, body: response.body)))
     }
 
@@ -147,26 +157,34 @@ extension PoolCore {
             : .tlsError(host: hostName(slot), ip: ipAddress(slot), reason: reason)
     }
 
-    /// Reads what arrived on a connection nobody is reading (TLS 1.3 session tickets, stray
-    /// bytes): readable is not closed. Returns false if the connection turned out dead and was
-    /// destroyed (`remoteClosed` on a clean close, `networkError` otherwise).
-    @discardableResult
-    func drainInput(_ slot: Int32) -> Bool {
-        let ssl = table.ssl[Int(slot)]
-        while true {
-            let rc = hp_tls_read(ssl, readBuffer.baseAddress, Int32(readBuffer.count))
-            if rc > 0 {
-                logger.debug("discarded unsolicited bytes", metadata: ["ip": "\(ipAddress(slot))", "bytes": "\(rc)"])
-            } else if rc == HP_TLS_WANT_READ || rc == HP_TLS_WANT_WRITE {
-                return true
-            } else {
-                destroy(slot, rc == HP_TLS_CLOSED ? .remoteClosed : .networkError)
-                return false
-            }
+    /// Reads what arrived on a connection no exchange is reading, through OpenSSL to WANT_READ
+    /// (TLS 1.3 session tickets are consumed there and yield no bytes). Returns why the
+    /// connection can carry no further request, or nil if nothing was unread.
+    func unreadInput(_ slot: Int32) -> CloseReason? {
+        guard let ssl = table.ssl[Int(slot)] else { return nil }  // its socket is closed already
+        let rc = hp_tls_read(ssl, readBuffer.baseAddress, Int32(readBuffer.count))
+        if rc > 0 {
+            logger.debug("unsolicited bytes from the server", metadata: ["ip": "\(ipAddress(slot))", "bytes": "\(rc)"])
+            return .unsolicitedData
         }
+        if rc == HP_TLS_WANT_READ || rc == HP_TLS_WANT_WRITE { return nil }
+        return rc == HP_TLS_CLOSED ? .remoteClosed : .networkError
     }
 
-    /// Dispatches a readiness event to what its slot is doing; stale tokens are dropped.
+    /// The leased connection can carry no further request: its socket is closed now (with
+    /// close_notify only after a clean close by the server), and it is destroyed with `reason`
+    /// when it comes back, unless an earlier reason was set. A request on it meanwhile fails
+    /// at once (`connectionClosed`).
+    func retire(_ slot: Int32, _ reason: CloseReason) {
+        let s = Int(slot)
+        if reason != .remoteClosed { table.healthy[s] = false }
+        closeSocket(slot, sendCloseNotify: table.healthy[s])
+        if table.closeOnReturn[s] == 0 { table.closeOnReturn[s] = reason.code }
+    }
+
+    /// Dispatches a readiness event to what its slot is doing; stale tokens are dropped. Input
+    /// on a connection no exchange is reading is read at once, so it is never left for the
+    /// next request to take as its answer.
     func handleIO(_ token: UInt64, _ events: IOEvents) {
         let handle = SlotHandle(token: token)
         guard table.isCurrent(handle) else { return }
@@ -179,9 +197,9 @@ extension PoolCore {
         case (.leased, .roundTrip(let op)?):
             stepRoundTrip(slot, op, readable: input)
         case (.leased, nil):
-            if input { table.pendingInput[Int(slot)] = true }
+            if input, let reason = unreadInput(slot) { retire(slot, reason) }
         case (.idle, _):
-            if input { drainInput(slot) }
+            if input, let reason = unreadInput(slot) { destroy(slot, reason) }
         default:
             break
         }

@@ -33,7 +33,7 @@ extension PoolCore {
                     metadata: ["host": "\(hostName(slot))", "ip": "\(ipAddress(slot))"])
                 table.leasedAt[s] = 0
             } else {
-                next = min(next, table.leasedAt[s] + warnAfter)
+                next = min(next, HotPool.deadline(from: table.leasedAt[s], after: warnAfter))
             }
         }
         for id in waitingHosts {
@@ -62,9 +62,11 @@ extension PoolCore {
     }
 
     func scheduleCleanup() {
-        guard !closed else { return }
-        cleanupTimer = reactor.schedule(at: now + config.cleanupInterval.nanoseconds) { [unowned self] in
+        let at = deadline(after: config.cleanupInterval)
+        guard !closed, at != .max else { return }
+        cleanupTimer = reactor.schedule(at: at) { [unowned self] in
             self.cleanupIdle()
+            self.reclaimIdleHosts()
             self.cleanupExpired(maxLifetime: self.config.maxLifetime)
             self.metrics.record(self.snapshot())
             self.scheduleCleanup()
@@ -74,20 +76,20 @@ extension PoolCore {
     /// Destroys idle connections unused for `idleTimeout`. Returns how many.
     @discardableResult
     func cleanupIdle() -> Int {
-        let limit = now - config.idleTimeout.nanoseconds
-        return destroyIdle(.idleTimeout) { table.lastUsed[$0] <= limit }
+        let t = now, idleTimeout = config.idleTimeout.nanoseconds
+        return destroyIdle(.idleTimeout) { t - table.lastUsed[$0] >= idleTimeout }
     }
 
     /// Destroys idle connections older than `maxLifetime` now, and marks leased ones to be
     /// destroyed when they come back. Returns how many were destroyed now.
     @discardableResult
     func cleanupExpired(maxLifetime: Duration) -> Int {
-        let limit = now - maxLifetime.nanoseconds
+        let t = now, lifetime = maxLifetime.nanoseconds
         for slot in 0..<table.slotCount
-        where table.state[slot] == .leased && table.created[slot] <= limit && table.closeOnReturn[slot] == 0 {
+        where table.state[slot] == .leased && t - table.created[slot] >= lifetime && table.closeOnReturn[slot] == 0 {
             table.closeOnReturn[slot] = CloseReason.maxLifetime.code
         }
-        return destroyIdle(.maxLifetime) { table.created[$0] <= limit }
+        return destroyIdle(.maxLifetime) { t - table.created[$0] >= lifetime }
     }
 
     private func destroyIdle(_ reason: CloseReason, where expired: (Int) -> Bool) -> Int {

@@ -59,7 +59,19 @@ extension PoolCore {
         let rc = hp_tls_handshake(table.ssl[s])
         switch rc {
         case 0:
-            dialSucceeded(slot, op)
+            // Read on: whatever came with the handshake beyond session tickets (bytes, a close)
+            // would otherwise be taken for the answer to the first request.
+            switch unreadInput(slot) {
+            case nil:
+                dialSucceeded(slot, op)
+            case .unsolicitedData?:
+                failDial(slot, op, .networkError(host: hostName(slot), ip: ipAddress(slot),
+                                                 reason: "the server sent data before any request"))
+            case .remoteClosed?:
+                failDial(slot, op, .connectionClosed(host: hostName(slot), ip: ipAddress(slot)))
+            default:
+                failDial(slot, op, .networkError(host: hostName(slot), ip: ipAddress(slot), reason: "read after handshake failed"))
+            }
         case HP_TLS_WANT_READ, HP_TLS_WANT_WRITE:
             return
         default:

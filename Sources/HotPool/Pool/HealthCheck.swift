@@ -7,8 +7,9 @@ import HTTPTypes
 /// destroys it as `healthCheckFailed`, and a 403 also blacklists its IP for the host.
 extension PoolCore {
     func scheduleHealthCheck() {
-        guard !closed, config.healthCheckPath != nil else { return }
-        healthCheckTimer = reactor.schedule(at: now + config.healthCheckInterval.nanoseconds) { [unowned self] in
+        let at = deadline(after: config.healthCheckInterval)
+        guard !closed, config.healthCheckPath != nil, at != .max else { return }
+        healthCheckTimer = reactor.schedule(at: at) { [unowned self] in
             self.healthCheckTimer = nil
             self.checkIdleConnections()
             self.scheduleHealthCheck()

@@ -14,6 +14,27 @@ struct HostKey: Hashable, Sendable {
     }
 }
 
+/// True if `name` can be used as a host name: 1 to 253 bytes of printable ASCII or UTF-8 with
+/// no space, control byte or URL delimiter, and a colon only in an IPv6 literal. Checked
+/// before anything is sent: OpenSSL would cut a name at a NUL for SNI and verification while
+/// the Host header carried all of it.
+func isValidHostName(_ name: String) -> Bool {
+    let bytes = name.utf8
+    guard (1...253).contains(bytes.count) else { return false }
+    for byte in bytes {
+        switch byte {
+        case 0...0x20, 0x7F, UInt8(ascii: "/"), UInt8(ascii: "?"), UInt8(ascii: "#"), UInt8(ascii: "@"),
+             UInt8(ascii: "["), UInt8(ascii: "]"), UInt8(ascii: "\\"):
+            return false
+        case UInt8(ascii: ":"):
+            guard hp_ip_family(name) == AF_INET6 else { return false }
+        default:
+            break
+        }
+    }
+    return true
+}
+
 /// What the pool knows of one host. Reactor thread only.
 final class HostState {
     let id: Int32
@@ -28,14 +49,20 @@ final class HostState {
     /// True once addresses are known (set, literal or resolved).
     var hasAddresses = false
     var addressesFromDNS = false
+    /// Every IP record made for this host (current addresses, earlier ones, pinned IPs): what
+    /// goes when the host's record is reclaimed.
+    var ipRecords: [Int32] = []
+    /// When a caller last asked for the host (monotonic ns).
+    var lastUsed: Int64
 
     /// The Host header value, made once.
     let authority: String
 
-    init(id: Int32, key: HostKey) {
+    init(id: Int32, key: HostKey, now: Int64) {
         self.id = id
         self.key = key
         self.authority = key.authority
+        self.lastUsed = now
     }
 }
 

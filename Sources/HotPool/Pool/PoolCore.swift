@@ -35,8 +35,15 @@ final class PoolCore: @unchecked Sendable {
     @exclusivity(unchecked) var ops: [SlotOp?] = []
     @exclusivity(unchecked) var hosts: [HostState] = []
     private var hostIndex: [HostKey: Int32] = [:]
+    /// Host ids by name (one per port), so `setAddresses` reaches only its name's hosts.
+    private var hostIDsByName: [String: [Int32]] = [:]
     @exclusivity(unchecked) var ips: [IPRecord] = []
     private var ipIndex: [String: [Int32: Int32]] = [:]
+    /// Ids of reclaimed host and IP records, reused before the arrays grow.
+    private var freeHostIDs: [Int32] = []
+    private var freeIPIDs: [Int32] = []
+    /// What a reclaimed host's place holds until its id is reused (so its strings are freed).
+    private let reclaimedHost = HostState(id: -1, key: HostKey(name: "", port: 0), now: 0)
     /// Addresses given by `setAddresses`, by host name.
     private var staticAddresses: [String: [String]] = [:]
     /// Hosts whose `waiters` is not empty.
@@ -91,6 +98,11 @@ final class PoolCore: @unchecked Sendable {
 
     var now: Int64 { reactor.now }
 
+    /// The instant `duration` from now; `Int64.max` ("never") past the clock's range.
+    func deadline(after duration: Duration) -> Int64 {
+        HotPool.deadline(from: now, after: duration.nanoseconds)
+    }
+
     func instant(_ nanos: Int64) -> ContinuousClock.Instant {
         epochInstant + .nanoseconds(nanos - epochNanos)
     }
@@ -104,10 +116,15 @@ final class PoolCore: @unchecked Sendable {
     // MARK: hosts and addresses
 
     func host(for key: HostKey) -> HostState {
-        if let id = hostIndex[key] { return hosts[Int(id)] }
-        let host = HostState(id: Int32(hosts.count), key: key)
-        hosts.append(host)
+        if let id = hostIndex[key] {
+            let host = hosts[Int(id)]
+            host.lastUsed = now
+            return host
+        }
+        let host = HostState(id: freeHostIDs.popLast() ?? Int32(hosts.count), key: key, now: now)
+        if Int(host.id) == hosts.count { hosts.append(host) } else { hosts[Int(host.id)] = host }
         hostIndex[key] = host.id
+        hostIDsByName[key.name, default: []].append(host.id)
         if let addresses = staticAddresses[key.name] {
             assign(addresses, to: host, fromDNS: false)
         } else if hp_ip_family(key.name) != 0 {
@@ -118,10 +135,52 @@ final class PoolCore: @unchecked Sendable {
 
     func ipID(host: Int32, address: String) -> Int32 {
         if let id = ipIndex[address]?[host] { return id }
-        let id = Int32(ips.count)
-        ips.append(IPRecord(address: address, host: host))
+        let record = IPRecord(address: address, host: host)
+        let id: Int32
+        if let free = freeIPIDs.popLast() {
+            id = free
+            ips[Int(id)] = record
+        } else {
+            id = Int32(ips.count)
+            ips.append(record)
+        }
         ipIndex[address, default: [:]][host] = id
+        hosts[Int(host)].ipRecords.append(id)
         return id
+    }
+
+    /// Host records held now.
+    var hostRecordCount: Int { hostIndex.count }
+
+    /// Frees the records of hosts with nothing going on for `idleTimeout` (no connection, waiter,
+    /// lookup or blacklisted IP), so a crawler touching millions of hosts stays bounded. A later
+    /// get makes the record anew (with the addresses `setAddresses` gave, which stay). Returns
+    /// how many were reclaimed.
+    @discardableResult
+    func reclaimIdleHosts() -> Int {
+        let t = now, idleTimeout = config.idleTimeout.nanoseconds
+        let idle = hostIndex.values.filter { id in
+            let host = hosts[Int(id)]
+            return table.liveCount(host: id) == 0 && host.waiters.isEmpty && !host.resolving
+                && t - host.lastUsed >= idleTimeout
+                && !host.ipRecords.contains { ips[Int($0)].blacklistedUntil > t }
+        }
+        for id in idle {
+            let host = hosts[Int(id)]
+            hostIndex[host.key] = nil
+            hostIDsByName[host.key.name]?.removeAll { $0 == id }
+            if hostIDsByName[host.key.name]?.isEmpty == true { hostIDsByName[host.key.name] = nil }
+            for ip in host.ipRecords {
+                let address = ips[Int(ip)].address
+                ipIndex[address]?[id] = nil
+                if ipIndex[address]?.isEmpty == true { ipIndex[address] = nil }
+                ips[Int(ip)] = IPRecord(address: "", host: -1)
+                freeIPIDs.append(ip)
+            }
+            hosts[Int(id)] = reclaimedHost
+            freeHostIDs.append(id)
+        }
+        return idle.count
     }
 
     private func assign(_ addresses: [String], to host: HostState, fromDNS: Bool) {
@@ -131,13 +190,16 @@ final class PoolCore: @unchecked Sendable {
     }
 
     func setAddresses(_ addresses: [String], forHost name: String) {
+        guard isValidHostName(name) else {
+            return logger.warning("setAddresses ignored an invalid host name", metadata: ["host": "\(String(reflecting: name))"])
+        }
         let valid = addresses.filter { hp_ip_family($0) != 0 }
         if valid.count != addresses.count {
             logger.warning("setAddresses ignored non-IP entries", metadata: ["host": "\(name)", "given": "\(addresses)"])
         }
         staticAddresses[name] = valid
-        for host in hosts where host.key.name == name {
-            assign(valid, to: host, fromDNS: false)
+        for id in hostIDsByName[name] ?? [] {
+            assign(valid, to: hosts[Int(id)], fromDNS: false)
         }
         serviceWaiters()
     }
@@ -179,7 +241,7 @@ final class PoolCore: @unchecked Sendable {
         guard !closed else { return waiter.finish(.failure(.poolClosed)) }
         guard !waiter.cancelled else { return waiter.finish(.failure(.cancelled)) }
         let host = host(for: waiter.key)
-        waiter.deadline = now + config.connectTimeout.nanoseconds
+        waiter.deadline = deadline(after: config.connectTimeout)
         if !host.hasAddresses {
             if !host.resolving { resolve(host) }
         } else if serve(waiter, host) {
@@ -246,7 +308,7 @@ final class PoolCore: @unchecked Sendable {
         let t = now
         table.lastUsed[Int(slot)] = t
         table.leasedAt[Int(slot)] = t
-        armTick(at: t + leaseWarningNanos)
+        armTick(at: HotPool.deadline(from: t, after: leaseWarningNanos))
     }
 
     /// Gives a leased, healthy connection to the oldest waiter that can take it, or parks it idle.
@@ -327,10 +389,6 @@ final class PoolCore: @unchecked Sendable {
         if !table.healthy[s] { destroy(slot, .unhealthyOnReturn); return }
         if t - table.created[s] >= maxLifetimeNanos { destroy(slot, .maxLifetime); return }
         if ips[Int(table.ipID[s])].blacklistedUntil > t { destroy(slot, .blacklisted); return }
-        if table.pendingInput[s] {
-            table.pendingInput[s] = false
-            guard drainInput(slot) else { return }
-        }
         handOff(slot)
     }
 
@@ -356,7 +414,7 @@ final class PoolCore: @unchecked Sendable {
 
     /// Takes an IP out of rotation for its host: idle connections to it go now, leased ones on return.
     func blacklist(_ ip: Int32) {
-        ips[Int(ip)].blacklistedUntil = now + config.blacklistCheckInterval.nanoseconds
+        ips[Int(ip)].blacklistedUntil = deadline(after: config.blacklistCheckInterval)
         logger.debug("blacklisted", metadata: ["host": "\(hosts[Int(ips[Int(ip)].host)].key.name)", "ip": "\(ips[Int(ip)].address)"])
         for slot in table.idleSlots(host: ips[Int(ip)].host) where table.ipID[Int(slot)] == ip {
             destroy(slot, .blacklisted)
@@ -440,6 +498,7 @@ final class PoolCore: @unchecked Sendable {
             }
         }
         hostIndex.removeAll()
+        hostIDsByName.removeAll()
         ipIndex.removeAll()
         staticAddresses.removeAll()
         tlsContexts.forEach(hp_tls_ctx_free)

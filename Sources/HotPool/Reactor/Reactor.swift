@@ -20,6 +20,8 @@ final class Reactor: @unchecked Sendable {
     private let wakeFD: Int32
     private let poller: any Poller
     private var timers = TimerHeap()
+    /// Readiness events handed back for the next turn (`redeliver`).
+    private var redelivered: [(token: UInt64, events: IOEvents)] = []
     private var running = true
     private var thread = pthread_t()
 
@@ -107,6 +109,13 @@ final class Reactor: @unchecked Sendable {
 
     func unregister(fd: Int32) { poller.unregister(fd: fd) }
 
+    /// Hands `events` for `token` to the I/O handler again on the next turn, after timers and
+    /// other fds have had theirs: for a handler that stopped reading before the socket was
+    /// drained (edge-triggered readiness would not report those bytes again).
+    func redeliver(_ token: UInt64, _ events: IOEvents) {
+        redelivered.append((token, events))
+    }
+
     private func run() {
         hp_block_sigpipe()
         while running {
@@ -114,11 +123,16 @@ final class Reactor: @unchecked Sendable {
             inbox.drain()
             runDueTimers()
             guard running else { break }
+            if !redelivered.isEmpty {
+                let batch = redelivered
+                redelivered = []
+                for (token, events) in batch { ioHandler(token, events) }
+            }
             // Announce the sleep, then look at the inbox once more: a producer either sees
             // `sleeping` and signals the eventfd, or pushed before this check and is seen here.
             sleeping.store(true, ordering: .sequentiallyConsistent)
             now = hp_monotonic_ns()
-            let timeout: Int64? = inbox.isEmpty ? timers.nextDeadline().map { max(0, $0 - now) } : 0
+            let timeout: Int64? = inbox.isEmpty && redelivered.isEmpty ? timers.nextDeadline().map { max(0, $0 - now) } : 0
             var woke = false
             do {
                 try poller.wait(timeoutNanos: timeout) { token, events in
@@ -139,6 +153,7 @@ final class Reactor: @unchecked Sendable {
         }
         ioHandler = { _, _ in }  // drops the owner's handler and the references it holds
         timers.removeAll()
+        redelivered.removeAll()
         // Refuse later posts and run what was accepted, so no caller waits forever.
         inbox.drain(seal: true)
         // A producer whose push got in before the seal may still be about to signal the eventfd.

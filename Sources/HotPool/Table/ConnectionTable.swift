@@ -86,8 +86,6 @@ final class ConnectionTable {
     let deadline: Column<Int64>
     /// When the current lease began; 0 once a long lease has been reported.
     let leasedAt: Column<Int64>
-    /// Input arrived while leased with no round trip reading it; checked when it comes back.
-    let pendingInput: Column<Bool>
     /// The fingerprint profile (index into the pool's list) and its Accept-Language choice.
     let profile: Column<UInt8>
     let language: Column<UInt8>
@@ -143,7 +141,6 @@ final class ConnectionTable {
         closeOnReturn = column(UInt8.self)
         deadline = column(Int64.self)
         leasedAt = column(Int64.self)
-        pendingInput = column(Bool.self)
         profile = column(UInt8.self)
         language = column(UInt8.self)
         state = GuardedColumn(column: column(SlotState.self))
@@ -221,7 +218,6 @@ final class ConnectionTable {
         closeOnReturn[s] = 0
         deadline[s] = 0
         leasedAt[s] = 0
-        pendingInput[s] = false
         profile[s] = 0
         language[s] = 0
         next[s] = Self.none

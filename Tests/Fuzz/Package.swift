@@ -1,0 +1,26 @@
+// swift-tools-version:6.0
+// The libFuzzer target for the HTTP/1.1 response parser: its own package, so the top-level
+// `swift test` never builds it. Build and run it through `run.sh`, which passes the sanitizer flags.
+import PackageDescription
+
+/// SwiftPM names a path dependency after its folder (`main` here, whatever a clone is called).
+let hotPoolPackage = Context.packageDirectory.split(separator: "/").dropLast(2).last.map { $0.lowercased() } ?? "hotpool"
+
+let package = Package(
+    name: "HotPoolFuzz",
+    platforms: [.macOS(.v15)],
+    dependencies: [
+        .package(path: "../.."),
+    ],
+    targets: [
+        // The declaration of libFuzzer's driver (the library itself comes with -sanitize=fuzzer).
+        .systemLibrary(name: "CLibFuzzer", path: "Sources/CLibFuzzer"),
+        // LLVMFuzzerTestOneInput, and a main that starts libFuzzer's driver.
+        .executableTarget(
+            name: "ResponseParserFuzz",
+            dependencies: ["CLibFuzzer", .product(name: "HotPool", package: hotPoolPackage)],
+            path: "Sources/ResponseParserFuzz"
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)
