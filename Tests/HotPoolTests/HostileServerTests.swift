@@ -55,6 +55,21 @@ import Testing
         try await expectFreshConnectionAfter(.unsolicitedData, rule: timing.rule)
     }
 
+    /// A validation answered 200 with a stray response behind it: that connection is destroyed
+    /// and another one validated; the caller gets a connection that carries its request.
+    @Test func validationAnswerWithStrayBytesIsNotHandedOut() async throws {
+        let origin = try Origin()
+        let pool = try origin.pool()
+        try await origin.rule(path: "/check", StrayTiming.sameRecord.rule, times: 1)
+        let connection = try await pool.getConnection(validating: "https://\(Origin.hostName):\(origin.port)/check")
+        #expect(try await connection.roundTrip(get()).body == Array("ok".utf8))
+        pool.putConnection(connection)
+        let stats = await pool.stats()
+        #expect(stats.closedByReason[.unsolicitedData] == 1 && stats.closedByReason.values.reduce(0, +) == 1)
+        #expect(stats.idleConnections == 1 && stats.failedRequests == 0)
+        try await pool.close()
+    }
+
     /// A FIN right after a keep-alive answer: found by reading, not by a timer (the cleanup runs
     /// every 60 s here); the next caller gets a fresh connection.
     @Test func finRightAfterTheAnswerDestroysTheConnectionAsRemoteClosed() async throws {

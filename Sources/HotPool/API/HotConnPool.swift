@@ -77,7 +77,8 @@ public final class HotConnPool: Sendable {
 
     /// A connection whose `GET` of `url` was answered 200. Any other answer destroys that
     /// connection (`validationFailed`; a 403 also blacklists its IP for the host) and another is
-    /// tried, at most `maxRetries` more times.
+    /// tried, at most `maxRetries` more times; so is a 200 after which the connection cannot
+    /// carry another request (the server closed it or sent more than was asked).
     public func getConnection(validating url: String) async throws -> PooledConnection {
         let target = try ValidationTarget(url)
         var lastError: any Error = HotPoolError.validationFailed(status: 0)
@@ -86,7 +87,12 @@ public final class HotConnPool: Sendable {
             let request = HTTPRequest(method: .get, scheme: "https", authority: target.authority, path: target.path)
             do {
                 let response = try await roundTrip(connection, request, body: [], timeout: configuration.validationTimeout)
-                if response.head.status.code == 200 { return connection }
+                if response.head.status.code == 200 {
+                    if response.connectionReusable { return connection }
+                    lastError = HotPoolError.connectionClosed(host: connection.targetHost, ip: connection.targetIP)
+                    putConnection(connection)  // destroyed, with the reason that retired it
+                    continue
+                }
                 lastError = HotPoolError.validationFailed(status: response.head.status.code)
                 reactor.post { [core] in core.rejectValidated(connection.handle, status: response.head.status.code) }
             } catch {

@@ -51,4 +51,7 @@ public struct HotResponse: Sendable {
     public var head: HTTPResponse
     /// The body, de-chunked.
     public var body: [UInt8]
+    /// Whether the connection can carry another request after this response (the server did
+    /// not close it or send more than was asked).
+    var connectionReusable = true
 }

@@ -116,7 +116,7 @@ extension PoolCore {
             else if !response.keepAlive { .remoteClosed }
             else { unreadInput(slot) }
         if let unusable { retire(slot, unusable) }
-        deliver(slot, op, .success(HotResponse(head: response.head, body: response.body)))
+        deliver(slot, op, .success(HotResponse(head: response.head, body: response.body, connectionReusable: unusable == nil)))
     }
 
     /// A round trip failed: the connection is marked unhealthy and its socket closed at once;
