@@ -113,8 +113,7 @@ struct HTTP1ResponseParser {
                 return nil
             case .chunkSize:
                 guard let line = try nextLine(limit: ResponseLimits.maxChunkLineBytes, tooLong: .badChunkSize) else { return nil }
-                let sizeField = line.prefix { $0 != UInt8(ascii: ";") }
-                guard let size = Self.parseHex(sizeField) else { throw .badChunkSize }
+                guard let size = Self.chunkSize(line) else { throw .badChunkSize }
                 guard size <= limits.maxBodyBytes - body.count else { throw .bodyTooLarge }
                 phase = size == 0 ? .trailers : .chunkData(remaining: size)
             case .chunkData(let remaining):
@@ -253,11 +252,18 @@ struct HTTP1ResponseParser {
         position = 0
     }
 
-    private static func parseHex(_ digits: ArraySlice<UInt8>) -> Int? {
-        let trimmed = digits.reversed().drop(while: isSpaceOrTab).reversed()
-        guard !trimmed.isEmpty, trimmed.count <= 15 else { return nil }
+    /// The size of a chunk-size line: 1 to 15 hex digits, optional spaces or tabs, then an
+    /// optional `;` and extensions. Index loops: this runs once per chunk.
+    private static func chunkSize(_ line: ArraySlice<UInt8>) -> Int? {
+        var end = line.startIndex
+        while end < line.endIndex && line[end] != UInt8(ascii: ";") { end += 1 }
+        while end > line.startIndex && isSpaceOrTab(line[end - 1]) { end -= 1 }
+        guard end > line.startIndex, end - line.startIndex <= 15 else { return nil }
         var value = 0
-        for d in trimmed {
+        var i = line.startIndex
+        while i < end {
+            let d = line[i]
+            i += 1
             switch d {
             case UInt8(ascii: "0")...UInt8(ascii: "9"): value = value * 16 + Int(d - UInt8(ascii: "0"))
             case UInt8(ascii: "a")...UInt8(ascii: "f"): value = value * 16 + Int(d - UInt8(ascii: "a") + 10)
