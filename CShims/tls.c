@@ -2,6 +2,7 @@
 #include "CShims.h"
 
 #include <errno.h>
+#include <openssl/bio.h>
 #include <openssl/err.h>
 #include <openssl/rand.h>
 #include <openssl/ssl.h>
@@ -11,6 +12,40 @@
 #include <string.h>
 
 static atomic_long live_ssl_objects;
+
+// The read budget of this thread (one reactor per thread): < 0 = none. See hp_tls_budget_begin.
+static _Thread_local long budget_left = -1;
+static _Thread_local int budget_refused;
+
+void hp_tls_budget_begin(long bytes) {
+    budget_left = bytes;
+    budget_refused = 0;
+}
+
+int hp_tls_budget_end(void) {
+    budget_left = -1;
+    return budget_refused;
+}
+
+// On every read of a connection's socket BIO: refuses it as a retryable read once the budget is
+// spent (OpenSSL then reports WANT_READ), and counts what it read.
+static long budget_callback(BIO *b, int oper, const char *argp, size_t len, int argi, long argl, int ret,
+                            size_t *processed) {
+    (void)argp; (void)len; (void)argi; (void)argl;
+    if (budget_left < 0) return ret;
+    if (oper == BIO_CB_READ) {
+        if (budget_left > 0) return ret;
+        budget_refused = 1;
+        BIO_clear_retry_flags(b);
+        BIO_set_retry_read(b);
+        return -1;
+    }
+    if (oper == (BIO_CB_READ | BIO_CB_RETURN) && ret > 0 && processed) {
+        budget_left -= (long)*processed;
+        if (budget_left < 0) budget_left = 0;
+    }
+    return ret;
+}
 
 SSL_CTX *hp_tls_ctx_new(int verify, const char *ca_file, char *err, size_t errlen) {
     SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
@@ -56,6 +91,7 @@ SSL *hp_tls_new(SSL_CTX *ctx, int fd, const char *host) {
         SSL_free(ssl);
         return NULL;
     }
+    BIO_set_callback_ex(SSL_get_rbio(ssl), budget_callback);
     SSL_set_connect_state(ssl);
     atomic_fetch_add(&live_ssl_objects, 1);
     return ssl;

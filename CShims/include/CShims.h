@@ -91,6 +91,13 @@ int hp_tls_read(struct ssl_st *ssl, void *buf, int len);
 int hp_tls_write(struct ssl_st *ssl, const void *buf, int len);
 /// 1 if OpenSSL holds received bytes not yet read (a record or part of one), else 0.
 int hp_tls_has_pending(struct ssl_st *ssl);
+/// Bounds the socket bytes this thread's TLS reads may take from now on: once `bytes` are read,
+/// further socket reads say "would block" (HP_TLS_WANT_READ) without reading. Counts what OpenSSL
+/// reads for itself inside one SSL_read too (TLS 1.3 KeyUpdate and ticket records), which no
+/// caller-side count sees.
+void hp_tls_budget_begin(long bytes);
+/// Lifts the bound; 1 if it refused a read (the socket may hold more), else 0.
+int hp_tls_budget_end(void);
 /// Sends close_notify once without waiting for the peer's: 0 sent, or an HP_TLS_* code.
 int hp_tls_shutdown(struct ssl_st *ssl);
 void hp_tls_free(struct ssl_st *ssl);

@@ -78,6 +78,18 @@ import Testing
             try parse("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nabc\r\n")
         }
         #expect(throws: ResponseError.unexpectedEOF) { try parse("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc", eof: true) }
+        #expect(throws: ResponseError.invalidContentLength) {
+            try parse("HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: \r\n\r\nabc")
+        }
+        #expect(throws: ResponseError.malformedHeader) {
+            try parse("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nno colon\r\n\r\n")
+        }
+    }
+
+    /// Transfer-Encoding in an HTTP/1.0 answer is faulty framing: parsed, then the connection closes.
+    @Test func transferEncodingInHTTP10EndsTheConnection() throws {
+        let response = try #require(try parse("HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nx\r\n0\r\n\r\n"))
+        #expect(response.body == Array("x".utf8) && !response.keepAlive)
     }
 
     @Test func limitsOnHeadAndBody() {

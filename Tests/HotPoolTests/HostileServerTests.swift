@@ -291,9 +291,15 @@ import Testing
         try await pool.close()
     }
 
-    @Test func negativeDurationsAreRejected() {
+    /// Negative, zero and sub-nanosecond durations are rejected: deadlines count whole
+    /// nanoseconds, and a zero interval would re-arm its timer at the same instant for ever.
+    @Test(arguments: [Duration.seconds(-1), .zero, Duration(secondsComponent: 0, attosecondsComponent: 100)])
+    func durationsUnderOneNanosecondAreRejected(bad: Duration) {
         var config = HotPoolConfiguration()
-        config.requestTimeout = .seconds(-1)
+        config.cleanupInterval = bad
+        #expect(throws: HotPoolError.self) { try HotConnPool(configuration: config) }
+        config = HotPoolConfiguration()
+        config.requestTimeout = bad
         #expect(throws: HotPoolError.self) { try HotConnPool(configuration: config) }
     }
 

@@ -4,8 +4,8 @@ import Logging
 
 /// How a `HotConnPool` behaves. The defaults are the seed system's `DefaultPoolConfig`.
 /// `HotConnPool.init` validates it and throws `HotPoolError.invalidConfiguration` for values
-/// that cannot work (zero or negative durations and limits). A duration too long for the clock
-/// (up to `.seconds(Int64.max)`) means "never".
+/// that cannot work (zero or negative limits, durations under a nanosecond). A duration too long
+/// for the clock (up to `.seconds(Int64.max)`) means "never".
 public struct HotPoolConfiguration: Sendable {
     /// Open connections (idle + leased + dialing) across all hosts; at most `maxConnectionsLimit`.
     public var maxConnections: Int = 100
@@ -83,7 +83,9 @@ public struct HotPoolConfiguration: Sendable {
             if value <= 0 { throw .invalidConfiguration("\(name) must be > 0, got \(value)") }
         }
         func positive(_ value: Duration, _ name: String) throws(HotPoolError) {
-            if value <= .zero { throw .invalidConfiguration("\(name) must be > 0, got \(value)") }
+            // Deadlines count whole nanoseconds: less would be a zero interval, a timer that
+            // re-arms itself at the same instant for ever.
+            if value < .nanoseconds(1) { throw .invalidConfiguration("\(name) must be at least 1 ns, got \(value)") }
         }
         try positive(maxConnections, "maxConnections")
         // The connection table reserves a slot per connection up front (untouched pages cost no memory).

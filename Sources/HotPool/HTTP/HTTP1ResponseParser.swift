@@ -136,6 +136,7 @@ struct HTTP1ResponseParser {
                 }
                 trailerBytes += position - start
                 if line.isEmpty { return finish() }
+                guard line.contains(UInt8(ascii: ":")) else { throw .malformedHeader }
             case .untilClose:
                 guard buffer.count - position <= limits.maxBodyBytes - body.count else { throw .bodyTooLarge }
                 _ = takeBody(upTo: buffer.count - position)
@@ -178,6 +179,8 @@ struct HTTP1ResponseParser {
         }
         head = HTTPResponse(status: .init(code: status), headerFields: parsed.fields)
         keepAlive = parsed.minorVersion == 1 ? !parsed.connectionClose : parsed.connectionKeepAlive
+        // Transfer-Encoding in an HTTP/1.0 message is faulty framing: close after it (RFC 9112 6.1).
+        if parsed.minorVersion == 0 && parsed.hasTransferEncoding { keepAlive = false }
         if isHeadRequest || status == 204 || status == 304 || status == 101 {
             // A 101 switches the connection to a protocol nobody asked for: it cannot be reused.
             if status == 101 { keepAlive = false }
@@ -349,16 +352,18 @@ private struct ResponseHead {
                 chunkedLast = Self.token(token, is: "chunked")
             }
         case .contentLength:
-            // Several values (or fields) must agree; each is digits only.
+            // Several values (or fields) must agree; each is digits only; a field has one at least.
             var failed = false
+            var values = 0
             Self.forEachToken(value) { token in
+                values += 1
                 guard !failed, let n = Self.decimal(token), contentLength == nil || contentLength == n else {
                     failed = true
                     return
                 }
                 contentLength = n
             }
-            if failed || contentLength == nil { throw .invalidContentLength }
+            if failed || values == 0 { throw .invalidContentLength }
         default:
             break
         }

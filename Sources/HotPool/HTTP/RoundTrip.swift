@@ -43,10 +43,14 @@ extension PoolCore {
         startRoundTrip(slot, request: request, isHead: isHead, timeout: timeout, for: .caller(handoff))
     }
 
-    /// Plaintext bytes a round trip reads per readiness event before it gives the loop back, so
-    /// a server that never stops sending cannot starve timers (its own deadline among them) or
-    /// other connections.
+    /// Socket bytes a round trip reads per readiness event before it gives the loop back, so a
+    /// server that never stops sending (data, or records OpenSSL handles itself, such as TLS 1.3
+    /// KeyUpdates) cannot starve timers (its own deadline among them) or other connections.
     static let readBudgetPerEvent = 256 * 1024
+    /// Socket bytes a read-on after a response (or on a connection nobody reads) may take: more
+    /// than a few TLS records that carry no data is a server streaming at a connection it was
+    /// not asked anything on.
+    static let readOnBudget = 64 * 1024
 
     /// Starts an exchange on a leased, open connection, bounded by `timeout`. Nothing is unread
     /// on it (see `completeRoundTrip` and `handleIO`), so it only reads once input arrives.
@@ -61,9 +65,9 @@ extension PoolCore {
 
     /// Writes what is left of the request, then reads until the response is complete, the socket
     /// would block, or this event's read budget is spent (then the event is redelivered on the
-    /// next turn). Reading waits for a readable event unless one came (`readable`) or OpenSSL
-    /// holds bytes already: the epoll registration is edge-triggered, so data arriving after the
-    /// last read always brings an event, and a read before it would only say EAGAIN.
+    /// next turn, after timers). Reading waits for a readable event unless one came (`readable`)
+    /// or OpenSSL holds bytes already: the epoll registration is edge-triggered, so data arriving
+    /// after the last read always brings an event, and a read before it would only say EAGAIN.
     func stepRoundTrip(_ slot: Int32, _ op: RoundTripOp, readable: Bool) {
         let ssl = table.ssl[Int(slot)]
         while op.written < op.request.count {
@@ -79,25 +83,42 @@ extension PoolCore {
             }
         }
         guard readable || hp_tls_has_pending(ssl) != 0 else { return }
-        var budget = Self.readBudgetPerEvent
+        hp_tls_budget_begin(Self.readBudgetPerEvent)
+        let outcome = readResponse(slot, op, ssl)
+        let budgetSpent = hp_tls_budget_end() != 0
+        switch outcome {
+        case .complete(let response): completeRoundTrip(slot, op, response)
+        case .failed(let error): failRoundTrip(slot, op, error)
+        case .wouldBlock: if budgetSpent { reactor.redeliver(table.handle(slot).token, .readable) }
+        }
+    }
+
+    /// How a round trip's reading ended for now.
+    private enum ReadOutcome {
+        case complete(HTTP1ResponseParser.Complete)
+        case failed(HotPoolError)
+        /// The socket said EAGAIN, or the read budget refused a read.
+        case wouldBlock
+    }
+
+    /// Reads and parses until the response is complete, fails, or no read can go on now.
+    private func readResponse(_ slot: Int32, _ op: RoundTripOp, _ ssl: OpaquePointer?) -> ReadOutcome {
         while true {
             let rc = hp_tls_read(ssl, readBuffer.baseAddress, Int32(readBuffer.count))
             do {
                 if rc > 0 {
                     if let response = try op.parser.feed(UnsafeRawBufferPointer(rebasing: readBuffer[..<Int(rc)])) {
-                        return completeRoundTrip(slot, op, response)
+                        return .complete(response)
                     }
-                    budget -= Int(rc)
-                    if budget <= 0 { return reactor.redeliver(table.handle(slot).token, .readable) }
                 } else if rc == HP_TLS_WANT_READ || rc == HP_TLS_WANT_WRITE {
-                    return
+                    return .wouldBlock
                 } else if rc == HP_TLS_CLOSED {
-                    return completeRoundTrip(slot, op, try op.parser.finishAtEOF())
+                    return .complete(try op.parser.finishAtEOF())
                 } else {
-                    return failRoundTrip(slot, op, ioError(slot, ssl, rc))
+                    return .failed(ioError(slot, ssl, rc))
                 }
             } catch {
-                return failRoundTrip(slot, op, HotPoolError(error, host: hostName(slot), ip: ipAddress(slot), limits: config.responseLimits))
+                return .failed(HotPoolError(error, host: hostName(slot), ip: ipAddress(slot), limits: config.responseLimits))
             }
         }
     }
@@ -158,11 +179,16 @@ extension PoolCore {
     }
 
     /// Reads what arrived on a connection no exchange is reading, through OpenSSL to WANT_READ
-    /// (TLS 1.3 session tickets are consumed there and yield no bytes). Returns why the
-    /// connection can carry no further request, or nil if nothing was unread.
+    /// (TLS 1.3 session tickets are consumed there and yield no bytes), within `readOnBudget`.
+    /// Returns why the connection can carry no further request, or nil if nothing was unread.
     func unreadInput(_ slot: Int32) -> CloseReason? {
         guard let ssl = table.ssl[Int(slot)] else { return nil }  // its socket is closed already
+        hp_tls_budget_begin(Self.readOnBudget)
         let rc = hp_tls_read(ssl, readBuffer.baseAddress, Int32(readBuffer.count))
+        if hp_tls_budget_end() != 0 && rc <= 0 {
+            logger.debug("the server streams records nobody asked for", metadata: ["ip": "\(ipAddress(slot))"])
+            return .unsolicitedData
+        }
         if rc > 0 {
             logger.debug("unsolicited bytes from the server", metadata: ["ip": "\(ipAddress(slot))", "bytes": "\(rc)"])
             return .unsolicitedData
@@ -171,14 +197,14 @@ extension PoolCore {
         return rc == HP_TLS_CLOSED ? .remoteClosed : .networkError
     }
 
-    /// The leased connection can carry no further request: its socket is closed now (with
-    /// close_notify only after a clean close by the server), and it is destroyed with `reason`
+    /// The leased connection can carry no further request: it is marked unhealthy, its socket is
+    /// closed now (with close_notify only after a clean close by the server), and it is destroyed with `reason`
     /// when it comes back, unless an earlier reason was set. A request on it meanwhile fails
     /// at once (`connectionClosed`).
     func retire(_ slot: Int32, _ reason: CloseReason) {
         let s = Int(slot)
-        if reason != .remoteClosed { table.healthy[s] = false }
-        closeSocket(slot, sendCloseNotify: table.healthy[s])
+        closeSocket(slot, sendCloseNotify: reason == .remoteClosed && table.healthy[s])
+        table.healthy[s] = false
         if table.closeOnReturn[s] == 0 { table.closeOnReturn[s] = reason.code }
     }
 

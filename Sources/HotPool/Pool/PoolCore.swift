@@ -198,10 +198,11 @@ final class PoolCore: @unchecked Sendable {
             logger.warning("setAddresses ignored non-IP entries", metadata: ["host": "\(name)", "given": "\(addresses)"])
         }
         staticAddresses[name] = valid
-        for id in hostIDsByName[name] ?? [] {
+        let named = hostIDsByName[name] ?? []
+        for id in named {
             assign(valid, to: hosts[Int(id)], fromDNS: false)
         }
-        serviceWaiters()
+        serviceWaiters(named)
     }
 
     /// Resolves `host` on a helper thread; the answer comes back as a reactor event.
@@ -226,7 +227,7 @@ final class PoolCore: @unchecked Sendable {
         switch result {
         case .success(let addresses):
             if !host.hasAddresses { assign(addresses, to: host, fromDNS: true) }
-            serviceWaiters()
+            serviceWaiters([id])
         case .failure(let error):
             for waiter in host.waiters { waiter.finish(.failure(error)) }
             host.waiters.removeAll()
@@ -327,10 +328,11 @@ final class PoolCore: @unchecked Sendable {
         table.makeIdle(slot)
     }
 
-    /// Serves waiters after capacity or addresses changed.
-    func serviceWaiters() {
+    /// Serves waiters after capacity changed (every waiting host), or after the addresses of
+    /// `changed` hosts did (those only).
+    func serviceWaiters(_ changed: [Int32]? = nil) {
         guard !closed else { return }
-        for id in waitingHosts.sorted() {
+        for id in changed?.filter(waitingHosts.contains) ?? waitingHosts.sorted() {
             let host = hosts[Int(id)]
             // Take the waiter out first: serving it can re-enter (a dial that fails at once).
             while host.hasAddresses, let waiter = host.waiters.first {

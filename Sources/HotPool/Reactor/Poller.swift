@@ -51,7 +51,7 @@ final class EpollPoller: Poller {
 
     func wait(timeoutNanos: Int64?, _ handle: (UInt64, IOEvents) -> Void) throws(SystemError) {
         // Round up so a timer is never woken for early.
-        let ms = timeoutNanos.map { Int32(clamping: ($0 + 999_999) / 1_000_000) } ?? -1
+        let ms = timeoutNanos.map { Int32(clamping: $0 / 1_000_000 + ($0 % 1_000_000 == 0 ? 0 : 1)) } ?? -1
         let n = events.withUnsafeMutableBufferPointer { hp_epoll_wait(epfd, $0.baseAddress, Int32($0.count), ms) }
         if n < 0 { throw SystemError(call: "epoll_wait", errno: -n) }
         for i in 0..<Int(n) { handle(events[i].token, IOEvents(rawValue: events[i].events)) }

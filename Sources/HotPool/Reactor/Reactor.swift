@@ -113,6 +113,8 @@ final class Reactor: @unchecked Sendable {
     /// other fds have had theirs: for a handler that stopped reading before the socket was
     /// drained (edge-triggered readiness would not report those bytes again).
     func redeliver(_ token: UInt64, _ events: IOEvents) {
+        // Once per token a turn: a handler's budget is per delivery.
+        guard !redelivered.contains(where: { $0.token == token }) else { return }
         redelivered.append((token, events))
     }
 
