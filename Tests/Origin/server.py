@@ -6,7 +6,7 @@ itself, and is driven by JSON lines on stdin (one reply line each on stdout):
 
   {"cmd":"rule","ip":IP|"*","path":P|"*","action":{...},"times":N}   how to answer; see Conn.answer
   {"cmd":"clear_rules"}
-  {"cmd":"tls","ip":IP,"mode":"good"|"untrusted"|"stall"|"greet"|"greet12"}   for new connections on IP
+  {"cmd":"tls","ip":IP,"mode":"good"|"untrusted"|"stall"|"greet"}   for new connections on IP
   {"cmd":"stats"} / {"cmd":"reset_stats"}                             per-IP counters
   {"cmd":"wait_closed"|"wait_handshakes","ip":IP|"*","count":N,"timeout":S}   until >= N
   {"cmd":"wait_open","ip":IP|"*","count":N,"timeout":S}                until == N
@@ -192,9 +192,10 @@ class Origin:
         self.directory = directory
         tls12 = server_context(directory, "server")
         tls12.maximum_version = ssl.TLSVersion.TLSv1_2
-        # greet / greet12: a sound certificate (TLS 1.3 / 1.2 only), then bytes nobody asked for
+        # greet: TLS 1.2 with a sound certificate, and an answer nobody asked for in the TCP segment
+        # of the server's Finished
         self.contexts = {"good": server_context(directory, "server"), "untrusted": server_context(directory, "untrusted"),
-                         "greet": server_context(directory, "server"), "greet12": tls12}
+                         "greet": tls12}
         self.tls_mode = {ip: "good" for ip in ips}
         self.rules = []                                 # [ip, path, action, times_left]
         self.cond = threading.Condition()
@@ -302,11 +303,16 @@ class Conn:
             if hello:
                 o.record(o.hellos, self.ip, hello)
             self.raw.settimeout(10)
+            if mode == "greet":
+                # Corked, the handshake's flights leave when the kernel's 200 ms cork timer ends
+                # them, and the last one (with the Finished) only with the greeting below.
+                self.raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)
             self.tls = o.contexts[mode].wrap_socket(self.raw, server_side=True)
             self.tls.settimeout(None)
             o.count("handshakes", self.ip)
-            if mode.startswith("greet"):
+            if mode == "greet":
                 self.tls.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello")
+                self.tls.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 0)
             while self.serve_one():
                 pass
         except (OSError, ssl.SSLError, ValueError):
