@@ -39,7 +39,8 @@ struct SeededGenerator: RandomNumberGenerator {
         let table = ConnectionTable(maxSlots: 300)
         var model = Model()
         var retired: [SlotHandle] = []  // handles of destroyed connections
-        var endedLeases: [LeaseHandle] = []  // handles of leases that ended (put or destroy)
+        var endedLeases: [LeaseHandle] = []  // handles of leases that ended (put, hand-over or destroy)
+        var leases: [SlotHandle: LeaseHandle] = [:]  // the current lease of each leased connection
         for step in 0..<operations {
             let host = Int32.random(in: 0..<5, using: &rng)
             switch Int.random(in: 0..<100, using: &rng) {
@@ -53,8 +54,14 @@ struct SeededGenerator: RandomNumberGenerator {
             case 25..<45:  // a dial completes: leased
                 guard let h = model.byState[.dialing]!.randomElement(using: &rng) else { continue }
                 table.leaseDialed(h.slot)
+                leases[h] = table.beginLease(h.slot)
                 model.move(h, to: .leased)
-            case 45..<65:  // take idle for a host, sometimes pinned to an IP
+            case 45..<50:  // a put hands a leased connection straight to the next caller: a new lease
+                guard let h = model.byState[.leased]!.randomElement(using: &rng) else { continue }
+                endedLeases.append(leases[h]!)
+                leases[h] = table.beginLease(h.slot)
+                #expect(table.isCurrent(leases[h]!) && leases[h] != endedLeases.last, "seed \(seed): hand-over lease")
+            case 50..<65:  // take idle for a host, sometimes pinned to an IP
                 let ip: Int32? = Bool.random(using: &rng) ? Int32.random(in: 0..<3, using: &rng) : nil
                 let taken = table.takeIdle(host: host, ip: ip)
                 let expected = (model.idle[host] ?? []).first { ip == nil || model.live[$0]!.ip == ip }
@@ -62,10 +69,11 @@ struct SeededGenerator: RandomNumberGenerator {
                 if let e = expected {
                     model.idle[host]!.removeAll { $0 == e }
                     model.move(e, to: .leased)
+                    leases[e] = table.beginLease(e.slot)
                 }
             case 65..<85:  // return a leased connection
                 guard let h = model.byState[.leased]!.randomElement(using: &rng) else { continue }
-                let lease = table.leaseHandle(h.slot)
+                let lease = leases.removeValue(forKey: h)!
                 #expect(table.isCurrent(lease), "seed \(seed): current lease rejected")
                 table.makeIdle(h.slot)
                 endedLeases.append(lease)
@@ -75,7 +83,7 @@ struct SeededGenerator: RandomNumberGenerator {
                 let states: [Model.State] = [.dialing, .idle, .leased]
                 guard let h = model.byState[states.randomElement(using: &rng)!]!.randomElement(using: &rng) else { continue }
                 model.idle[model.live[h]!.host]?.removeAll { $0 == h }
-                if model.live[h]!.state == .leased { endedLeases.append(table.leaseHandle(h.slot)) }
+                if model.live[h]!.state == .leased { endedLeases.append(leases.removeValue(forKey: h)!) }
                 model.move(h, to: nil)
                 table.free(h.slot)
                 retired.append(h)

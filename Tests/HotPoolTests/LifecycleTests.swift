@@ -337,9 +337,58 @@ import Testing
         #expect(await eventually { await pool.stats().waitingCallers == 1 })
         pool.putConnection(held)
         let served = try await next.value
-        #expect(served == held)
+        #expect(served.targetIP == held.targetIP && served != held, "the same connection, under a new lease")
+        #expect(try await origin.stats().totalHandshakes == 1)
         pool.putConnection(served)
         try await pool.close()
+    }
+
+    /// A put that hands the connection straight to a waiting caller starts a new lease: the
+    /// first caller's handle is stale, so its late put, remove and round trip touch nothing of
+    /// the second caller's, and each is counted.
+    @Test func aPutHandedStraightToAWaiterMakesTheOldHandleStale() async throws {
+        let origin = try Origin()
+        var config = origin.configuration()
+        config.maxConnectionsPerHost = 1
+        let pool = try origin.pool(config)
+        let first = try await pool.getConnection(host: Origin.hostName, port: origin.port)
+        let waiting = Task { try await pool.getConnection(host: Origin.hostName, port: origin.port) }
+        #expect(await eventually { await pool.stats().waitingCallers == 1 })
+        pool.putConnection(first)
+        let second = try await waiting.value
+        #expect(try await origin.stats().totalHandshakes == 1, "the waiter got the same connection")
+        pool.putConnection(first)
+        pool.removeConnection(first)
+        await #expect(throws: HotPoolError.staleConnection) { _ = try await first.roundTrip(get()) }
+        #expect(try await second.roundTrip(get()).body == Array("ok".utf8), "the second caller's connection is untouched")
+        let stats = await pool.stats()
+        #expect(stats.staleHandleUses == 3 && stats.activeConnections == 1)
+        #expect(stats.closedByReason.values.reduce(0, +) == 0)
+        #expect(try await origin.stats().totalClosed == 0, "the server saw no close")
+        pool.putConnection(second)
+        try await pool.close()
+    }
+
+    /// A handle of another pool, even one with the same slot and lease numbers, is rejected by
+    /// put and remove, and counted by the pool it was given to.
+    @Test func aHandleOfAnotherPoolIsRejected() async throws {
+        let origin = try Origin()
+        let poolA = try origin.pool()
+        let poolB = try origin.pool()
+        let a = try await poolA.getConnection(host: Origin.hostName, port: origin.port)
+        let b = try await poolB.getConnection(host: Origin.hostName, port: origin.port)
+        poolB.putConnection(a)
+        poolB.removeConnection(a)
+        let statsB = await poolB.stats()
+        #expect(statsB.staleHandleUses == 2 && statsB.activeConnections == 1 && statsB.closedByReason.values.reduce(0, +) == 0)
+        #expect(try await b.roundTrip(get()).body == Array("ok".utf8))
+        #expect(try await a.roundTrip(get()).body == Array("ok".utf8))
+        #expect(await poolA.stats().staleHandleUses == 0)
+        poolA.putConnection(a)
+        poolB.putConnection(b)
+        #expect(try await origin.stats().totalClosed == 0)
+        try await poolA.close()
+        try await poolB.close()
     }
 
     @Test func waiterTimesOutAfterConnectTimeout() async throws {

@@ -36,7 +36,7 @@ public struct ReactorAccess {
     public func takeIdle(hostID: Int32) -> ReactorLease? {
         guard let slot = core.table.takeIdle(host: hostID) else { return nil }
         core.stampLease(slot)
-        return ReactorLease(handle: core.table.leaseHandle(slot))
+        return ReactorLease(handle: core.table.beginLease(slot))
     }
 
     /// Sets a host's addresses, as `setAddresses` does.

@@ -124,13 +124,15 @@ public final class HotConnPool: Sendable {
     /// or idles. A second put (even after the connection went to another caller), or a put after
     /// remove or close, is ignored and counted in `PoolStats.staleHandleUses`.
     public func putConnection(_ connection: PooledConnection) {
-        reactor.post { [core] in core.release(connection.handle) }
+        let handle = connection.pool === self ? connection.handle : nil
+        reactor.post { [core] in handle.map(core.release) ?? core.countStaleHandleUse() }
     }
 
     /// Destroys a connection the caller holds now (the seed's abnormal removal, reason `removed`).
     /// A connection already returned, removed or closed is left alone and the misuse counted.
     public func removeConnection(_ connection: PooledConnection) {
-        reactor.post { [core] in core.remove(connection.handle) }
+        let handle = connection.pool === self ? connection.handle : nil
+        reactor.post { [core] in handle.map(core.remove) ?? core.countStaleHandleUse() }
     }
 
     /// Runs `body` with a connection and returns it on every exit path. A network or TLS error

@@ -61,7 +61,7 @@ public struct PoolStats: Sendable {
     public var failedDials: Int
     /// Callers waiting for a connection.
     public var waitingCallers: Int
-    /// Puts, removes and round trips on handles whose connection was already destroyed.
+    /// Puts, removes and round trips on handles whose lease had ended, or of another pool.
     public var staleHandleUses: Int
     /// Connections opened since the pool was created.
     public var connectionsOpened: Int

@@ -299,7 +299,7 @@ final class PoolCore: @unchecked Sendable {
         stampLease(slot)
         let profile = Int(table.profile[Int(slot)])
         waiter.finish(.success(Lease(
-            handle: table.leaseHandle(slot), host: waiter.key.name, port: waiter.key.port,
+            handle: table.beginLease(slot), host: waiter.key.name, port: waiter.key.port,
             authority: hosts[Int(table.hostID[Int(slot)])].authority, ip: ipAddress(slot),
             profile: profiles[profile].name, profileHeaders: profileHeaders[profile][Int(table.language[Int(slot)])])))
     }
@@ -363,10 +363,15 @@ final class PoolCore: @unchecked Sendable {
     /// Looks up a caller's handle; counts and rejects one whose lease has ended.
     func leasedSlot(_ handle: LeaseHandle) -> Int32? {
         guard table.isCurrent(handle) else {
-            staleHandleUses += 1
+            countStaleHandleUse()
             return nil
         }
         return handle.slot
+    }
+
+    /// A handle whose lease ended, or of another pool, was used: ignored, and counted.
+    func countStaleHandleUse() {
+        staleHandleUses += 1
     }
 
     /// The seed's PutConnection: never fails; destroys what must not be reused.

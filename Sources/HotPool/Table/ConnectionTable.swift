@@ -177,9 +177,13 @@ final class ConnectionTable {
         SlotHandle(slot: slot, generation: generation[Int(slot)])
     }
 
-    /// The handle of a leased slot's current lease.
-    func leaseHandle(_ slot: Int32) -> LeaseHandle {
-        LeaseHandle(slot: slot, lease: lease[Int(slot)])
+    /// Starts a new lease of a leased slot for a caller and returns its handle: every hand-out
+    /// gets a lease number of its own, so the handle of an earlier holder is stale even when a
+    /// put handed the connection straight to the next caller.
+    func beginLease(_ slot: Int32) -> LeaseHandle {
+        precondition(state[Int(slot)] == .leased)
+        lease[Int(slot)] &+= 1
+        return LeaseHandle(slot: slot, lease: lease[Int(slot)])
     }
 
     func liveCount(host: Int32) -> Int {
