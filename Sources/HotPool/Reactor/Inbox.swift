@@ -11,8 +11,12 @@ final class Inbox: Sendable {
         init(_ work: @escaping @Sendable () -> Void) { self.work = work }
     }
 
-    /// Marks a sealed inbox; never executed.
-    private static let sealedMarker = Unmanaged.passRetained(Node({}))
+    /// Marks a sealed inbox; never executed. One per inbox, made with it: a lazily made global
+    /// put a `swift_once` on every push, and in one run under ThreadSanitizer this toolchain's
+    /// once lost a wake-up, leaving nine producers blocked in it for good.
+    private let sealedMarker = Unmanaged.passRetained(Node({}))
+
+    deinit { sealedMarker.release() }
 
     private let head = Atomic<Unmanaged<Node>?>(nil)
 
@@ -22,7 +26,7 @@ final class Inbox: Sendable {
         // Acquiring: a refused push must see everything the reactor wrote before sealing.
         var current = head.load(ordering: .acquiring)
         while true {
-            if current?.toOpaque() == Self.sealedMarker.toOpaque() {
+            if current?.toOpaque() == sealedMarker.toOpaque() {
                 node.release()
                 return false
             }
@@ -38,15 +42,15 @@ final class Inbox: Sendable {
     /// True if nothing is queued (sequentially consistent, for the reactor's sleep check).
     var isEmpty: Bool {
         let current = head.load(ordering: .sequentiallyConsistent)
-        return current == nil || current?.toOpaque() == Self.sealedMarker.toOpaque()
+        return current == nil || current?.toOpaque() == sealedMarker.toOpaque()
     }
 
     /// Runs everything queued, in push order per producer. Returns how many ran.
     @discardableResult
     func drain(seal: Bool = false) -> Int {
-        let replacement: Unmanaged<Node>? = seal ? Self.sealedMarker : nil
+        let replacement: Unmanaged<Node>? = seal ? sealedMarker : nil
         guard var stack = head.exchange(replacement, ordering: .sequentiallyConsistent),
-            stack.toOpaque() != Self.sealedMarker.toOpaque()
+            stack.toOpaque() != sealedMarker.toOpaque()
         else { return 0 }
         // Reverse the stack into FIFO order.
         var fifo: Unmanaged<Node>? = nil
