@@ -312,6 +312,13 @@ import Testing
             await #expect(throws: HotPoolError.invalidURL(url)) { _ = try await pool.getConnection(validating: url) }
         }
         await #expect(throws: HotPoolError.invalidHostName("a\0b")) { _ = try await pool.getConnection(validating: "https://a%00b/") }
+        // An IPv6 literal is a host name too: it reaches the dial (nothing listens on [::1]:1).
+        await #expect {
+            _ = try await pool.getConnection(host: "::1", port: 1)
+        } throws: { error in
+            if case .connectFailed = error as? HotPoolError { return true }
+            return false
+        }
         #expect(try await origin.stats().accepted.values.reduce(0, +) == 0, "nothing reached the server")
         #expect(await pool.stats().connectionsOpened == 0)
         try await pool.close()

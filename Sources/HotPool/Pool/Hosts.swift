@@ -27,7 +27,7 @@ func isValidHostName(_ name: String) -> Bool {
              UInt8(ascii: "["), UInt8(ascii: "]"), UInt8(ascii: "\\"):
             return false
         case UInt8(ascii: ":"):
-            guard hp_ip_family(name) == AF_INET6 else { return false }
+            guard hp_ip_family(name) == 6 else { return false }
         default:
             break
         }
