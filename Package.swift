@@ -9,9 +9,11 @@ let package = Package(
         .executable(name: "hotpool", targets: ["hotpool"]),
     ],
     dependencies: [
+        .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
         .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
         // Thin C over epoll, eventfd, timerfd, io_uring, sockets and OpenSSL 3.0: no policy.
@@ -28,9 +30,11 @@ let package = Package(
             name: "HotPool",
             dependencies: [
                 "CShims",
+                .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             path: "Sources/HotPool"
         ),
@@ -50,6 +54,7 @@ let package = Package(
             dependencies: [
                 "HotPool", "CShims", "OriginControl",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             path: "Tests/HotPoolTests"
         ),

@@ -20,6 +20,8 @@ struct SeededGenerator: RandomNumberGenerator {
         var live: [SlotHandle: (host: Int32, ip: Int32, state: State)] = [:]
         var byState: [State: [SlotHandle]] = [.dialing: [], .idle: [], .leased: []]
         var idle: [Int32: [SlotHandle]] = [:]
+        /// Every idle connection, in the order it went idle.
+        var lru: [SlotHandle] = []
 
         mutating func move(_ h: SlotHandle, to state: State?) {
             if let old = live[h]?.state { byState[old]!.removeAll { $0 == h } }
@@ -47,7 +49,7 @@ struct SeededGenerator: RandomNumberGenerator {
             case 0..<25:  // allocate (start a dial)
                 guard model.live.count < 300 else { continue }
                 let ip = Int32.random(in: 0..<3, using: &rng)
-                let handle = table.allocate(host: host, ip: ip, fd: Int32(step % 1000), now: Int64(step))
+                let handle = table.allocate(host: host, ip: ip, now: Int64(step))
                 #expect(model.live[handle] == nil, "seed \(seed): handle reused while live")
                 model.live[handle] = (host, ip, .dialing)
                 model.byState[.dialing]!.append(handle)
@@ -61,13 +63,16 @@ struct SeededGenerator: RandomNumberGenerator {
                 endedLeases.append(leases[h]!)
                 leases[h] = table.beginLease(h.slot)
                 #expect(table.isCurrent(leases[h]!) && leases[h] != endedLeases.last, "seed \(seed): hand-over lease")
-            case 50..<65:  // take idle for a host, sometimes pinned to an IP
+            case 50..<65:  // take idle for a host, in either order, sometimes pinned to an IP
                 let ip: Int32? = Bool.random(using: &rng) ? Int32.random(in: 0..<3, using: &rng) : nil
-                let taken = table.takeIdle(host: host, ip: ip)
-                let expected = (model.idle[host] ?? []).first { ip == nil || model.live[$0]!.ip == ip }
-                #expect(taken.map(table.handle) == expected, "seed \(seed) step \(step): take-idle")
+                let order: IdleOrder = Bool.random(using: &rng) ? .lifo : .fifo
+                let taken = table.takeIdle(host: host, ip: ip, order: order)
+                let candidates = (model.idle[host] ?? []).filter { ip == nil || model.live[$0]!.ip == ip }
+                let expected = order == .lifo ? candidates.last : candidates.first
+                #expect(taken.map(table.handle) == expected, "seed \(seed) step \(step): take-idle \(order)")
                 if let e = expected {
                     model.idle[host]!.removeAll { $0 == e }
+                    model.lru.removeAll { $0 == e }
                     model.move(e, to: .leased)
                     leases[e] = table.beginLease(e.slot)
                 }
@@ -79,15 +84,20 @@ struct SeededGenerator: RandomNumberGenerator {
                 endedLeases.append(lease)
                 model.move(h, to: .idle)
                 model.idle[model.live[h]!.host, default: []].append(h)
+                model.lru.append(h)
             case 85..<95:  // destroy a live connection in any state
                 let states: [Model.State] = [.dialing, .idle, .leased]
                 guard let h = model.byState[states.randomElement(using: &rng)!]!.randomElement(using: &rng) else { continue }
                 model.idle[model.live[h]!.host]?.removeAll { $0 == h }
+                model.lru.removeAll { $0 == h }
                 if model.live[h]!.state == .leased { endedLeases.append(leases.removeValue(forKey: h)!) }
                 model.move(h, to: nil)
                 table.free(h.slot)
                 retired.append(h)
                 if retired.count > 1000 { retired.removeFirst(500) }
+            case 95..<97:  // the least recently used idle connection of another host
+                let expected = model.lru.first { model.live[$0]!.host != host }
+                #expect(table.leastRecentlyUsedIdle(excludingHost: host).map(table.handle) == expected, "seed \(seed): LRU")
             default:  // stale handles must be rejected: of destroyed connections, of ended leases
                 if let h = retired.randomElement(using: &rng) {
                     #expect(!table.isCurrent(h), "seed \(seed): stale handle accepted")

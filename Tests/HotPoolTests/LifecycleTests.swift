@@ -64,7 +64,9 @@ import Testing
 
     @Test func validation403BlacklistsTheIPAndDestroysItsIdleConnections() async throws {
         let origin = try Origin()
-        let pool = try origin.pool()
+        var config = origin.configuration()
+        config.idleOrder = .fifo  // so the validation takes the longest idle connection
+        let pool = try origin.pool(config)
         try await origin.rule(ip: origin.ips[0], path: "/check", ["type": "status", "status": 403])
         // One idle connection to each IP.
         var held: [PooledConnection] = []
@@ -379,8 +381,12 @@ import Testing
         let b = try await poolB.getConnection(host: Origin.hostName, port: origin.port)
         poolB.putConnection(a)
         poolB.removeConnection(a)
+        await #expect(throws: HotPoolError.staleConnection) {
+            _ = try await poolB.roundTrip(a, get(), body: [], timeout: .seconds(5))
+        }
         let statsB = await poolB.stats()
-        #expect(statsB.staleHandleUses == 2 && statsB.activeConnections == 1 && statsB.closedByReason.values.reduce(0, +) == 0)
+        #expect(statsB.staleHandleUses == 3 && statsB.activeConnections == 1 && statsB.closedByReason.values.reduce(0, +) == 0)
+        #expect(statsB.totalRequests == 0, "nothing was sent for the foreign handle")
         #expect(try await b.roundTrip(get()).body == Array("ok".utf8))
         #expect(try await a.roundTrip(get()).body == Array("ok".utf8))
         #expect(await poolA.stats().staleHandleUses == 0)
@@ -391,11 +397,11 @@ import Testing
         try await poolB.close()
     }
 
-    @Test func waiterTimesOutAfterConnectTimeout() async throws {
+    @Test func waiterTimesOutAfterAcquireTimeout() async throws {
         let origin = try Origin()
         var config = origin.configuration()
         config.maxConnectionsPerHost = 1
-        config.connectTimeout = .milliseconds(200)
+        config.acquireTimeout = .milliseconds(200)
         let pool = try origin.pool(config)
         let held = try await pool.getConnection(host: Origin.hostName, port: origin.port)
         await #expect(throws: HotPoolError.timeout(host: Origin.hostName, ip: nil, phase: .waitForConnection)) {

@@ -10,7 +10,7 @@ private final class ReactorLog: @unchecked Sendable {
 }
 
 @Suite struct ReactorTests {
-    @Test func inboxDeliversEveryPostExactlyOnceInPerThreadOrder() throws {
+    @Test func inboxDeliversEveryPostExactlyOnceInPerThreadOrder() async throws {
         let reactor = try Reactor(poller: EpollPoller())
         try reactor.start()
         let threads = 8
@@ -26,7 +26,7 @@ private final class ReactorLog: @unchecked Sendable {
             })
         }
         for p in producers { pthread_join(p, nil) }
-        reactor.stop()
+        await reactor.stop()
         // Stopped and joined: the log is ours now.
         #expect(log.values.count == threads * perThread)
         var next = [Int](repeating: 0, count: threads)
@@ -38,7 +38,7 @@ private final class ReactorLog: @unchecked Sendable {
         #expect(next == [Int](repeating: perThread, count: threads))
     }
 
-    @Test func timersFireInDeadlineOrderAndCancelledOnesDoNot() throws {
+    @Test func timersFireInDeadlineOrderAndCancelledOnesDoNot() async throws {
         let reactor = try Reactor(poller: EpollPoller())
         try reactor.start()
         let log = ReactorLog()
@@ -57,19 +57,19 @@ private final class ReactorLog: @unchecked Sendable {
             if try postAndWait(reactor, { log.values.count }) == 6 { break }
             usleep(5_000)
         }
-        reactor.stop()
+        await reactor.stop()
         #expect(log.values == [4, 1, 2, 3, 0, 5])
     }
 
-    @Test func stopJoinsTheThreadAndLaterPostsAreRefused() throws {
+    @Test func stopJoinsTheThreadAndLaterPostsAreRefused() async throws {
         let reactor = try Reactor(poller: EpollPoller())
         try reactor.start()
         let ran = ReactorLog()
         for i in 0..<1000 { reactor.post { ran.values.append(i) } }
-        reactor.stop()
+        await reactor.stop()
         #expect(ran.values.count == 1000, "work posted before stop runs")
         #expect(!reactor.post { ran.values.append(-1) })
-        reactor.stop()  // idempotent
+        await reactor.stop()  // idempotent
         #expect(ran.values.count == 1000)
     }
 
@@ -115,4 +115,38 @@ final class ResultBox<T>: @unchecked Sendable {
 
 func environment(_ name: String) -> String? {
     getenv(name).map { String(cString: $0) }
+}
+
+/// Where the threads of `everyConcurrentStopReturnsAfterTheLoopEnded` meet.
+private final class StopRace: Sendable {
+    let gate = Atomic<Bool>(false)
+    let loopEnded = Atomic<Bool>(false)
+    let stopping = Atomic<Int>(0)
+}
+
+/// `stop` from several tasks at once: every caller returns only once the loop has ended and the
+/// thread is joined, not just the one that joins.
+@Test func everyConcurrentStopReturnsAfterTheLoopEnded() async throws {
+    let reactor = try Reactor(poller: EpollPoller())
+    try reactor.start()
+    let race = StopRace()
+    // Holds the loop until every stopper has asked; the last posted work marks the end.
+    reactor.post { while !race.gate.load(ordering: .acquiring) { sched_yield() } }
+    reactor.post { race.loopEnded.store(true, ordering: .releasing) }
+    let opener = try startThread {
+        while race.stopping.load(ordering: .acquiring) < 8 { sched_yield() }
+        race.gate.store(true, ordering: .releasing)
+    }
+    let sawEnd = await withTaskGroup(of: Bool.self) { group in
+        for _ in 0..<8 {
+            group.addTask {
+                race.stopping.add(1, ordering: .releasing)
+                await reactor.stop()
+                return race.loopEnded.load(ordering: .acquiring)
+            }
+        }
+        return await group.reduce(into: [Bool]()) { $0.append($1) }
+    }
+    pthread_join(opener, nil)
+    #expect(sawEnd == [Bool](repeating: true, count: 8))
 }

@@ -7,52 +7,65 @@ import CShims
 extension HotConnPool {
     /// Runs `body` on the pool's reactor thread and returns its result; nil once the pool is closed.
     public func onReactor<T: Sendable>(_ body: @escaping @Sendable (ReactorAccess) -> T) async -> T? {
-        let core = core
+        let driver = driver
         return await Handoff<T?>.wait { handoff in
-            if !reactor.post({ handoff.deliver(core.closed ? nil : body(ReactorAccess(core: core))) }) { handoff.deliver(nil) }
+            if !reactor.post({ handoff.tryDeliver(driver.machine.closed ? nil : body(ReactorAccess(driver: driver))) }) {
+                handoff.tryDeliver(nil)
+            }
         }
     }
 
     /// SSL objects alive in the process (created minus freed).
     public static var liveTLSObjects: Int { Int(hp_tls_live_objects()) }
 
-    /// Bytes of pool state per connection slot: the table's columns plus the per-slot operation.
-    public var bytesPerSlot: Int { core.table.bytesPerSlot + MemoryLayout<SlotOp?>.stride }
+    /// Bytes of pool state per connection slot: the machine's columns plus the driver's I/O table.
+    public var bytesPerSlot: Int {
+        driver.machine.table.bytesPerSlot + MemoryLayout<Int32>.stride + MemoryLayout<OpaquePointer?>.stride
+            + MemoryLayout<SlotIO?>.stride + 2 * MemoryLayout<UInt8>.stride
+    }
 }
 
-/// The pool's get and put as the reactor runs them, without the cross-thread hop. Valid only
-/// inside the `onReactor` body it was given to.
+/// The pool's get and put as the reactor runs them (the same events through the same state
+/// machine), without the cross-thread hop. Valid only inside the `onReactor` body it was given to.
 @_spi(Benchmarks)
 public struct ReactorAccess {
-    let core: PoolCore
+    let driver: PoolDriver
 
-    /// A host's id, for `takeIdle` (made on first use, as `getConnection` would).
-    public func hostID(host: String, port: Int) -> Int32 {
-        core.host(for: HostKey(name: host, port: port)).id
+    /// A host's record (made on first use, as `getConnection` would, without resolving it).
+    public func hostID(host: String, port: Int) -> ReactorHost {
+        let request = PoolStateMachine.AcquireRequest(
+            key: HostKey(name: host, port: port), pinnedIP: nil, nameIsAddress: hp_ip_family(host) != 0)
+        _ = driver.machine.hostStore.host(for: request.key, nameIsAddress: request.nameIsAddress, now: driver.reactor.now)
+        return ReactorHost(request: request)
     }
 
-    /// Leases the longest-idle connection of the host, as `getConnection` does on a pool hit;
-    /// nil if none is idle.
-    public func takeIdle(hostID: Int32) -> ReactorLease? {
-        guard let slot = core.table.takeIdle(host: hostID) else { return nil }
-        core.stampLease(slot)
-        return ReactorLease(handle: core.table.beginLease(slot))
+    /// Leases an idle connection of the host through the same acquire event `getConnection`
+    /// sends; nil if none is idle.
+    public func takeIdle(hostID host: ReactorHost) -> ReactorLease? {
+        guard driver.machine.table.idleCount > 0, let answer = driver.acquireOnReactor(host.request) else { return nil }
+        return (try? answer.get()).map(ReactorLease.init)
     }
 
     /// Sets a host's addresses, as `setAddresses` does.
-    public func setAddresses(_ ips: [String], forHost host: String) { core.setAddresses(ips, forHost: host) }
+    public func setAddresses(_ ips: [String], forHost host: String) { driver.send(.setAddresses(ips, host: host)) }
 
     /// Host records the pool holds now.
-    public var hostRecords: Int { core.hostRecordCount }
+    public var hostRecords: Int { driver.machine.hostStore.count }
 
     /// Frees the records of idle hosts, as the cleanup does; returns how many.
-    public func reclaimIdleHosts() -> Int { core.reclaimIdleHosts() }
+    public func reclaimIdleHosts() -> Int { driver.machine.reclaimIdleHosts() }
 
     /// Returns a lease, as `putConnection` does.
-    public func put(_ lease: ReactorLease) { core.release(lease.handle) }
+    public func put(_ lease: ReactorLease) { driver.send(.release(lease.handle)) }
 
     /// Destroys a leased connection, as `removeConnection` does.
-    public func remove(_ lease: ReactorLease) { core.remove(lease.handle) }
+    public func remove(_ lease: ReactorLease) { driver.send(.remove(lease.handle)) }
+}
+
+/// A host as `ReactorAccess` names it.
+@_spi(Benchmarks)
+public struct ReactorHost: Sendable {
+    let request: PoolStateMachine.AcquireRequest
 }
 
 /// A connection leased through `ReactorAccess`.

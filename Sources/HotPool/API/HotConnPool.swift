@@ -1,17 +1,24 @@
 @_exported import HTTPTypes
 import CShims
 import FoundationEssentials
+import ServiceLifecycle
+import Synchronization
 
 /// A pool of warm TLS connections to the IPs behind hosts, with HTTP/1.1 round trips over them.
 ///
 /// Each pool runs one reactor thread that owns all of its state; every method here posts an
 /// event to that thread and awaits the answer, so nothing is shared and nothing is locked.
-/// Call `close()` when done: it destroys every connection and ends the thread.
+/// Call `close()` when done (or run the pool as a swift-service-lifecycle `Service`): it
+/// destroys every connection and ends the thread.
 public final class HotConnPool: Sendable {
     let reactor: Reactor
-    let core: PoolCore
+    let driver: PoolDriver
     /// The configuration the pool was made with.
     public let configuration: HotPoolConfiguration
+    /// Ids for callers' gets (where caller threads meet: an atomic).
+    private let nextWaiterID = Atomic<UInt64>(0)
+    /// Set once a close has begun.
+    private let closing = Atomic<Bool>(false)
 
     /// Creates the pool and starts its reactor thread.
     /// - Throws: `HotPoolError.invalidConfiguration` for unusable values or an unreadable CA file.
@@ -33,38 +40,56 @@ public final class HotConnPool: Sendable {
             contexts.forEach(hp_tls_ctx_free)
             throw HotPoolError.invalidConfiguration("reactor: \(error)")
         }
-        let core = PoolCore(config: configuration, reactor: reactor, tlsContexts: contexts)
-        reactor.ioHandler = { core.handleIO($0, $1) }
+        let driver = PoolDriver(config: configuration, reactor: reactor, tlsContexts: contexts)
+        reactor.ioHandler = { driver.handleIO($0, $1) }
         try reactor.start()
-        reactor.post { core.start() }
+        reactor.post { driver.send(.start) }
         self.reactor = reactor
-        self.core = core
+        self.driver = driver
         self.configuration = configuration
     }
 
+    /// A pool dropped without `close()` is a leak of the caller's (asserted in debug builds, as
+    /// AsyncHTTPClient does); it is still cleaned up, on the reactor thread, and this never blocks.
     deinit {
-        reactor.post { [core] in _ = core.close() }
-        if reactor.isOnReactorThread { reactor.detach() } else { reactor.stop() }
+        assert(closing.load(ordering: .relaxed), "HotConnPool deinitialized without close()")
+        beginClose()
+        reactor.detach()
     }
 
-    /// Runs `work` on the reactor and returns its result; `whenClosed` once the reactor has stopped.
-    private func onReactor<T: Sendable>(whenClosed: @autoclosure () -> T, _ work: @escaping @Sendable (PoolCore) -> T) async -> T {
-        let core = core
-        let result = await Handoff<T?>.wait { handoff in
-            if !reactor.post({ handoff.deliver(work(core)) }) { handoff.deliver(nil) }
+    /// Runs `work` on the reactor and returns its result; once the reactor has stopped, waits
+    /// for its thread to end and returns `whenClosed` (read after that, so never concurrently).
+    private func onReactor<T: Sendable>(
+        whenClosed: @escaping @Sendable (PoolDriver) -> T, _ work: @escaping @Sendable (PoolDriver) -> T
+    ) async -> T {
+        let driver = driver
+        if let result = await Handoff<T?>.wait({ handoff in
+            if !reactor.post({ handoff.tryDeliver(work(driver)) }) { handoff.tryDeliver(nil) }
+        }) {
+            return result
         }
-        return result ?? whenClosed()
+        await reactor.exited()
+        return whenClosed(driver)
     }
 
     /// Uses these IPs for `host` instead of resolving its name (replaces earlier ones). Entries
     /// that are not IP literals are left out, and an invalid host name is ignored, each with a
     /// warning in the log.
     public func setAddresses(_ ips: [String], forHost host: String) {
-        reactor.post { [core] in core.setAddresses(ips, forHost: host) }
+        guard isValidHostName(host) else {
+            return configuration.logger.warning("setAddresses ignored an invalid host name", metadata: ["host": "\(String(reflecting: host))"])
+        }
+        let valid = ips.filter { hp_ip_family($0) != 0 }
+        if valid.count != ips.count {
+            configuration.logger.warning("setAddresses ignored non-IP entries", metadata: ["host": "\(host)", "given": "\(ips)"])
+        }
+        reactor.post { [driver] in driver.send(.setAddresses(valid, host: host)) }
     }
 
-    /// An idle connection to `host:port` (round-robin over its IPs) or a new one. Past the pool's
-    /// limits the caller waits, oldest first, at most `connectTimeout`.
+    /// An idle connection to `host:port` (the most recently returned, unless `idleOrder` says
+    /// otherwise; new ones round-robin over its IPs) or a new one. Past the pool's limits the
+    /// caller waits, oldest first, at most `acquireTimeout` in all; each dial is bounded by
+    /// `connectTimeout` within that.
     public func getConnection(host: String, port: Int = 443) async throws -> PooledConnection {
         try await acquire(host: host, port: port, ip: nil)
     }
@@ -83,6 +108,8 @@ public final class HotConnPool: Sendable {
         let target = try ValidationTarget(url)
         var lastError: any Error = HotPoolError.validationFailed(status: 0)
         for _ in 0...configuration.maxRetries {
+            // A cancelled caller stops trying (its last error said why the previous try failed).
+            guard !Task.isCancelled else { throw HotPoolError.cancelled }
             let connection = try await getConnection(host: target.host, port: target.port)
             let request = HTTPRequest(method: .get, scheme: "https", authority: target.authority, path: target.path)
             do {
@@ -94,7 +121,7 @@ public final class HotConnPool: Sendable {
                     continue
                 }
                 lastError = HotPoolError.validationFailed(status: response.head.status.code)
-                reactor.post { [core] in core.rejectValidated(connection.handle, status: response.head.status.code) }
+                reactor.post { [driver] in driver.send(.rejectValidation(connection.handle, status: response.head.status.code)) }
             } catch {
                 lastError = error
                 putConnection(connection)
@@ -106,15 +133,20 @@ public final class HotConnPool: Sendable {
     private func acquire(host: String, port: Int, ip: String?) async throws -> PooledConnection {
         guard isValidHostName(host) else { throw HotPoolError.invalidHostName(host) }
         guard (1...65535).contains(port) else { throw HotPoolError.invalidURL("\(host):\(port)") }
-        let waiter = Waiter(key: HostKey(name: host, port: port), pinnedIP: ip)
-        let core = core
+        let id = WaiterID(raw: nextWaiterID.add(1, ordering: .relaxed).newValue)
+        let request = PoolStateMachine.AcquireRequest(
+            key: HostKey(name: host, port: port), pinnedIP: ip, nameIsAddress: hp_ip_family(host) != 0)
+        let (driver, reactor) = (driver, reactor)
+        let handoff = Handoff<Result<Lease, HotPoolError>>()
         let result = await withTaskCancellationHandler {
-            await Handoff<Result<Lease, HotPoolError>>.wait { handoff in
-                waiter.handoff = handoff
-                if !reactor.post({ core.acquire(waiter) }) { waiter.finish(.failure(.poolClosed)) }
+            await handoff.wait { handoff in
+                if !reactor.post({ driver.acquire(id, request, handoff) }) { handoff.tryDeliver(.failure(.poolClosed)) }
             }
         } onCancel: {
-            reactor.post { core.cancel(waiter) }
+            // Only the id crosses: the reactor fails the waiter if it still waits, and refuses the
+            // get if it arrives after this.
+            handoff.requestCancel()
+            reactor.post { driver.send(.cancel(id)) }
         }
         return PooledConnection(pool: self, lease: try result.get())
     }
@@ -125,77 +157,114 @@ public final class HotConnPool: Sendable {
     /// remove or close, is ignored and counted in `PoolStats.staleHandleUses`.
     public func putConnection(_ connection: PooledConnection) {
         let handle = connection.pool === self ? connection.handle : nil
-        reactor.post { [core] in handle.map(core.release) ?? core.countStaleHandleUse() }
+        reactor.post { [driver] in driver.send(handle.map { .release($0) } ?? .foreignHandleUsed) }
     }
 
     /// Destroys a connection the caller holds now (the seed's abnormal removal, reason `removed`).
     /// A connection already returned, removed or closed is left alone and the misuse counted.
     public func removeConnection(_ connection: PooledConnection) {
         let handle = connection.pool === self ? connection.handle : nil
-        reactor.post { [core] in handle.map(core.remove) ?? core.countStaleHandleUse() }
+        reactor.post { [driver] in driver.send(handle.map { .remove($0) } ?? .foreignHandleUsed) }
     }
 
     /// Runs `body` with a connection and returns it on every exit path. A network or TLS error
-    /// inside has marked the connection unhealthy, so it is destroyed rather than reused.
-    public func withConnection<T: Sendable>(
-        host: String, port: Int = 443, _ body: (PooledConnection) async throws -> T
-    ) async throws -> T {
+    /// inside has marked the connection unhealthy, so it is destroyed rather than reused. `body`
+    /// runs in the caller's isolation, and its result is handed back to it.
+    public func withConnection<T>(
+        host: String, port: Int = 443, isolation: isolated (any Actor)? = #isolation,
+        _ body: (PooledConnection) async throws -> sending T
+    ) async throws -> sending T {
         let connection = try await getConnection(host: host, port: port)
         defer { putConnection(connection) }
         return try await body(connection)
     }
 
     func roundTrip(_ connection: PooledConnection, _ request: HTTPRequest, body: [UInt8], timeout: Duration) async throws -> HotResponse {
-        guard connection.pool === self else { throw HotPoolError.staleConnection }
+        guard connection.pool === self else {
+            reactor.post { [driver] in driver.send(.foreignHandleUsed) }
+            throw HotPoolError.staleConnection
+        }
         guard !Task.isCancelled else { throw HotPoolError.cancelled }
         let bytes = HTTP1Request.serialize(request, body: body, defaultHost: connection.authority, profile: connection.profileHeaders)
         let isHead = request.method == .head
-        let core = core
+        let (driver, reactor) = (driver, reactor)
         return try await Handoff<Result<HotResponse, HotPoolError>>.wait { handoff in
-            if !reactor.post({ core.roundTrip(connection.handle, request: bytes, isHead: isHead, timeout: timeout, handoff) }) {
-                handoff.deliver(.failure(.poolClosed))
+            if !reactor.post({ driver.requestExchange(connection.handle, request: bytes, isHead: isHead, timeout: timeout, handoff) }) {
+                handoff.tryDeliver(.failure(.poolClosed))
             }
         }.get()
     }
 
-    /// A snapshot of the pool's figures, all from one instant.
+    /// A snapshot of the pool's figures, all from one instant; after `close()`, the figures as
+    /// the pool closed.
     public func stats() async -> PoolStats {
-        await onReactor(whenClosed: core.snapshot()) { core in
-            let stats = core.snapshot()
-            core.metrics.record(stats)
+        await onReactor(whenClosed: { $0.frozenStats! }) { driver in
+            let stats = driver.frozenStats ?? driver.machine.snapshot()
+            driver.metrics.record(stats)
             return stats
         }
     }
 
     /// One entry per open connection.
     public func connectionStats() async -> [ConnectionStats] {
-        await onReactor(whenClosed: []) { $0.connectionSnapshots() }
+        await onReactor(whenClosed: { _ in [] }) { $0.connectionSnapshots() }
     }
 
     /// Destroys idle connections unused for `idleTimeout` now, and frees the records of hosts
     /// with no connection, waiter or blacklisted IP that no caller asked for that long (as the
     /// cleanup timer does); returns how many connections were destroyed.
     public func cleanupIdleConnections() async -> Int {
-        await onReactor(whenClosed: 0) { core in
-            defer { core.reclaimIdleHosts() }
-            return core.cleanupIdle()
+        await onReactor(whenClosed: { _ in 0 }) { driver in
+            driver.send(.cleanupIdle)
+            return driver.machine.lastCleanupCount
         }
     }
 
     /// Destroys idle connections older than `maxLifetime` now and marks leased ones to be
     /// destroyed when returned; returns how many were destroyed now.
     public func cleanupExpiredConnections(maxLifetime: Duration) async -> Int {
-        await onReactor(whenClosed: 0) { $0.cleanupExpired(maxLifetime: maxLifetime) }
+        await onReactor(whenClosed: { _ in 0 }) { driver in
+            driver.send(.cleanupExpired(maxLifetime: maxLifetime.nanoseconds))
+            return driver.machine.lastCleanupCount
+        }
     }
 
     /// Closes the pool: stops its timers, fails waiting callers with `poolClosed`, destroys every
     /// connection (leased ones too), frees every fd and SSL object and ends the reactor thread.
-    /// Idempotent; afterwards every call fails with `poolClosed` and puts are ignored.
-    /// - Throws: the first error met while closing sockets.
+    /// Idempotent, and safe to call concurrently: every caller returns only once the reactor
+    /// thread has been joined. Afterwards every call fails with `poolClosed` and puts are ignored.
+    /// - Throws: the first error met while closing sockets (to every caller).
     public func close() async throws {
-        let error = await onReactor(whenClosed: nil) { $0.close() }
-        reactor.stop()
-        if let error { throw error }
+        beginClose()
+        await reactor.stop()
+        if let error = driver.closeError { throw error }
+    }
+
+    /// Starts closing without waiting: the reactor closes the pool, then ends its loop.
+    private func beginClose() {
+        closing.store(true, ordering: .relaxed)
+        reactor.post { [driver] in _ = driver.close() }
+        reactor.requestStop()
+    }
+}
+
+/// The pool as a swift-service-lifecycle `Service`: `run()` holds the reactor's lifetime. It
+/// returns once the pool is closed, by `close()` or, when the service group shuts down
+/// gracefully or the task is cancelled, by `run()` itself.
+extension HotConnPool: Service {
+    /// Waits until the pool is closed, closing it on graceful shutdown or cancellation.
+    /// - Throws: the first error met while closing sockets.
+    public func run() async throws {
+        await withGracefulShutdownHandler {
+            await withTaskCancellationHandler {
+                await reactor.exited()
+            } onCancel: {
+                self.beginClose()
+            }
+        } onGracefulShutdown: {
+            self.beginClose()
+        }
+        try await close()
     }
 }
 

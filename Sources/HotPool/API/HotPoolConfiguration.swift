@@ -13,8 +13,14 @@ public struct HotPoolConfiguration: Sendable {
     public var maxConnectionsPerHost: Int = 10
     /// Idle connections kept across all hosts; a connection returned beyond it is closed.
     public var maxIdleConnections: Int = 20
-    /// Bound on TCP connect plus TLS handshake, and on how long a caller waits for a connection.
+    /// Bound on one dial: TCP connect plus TLS handshake. A caller that waited for a connection
+    /// still gets this whole time for its dial, within what is left of `acquireTimeout`.
     public var connectTimeout: Duration = .seconds(30)
+    /// Bound on a whole `getConnection`: waiting for a connection, dials and their retries.
+    public var acquireTimeout: Duration = .seconds(60)
+    /// Which idle connection a get takes: the most recently returned (`.lifo`, the default, so
+    /// connections beyond what the load needs age out), or the longest idle (`.fifo`).
+    public var idleOrder: IdleOrder = .lifo
     /// An idle connection unused this long is closed by the cleanup.
     public var idleTimeout: Duration = .seconds(60)
     /// A connection older than this is closed: at once when idle, on return when leased.
@@ -103,6 +109,7 @@ public struct HotPoolConfiguration: Sendable {
         if maxIdleConnections < 0 { throw .invalidConfiguration("maxIdleConnections must be >= 0") }
         if maxRetries < 0 { throw .invalidConfiguration("maxRetries must be >= 0") }
         try positive(connectTimeout, "connectTimeout")
+        try positive(acquireTimeout, "acquireTimeout")
         try positive(idleTimeout, "idleTimeout")
         try positive(maxLifetime, "maxLifetime")
         try positive(validationTimeout, "validationTimeout")

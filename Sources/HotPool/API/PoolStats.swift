@@ -25,8 +25,11 @@ public enum CloseReason: Hashable, Sendable, CaseIterable {
     /// The server sent bytes nobody asked for (after a response, or to an idle connection):
     /// they could only be taken for the answer to a later request.
     case unsolicitedData
+    /// Idle, and the least recently used, when a caller of another host needed a connection
+    /// at the global cap (`maxConnections`).
+    case evicted
 
-    /// A compact code for the table's `closeOnReturn` column (0 = none).
+    /// A compact code for the table's `pendingClose` column (0 = none).
     var code: UInt8 { UInt8(Self.allCases.firstIndex(of: self)! + 1) }
 
     init?(code: UInt8) {

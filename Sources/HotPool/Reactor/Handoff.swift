@@ -1,35 +1,60 @@
 import Synchronization
 
 /// One result handed from the reactor thread to the task awaiting it: the task makes the
-/// handoff, passes it to the reactor with its request, and suspends until `deliver`.
+/// handoff, passes it to the reactor with its request, and suspends until a value is delivered.
+/// Delivery is idempotent: the first `tryDeliver` wins and later ones are refused, so a close
+/// racing a cancellation (or a refused post racing the reactor) cannot resume the task twice.
 ///
 /// The continuation's resume already orders the two threads, but ThreadSanitizer does not see
 /// that ordering on this toolchain (a value made on a plain thread and passed through `resume`
 /// is reported as a race), so the value also crosses through a release/acquire pair it does see.
 final class Handoff<T: Sendable>: @unchecked Sendable {
     private var continuation: CheckedContinuation<Void, Never>?
-    /// Written once by `deliver`, before `delivered`; read once by `wait`, after it.
+    /// Written once by the winning `tryDeliver`, before `state` becomes `delivered`.
     private var value: T?
-    private let delivered = Atomic<Bool>(false)
+    private let state = Atomic<UInt8>(waiting)
+    private let cancelRequested = Atomic<Bool>(false)
 
-    private init() {}
+    private static var waiting: UInt8 { 0 }
+    private static var claimed: UInt8 { 1 }
+    private static var delivered: UInt8 { 2 }
 
-    /// Makes a handoff, runs `start` with it (which passes it to the reactor, or delivers at
-    /// once), and returns what is delivered.
+    init() {}
+
+    /// Makes a handoff, runs `start` with it, and returns what is delivered.
     static func wait(_ start: (Handoff) -> Void) async -> T {
-        let handoff = Handoff()
-        await withCheckedContinuation { continuation in
-            handoff.continuation = continuation
-            start(handoff)
-        }
-        precondition(handoff.delivered.load(ordering: .acquiring), "handoff resumed without a value")
-        return handoff.value!
+        await Handoff().wait(start)
     }
 
-    /// Hands `value` to the waiting task and resumes it. Call once.
-    func deliver(_ value: T) {
-        self.value = value
-        delivered.store(true, ordering: .releasing)
-        continuation!.resume()
+    /// Runs `start` with this handoff (it passes the handoff to the reactor, or delivers at
+    /// once) and returns what is delivered. Call once.
+    func wait(_ start: (Handoff) -> Void) async -> T {
+        await withCheckedContinuation { continuation in
+            self.continuation = continuation
+            start(self)
+        }
+        precondition(state.load(ordering: .acquiring) == Self.delivered, "handoff resumed without a value")
+        return value!
     }
+
+    /// Hands `value` to the waiting task and resumes it, unless a value was delivered already.
+    /// Returns whether this call delivered.
+    @discardableResult
+    func tryDeliver(_ value: T) -> Bool {
+        guard state.compareExchange(expected: Self.waiting, desired: Self.claimed, ordering: .acquiring).exchanged else {
+            return false
+        }
+        self.value = value
+        state.store(Self.delivered, ordering: .releasing)
+        continuation!.resume()
+        return true
+    }
+
+    /// Marks the waiting task as cancelled (from the task's cancellation handler, any thread), so
+    /// a request that reaches the reactor after the cancel can be refused there.
+    func requestCancel() {
+        cancelRequested.store(true, ordering: .releasing)
+    }
+
+    var isCancelRequested: Bool { cancelRequested.load(ordering: .acquiring) }
 }

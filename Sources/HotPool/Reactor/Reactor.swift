@@ -12,8 +12,12 @@ final class Reactor: @unchecked Sendable {
     private let inbox = Inbox()
     /// True while the loop is (about to be) blocked in the poller, so producers know to wake it.
     private let sleeping = Atomic<Bool>(false)
-    /// Set by the first `stop` that joins the thread.
+    /// Set by the first `stop` (or `detach`), which joins (or detaches) the thread.
     private let joinClaimed = Atomic<Bool>(false)
+    /// Callers of `stop` waiting for the first one's join; run and sealed once it is done.
+    private let joinWaiters = Inbox()
+    /// Callers of `exited` waiting for the loop to end; run and sealed by the loop's last step.
+    private let exitWaiters = Inbox()
     /// Producers inside `post`; the loop waits for them before closing the eventfd they signal.
     private let posters = Atomic<Int>(0)
     private var fdsClosed = false
@@ -71,21 +75,42 @@ final class Reactor: @unchecked Sendable {
         return true
     }
 
-    /// Ends the loop after the work posted before it and joins the thread. Work posted later is
-    /// refused. Safe to call more than once and from any thread but the reactor's own.
-    func stop() {
+    /// Ends the loop after the work posted before it (work posted later is refused) and returns
+    /// once the thread has been joined, to every caller: the first joins it (the loop ends right
+    /// after the work already posted, so that wait is short), the others wait for that join.
+    /// Safe to call more than once and from any thread but the reactor's own.
+    func stop() async {
         precondition(!isOnReactorThread, "Reactor.stop() would join its own thread")
-        post { self.running = false }
+        requestStop()
         if !joinClaimed.exchange(true, ordering: .sequentiallyConsistent) {
             pthread_join(thread, nil)
+            joinWaiters.drain(seal: true)
+        } else {
+            await Handoff<Void>.wait { handoff in
+                if !joinWaiters.push({ handoff.tryDeliver(()) }) { handoff.tryDeliver(()) }
+            }
         }
     }
 
-    /// Lets the thread end on its own (for an owner that goes away without `stop`).
-    func detach() {
+    /// Asks the loop to end after the work posted before; does not wait.
+    func requestStop() {
         post { self.running = false }
+    }
+
+    /// Returns once the loop has ended (its fds are closed; the thread may not be joined yet).
+    func exited() async {
+        await Handoff<Void>.wait { handoff in
+            if !exitWaiters.push({ handoff.tryDeliver(()) }) { handoff.tryDeliver(()) }
+        }
+    }
+
+    /// Lets the thread end on its own, never blocking (for an owner that goes away without
+    /// `stop`, possibly on a cooperative thread or the reactor's own).
+    func detach() {
+        requestStop()
         if !joinClaimed.exchange(true, ordering: .sequentiallyConsistent) {
             pthread_detach(thread)
+            joinWaiters.drain(seal: true)
         }
     }
 
@@ -161,6 +186,7 @@ final class Reactor: @unchecked Sendable {
         // A producer whose push got in before the seal may still be about to signal the eventfd.
         while posters.load(ordering: .sequentiallyConsistent) != 0 { sched_yield() }
         closeFDs()
+        exitWaiters.drain(seal: true)
     }
 
     private func runDueTimers() {

@@ -34,9 +34,27 @@ enum SlotState: UInt8 {
     case dialing
     /// Open, in its host's idle list.
     case idle
-    /// Handed to a caller.
     /// Handed to a caller, or taken by the pool for a health check.
     case leased
+}
+
+/// The operation under way on a slot, if any (its deadline is in `operationDeadline`).
+enum SlotOperation: UInt8 {
+    case none
+    /// TCP connect and TLS handshake.
+    case dial
+    /// A caller's request and response.
+    case exchange
+    /// The pool's own health-check request.
+    case probe
+}
+
+/// Which idle connection of a host a get takes.
+public enum IdleOrder: Sendable {
+    /// The most recently returned: the pool's extra connections age out under light load.
+    case lifo
+    /// The longest idle: every connection is used in turn.
+    case fifo
 }
 
 /// One column of the table: a value per slot in one allocation made for the table's most slots
@@ -60,35 +78,34 @@ struct GuardedColumn<Value: BitwiseCopyable> {
     subscript(slot: Int) -> Value { column[slot] }
 }
 
-/// Connection state in struct-of-arrays storage: one column per field, indexed by slot, sized
-/// once for the pool's `maxConnections`. Slots are reused through a free list; each host has an
-/// intrusive FIFO list of its idle slots, so taking an idle connection for a host, returning one
-/// and destroying one are O(1). Touched only on the reactor thread, so its scalar state skips
-/// the runtime's dynamic exclusivity checks (`@exclusivity(unchecked)`).
+/// The pool's policy state of every connection in struct-of-arrays storage: one column per
+/// field, indexed by slot, sized once for the pool's `maxConnections`. Slots are reused through a
+/// free list; each host has an intrusive list of its idle slots (oldest first), and all idle
+/// slots are on one more list in the order they went idle (least recently used first), so
+/// taking an idle connection, returning one, evicting the least recently used and destroying
+/// one are O(1). Sockets and TLS objects are not here: the driver holds those. Touched only on
+/// the reactor thread, so its scalar state skips the runtime's dynamic exclusivity checks.
 final class ConnectionTable {
     static let none: Int32 = -1
 
     /// The most slots the table holds.
     let maxSlots: Int
 
-    // Columns the pool reads and writes directly.
-    let fd: Column<Int32>
-    let ssl: Column<OpaquePointer?>
+    // Columns the state machine reads and writes directly.
     let created: Column<Int64>
     let lastUsed: Column<Int64>
     let lastChecked: Column<Int64>
     let requestCount: Column<UInt32>
     let errorCount: Column<UInt32>
-    let healthy: Column<Bool>
-    /// A reason (`CloseReason.code`) to destroy the connection when it comes back; 0 = none.
-    let closeOnReturn: Column<UInt8>
-    /// Deadline (monotonic ns) of the I/O under way on the slot; 0 = none.
-    let deadline: Column<Int64>
+    /// Why the connection is to be destroyed when it comes back (`CloseReason.code`); 0 = none.
+    let pendingClose: Column<UInt8>
+    /// The operation under way and its deadline (monotonic ns).
+    let operation: Column<SlotOperation>
+    let operationDeadline: Column<Int64>
+    /// The waiter a dial was started for (`WaiterID.raw`); 0 = none.
+    let dialWaiter: Column<UInt64>
     /// When the current lease began; 0 once a long lease has been reported.
     let leasedAt: Column<Int64>
-    /// The fingerprint profile (index into the pool's list) and its Accept-Language choice.
-    let profile: Column<UInt8>
-    let language: Column<UInt8>
 
     // Columns only the transitions below change.
     let state: GuardedColumn<SlotState>
@@ -101,6 +118,9 @@ final class ConnectionTable {
     /// Idle list links; `next` doubles as the free list link.
     private let next: Column<Int32>
     private let prev: Column<Int32>
+    /// Links of the list of all idle slots, least recently used first.
+    private let lruNext: Column<Int32>
+    private let lruPrev: Column<Int32>
 
     /// Bytes one slot takes across the columns.
     let bytesPerSlot: Int
@@ -113,6 +133,8 @@ final class ConnectionTable {
     /// Slots (dialing, idle or leased) per host.
     @exclusivity(unchecked) private var hostLiveCount: [Int32] = []
 
+    @exclusivity(unchecked) private var lruHead: Int32 = none
+    @exclusivity(unchecked) private var lruTail: Int32 = none
     @exclusivity(unchecked) private var freeHead: Int32 = none
     /// Slots ever used (live or free); every slot below it is initialized.
     @exclusivity(unchecked) private(set) var slotCount = 0
@@ -130,19 +152,16 @@ final class ConnectionTable {
             deallocators.append { column.base.deallocate() }
             return column
         }
-        fd = column(Int32.self)
-        ssl = column(OpaquePointer?.self)
         created = column(Int64.self)
         lastUsed = column(Int64.self)
         lastChecked = column(Int64.self)
         requestCount = column(UInt32.self)
         errorCount = column(UInt32.self)
-        healthy = column(Bool.self)
-        closeOnReturn = column(UInt8.self)
-        deadline = column(Int64.self)
+        pendingClose = column(UInt8.self)
+        operation = column(SlotOperation.self)
+        operationDeadline = column(Int64.self)
+        dialWaiter = column(UInt64.self)
         leasedAt = column(Int64.self)
-        profile = column(UInt8.self)
-        language = column(UInt8.self)
         state = GuardedColumn(column: column(SlotState.self))
         hostID = GuardedColumn(column: column(Int32.self))
         ipID = GuardedColumn(column: column(Int32.self))
@@ -150,6 +169,8 @@ final class ConnectionTable {
         lease = column(UInt32.self)
         next = column(Int32.self)
         prev = column(Int32.self)
+        lruNext = column(Int32.self)
+        lruPrev = column(Int32.self)
         bytesPerSlot = bytes
         self.deallocators = deallocators
     }
@@ -160,6 +181,9 @@ final class ConnectionTable {
 
     /// Open connections: idle + leased (dialing slots are not connections yet).
     var connectionCount: Int { idleCount + leasedCount }
+
+    /// Live slots: dialing, idle and leased.
+    var liveCount: Int { idleCount + leasedCount + dialingCount }
 
     /// True if `handle` names a live slot (not destroyed since the handle was made).
     func isCurrent(_ handle: SlotHandle) -> Bool {
@@ -194,7 +218,7 @@ final class ConnectionTable {
 
     /// Takes a free slot (or a new one) for a connection being dialed. The caller keeps live
     /// slots within `maxSlots`.
-    func allocate(host: Int32, ip: Int32, fd: Int32, now: Int64) -> SlotHandle {
+    func allocate(host: Int32, ip: Int32, now: Int64) -> SlotHandle {
         ensureHost(host)
         let slot: Int32
         if freeHead != Self.none {
@@ -208,8 +232,6 @@ final class ConnectionTable {
             slotCount += 1
         }
         let s = Int(slot)
-        self.fd[s] = fd
-        ssl[s] = nil
         state.column[s] = .dialing
         hostID.column[s] = host
         ipID.column[s] = ip
@@ -218,12 +240,11 @@ final class ConnectionTable {
         lastChecked[s] = now
         requestCount[s] = 0
         errorCount[s] = 0
-        healthy[s] = true
-        closeOnReturn[s] = 0
-        deadline[s] = 0
+        pendingClose[s] = 0
+        operation[s] = .none
+        operationDeadline[s] = 0
+        dialWaiter[s] = 0
         leasedAt[s] = 0
-        profile[s] = 0
-        language[s] = 0
         next[s] = Self.none
         prev[s] = Self.none
         hostLiveCount[Int(host)] += 1
@@ -239,16 +260,25 @@ final class ConnectionTable {
         leasedCount += 1
     }
 
-    /// Takes the longest-idle connection of `host` (of `ip` only, if given).
-    func takeIdle(host: Int32, ip: Int32? = nil) -> Int32? {
+    /// Takes an idle connection of `host` (of `ip` only, if given): the most recently returned
+    /// one (`.lifo`) or the longest idle (`.fifo`).
+    func takeIdle(host: Int32, ip: Int32? = nil, order: IdleOrder) -> Int32? {
         guard Int(host) < idleHead.count else { return nil }
-        var slot = idleHead[Int(host)]
+        let lifo = order == .lifo
+        var slot = lifo ? idleTail[Int(host)] : idleHead[Int(host)]
         if let ip {
-            while slot != Self.none && ipID[Int(slot)] != ip { slot = next[Int(slot)] }
+            while slot != Self.none && ipID[Int(slot)] != ip { slot = lifo ? prev[Int(slot)] : next[Int(slot)] }
         }
         guard slot != Self.none else { return nil }
         take(idle: slot)
         return slot
+    }
+
+    /// The idle connection that went idle longest ago among those of hosts other than `host`.
+    func leastRecentlyUsedIdle(excludingHost host: Int32) -> Int32? {
+        var slot = lruHead
+        while slot != Self.none && hostID[Int(slot)] == host { slot = lruNext[Int(slot)] }
+        return slot == Self.none ? nil : slot
     }
 
     /// Leases one particular idle connection.
@@ -273,9 +303,13 @@ final class ConnectionTable {
         prev[s] = idleTail[host]
         if idleTail[host] != Self.none { next[Int(idleTail[host])] = slot } else { idleHead[host] = slot }
         idleTail[host] = slot
+        lruNext[s] = Self.none
+        lruPrev[s] = lruTail
+        if lruTail != Self.none { lruNext[Int(lruTail)] = slot } else { lruHead = slot }
+        lruTail = slot
     }
 
-    /// Frees a live slot and bumps its generation. The caller has closed its fd and SSL object.
+    /// Frees a live slot and bumps its generation (and its lease number).
     func free(_ slot: Int32) {
         let s = Int(slot)
         switch state[s] {
@@ -287,12 +321,10 @@ final class ConnectionTable {
             idleCount -= 1
         }
         hostLiveCount[Int(hostID[s])] -= 1
-        fd[s] = -1
-        ssl[s] = nil
         state.column[s] = .free
         generation.column[s] &+= 1
         lease[s] &+= 1
-        deadline[s] = 0
+        operation[s] = .none
         next[s] = freeHead
         freeHead = slot
     }
@@ -319,6 +351,9 @@ final class ConnectionTable {
         if n != Self.none { prev[Int(n)] = p } else { idleTail[host] = p }
         next[s] = Self.none
         prev[s] = Self.none
+        let (lp, ln) = (lruPrev[s], lruNext[s])
+        if lp != Self.none { lruNext[Int(lp)] = ln } else { lruHead = ln }
+        if ln != Self.none { lruPrev[Int(ln)] = lp } else { lruTail = lp }
     }
 
     private func ensureHost(_ host: Int32) {

@@ -1,18 +1,5 @@
 import CShims
 import Glibc
-import HTTPTypes
-
-/// A host as the pool keys it: name and port.
-struct HostKey: Hashable, Sendable {
-    let name: String
-    let port: Int
-
-    /// The Host header value: the name (an IPv6 literal in brackets), with the port unless 443.
-    var authority: String {
-        let host = name.contains(":") ? "[\(name)]" : name
-        return port == 443 ? host : "\(host):\(port)"
-    }
-}
 
 /// True if `name` can be used as a host name: 1 to 253 bytes of printable ASCII or UTF-8 with
 /// no space, control byte or URL delimiter, and a colon only in an IPv6 literal. Checked
@@ -35,45 +22,6 @@ func isValidHostName(_ name: String) -> Bool {
     return true
 }
 
-/// What the pool knows of one host. Reactor thread only.
-final class HostState {
-    let id: Int32
-    let key: HostKey
-    /// The host's current addresses, as IP record ids, in rotation order.
-    var ipIDs: [Int32] = []
-    /// Where the round-robin over `ipIDs` resumes.
-    var cursor = 0
-    /// Callers waiting for a connection, oldest first (a caller with a dial of its own is not here).
-    @exclusivity(unchecked) var waiters: [Waiter] = []
-    var resolving = false
-    /// True once addresses are known (set, literal or resolved).
-    var hasAddresses = false
-    var addressesFromDNS = false
-    /// Every IP record made for this host (current addresses, earlier ones, pinned IPs): what
-    /// goes when the host's record is reclaimed.
-    var ipRecords: [Int32] = []
-    /// When a caller last asked for the host (monotonic ns).
-    var lastUsed: Int64
-
-    /// The Host header value, made once.
-    let authority: String
-
-    init(id: Int32, key: HostKey, now: Int64) {
-        self.id = id
-        self.key = key
-        self.authority = key.authority
-        self.lastUsed = now
-    }
-}
-
-/// One IP of one host. Two hosts sharing an IP have a record each, so they never collide.
-struct IPRecord {
-    let address: String
-    let host: Int32
-    /// Monotonic ns until which the IP is out of rotation for its host; 0 = not blacklisted.
-    var blacklistedUntil: Int64 = 0
-}
-
 /// A connection handed to a caller: its handle and where it goes.
 struct Lease: Sendable {
     let handle: LeaseHandle
@@ -84,33 +32,6 @@ struct Lease: Sendable {
     let ip: String
     let profile: String
     let profileHeaders: ProfileHeaders
-}
-
-/// A caller waiting for a connection. Made by the caller, then touched only on the reactor
-/// (the inbox hands it over), hence `@unchecked Sendable`.
-final class Waiter: @unchecked Sendable {
-    let key: HostKey
-    let pinnedIP: String?
-    /// Where the lease (or the failure) goes; nil once finished.
-    var handoff: Handoff<Result<Lease, HotPoolError>>?
-    var deadline: Int64 = 0
-    var cancelled = false
-    /// A dial made for this caller is under way.
-    var dialing = false
-    /// IP records this caller's dials failed on.
-    var failedIPs: [Int32] = []
-
-    init(key: HostKey, pinnedIP: String?) {
-        self.key = key
-        self.pinnedIP = pinnedIP
-    }
-
-    var isWaiting: Bool { handoff != nil }
-
-    func finish(_ result: Result<Lease, HotPoolError>) {
-        handoff?.deliver(result)
-        handoff = nil
-    }
 }
 
 /// Resolves a host name to IP literals with getaddrinfo (blocking: call it off the reactor).

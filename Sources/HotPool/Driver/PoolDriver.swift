@@ -1,0 +1,339 @@
+import CShims
+import DequeModule
+import Glibc
+import HTTPTypes
+import Logging
+
+/// An I/O operation under way on a slot.
+enum SlotIO {
+    case dial(DialOp)
+    case exchange(ExchangeOp)
+}
+
+/// Executes the state machine's decisions: owns the sockets, SSL objects, per-slot operations,
+/// callers' handoffs and timers, and feeds back what the I/O did as events. Lives on the reactor
+/// thread: every method runs there, called from posted closures, readiness callbacks and timers;
+/// `@unchecked Sendable` only so posted closures can carry it.
+///
+/// Events go through one trampoline (`send`): an event yields actions, executing an action may
+/// yield events, and those are queued and handled after the current batch, never re-entrantly.
+final class PoolDriver: @unchecked Sendable {
+    let config: HotPoolConfiguration
+    let reactor: Reactor
+    let logger: Logger
+    let metrics = PoolMetrics()
+    @exclusivity(unchecked) var machine: PoolStateMachine
+    /// One TLS context per fingerprint profile (freed by `close`).
+    private(set) var tlsContexts: [OpaquePointer]
+    let profiles: [FingerprintSpec]
+    /// Per profile, per Accept-Language choice: the request headers a connection adds.
+    let profileHeaders: [[ProfileHeaders]]
+    /// The profile the next dial takes, when profiles rotate.
+    var nextProfile = 0
+
+    // The I/O table: per slot, indexed like the machine's table.
+    @exclusivity(unchecked) var fd: [Int32] = []
+    @exclusivity(unchecked) var ssl: [OpaquePointer?] = []
+    @exclusivity(unchecked) var io: [SlotIO?] = []
+    /// The fingerprint profile (index into `profiles`) and its Accept-Language choice.
+    @exclusivity(unchecked) var profile: [UInt8] = []
+    @exclusivity(unchecked) var language: [UInt8] = []
+
+    /// Callers waiting for a connection, by id.
+    @exclusivity(unchecked) private var callers: [WaiterID: Handoff<Result<Lease, HotPoolError>>] = [:]
+    /// The request a `requestExchange` event is deciding on (the machine answers at once).
+    private var requestAwaitingDecision: ExchangeOp?
+    private var nextReactorCallerID: UInt64 = 0
+    /// The answer to a caller running on the reactor (`acquireOnReactor`).
+    private var answerForReactorCaller: Result<LeaseHandle, HotPoolError>?
+
+    @exclusivity(unchecked) private var events = Deque<PoolStateMachine.Event>()
+    @exclusivity(unchecked) private var actions: [PoolStateMachine.Action] = []
+    @exclusivity(unchecked) private var draining = false
+    private var timers: [PoolStateMachine.Timer: TimerID] = [:]
+
+    /// The first close(2) error met while the pool closed, and the figures frozen at close.
+    private(set) var closeError: HotPoolError?
+    private(set) var frozenStats: PoolStats?
+    /// Scratch buffer for TLS reads (every read happens on this thread).
+    let readBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 * 1024, alignment: 16)
+
+    /// The instant and monotonic time taken together, to turn table times into clock instants.
+    private let epochInstant = ContinuousClock.now
+    private let epochNanos = hp_monotonic_ns()
+
+    init(config: HotPoolConfiguration, reactor: Reactor, tlsContexts: [OpaquePointer]) {
+        self.config = config
+        self.reactor = reactor
+        self.logger = config.logger
+        self.tlsContexts = tlsContexts
+        self.machine = PoolStateMachine(configuration: .init(config))
+        self.profiles = config.profiles
+        self.profileHeaders = profiles.map { spec in
+            let fields = spec.headers.compactMap { header in HTTPField.Name(header.name).map { HTTPField(name: $0, value: header.value) } }
+            guard !spec.acceptLanguages.isEmpty else { return [ProfileHeaders(fields)] }
+            return spec.acceptLanguages.map { language in
+                ProfileHeaders(fields.map { $0.name == .acceptLanguage ? HTTPField(name: .acceptLanguage, value: language) : $0 })
+            }
+        }
+    }
+
+    deinit {
+        readBuffer.deallocate()
+        tlsContexts.forEach(hp_tls_ctx_free)
+    }
+
+    // MARK: the trampoline
+
+    /// Hands `event` to the state machine and executes the actions, and those of any events the
+    /// actions produce, in order.
+    func send(_ event: PoolStateMachine.Event) {
+        events.append(event)
+        guard !draining else { return }
+        draining = true
+        while let next = events.popFirst() {
+            machine.handle(next, now: reactor.now, into: &actions)
+            for index in actions.indices { execute(actions[index]) }
+            actions.removeAll(keepingCapacity: true)
+        }
+        draining = false
+    }
+
+    private func execute(_ action: PoolStateMachine.Action) {
+        switch action {
+        case .resolve(let hostID, let key): resolve(hostID, key)
+        case .dial(let handle, let target): startDial(handle, target)
+        case .lease(let id, let handle): handOut(handle, to: id)
+        case .fail(let id, let error):
+            if let handoff = callers.removeValue(forKey: id) {
+                handoff.tryDeliver(.failure(error))
+            } else {
+                answerForReactorCaller = .failure(error)
+            }
+        case .startExchange(let handle):
+            metrics.request()
+            startExchange(handle.slot, takeRequestAwaitingDecision())
+        case .refuseExchange(let error):
+            if case .connectionClosed = error { metrics.request() }
+            takeRequestAwaitingDecision().finish(.failure(error), metrics: metrics)
+        case .probe(let handle): startProbe(handle.slot)
+        case .closeSocket(let handle, let notify):
+            io[Int(handle.slot)] = nil
+            _ = closeSocket(handle.slot, sendCloseNotify: notify)
+        case .abort(let handle): abort(handle)
+        case .destroy(let destruction): destroy(destruction)
+        case .armTimer(let timer, let at):
+            if let old = timers[timer] { reactor.cancel(old) }
+            timers[timer] = reactor.schedule(at: at) { [unowned self] in
+                timers[timer] = nil
+                send(.timerFired(timer))
+            }
+        case .reportLongLease(let handle, let nanos):
+            logger.warning(
+                "connection leased for \(Duration.nanoseconds(nanos)) without being returned (missing putConnection?)",
+                metadata: ["host": "\(machine.hostName(handle.slot))", "ip": "\(machine.ipAddress(handle.slot))"])
+        }
+    }
+
+    private func takeRequestAwaitingDecision() -> ExchangeOp {
+        defer { requestAwaitingDecision = nil }
+        return requestAwaitingDecision!
+    }
+
+    // MARK: callers' events
+
+    /// A caller asks for a connection; refused at once if its task was cancelled already.
+    func acquire(_ id: WaiterID, _ request: PoolStateMachine.AcquireRequest, _ handoff: Handoff<Result<Lease, HotPoolError>>) {
+        guard !handoff.isCancelRequested else {
+            handoff.tryDeliver(.failure(machine.closed ? .poolClosed : .cancelled))
+            return
+        }
+        callers[id] = handoff
+        send(.acquire(id, request))
+    }
+
+    /// A get made on the reactor thread itself: the lease if an idle connection (or an immediate
+    /// answer) was there, nil if the caller would have to wait (then it does not wait).
+    func acquireOnReactor(_ request: PoolStateMachine.AcquireRequest) -> Result<LeaseHandle, HotPoolError>? {
+        // Ids of reactor callers have the top bit set, apart from those `HotConnPool` gives.
+        nextReactorCallerID += 1
+        let id = WaiterID(raw: 1 << 63 | nextReactorCallerID)
+        answerForReactorCaller = nil
+        send(.acquire(id, request))
+        defer { answerForReactorCaller = nil }
+        if answerForReactorCaller == nil { send(.cancel(id)) }  // it would wait: it does not
+        return answerForReactorCaller.flatMap { if case .failure(.cancelled) = $0 { nil } else { $0 } }
+    }
+
+    /// A caller's round trip of pre-serialized `request` bytes on the connection it leases.
+    func requestExchange(_ handle: LeaseHandle, request: [UInt8], isHead: Bool, timeout: Duration,
+                         _ handoff: Handoff<Result<HotResponse, HotPoolError>>) {
+        requestAwaitingDecision = ExchangeOp(
+            request: request, parser: HTTP1ResponseParser(limits: config.responseLimits, isHeadRequest: isHead),
+            requester: .caller(handoff))
+        send(.requestExchange(handle, timeout: timeout.nanoseconds))
+    }
+
+    private func handOut(_ handle: LeaseHandle, to id: WaiterID) {
+        guard let handoff = callers.removeValue(forKey: id) else {
+            answerForReactorCaller = .success(handle)
+            return
+        }
+        let slot = handle.slot, s = Int(slot)
+        let host = machine.host(of: slot)
+        let profile = Int(profile[s])
+        handoff.tryDeliver(.success(Lease(
+            handle: handle, host: host.key.name, port: host.key.port, authority: host.authority,
+            ip: machine.ipAddress(slot), profile: profiles[profile].name,
+            profileHeaders: profileHeaders[profile][Int(language[s])])))
+    }
+
+    // MARK: resolution
+
+    /// Resolves `key` on a helper thread; the answer comes back as a reactor event.
+    private func resolve(_ hostID: Int32, _ key: HostKey) {
+        do {
+            let thread = try startThread { [reactor] in
+                let result = resolveAddresses(key.name, port: key.port)
+                reactor.post { self.send(.resolved(hostID: hostID, result)) }
+            }
+            pthread_detach(thread)
+        } catch {
+            send(.resolved(hostID: hostID, .failure(.noAddresses(host: key.name, reason: "\(error)"))))
+        }
+    }
+
+    // MARK: destruction
+
+    /// The operation under way passed its deadline: it ends as a timeout.
+    private func abort(_ handle: SlotHandle) {
+        let s = Int(handle.slot)
+        let host = machine.hostName(handle.slot), ip = machine.ipAddress(handle.slot)
+        switch io[s] {
+        case .dial(let op)?:
+            io[s] = nil
+            send(.dialFailed(handle, .timeout(host: host, ip: ip, phase: op.connected ? .tlsHandshake : .connect)))
+        case .exchange(let op)?:
+            failExchange(handle.slot, op, .timeout(host: host, ip: ip, phase: .request))
+        case nil:
+            break
+        }
+    }
+
+    /// Fails what was under way on the connection, closes its socket and frees its SSL object.
+    private func destroy(_ destruction: PoolStateMachine.Destruction) {
+        let slot = destruction.handle.slot
+        if case .exchange(let op)? = io[Int(slot)] {
+            op.finish(.failure(destruction.reason == .poolClosed
+                ? .poolClosed : .connectionClosed(host: destruction.host, ip: destruction.ip)), metrics: metrics)
+        }
+        io[Int(slot)] = nil
+        let errno = closeSocket(slot, sendCloseNotify: destruction.sendCloseNotify)
+        if errno != 0, destruction.reason == .poolClosed, closeError == nil {
+            closeError = .networkError(host: destruction.host, ip: destruction.ip, reason: "close: \(String(cString: strerror(errno)))")
+        }
+        guard let reason = destruction.reason else { return }
+        metrics.closed(reason)
+        logger.debug("connection destroyed", metadata: ["host": "\(destruction.host)", "ip": "\(destruction.ip)", "reason": "\(reason)"])
+    }
+
+    /// Closes the slot's socket and frees its SSL object now; returns the errno of a failed close(2).
+    func closeSocket(_ slot: Int32, sendCloseNotify: Bool) -> Int32 {
+        let s = Int(slot)
+        guard s < fd.count else { return 0 }
+        if let ssl = ssl[s] {
+            if sendCloseNotify && fd[s] >= 0 { _ = hp_tls_shutdown(ssl) }
+            hp_tls_free(ssl)
+            self.ssl[s] = nil
+        }
+        var error: Int32 = 0
+        if fd[s] >= 0 {
+            let rc = hp_close(fd[s])  // also drops it from epoll
+            if rc < 0 { error = -rc }
+            fd[s] = -1
+        }
+        return error
+    }
+
+    // MARK: close
+
+    /// The seed's Close: the machine fails waiters and destroys every connection (leased ones
+    /// too); timers stop, TLS contexts are freed, the figures are frozen. Returns the first close
+    /// error. Idempotent.
+    func close() -> HotPoolError? {
+        guard !machine.closed else { return closeError }
+        send(.close)
+        for timer in timers.values { reactor.cancel(timer) }
+        timers.removeAll()
+        tlsContexts.forEach(hp_tls_ctx_free)
+        tlsContexts.removeAll()
+        let stats = machine.snapshot()
+        frozenStats = stats
+        metrics.record(stats)
+        logger.debug("pool closed")
+        return closeError
+    }
+
+    // MARK: statistics
+
+    func instant(_ nanos: Int64) -> ContinuousClock.Instant {
+        epochInstant + .nanoseconds(nanos - epochNanos)
+    }
+
+    func connectionSnapshots() -> [ConnectionStats] {
+        machine.connectionRecords().map { record in
+            ConnectionStats(
+                targetHost: record.host, targetIP: record.ip, requestCount: record.requestCount,
+                errorCount: record.errorCount, isHealthy: record.isHealthy, created: instant(record.created),
+                lastUsed: instant(record.lastUsed), isLeased: record.isLeased,
+                profile: profiles[Int(profile[Int(record.slot)])].name)
+        }
+    }
+
+    // MARK: I/O
+
+    /// Dispatches a readiness event to what its slot is doing; stale tokens are dropped. Input
+    /// on a connection no exchange is reading is read at once, so it is never left for the
+    /// next request to take as its answer.
+    func handleIO(_ token: UInt64, _ events: IOEvents) {
+        let handle = SlotHandle(token: token)
+        guard machine.table.isCurrent(handle) else { return }
+        let slot = handle.slot
+        // A hang-up or an error is read too: the read reports it.
+        let input = !events.isDisjoint(with: [.readable, .readHangup, .hangup, .error])
+        switch io[Int(slot)] {
+        case .dial(let op)?:
+            stepDial(slot, op, events: events)
+        case .exchange(let op)?:
+            stepExchange(slot, op, readable: input)
+        case nil:
+            if input, let reason = unreadInput(slot) { send(.unreadInput(handle, reason)) }
+        }
+    }
+
+    /// Grows the I/O table so `slot` is valid.
+    func ensureSlot(_ slot: Int32) {
+        while fd.count <= Int(slot) {
+            fd.append(-1)
+            ssl.append(nil)
+            io.append(nil)
+            profile.append(0)
+            language.append(0)
+        }
+    }
+}
+
+extension PoolStateMachine.Configuration {
+    init(_ config: HotPoolConfiguration) {
+        self.init(
+            maxConnections: config.maxConnections, maxConnectionsPerHost: config.maxConnectionsPerHost,
+            maxIdleConnections: config.maxIdleConnections, maxRetries: config.maxRetries,
+            connectTimeout: config.connectTimeout.nanoseconds, acquireTimeout: config.acquireTimeout.nanoseconds,
+            idleTimeout: config.idleTimeout.nanoseconds, maxLifetime: config.maxLifetime.nanoseconds,
+            validationTimeout: config.validationTimeout.nanoseconds,
+            healthCheckInterval: config.healthCheckPath == nil ? nil : config.healthCheckInterval.nanoseconds,
+            cleanupInterval: config.cleanupInterval.nanoseconds,
+            blacklistDuration: config.blacklistCheckInterval.nanoseconds,
+            leaseWarningAfter: config.leaseWarningAfter.nanoseconds, idleOrder: config.idleOrder)
+    }
+}

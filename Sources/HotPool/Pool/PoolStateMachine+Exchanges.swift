@@ -1,0 +1,138 @@
+/// Requests on leased connections, health-check probes, and addresses.
+extension PoolStateMachine {
+    mutating func requestExchange(_ handle: LeaseHandle, timeout: Int64) {
+        guard !closed else { return emit(.refuseExchange(.poolClosed)) }
+        guard let slot = leasedSlot(handle) else { return emit(.refuseExchange(.staleConnection)) }
+        let s = Int(slot)
+        guard table.operation[s] == .none else { return emit(.refuseExchange(.connectionBusy)) }
+        counters.totalRequests += 1
+        table.requestCount[s] &+= 1
+        guard isSound(slot) else {
+            // Closed by an earlier failure or by the server: a request that fails at once.
+            table.errorCount[s] &+= 1
+            counters.failedRequests += 1
+            return emit(.refuseExchange(.connectionClosed(host: hostName(slot), ip: ipAddress(slot))))
+        }
+        table.operation[s] = .exchange
+        table.operationDeadline[s] = HotPool.deadline(from: now, after: timeout)
+        armDeadlineTimer(at: table.operationDeadline[s])
+        emit(.startExchange(table.handle(slot)))
+    }
+
+    mutating func exchangeEnded(_ handle: SlotHandle, _ outcome: ExchangeOutcome) {
+        guard table.isCurrent(handle) else { return }
+        let slot = handle.slot, s = Int(slot)
+        let kind = table.operation[s]
+        guard kind == .exchange || kind == .probe else { return }
+        table.operation[s] = .none
+        let status: Int?
+        switch outcome {
+        case .answered(let answered, let unusable):
+            status = answered
+            if kind == .exchange { table.lastUsed[s] = now }  // a probe is not a use
+            if let unusable { retire(slot, unusable) }
+        case .failed:
+            status = nil
+            table.errorCount[s] &+= 1
+            if kind == .exchange { counters.failedRequests += 1 }
+            retire(slot, .unhealthyOnReturn)
+        }
+        guard kind == .probe else { return }
+        table.lastChecked[s] = now
+        if let status, (200..<400).contains(status) {
+            takeBack(slot)
+        } else {
+            reject(slot, .healthCheckFailed, status: status)
+        }
+    }
+
+    /// Starts a probe on every idle connection unused and unchecked for `interval`. The connection
+    /// leaves the idle list meanwhile, so no caller can lease it.
+    mutating func probeIdleConnections(interval: Int64) {
+        for slot in 0..<Int32(table.slotCount) where table.state[Int(slot)] == .idle {
+            let s = Int(slot)
+            guard now - max(table.lastUsed[s], table.lastChecked[s]) >= interval else { continue }
+            table.take(idle: slot)
+            table.leasedAt[s] = 0  // the pool's own lease, never reported as a leak
+            table.operation[s] = .probe
+            table.operationDeadline[s] = HotPool.deadline(from: now, after: configuration.validationTimeout)
+            armDeadlineTimer(at: table.operationDeadline[s])
+            emit(.probe(table.handle(slot)))
+        }
+    }
+
+    // MARK: addresses
+
+    mutating func setAddresses(_ addresses: [String], forHost name: String) {
+        for host in hostStore.setStaticAddresses(addresses, forName: name) where waiters.queuedCount[host] != nil {
+            serveQueued(host)
+        }
+    }
+
+    mutating func resolved(_ host: Int32, _ result: Result<[String], HotPoolError>) {
+        guard !closed else { return }
+        hostStore[host: host].resolving = false
+        switch result {
+        case .success(let addresses):
+            if !hostStore[host: host].hasAddresses { hostStore.assign(addresses, to: host, fromDNS: true) }
+            serveQueued(host)
+        case .failure(let error):
+            while let id = waiters.first(of: host) { fail(id, error) }
+        }
+    }
+
+    // MARK: reading the state
+
+    func hostName(_ slot: Int32) -> String { hostStore[host: table.hostID[Int(slot)]].key.name }
+    func ipAddress(_ slot: Int32) -> String { hostStore[ip: table.ipID[Int(slot)]].address }
+    func host(of slot: Int32) -> HostRecord { hostStore[host: table.hostID[Int(slot)]] }
+
+    func snapshot() -> PoolStats {
+        var healthy = 0
+        for slot in 0..<Int32(table.slotCount) where table.state[Int(slot)] == .idle || table.state[Int(slot)] == .leased {
+            if isSound(slot) { healthy += 1 }
+        }
+        var byReason: [CloseReason: Int] = [:]
+        for reason in CloseReason.allCases { byReason[reason] = counters.closedByReason[Int(reason.code)] }
+        let requests = counters.totalRequests, failed = counters.failedRequests
+        return PoolStats(
+            totalConnections: table.connectionCount,
+            activeConnections: table.leasedCount,
+            idleConnections: table.idleCount,
+            healthyConnections: healthy,
+            totalRequests: requests,
+            failedRequests: failed,
+            successRate: requests == 0 ? 1 : Double(requests - failed) / Double(requests),
+            newConnectionsFromDNS: counters.connectionsFromDNS,
+            closedByReason: byReason,
+            dialingConnections: table.dialingCount,
+            failedDials: counters.failedDials,
+            waitingCallers: waiters.count,
+            staleHandleUses: counters.staleHandleUses,
+            connectionsOpened: counters.connectionsOpened)
+    }
+
+    /// One open connection as the machine sees it.
+    struct ConnectionRecord {
+        let slot: Int32
+        let host: String
+        let ip: String
+        let requestCount: Int
+        let errorCount: Int
+        let isHealthy: Bool
+        let created: Int64
+        let lastUsed: Int64
+        let isLeased: Bool
+    }
+
+    func connectionRecords() -> [ConnectionRecord] {
+        (0..<Int32(table.slotCount)).compactMap { slot in
+            let s = Int(slot)
+            guard table.state[s] == .idle || table.state[s] == .leased else { return nil }
+            return ConnectionRecord(
+                slot: slot, host: hostName(slot), ip: ipAddress(slot), requestCount: Int(table.requestCount[s]),
+                errorCount: Int(table.errorCount[s]), isHealthy: isSound(slot), created: table.created[s],
+                lastUsed: table.lastUsed[s], isLeased: table.state[s] == .leased)
+        }
+    }
+}

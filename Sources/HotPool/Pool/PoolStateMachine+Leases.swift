@@ -1,0 +1,240 @@
+/// Getting, handing out, returning and destroying connections.
+extension PoolStateMachine {
+    // MARK: get
+
+    mutating func acquire(_ id: WaiterID, _ request: AcquireRequest) {
+        guard !closed else { return emit(.fail(id, .poolClosed)) }
+        let (host, needsResolve) = hostStore.host(for: request.key, nameIsAddress: request.nameIsAddress, now: now)
+        if needsResolve {
+            hostStore[host: host].resolving = true
+            emit(.resolve(hostID: host, request.key))
+        }
+        let pinned = request.pinnedIP.map { hostStore.ipID(host: host, address: $0) }
+        let deadline = HotPool.deadline(from: now, after: configuration.acquireTimeout)
+        waiters.add(id, .init(host: host, pinnedIP: pinned, deadline: deadline))
+        // Behind earlier waiters of the host, if any: they are served first, in order.
+        if hostStore[host: host].hasAddresses && waiters.queuedCount[host] == nil && serve(id) { return }
+        waiters.enqueue(id)
+        armDeadlineTimer(at: deadline)
+    }
+
+    /// Gives the waiter an idle connection, starts a dial for it, or fails it. False if it must
+    /// wait (the host's cap, or the global cap with no idle connection of another host to evict).
+    mutating func serve(_ id: WaiterID) -> Bool {
+        let waiter = waiters[id]!
+        let host = waiter.host
+        if let slot = table.takeIdle(host: host, ip: waiter.pinnedIP, order: configuration.idleOrder) {
+            lease(slot, to: id)
+            return true
+        }
+        guard table.liveCount(host: host) < configuration.maxConnectionsPerHost else { return false }
+        let atGlobalCap = table.liveCount >= configuration.maxConnections
+        let victim = atGlobalCap ? table.leastRecentlyUsedIdle(excludingHost: host) : nil
+        guard !atGlobalCap || victim != nil else { return false }
+        guard let ip = waiter.pinnedIP ?? hostStore.pickIP(host, avoiding: waiter.failedIPs, now: now) else {
+            let record = hostStore[host: host]
+            fail(id, record.ipIDs.isEmpty
+                ? .noAddresses(host: record.key.name, reason: "no addresses set")
+                : .allAddressesBlacklisted(host: record.key.name))
+            return true
+        }
+        // Rather than wait next to idle connections it cannot use, the caller takes the place of
+        // the least recently used one.
+        if let victim { destroy(victim, .evicted) }
+        startDial(host: host, ip: ip, for: id)
+        return true
+    }
+
+    /// Serves the queued waiters of `hosts` in order until one must wait.
+    mutating func serveQueued(_ host: Int32) {
+        guard hostStore[host: host].hasAddresses else { return }
+        while let id = waiters.first(of: host), serve(id) {}
+    }
+
+    /// After capacity changed: every host with waiters, the one waiting longest first.
+    mutating func serveWaitingHosts() {
+        var order = waiters.hostsWithWaiters.map { ($0, waiters.headSequence(of: $0)) }
+        order.sort { $0.1 < $1.1 }
+        for (host, _) in order { serveQueued(host) }
+    }
+
+    mutating func startDial(host: Int32, ip: Int32, for id: WaiterID) {
+        let handle = table.allocate(host: host, ip: ip, now: now)
+        let s = Int(handle.slot)
+        // A whole connectTimeout for the dial, within what is left of the caller's acquire timeout.
+        let deadline = min(HotPool.deadline(from: now, after: configuration.connectTimeout), waiters[id]!.deadline)
+        table.operation[s] = .dial
+        table.operationDeadline[s] = deadline
+        table.dialWaiter[s] = id.raw
+        waiters.dequeue(id)
+        emit(.dial(handle, DialTarget(key: hostStore[host: host].key, address: hostStore[ip: ip].address)))
+        armDeadlineTimer(at: deadline)
+    }
+
+    /// Hands a leased slot to a waiter under a new lease.
+    mutating func lease(_ slot: Int32, to id: WaiterID) {
+        waiters.finish(id)
+        let s = Int(slot)
+        table.lastUsed[s] = now
+        table.leasedAt[s] = now
+        armDeadlineTimer(at: HotPool.deadline(from: now, after: configuration.leaseWarningAfter))
+        emit(.lease(id, table.beginLease(slot)))
+    }
+
+    mutating func fail(_ id: WaiterID, _ error: HotPoolError) {
+        waiters.finish(id)
+        emit(.fail(id, error))
+    }
+
+    // MARK: dials
+
+    mutating func dialed(_ handle: SlotHandle) {
+        guard table.isCurrent(handle), table.state[Int(handle.slot)] == .dialing else { return }
+        let slot = handle.slot, s = Int(slot)
+        table.leaseDialed(slot)
+        table.operation[s] = .none
+        table.created[s] = now
+        table.lastUsed[s] = now
+        counters.connectionsOpened += 1
+        if hostStore[host: table.hostID[s]].addressesFromDNS { counters.connectionsFromDNS += 1 }
+        let waiter = WaiterID(raw: table.dialWaiter[s])
+        table.dialWaiter[s] = 0
+        // The caller it was dialed for, unless it gave up meanwhile.
+        if waiters[waiter] != nil { lease(slot, to: waiter) } else { handOff(slot) }
+    }
+
+    mutating func dialFailed(_ handle: SlotHandle, _ error: HotPoolError) {
+        guard table.isCurrent(handle), table.state[Int(handle.slot)] == .dialing else { return }
+        let s = Int(handle.slot)
+        let ip = table.ipID[s]
+        let id = WaiterID(raw: table.dialWaiter[s])
+        table.free(handle.slot)
+        counters.failedDials += 1
+        emit(.closeSocket(handle, sendCloseNotify: false))
+        shouldServeWaiters = true
+        guard let waiter = waiters[id] else { return }
+        // An unpinned caller with retries left tries another IP; a timeout ends its wait.
+        waiters.recordFailedDial(id, ip: ip)
+        let timedOut = if case .timeout = error { true } else { false }
+        guard waiter.pinnedIP == nil, !timedOut, waiter.failedIPs.count < configuration.maxRetries else {
+            return fail(id, error)
+        }
+        if !serve(id) {
+            waiters.enqueue(id, inArrivalOrder: true)
+            armDeadlineTimer(at: waiter.deadline)
+        }
+    }
+
+    // MARK: put and remove
+
+    /// The slot a caller's handle names; a handle whose lease has ended is counted and refused.
+    mutating func leasedSlot(_ handle: LeaseHandle) -> Int32? {
+        guard table.isCurrent(handle) else {
+            counters.staleHandleUses += 1
+            return nil
+        }
+        return handle.slot
+    }
+
+    /// A lease ended (a put, a passed health check): the connection is destroyed if it must not
+    /// be reused, else handed to a waiter or parked idle.
+    mutating func takeBack(_ slot: Int32) {
+        let s = Int(slot)
+        if let reason = CloseReason(code: table.pendingClose[s]) { return destroy(slot, reason) }
+        if now - table.created[s] >= configuration.maxLifetime { return destroy(slot, .maxLifetime) }
+        if hostStore[ip: table.ipID[s]].blacklistedUntil > now { return destroy(slot, .blacklisted) }
+        handOff(slot)
+    }
+
+    /// Gives a sound leased connection to the oldest waiter that can take it, or parks it idle.
+    mutating func handOff(_ slot: Int32) {
+        let ip = table.ipID[Int(slot)]
+        if let id = waiters.first(of: table.hostID[Int(slot)], where: { $0.pinnedIP == nil || $0.pinnedIP == ip }) {
+            return lease(slot, to: id)
+        }
+        guard table.idleCount < configuration.maxIdleConnections else { return destroy(slot, .excessIdle) }
+        table.makeIdle(slot)
+        // A waiter of another host at the global cap may take its place.
+        if !waiters.hostsWithWaiters.isEmpty { shouldServeWaiters = true }
+    }
+
+    /// A check of the connection (validation, health check) failed: it is destroyed, and a 403
+    /// (the IP refusing us) also blacklists its IP for the host.
+    mutating func reject(_ slot: Int32, _ reason: CloseReason, status: Int?) {
+        let ip = table.ipID[Int(slot)]
+        destroy(slot, reason)
+        if status == 403 { blacklist(ip) }
+    }
+
+    /// Takes an IP out of rotation for its host: idle connections to it go now, leased ones on return.
+    mutating func blacklist(_ ip: Int32) {
+        hostStore[ip: ip].blacklistedUntil = HotPool.deadline(from: now, after: configuration.blacklistDuration)
+        for slot in table.idleSlots(host: hostStore[ip: ip].host) where table.ipID[Int(slot)] == ip {
+            destroy(slot, .blacklisted)
+        }
+    }
+
+    // MARK: destruction
+
+    /// True unless the connection is to be destroyed for a fault (a deferred lifetime end is not one).
+    func isSound(_ slot: Int32) -> Bool {
+        let pending = table.pendingClose[Int(slot)]
+        return pending == 0 || pending == CloseReason.maxLifetime.code
+    }
+
+    /// Records why the connection must go when it comes back. A fault replaces a lifetime end;
+    /// otherwise the first reason stays.
+    mutating func markPendingClose(_ slot: Int32, _ reason: CloseReason) {
+        let s = Int(slot)
+        if table.pendingClose[s] == 0 || (isSound(slot) && reason != .maxLifetime) { table.pendingClose[s] = reason.code }
+    }
+
+    /// The leased connection can carry no further request: its socket is closed now (with
+    /// close_notify only after a clean close by the server) and it is destroyed when it comes back.
+    mutating func retire(_ slot: Int32, _ reason: CloseReason) {
+        let notify = reason == .remoteClosed && isSound(slot)
+        markPendingClose(slot, reason)
+        emit(.closeSocket(table.handle(slot), sendCloseNotify: notify))
+    }
+
+    /// Destroys a connection (or a dial) once: counts it under `reason` (a dial as a failed dial),
+    /// counts an exchange under way as a failed request, frees the slot.
+    mutating func destroy(_ slot: Int32, _ reason: CloseReason) {
+        let s = Int(slot)
+        let handle = table.handle(slot)
+        let wasDial = table.state[s] == .dialing
+        if table.operation[s] == .exchange { counters.failedRequests += 1 }
+        if wasDial { counters.failedDials += 1 } else { counters.closedByReason[Int(reason.code)] += 1 }
+        let host = hostStore[host: table.hostID[s]].key.name, ip = hostStore[ip: table.ipID[s]].address
+        let notify = !wasDial && isSound(slot)
+        table.free(slot)
+        emit(.destroy(Destruction(handle: handle, reason: wasDial ? nil : reason, host: host, ip: ip, sendCloseNotify: notify)))
+        if !waiters.hostsWithWaiters.isEmpty { shouldServeWaiters = true }
+    }
+
+    // MARK: input nobody asked for
+
+    mutating func unreadInput(_ handle: SlotHandle, _ reason: CloseReason) {
+        guard table.isCurrent(handle) else { return }
+        let slot = handle.slot
+        switch (table.state[Int(slot)], table.operation[Int(slot)]) {
+        case (.idle, _): destroy(slot, reason)
+        case (.leased, .none): if isSound(slot) { retire(slot, reason) }
+        default: break
+        }
+    }
+
+    // MARK: close
+
+    /// Fails every waiter, destroys every connection (leased ones too) and dial, forgets hosts.
+    mutating func close() {
+        guard !closed else { return }
+        closed = true
+        for id in waiters.removeAll() { emit(.fail(id, .poolClosed)) }
+        for slot in 0..<Int32(table.slotCount) where table.state[Int(slot)] != .free {
+            destroy(slot, .poolClosed)
+        }
+        hostStore.removeAll()
+        deadlineTimerAt = .max
+    }
+}

@@ -1,0 +1,219 @@
+/// The pool's decisions, and nothing else: events in, actions out. It owns the policy state
+/// (the connection table's columns, hosts, IPs, waiters, counters) and performs no I/O: it
+/// imports no C, reads no clock (the driver passes `now` with each event) and keeps its timers
+/// as data (`armTimer` actions, `timerFired` events). The driver executes the actions and feeds
+/// back what the sockets did. The models are AsyncHTTPClient's `HTTPConnectionPool.StateMachine`
+/// and postgres-nio's `PoolStateMachine`.
+///
+/// Not copyable: it owns its table, which a copy would share.
+struct PoolStateMachine: ~Copyable {
+    /// The limits and durations the machine decides with (durations in nanoseconds, `Int64.max`
+    /// for "never").
+    struct Configuration {
+        var maxConnections = 100
+        var maxConnectionsPerHost = 10
+        var maxIdleConnections = 20
+        var maxRetries = 3
+        var connectTimeout: Int64 = 30_000_000_000
+        var acquireTimeout: Int64 = 60_000_000_000
+        var idleTimeout: Int64 = 60_000_000_000
+        var maxLifetime: Int64 = 300_000_000_000
+        var validationTimeout: Int64 = 10_000_000_000
+        /// nil = no health-check probes.
+        var healthCheckInterval: Int64? = nil
+        var cleanupInterval: Int64 = 60_000_000_000
+        var blacklistDuration: Int64 = 300_000_000_000
+        var leaseWarningAfter: Int64 = 60_000_000_000
+        var idleOrder = IdleOrder.lifo
+    }
+
+    /// What a caller asks for.
+    struct AcquireRequest: Sendable {
+        let key: HostKey
+        /// An IP literal the connection must go to.
+        let pinnedIP: String?
+        /// The host name is an IP literal, so it is its own address.
+        let nameIsAddress: Bool
+    }
+
+    /// How an exchange (a caller's request, or a probe) ended, as the driver saw it.
+    enum ExchangeOutcome {
+        /// A complete response; `unusable` says why the connection can carry no further request
+        /// (the server closes it, or sent bytes nobody asked for), nil if it can.
+        case answered(status: Int, unusable: CloseReason?)
+        /// A network, TLS or protocol failure, or a timeout.
+        case failed
+    }
+
+    /// The machine's timers.
+    enum Timer: CaseIterable {
+        /// Operation and wait deadlines, long-lease reports: armed for the earliest one due.
+        case deadlines
+        /// The periodic idle and lifetime sweep.
+        case cleanup
+        /// The periodic health check of idle connections.
+        case healthCheck
+    }
+
+    enum Event {
+        /// The pool starts: periodic timers are armed.
+        case start
+        case acquire(WaiterID, AcquireRequest)
+        /// The caller's task was cancelled while it waited.
+        case cancel(WaiterID)
+        /// `putConnection`.
+        case release(LeaseHandle)
+        /// `removeConnection`.
+        case remove(LeaseHandle)
+        /// A validation request was not answered 200.
+        case rejectValidation(LeaseHandle, status: Int)
+        /// A handle of another pool was used.
+        case foreignHandleUsed
+        /// A caller asks to run a request on its lease, bounded by `timeout` ns.
+        case requestExchange(LeaseHandle, timeout: Int64)
+        case exchangeEnded(SlotHandle, ExchangeOutcome)
+        /// Static addresses for a host name (already validated and filtered to IP literals).
+        case setAddresses([String], host: String)
+        case resolved(hostID: Int32, Result<[String], HotPoolError>)
+        /// TCP connect and TLS handshake done.
+        case dialed(SlotHandle)
+        /// The dial failed (its socket already closed by the driver) or was aborted.
+        case dialFailed(SlotHandle, HotPoolError)
+        /// A connection nobody reads had input: the server closed it, sent bytes, or failed.
+        case unreadInput(SlotHandle, CloseReason)
+        case timerFired(Timer)
+        /// `cleanupIdleConnections()`.
+        case cleanupIdle
+        /// `cleanupExpiredConnections(maxLifetime:)`.
+        case cleanupExpired(maxLifetime: Int64)
+        /// `close()`.
+        case close
+    }
+
+    /// Where a new connection goes.
+    struct DialTarget: Equatable {
+        let key: HostKey
+        let address: String
+    }
+
+    /// A connection (or dial) the machine has ended. Its slot is free already.
+    struct Destruction: Equatable {
+        let handle: SlotHandle
+        /// Nil for a dial that never became a connection (not counted in `closedByReason`).
+        let reason: CloseReason?
+        let host: String
+        let ip: String
+        /// The connection is sound: a TLS close_notify goes before the socket is closed.
+        let sendCloseNotify: Bool
+    }
+
+    enum Action: Equatable {
+        /// Resolve the host name; answer with `resolved`.
+        case resolve(hostID: Int32, HostKey)
+        /// Connect and handshake; answer with `dialed` or `dialFailed`.
+        case dial(SlotHandle, DialTarget)
+        case lease(WaiterID, LeaseHandle)
+        case fail(WaiterID, HotPoolError)
+        /// Send the request `requestExchange` asked for; answer with `exchangeEnded`.
+        case startExchange(SlotHandle)
+        /// The request `requestExchange` asked for fails at once, nothing sent.
+        case refuseExchange(HotPoolError)
+        /// Send the health-check request; answer with `exchangeEnded`.
+        case probe(SlotHandle)
+        /// Close the socket now (the slot lives on until the caller returns it).
+        case closeSocket(SlotHandle, sendCloseNotify: Bool)
+        /// The operation under way passed its deadline: stop it and report it ended
+        /// (`dialFailed` or `exchangeEnded(.failed)`).
+        case abort(SlotHandle)
+        /// Fail what is under way on the connection, close it, free its resources.
+        case destroy(Destruction)
+        case armTimer(Timer, at: Int64)
+        /// A connection has been leased longer than `leaseWarningAfter`.
+        case reportLongLease(SlotHandle, nanoseconds: Int64)
+    }
+
+    // The state below is written only by the machine's own files (this one and its extensions).
+    let configuration: Configuration
+    let table: ConnectionTable
+    var hostStore = HostStore()
+    var waiters = WaiterQueue()
+    var closed = false
+    var counters = Counters()
+    /// Idle connections the last `cleanupIdle` or `cleanupExpired` destroyed.
+    var lastCleanupCount = 0
+
+    /// The event's instant, and the actions it produced so far.
+    var now: Int64 = 0
+    private var output: [Action] = []
+    /// Capacity was freed (or an idle connection parked) while callers wait: serve them at the
+    /// end of the event, never from inside another decision.
+    var shouldServeWaiters = false
+    /// When the deadline timer fires; `.max` while it is not armed.
+    var deadlineTimerAt = Int64.max
+
+    /// Counters only the machine writes; exact, since one thread runs it.
+    struct Counters {
+        var totalRequests = 0
+        var failedRequests = 0
+        var closedByReason = [Int](repeating: 0, count: CloseReason.allCases.count + 1)
+        var failedDials = 0
+        var staleHandleUses = 0
+        var connectionsOpened = 0
+        var connectionsFromDNS = 0
+    }
+
+    init(configuration: Configuration) {
+        self.configuration = configuration
+        self.table = ConnectionTable(maxSlots: configuration.maxConnections)
+    }
+
+    /// Applies `event` at monotonic instant `now` and appends the actions it needs to `actions`.
+    mutating func handle(_ event: Event, now: Int64, into actions: inout [Action]) {
+        self.now = now
+        swap(&output, &actions)
+        defer { swap(&output, &actions) }
+        switch event {
+        case .start:
+            armPeriodic(.cleanup)
+            armPeriodic(.healthCheck)
+        case .acquire(let id, let request): acquire(id, request)
+        case .cancel(let id):
+            if waiters[id] != nil { fail(id, .cancelled) }
+        case .release(let handle):
+            guard let slot = leasedSlot(handle) else { break }
+            if table.operation[Int(slot)] == .exchange {
+                // Returned with its exchange under way: the exchange is abandoned (and counted failed).
+                markPendingClose(slot, .unhealthyOnReturn)
+            }
+            table.lastUsed[Int(slot)] = now
+            takeBack(slot)
+        case .remove(let handle):
+            if let slot = leasedSlot(handle) { destroy(slot, .removed) }
+        case .rejectValidation(let handle, let status):
+            if let slot = leasedSlot(handle) { reject(slot, .validationFailed, status: status) }
+        case .foreignHandleUsed:
+            counters.staleHandleUses += 1
+        case .requestExchange(let handle, let timeout): requestExchange(handle, timeout: timeout)
+        case .exchangeEnded(let handle, let outcome): exchangeEnded(handle, outcome)
+        case .setAddresses(let addresses, let name): setAddresses(addresses, forHost: name)
+        case .resolved(let hostID, let result): resolved(hostID, result)
+        case .dialed(let handle): dialed(handle)
+        case .dialFailed(let handle, let error): dialFailed(handle, error)
+        case .unreadInput(let handle, let reason): unreadInput(handle, reason)
+        case .timerFired(let timer): timerFired(timer)
+        case .cleanupIdle:
+            lastCleanupCount = cleanupIdle()
+            reclaimIdleHosts()
+        case .cleanupExpired(let lifetime): lastCleanupCount = cleanupExpired(maxLifetime: lifetime)
+        case .close: close()
+        }
+        while shouldServeWaiters && !closed {
+            shouldServeWaiters = false
+            serveWaitingHosts()
+        }
+    }
+
+    mutating func emit(_ action: Action) {
+        output.append(action)
+    }
+}

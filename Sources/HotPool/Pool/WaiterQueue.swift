@@ -1,0 +1,154 @@
+import DequeModule
+
+/// Names one caller's `getConnection` within a pool; never reused.
+struct WaiterID: Hashable, Sendable {
+    let raw: UInt64
+}
+
+/// The callers waiting for a connection: one FIFO queue per host, and every unfinished waiter
+/// by id (queued, or with a dial of its own under way). A cancel or a timeout takes a waiter out
+/// in O(1): its queue entry stays behind as a tombstone, skipped when met. The queue is the only
+/// owner of which hosts have waiters.
+struct WaiterQueue {
+    /// What the pool knows of one unfinished waiter.
+    struct Waiter {
+        let host: Int32
+        /// The IP record the caller pinned, if any.
+        let pinnedIP: Int32?
+        /// When the caller stops waiting (monotonic ns).
+        let deadline: Int64
+        /// IP records this caller's dials failed on.
+        var failedIPs: [Int32] = []
+        /// Arrival order (set by `add`).
+        fileprivate(set) var sequence: UInt64 = 0
+        /// The ticket of its current queue entry; nil while it is not queued (a dial of its own
+        /// is under way).
+        var ticket: UInt64?
+    }
+
+    private struct Entry {
+        let id: WaiterID
+        let ticket: UInt64
+    }
+
+    private(set) var waiters: [WaiterID: Waiter] = [:]
+    private var queues: [Int32: Deque<Entry>] = [:]
+    /// Queued (not dialing) waiters per host; a host is here exactly while it has some.
+    private(set) var queuedCount: [Int32: Int] = [:]
+    private var nextTicket: UInt64 = 0
+    private var nextSequence: UInt64 = 0
+
+    /// Hosts with queued waiters.
+    var hostsWithWaiters: Dictionary<Int32, Int>.Keys { queuedCount.keys }
+
+    /// Queued waiters, all hosts.
+    var count: Int { queuedCount.values.reduce(0, +) }
+
+    subscript(id: WaiterID) -> Waiter? { waiters[id] }
+
+    /// Registers a new waiter (not queued yet).
+    mutating func add(_ id: WaiterID, _ waiter: Waiter) {
+        precondition(waiters[id] == nil, "waiter \(id.raw) added twice")
+        nextSequence += 1
+        var waiter = waiter
+        waiter.sequence = nextSequence
+        waiters[id] = waiter
+    }
+
+    /// Queues a registered waiter at the back of its host's queue, or, for one that waits again
+    /// (its dial failed), back in its place by arrival order.
+    mutating func enqueue(_ id: WaiterID, inArrivalOrder: Bool = false) {
+        guard var waiter = waiters[id], waiter.ticket == nil else { return }
+        nextTicket += 1
+        waiter.ticket = nextTicket
+        waiters[id] = waiter
+        let entry = Entry(id: id, ticket: nextTicket)
+        var queue = queues.removeValue(forKey: waiter.host) ?? []
+        let place = inArrivalOrder
+            ? queue.firstIndex { isLive($0) && waiters[$0.id]!.sequence > waiter.sequence } ?? queue.endIndex
+            : queue.endIndex
+        queue.insert(entry, at: place)
+        queues[waiter.host] = queue
+        queuedCount[waiter.host, default: 0] += 1
+    }
+
+    /// Takes a waiter out of its queue; it stays registered (a dial is started for it).
+    mutating func dequeue(_ id: WaiterID) {
+        guard var waiter = waiters[id], waiter.ticket != nil else { return }
+        waiter.ticket = nil
+        waiters[id] = waiter
+        decrementQueued(waiter.host)
+    }
+
+    /// Forgets a waiter (served, failed, cancelled); returns its record.
+    @discardableResult
+    mutating func finish(_ id: WaiterID) -> Waiter? {
+        guard let waiter = waiters.removeValue(forKey: id) else { return nil }
+        if waiter.ticket != nil { decrementQueued(waiter.host) }
+        return waiter
+    }
+
+    mutating func recordFailedDial(_ id: WaiterID, ip: Int32) {
+        waiters[id]?.failedIPs.append(ip)
+    }
+
+    /// The first queued waiter of `host` that `accepts`, oldest first.
+    mutating func first(of host: Int32, where accepts: (Waiter) -> Bool = { _ in true }) -> WaiterID? {
+        guard queuedCount[host] != nil else { return nil }
+        dropTombstonesAtFront(host)
+        for entry in queues[host]! where isLive(entry) && accepts(waiters[entry.id]!) {
+            return entry.id
+        }
+        return nil
+    }
+
+    /// The arrival order of the first queued waiter of `host`, for serving hosts in order.
+    mutating func headSequence(of host: Int32) -> UInt64 {
+        dropTombstonesAtFront(host)
+        return queues[host]?.first.map { waiters[$0.id]!.sequence } ?? .max
+    }
+
+    /// Queued waiters whose deadline is at or before `now`.
+    func expired(at now: Int64) -> [WaiterID] {
+        waiters.compactMap { id, waiter in waiter.ticket != nil && waiter.deadline <= now ? id : nil }
+    }
+
+    /// The earliest deadline of a queued waiter.
+    var earliestDeadline: Int64? {
+        waiters.values.lazy.filter { $0.ticket != nil }.map(\.deadline).min()
+    }
+
+    /// Forgets every waiter; returns their ids.
+    mutating func removeAll() -> [WaiterID] {
+        let ids = Array(waiters.keys)
+        waiters.removeAll()
+        queues.removeAll()
+        queuedCount.removeAll()
+        return ids
+    }
+
+    // MARK: private
+
+    private func isLive(_ entry: Entry) -> Bool {
+        waiters[entry.id]?.ticket == entry.ticket
+    }
+
+    private mutating func decrementQueued(_ host: Int32) {
+        let left = queuedCount[host]! - 1
+        if left == 0 {
+            queuedCount[host] = nil
+            queues[host] = nil  // only tombstones are left
+        } else {
+            queuedCount[host] = left
+            // Tombstones behind a long-lived head would pile up: drop them once they outnumber the live.
+            if queues[host]!.count > 2 * left + 16 {
+                let waiters = self.waiters
+                queues[host]!.removeAll { waiters[$0.id]?.ticket != $0.ticket }
+            }
+        }
+    }
+
+    private mutating func dropTombstonesAtFront(_ host: Int32) {
+        while let entry = queues[host]?.first, !isLive(entry) { queues[host]!.removeFirst() }
+    }
+}

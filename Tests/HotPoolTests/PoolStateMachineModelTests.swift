@@ -1,0 +1,345 @@
+import Testing
+@testable import HotPool
+
+/// The state machine against a small reference model, over a million random events: a fake
+/// driver answers its actions (dials complete or fail, exchanges end, lookups answer, timers
+/// fire as the test's clock moves), and after every event the model's own books are compared
+/// with the machine's and with the rules.
+@Suite struct PoolStateMachineModelTests {
+    typealias Action = PoolStateMachine.Action
+    typealias Event = PoolStateMachine.Event
+
+    /// What the fake driver and the callers know, kept from the actions alone.
+    struct Model {
+        enum State { case dialing, idle, leased, probing }
+        struct Connection {
+            let host: String
+            var state: State
+            /// The caller's lease, while a caller holds it.
+            var lease: LeaseHandle?
+            var exchange = false
+        }
+        struct Caller {
+            let host: String
+            let pinned: Bool
+            let sequence: Int
+            /// The dial started for it, if one is under way.
+            var dial: SlotHandle?
+        }
+        var connections: [SlotHandle: Connection] = [:]
+        var callers: [WaiterID: Caller] = [:]
+        var held: [LeaseHandle: SlotHandle] = [:]
+        var ended: [LeaseHandle] = []
+        var lookups: [Int32: HostKey] = [:]
+        var timers: [PoolStateMachine.Timer: Int64] = [:]
+        var closedByReason: [CloseReason: Int] = [:]
+        var failedDials = 0
+        var sequence = 0
+
+        func count(_ state: State) -> Int { connections.values.filter { $0.state == state }.count }
+    }
+
+    static let hosts = ["s0.test", "s1.test", "dns.test", "192.0.2.9"]
+    static let staticIPs = ["s0.test": ["192.0.2.1", "192.0.2.2", "192.0.2.3"], "s1.test": ["198.51.100.1", "198.51.100.2"]]
+
+    @Test func randomizedEventsKeepEveryRuleOfAReferenceModel() {
+        let total = Int(environment("HOTPOOL_MACHINE_EVENTS") ?? "") ?? 1_000_000
+        let seed = UInt64.random(in: 0...UInt64.max)
+        var run = ModelRun(seed: seed)
+        for step in 0..<total {
+            run.step(step)
+            if run.failures > 0 { break }
+            if step % 50_000 == 49_999 { run.closeAndRestart() }
+        }
+        run.closeAndRestart()
+        #expect(run.failures == 0, "seed \(seed)")
+        #expect(run.leases > total / 20 && run.destroyed > total / 100, "the run exercised the pool (seed \(seed))")
+    }
+}
+
+/// One randomized run; `failures` counts broken rules (each also recorded as an issue).
+struct ModelRun: ~Copyable {
+    typealias Model = PoolStateMachineModelTests.Model
+    let seed: UInt64
+    var rng: SeededGenerator
+    var h: MachineHarness
+    var model = Model()
+    /// Broken rules so far (a box, so `check` need not be mutating while it reads the run).
+    let broken = Tally()
+    var failures: Int { broken.count }
+    var leases = 0
+    var destroyed = 0
+    /// Responses the fake driver owes (to aborts), handled before the next random event.
+    var owed: [PoolStateMachine.Event] = []
+    /// Callers that began to be served during the current event (a dial for them, or a lease
+    /// that is not their own dial's).
+    var startedServing: [WaiterID] = []
+    /// Connections a put, a dial or a probe's end hands back: idle unless the actions say otherwise.
+    var returning: [SlotHandle] = []
+    /// Callers answered during the current event, as they were before the answer.
+    var answeredThisEvent: [WaiterID: Model.Caller] = [:]
+
+    static func configure(_ c: inout PoolStateMachine.Configuration) {
+        c.maxConnections = 12
+        c.maxConnectionsPerHost = 5
+        c.maxIdleConnections = 6
+        c.maxRetries = 2
+        c.connectTimeout = 50
+        c.acquireTimeout = 200
+        c.idleTimeout = 300
+        c.maxLifetime = 2_000
+        c.validationTimeout = 40
+        c.healthCheckInterval = 150
+        c.cleanupInterval = 250
+        c.blacklistDuration = 500
+        c.leaseWarningAfter = 400
+    }
+
+    init(seed: UInt64) {
+        self.seed = seed
+        rng = SeededGenerator(state: seed)
+        h = MachineHarness(Self.configure)
+        start()
+    }
+
+    mutating func start() {
+        model = Model()
+        h.now = 1_000
+        apply(h.send(.start))
+        for (host, ips) in PoolStateMachineModelTests.staticIPs { apply(h.send(.setAddresses(ips, host: host))) }
+    }
+
+    func check(_ condition: Bool, _ what: @autoclosure () -> String) {
+        guard !condition else { return }
+        broken.count += 1
+        Issue.record("seed \(seed): \(what())")
+    }
+
+    mutating func send(_ event: PoolStateMachine.Event) {
+        startedServing = []
+        returning = []
+        answeredThisEvent = [:]
+        switch event {
+        case .release(let lease), .remove(let lease), .rejectValidation(let lease, _):
+            if let slot = model.held.removeValue(forKey: lease) {
+                model.ended.append(lease)
+                model.connections[slot]?.lease = nil
+                if case .release = event { returning.append(slot) }
+            }
+        case .dialed(let slot):
+            returning.append(slot)
+            model.connections[slot]?.state = .leased
+        case .exchangeEnded(let slot, _):
+            model.connections[slot]?.exchange = false
+            if model.connections[slot]?.state == .probing { returning.append(slot) }
+        case .dialFailed(let slot, _):
+            if model.connections.removeValue(forKey: slot) != nil { model.failedDials += 1 }
+            for (id, caller) in model.callers where caller.dial == slot { model.callers[id]!.dial = nil }
+        default:
+            break
+        }
+        apply(h.send(event))
+        for slot in returning where model.connections[slot]?.state == .leased && model.connections[slot]?.lease == nil
+            || model.connections[slot]?.state == .probing {
+            model.connections[slot]!.state = .idle
+        }
+        checkRules()
+        while !owed.isEmpty { send(owed.removeFirst()) }
+    }
+
+    mutating func apply(_ actions: [PoolStateMachine.Action]) {
+        for action in actions {
+            switch action {
+            case .resolve(let id, let key):
+                model.lookups[id] = key
+            case .dial(let slot, let target):
+                check(model.connections[slot] == nil, "dial on a live slot \(slot)")
+                model.connections[slot] = .init(host: target.key.name, state: .dialing)
+                let waiter = WaiterID(raw: h.machine.table.dialWaiter[Int(slot.slot)])
+                if model.callers[waiter] != nil {
+                    model.callers[waiter]!.dial = slot
+                    startedServing.append(waiter)
+                }
+            case .lease(let id, let lease):
+                check(model.callers[id] != nil, "waiter \(id.raw) answered twice or never asked")
+                let slot = SlotHandle(slot: lease.slot, generation: h.machine.table.generation[Int(lease.slot)])
+                check(model.connections[slot] != nil && model.connections[slot]!.lease == nil, "lease of a slot not free to lease")
+                if let caller = model.callers.removeValue(forKey: id) {
+                    answeredThisEvent[id] = caller
+                    if caller.dial != slot { startedServing.append(id) }
+                }
+                check(!model.held.keys.contains(lease) && !model.ended.contains(lease), "a lease number reused")
+                model.connections[slot]?.state = .leased
+                model.connections[slot]?.lease = lease
+                model.held[lease] = slot
+                leases += 1
+            case .fail(let id, _):
+                let caller = model.callers.removeValue(forKey: id)
+                check(caller != nil, "waiter \(id.raw) answered twice or never asked")
+            case .startExchange(let slot):
+                check(model.connections[slot]?.state == .leased && model.connections[slot]?.exchange == false, "exchange on \(slot)")
+                model.connections[slot]?.exchange = true
+            case .refuseExchange:
+                break
+            case .probe(let slot):
+                check(model.connections[slot]?.state == .idle, "probe of a connection that is not idle")
+                model.connections[slot]?.state = .probing
+                model.connections[slot]?.exchange = true
+            case .closeSocket:
+                break
+            case .abort(let slot):
+                guard let connection = model.connections[slot] else { check(false, "abort of a dead slot"); continue }
+                if connection.state == .dialing {
+                    owed.append(.dialFailed(slot, .timeout(host: connection.host, ip: nil, phase: .connect)))
+                } else {
+                    check(connection.exchange, "abort with nothing under way")
+                    owed.append(.exchangeEnded(slot, .failed))
+                }
+            case .destroy(let destruction):
+                guard let connection = model.connections.removeValue(forKey: destruction.handle) else {
+                    check(false, "destroy of a slot that is not live: \(destruction)")
+                    continue
+                }
+                check((connection.state == .dialing) == (destruction.reason == nil), "a dial counted as a connection or back")
+                if let reason = destruction.reason { model.closedByReason[reason, default: 0] += 1 } else { model.failedDials += 1 }
+                if let lease = connection.lease {
+                    model.held[lease] = nil
+                    model.ended.append(lease)
+                }
+                for (id, caller) in model.callers where caller.dial == destruction.handle { model.callers[id]!.dial = nil }
+                destroyed += 1
+            case .armTimer(let timer, let at):
+                check(at >= h.now, "timer armed in the past")
+                model.timers[timer] = at
+            case .reportLongLease(let slot, _):
+                check(model.connections[slot]?.state == .leased, "long lease reported for a connection not leased")
+            }
+        }
+        if model.ended.count > 2_000 { model.ended.removeFirst(1_000) }
+    }
+
+    mutating func checkRules() {
+        let c = h.machine.configuration
+        let live = model.connections.values
+        check(live.count <= c.maxConnections, "global cap: \(live.count)")
+        for host in PoolStateMachineModelTests.hosts {
+            check(live.filter { $0.host == host }.count <= c.maxConnectionsPerHost, "host cap of \(host)")
+        }
+        check(model.count(.idle) <= c.maxIdleConnections, "idle cap")
+        let stats = h.stats
+        check(stats.idleConnections == model.count(.idle), "idle: machine \(stats.idleConnections), model \(model.count(.idle))")
+        check(stats.activeConnections == model.count(.leased) + model.count(.probing), "active")
+        check(stats.dialingConnections == model.count(.dialing), "dialing")
+        check(stats.failedDials == model.failedDials, "failed dials: \(stats.failedDials) vs \(model.failedDials)")
+        for reason in CloseReason.allCases {
+            check(stats.closedByReason[reason] == model.closedByReason[reason, default: 0], "closed \(reason)")
+        }
+        check(stats.failedRequests <= stats.totalRequests, "failed > total")
+        // Per host, no caller still waits in the queue behind a later one who began to be served.
+        for id in startedServing {
+            guard let served = model.callers[id] ?? answeredThisEvent[id], !served.pinned else { continue }
+            let overtaken = model.callers.values.contains { waiting in
+                waiting.host == served.host && !waiting.pinned && waiting.dial == nil && waiting.sequence < served.sequence
+            }
+            check(!overtaken, "a later caller of \(served.host) was served before an earlier one still waiting")
+        }
+    }
+
+    mutating func step(_ step: Int) {
+        let roll = Int.random(in: 0..<100, using: &rng)
+        switch roll {
+        case 0..<18:
+            let host = PoolStateMachineModelTests.hosts.randomElement(using: &rng)!
+            var pinned: String?
+            if host == "s0.test" && Int.random(in: 0..<7, using: &rng) == 0 {
+                pinned = ["192.0.2.2", "203.0.113.7"].randomElement(using: &rng)
+            }
+            let id = h.newWaiter()
+            model.sequence += 1
+            model.callers[id] = .init(host: host, pinned: pinned != nil, sequence: model.sequence)
+            send(.acquire(id, .init(key: HostKey(name: host, port: 443), pinnedIP: pinned, nameIsAddress: host == "192.0.2.9")))
+        case 18..<22:
+            if let id = model.callers.keys.randomElement(using: &rng) { send(.cancel(id)) }
+        case 22..<34:
+            if let lease = model.held.keys.randomElement(using: &rng) { send(.release(lease)) }
+        case 34..<36:
+            if let lease = model.held.keys.randomElement(using: &rng) { send(.remove(lease)) }
+        case 36..<38:
+            guard let stale = model.ended.randomElement(using: &rng) else { break }
+            let before = h.stats.staleHandleUses
+            let event: PoolStateMachine.Event = switch Int.random(in: 0..<3, using: &rng) {
+            case 0: .release(stale)
+            case 1: .remove(stale)
+            default: .requestExchange(stale, timeout: 30)
+            }
+            let actions = h.send(event)
+            check(actions.isEmpty || actions == [.refuseExchange(.staleConnection)], "a stale handle acted: \(actions)")
+            check(h.stats.staleHandleUses == before + 1, "a stale handle not counted")
+        case 38..<46:
+            if let lease = model.held.keys.randomElement(using: &rng) { send(.requestExchange(lease, timeout: 30)) }
+        case 46..<56:
+            guard let slot = model.connections.filter({ $0.value.exchange }).keys.randomElement(using: &rng) else { break }
+            let outcome: PoolStateMachine.ExchangeOutcome = switch Int.random(in: 0..<10, using: &rng) {
+            case 0: .failed
+            case 1: .answered(status: 403, unusable: nil)
+            case 2: .answered(status: 500, unusable: nil)
+            case 3: .answered(status: 200, unusable: .remoteClosed)
+            default: .answered(status: 200, unusable: nil)
+            }
+            send(.exchangeEnded(slot, outcome))
+        case 56..<66:
+            if let slot = model.connections.filter({ $0.value.state == .dialing }).keys.randomElement(using: &rng) {
+                send(.dialed(slot))
+            }
+        case 66..<70:
+            if let slot = model.connections.filter({ $0.value.state == .dialing }).keys.randomElement(using: &rng) {
+                send(.dialFailed(slot, .connectFailed(host: "h", ip: "i", reason: "refused")))
+            }
+        case 70..<72:
+            if let lease = model.held.keys.randomElement(using: &rng) {
+                send(.rejectValidation(lease, status: Bool.random(using: &rng) ? 403 : 500))
+            }
+        case 72..<74:
+            if let slot = model.connections.filter({ $0.value.state == .idle || ($0.value.state == .leased && !$0.value.exchange) })
+                .keys.randomElement(using: &rng) {
+                send(.unreadInput(slot, .remoteClosed))
+            }
+        case 74..<76:
+            if let (id, key) = model.lookups.randomElement(using: &rng) {
+                model.lookups[id] = nil
+                let answer: Result<[String], HotPoolError> = Int.random(in: 0..<4, using: &rng) == 0
+                    ? .failure(.noAddresses(host: key.name, reason: "NXDOMAIN")) : .success(["203.0.113.1", "203.0.113.2"])
+                send(.resolved(hostID: id, answer))
+            }
+        case 76..<86:
+            h.now += Int64.random(in: 0...30, using: &rng)
+            for (timer, at) in model.timers.sorted(by: { $0.value < $1.value }) where at <= h.now {
+                model.timers[timer] = nil
+                send(.timerFired(timer))
+            }
+        case 86..<88:
+            send(Bool.random(using: &rng) ? .cleanupIdle : .cleanupExpired(maxLifetime: Int64.random(in: 1...3_000, using: &rng)))
+        case 88:
+            let ips = ["198.51.100.1", "198.51.100.2", "198.51.100.3"]
+            send(.setAddresses(Array(ips.prefix(Int.random(in: 1...3, using: &rng))), host: "s1.test"))
+        default:
+            h.now += Int64.random(in: 0...3, using: &rng)
+        }
+    }
+
+    /// Closes the pool: every caller answered, every connection and dial destroyed once; then a fresh pool.
+    mutating func closeAndRestart() {
+        send(.close)
+        check(model.callers.isEmpty, "\(model.callers.count) callers never answered")
+        check(model.connections.isEmpty, "\(model.connections.count) connections left after close")
+        let stats = h.stats
+        check(stats.connectionsOpened == stats.closedByReason.values.reduce(0, +), "every opened connection destroyed once")
+        h = MachineHarness(Self.configure)
+        start()
+    }
+}
+
+/// A count a non-mutating method can raise.
+final class Tally {
+    var count = 0
+}

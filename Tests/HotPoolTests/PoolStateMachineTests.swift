@@ -1,0 +1,231 @@
+import Testing
+@testable import HotPool
+
+/// The pool's decisions without sockets: events in, actions out, a clock the test moves.
+struct MachineHarness: ~Copyable {
+    var machine: PoolStateMachine
+    var now: Int64 = 1_000_000_000
+    private var nextWaiter: UInt64 = 0
+
+    init(_ configure: (inout PoolStateMachine.Configuration) -> Void = { _ in }) {
+        var configuration = PoolStateMachine.Configuration()
+        configure(&configuration)
+        machine = PoolStateMachine(configuration: configuration)
+        _ = send(.start)
+    }
+
+    mutating func send(_ event: PoolStateMachine.Event) -> [PoolStateMachine.Action] {
+        var actions: [PoolStateMachine.Action] = []
+        machine.handle(event, now: now, into: &actions)
+        return actions
+    }
+
+    mutating func newWaiter() -> WaiterID {
+        nextWaiter += 1
+        return WaiterID(raw: nextWaiter)
+    }
+
+    static func request(_ host: String, pinned: String? = nil) -> PoolStateMachine.AcquireRequest {
+        .init(key: HostKey(name: host, port: 443), pinnedIP: pinned, nameIsAddress: false)
+    }
+
+    /// A get for `host`; returns the waiter and the actions.
+    mutating func acquire(_ host: String, pinned: String? = nil) -> (WaiterID, [PoolStateMachine.Action]) {
+        let id = newWaiter()
+        return (id, send(.acquire(id, Self.request(host, pinned: pinned))))
+    }
+
+    /// A get that dials and completes: returns the lease.
+    mutating func connect(_ host: String) -> LeaseHandle {
+        let (id, actions) = acquire(host)
+        guard case .dial(let slot, _)? = actions.first(where: \.isDial) else { fatalError("no dial: \(actions)") }
+        let leased = send(.dialed(slot))
+        guard leased == [.lease(id, leased.leaseHandle!)] else { fatalError("not leased: \(leased)") }
+        return leased.leaseHandle!
+    }
+
+    var stats: PoolStats { machine.snapshot() }
+}
+
+extension PoolStateMachine.Action {
+    var isDial: Bool { if case .dial = self { true } else { false } }
+}
+
+extension [PoolStateMachine.Action] {
+    var hasDial: Bool { contains(where: \.isDial) }
+
+    /// The actions other than timer arming.
+    var withoutTimers: [PoolStateMachine.Action] {
+        filter { if case .armTimer = $0 { false } else { true } }
+    }
+
+    var leaseHandle: LeaseHandle? {
+        for action in self { if case .lease(_, let handle) = action { return handle } }
+        return nil
+    }
+
+    var destroyed: [CloseReason?] {
+        compactMap { if case .destroy(let d) = $0 { d.reason } else { nil } }
+    }
+}
+
+@Suite struct PoolStateMachineTests {
+    static let ips = ["192.0.2.1", "192.0.2.2", "192.0.2.3"]
+
+    private func harness(_ configure: (inout PoolStateMachine.Configuration) -> Void = { _ in }) -> MachineHarness {
+        var h = MachineHarness(configure)
+        _ = h.send(.setAddresses(Self.ips, host: "a.test"))
+        _ = h.send(.setAddresses(["198.51.100.1"], host: "b.test"))
+        return h
+    }
+
+    @Test func aGetDialsThenLeasesAndAPutParksItIdle() {
+        var h = harness()
+        let (id, actions) = h.acquire("a.test")
+        guard case .dial(let slot, let target) = actions.first(where: \.isDial) else { Issue.record("\(actions)"); return }
+        #expect(target == .init(key: HostKey(name: "a.test", port: 443), address: Self.ips[0]))
+        let leased = h.send(.dialed(slot))
+        #expect(leased == [.lease(id, leased.leaseHandle!)])
+        #expect(h.send(.release(leased.leaseHandle!)) == [])
+        #expect(h.stats.idleConnections == 1 && h.stats.connectionsOpened == 1)
+    }
+
+    @Test func aPutHandedStraightToAWaiterStartsANewLeaseAndTheOldHandleIsRejected() {
+        var h = harness { $0.maxConnectionsPerHost = 1 }
+        let first = h.connect("a.test")
+        let (second, waiting) = h.acquire("a.test")
+        #expect(waiting == [], "the second caller waits at the host's cap")
+        let handedOver = h.send(.release(first))
+        let lease = handedOver.leaseHandle!
+        #expect(handedOver == [.lease(second, lease)] && lease.slot == first.slot && lease != first)
+        // The first caller's handle is stale: put, remove and round trip are refused and counted.
+        #expect(h.send(.release(first)) == [])
+        #expect(h.send(.remove(first)) == [])
+        #expect(h.send(.requestExchange(first, timeout: 1_000)) == [.refuseExchange(.staleConnection)])
+        #expect(h.stats.staleHandleUses == 3 && h.stats.activeConnections == 1 && h.stats.closedByReason.values.reduce(0, +) == 0)
+        #expect(h.send(.requestExchange(lease, timeout: 1_000)).withoutTimers == [.startExchange(SlotHandle(slot: lease.slot, generation: 0))])
+    }
+
+    @Test func idleOrderIsLIFOByDefaultAndFIFOOnRequest() {
+        for order in [IdleOrder.lifo, .fifo] {
+            var h = harness { $0.idleOrder = order }
+            let leases = (0..<3).map { _ in h.connect("a.test") }
+            for lease in leases { _ = h.send(.release(lease)) }
+            let (_, actions) = h.acquire("a.test")
+            let expected = order == .lifo ? leases.last!.slot : leases.first!.slot
+            #expect(actions.leaseHandle?.slot == expected, "\(order)")
+        }
+    }
+
+    @Test func atTheGlobalCapTheLeastRecentlyUsedIdleConnectionOfAnotherHostIsEvicted() {
+        var h = harness { $0.maxConnections = 2 }
+        let a1 = h.connect("a.test"), a2 = h.connect("a.test")
+        _ = h.send(.release(a1))
+        h.now += 1
+        _ = h.send(.release(a2))
+        let (_, actions) = h.acquire("b.test")
+        #expect(actions.destroyed == [.evicted])
+        guard case .destroy(let victim) = actions.first else { Issue.record("\(actions)"); return }
+        #expect(victim.handle.slot == a1.slot, "the least recently used one")
+        #expect(actions.hasDial)
+        #expect(h.stats.closedByReason[.evicted] == 1)
+        // Without an idle connection of another host, the caller waits.
+        var full = harness { $0.maxConnections = 1 }
+        _ = full.connect("a.test")
+        #expect(full.acquire("b.test").1 == [])
+    }
+
+    @Test func aCallerThatWaitedStillGetsAWholeDialTimeWithinItsAcquireTimeout() {
+        var h = harness {
+            $0.maxConnectionsPerHost = 1
+            $0.connectTimeout = 30_000_000_000
+            $0.acquireTimeout = 60_000_000_000
+        }
+        let held = h.connect("a.test")
+        let start = h.now
+        let (waiter, _) = h.acquire("a.test")
+        h.now = start + 25_000_000_000
+        let actions = h.send(.remove(held))
+        let dial = actions.compactMap { if case .dial(let s, _) = $0 { s } else { nil } }.first!
+        #expect(h.machine.table.operationDeadline[Int(dial.slot)] == start + 55_000_000_000, "25 s waited, then 30 s to dial")
+        // Near the acquire deadline, a retry's dial gets only what is left of it.
+        h.now = start + 50_000_000_000
+        let retry = h.send(.dialFailed(dial, .connectFailed(host: "a.test", ip: Self.ips[0], reason: "refused")))
+        let second = retry.compactMap { if case .dial(let s, _) = $0 { s } else { nil } }.first!
+        #expect(h.machine.table.operationDeadline[Int(second.slot)] == start + 60_000_000_000)
+        #expect(h.machine.table.dialWaiter[Int(second.slot)] == waiter.raw)
+    }
+
+    @Test func waitersAreServedInOrderAndACancelTakesOneOutAtOnce() {
+        var h = harness { $0.maxConnectionsPerHost = 1 }
+        var lease = h.connect("a.test")
+        let waiters = (0..<4).map { _ in h.acquire("a.test").0 }
+        #expect(h.stats.waitingCallers == 4)
+        #expect(h.send(.cancel(waiters[1])) == [.fail(waiters[1], .cancelled)])
+        #expect(h.stats.waitingCallers == 3)
+        var served: [WaiterID] = []
+        for _ in 0..<3 {
+            let actions = h.send(.release(lease))
+            guard case .lease(let id, let next)? = actions.first else { Issue.record("\(actions)"); return }
+            served.append(id)
+            lease = next
+        }
+        #expect(served == [waiters[0], waiters[2], waiters[3]])
+        #expect(h.send(.cancel(waiters[0])) == [], "a cancel after the lease does nothing")
+    }
+
+    @Test func anExchangePastItsDeadlineIsAbortedAndTheConnectionDestroyedOnReturn() {
+        var h = harness()
+        let lease = h.connect("a.test")
+        let slot = SlotHandle(slot: lease.slot, generation: 0)
+        #expect(h.send(.requestExchange(lease, timeout: 1_000_000)) == [.armTimer(.deadlines, at: h.now + 1_000_000), .startExchange(slot)])
+        #expect(h.send(.requestExchange(lease, timeout: 1_000_000)) == [.refuseExchange(.connectionBusy)])
+        h.now += 1_000_000
+        #expect(h.send(.timerFired(.deadlines)).contains(.abort(slot)))
+        #expect(h.send(.exchangeEnded(slot, .failed)) == [.closeSocket(slot, sendCloseNotify: false)])
+        #expect(h.stats.failedRequests == 1 && h.stats.healthyConnections == 0)
+        #expect(h.send(.requestExchange(lease, timeout: 1_000_000)) == [.refuseExchange(.connectionClosed(host: "a.test", ip: Self.ips[0]))])
+        #expect(h.send(.release(lease)).destroyed == [.unhealthyOnReturn])
+    }
+
+    @Test func aPutDuringAnExchangeAbandonsItAndCountsTheRequestFailed() {
+        var h = harness()
+        let lease = h.connect("a.test")
+        _ = h.send(.requestExchange(lease, timeout: 1_000_000))
+        #expect(h.send(.release(lease)).destroyed == [.unhealthyOnReturn])
+        #expect(h.stats.failedRequests == 1 && h.stats.totalRequests == 1)
+    }
+
+    @Test func aHealthCheckTakesTheConnectionOutOfTheIdleListAndA403BlacklistsItsIP() {
+        var h = harness { $0.healthCheckInterval = 1_000 }
+        let lease = h.connect("a.test")
+        _ = h.send(.release(lease))
+        h.now += 1_000
+        let actions = h.send(.timerFired(.healthCheck))
+        let slot = SlotHandle(slot: lease.slot, generation: 0)
+        #expect(actions.contains(.probe(slot)))
+        #expect(h.stats.idleConnections == 0)
+        #expect(h.acquire("a.test").1.hasDial, "the probed connection is not handed out")
+        #expect(h.send(.exchangeEnded(slot, .answered(status: 403, unusable: nil))).destroyed == [.healthCheckFailed])
+        #expect(h.machine.hostStore[ip: h.machine.table.ipID[Int(slot.slot)]].blacklistedUntil > h.now)
+    }
+
+    @Test func closeFailsWaitersAndDestroysEveryConnectionOnce() {
+        var h = harness { $0.maxConnectionsPerHost = 2 }
+        let leased = h.connect("a.test")
+        _ = h.send(.release(h.connect("a.test")))
+        #expect(h.acquire("a.test").1.leaseHandle != nil, "the idle one is taken")
+        let (dialing, _) = h.acquire("b.test")
+        let (waiting, queued) = h.acquire("a.test")
+        #expect(queued == [])
+        _ = h.send(.requestExchange(leased, timeout: 1_000_000))
+        let actions = h.send(.close)
+        #expect(actions.contains(.fail(dialing, .poolClosed)) && actions.contains(.fail(waiting, .poolClosed)))
+        #expect(actions.destroyed.filter { $0 == .poolClosed }.count == 2 && actions.destroyed.filter { $0 == nil }.count == 1)
+        let stats = h.stats
+        #expect(stats.closedByReason[.poolClosed] == 2 && stats.totalConnections == 0 && stats.failedDials == 1)
+        #expect(stats.failedRequests == 1, "the exchange under way failed")
+        #expect(h.send(.close) == [] && h.send(.release(leased)) == [])
+        #expect(h.acquire("a.test").1 == [.fail(WaiterID(raw: 6), .poolClosed)])
+    }
+}
