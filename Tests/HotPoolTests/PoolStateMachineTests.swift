@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 @testable import HotPool
 
@@ -227,5 +228,21 @@ extension [PoolStateMachine.Action] {
         #expect(stats.failedRequests == 1, "the exchange under way failed")
         #expect(h.send(.close) == [] && h.send(.release(leased)) == [])
         #expect(h.acquire("a.test").1 == [.fail(WaiterID(raw: 6), .poolClosed)])
+    }
+
+    /// The machine and its table stay pure: no C, no system calls, no clock.
+    @Test func theStateMachineImportsNoCAndNoSystemModule() throws {
+        let sources = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .appendingPathComponent("../../Sources/HotPool").standardized
+        for folder in ["Pool", "Table"] {
+            let directory = sources.appendingPathComponent(folder)
+            let files = try FileManager.default.contentsOfDirectory(atPath: directory.path).filter { $0.hasSuffix(".swift") }
+            #expect(!files.isEmpty)
+            for file in files {
+                let text = try String(contentsOf: directory.appendingPathComponent(file), encoding: .utf8)
+                let imports = text.split(separator: "\n").filter { $0.hasPrefix("import ") }
+                #expect(imports.allSatisfy { $0 == "import DequeModule" }, "\(folder)/\(file): \(imports)")
+            }
+        }
     }
 }
