@@ -106,10 +106,18 @@ public final class Origin: @unchecked Sendable {
         try await send(["cmd": "send_idle", "ip": ip, "data": data, "count": count]).object["sent"] as? Int ?? 0
     }
 
+    /// The last `last` requests the server read on `ip` ("*" = any), oldest first.
+    public func recentRequests(ip: String = "*", last: Int) async throws -> [OriginRequest] {
+        let requests = try await send(["cmd": "requests", "ip": ip, "last": last]).object["requests"] as? [[String: Any]]
+        return (requests ?? []).compactMap { request in
+            guard let path = request["path"] as? String, let connection = request["conn"] as? Int else { return nil }
+            return OriginRequest(path: path, connection: connection)
+        }
+    }
+
     /// The paths of the last `last` requests the server read on `ip` ("*" = any), oldest first.
     public func recentPaths(ip: String = "*", last: Int) async throws -> [String] {
-        let requests = try await send(["cmd": "requests", "ip": ip, "last": last]).object["requests"] as? [[String: Any]]
-        return (requests ?? []).compactMap { $0["path"] as? String }
+        try await recentRequests(ip: ip, last: last).map(\.path)
     }
 
     /// Waits (bounded) until the server has completed `count` TLS handshakes in all, and says
@@ -159,6 +167,15 @@ public enum OriginError: Error {
 public struct Reply: @unchecked Sendable {
     /// The decoded object.
     public let object: [String: Any]
+}
+
+/// A request as the server read it.
+public struct OriginRequest: Sendable {
+    /// The path, without the query.
+    public let path: String
+    /// The server's number for the connection that carried it (1, 2, … in accept order, over
+    /// all IPs): which connection a client used, as the server saw it.
+    public let connection: Int
 }
 
 /// The origin's counters, per IP.

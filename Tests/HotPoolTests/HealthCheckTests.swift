@@ -70,13 +70,15 @@ import Testing
         let pool = try origin.pool(config)
         try await origin.rule(path: "/hc", ["type": "stall"])
         let connection = try await pool.getConnection(host: Origin.hostName, port: origin.port, ip: origin.ips[0])
+        let checked = try await serverConnection(of: connection, origin)
         pool.putConnection(connection)
         #expect(try await eventually {
-            try await origin.recentPaths(ip: origin.ips[0], last: 1).last == "/hc"
+            let last = try await origin.recentRequests(ip: origin.ips[0], last: 1).last
+            return last?.path == "/hc" && last?.connection == checked
         }, "the probe is under way")
         #expect(await pool.stats().idleConnections == 0)
         let other = try await pool.getConnection(host: Origin.hostName, port: origin.port, ip: origin.ips[0])
-        #expect(other != connection)
+        #expect(try await serverConnection(of: other, origin) != checked, "the caller's request came on another connection")
         #expect(try await origin.waitHandshakes(2), "a new connection, not the one being checked")
         pool.removeConnection(other)
         #expect(await eventually { await pool.stats().closedByReason[.healthCheckFailed] == 1 }, "the stalled probe timed out")

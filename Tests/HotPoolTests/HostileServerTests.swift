@@ -92,8 +92,10 @@ import Testing
         #expect(try await origin.waitClosed(1, ip: ip), "server saw the socket closed")
         #expect(openFDCount() == fds - 1, "fd closed")
         let next = try await pool.getConnection(host: Origin.hostName, port: origin.port, ip: ip)
-        #expect(next != connection)
         #expect(try await next.roundTrip(get("/next")).body == Array("ok".utf8))
+        let served = try await origin.recentRequests(ip: ip, last: 2)
+        #expect(served.map(\.path) == ["/once", "/next"] && served.first?.connection != served.last?.connection,
+                "the next request came on a new connection")
         #expect(try await origin.stats().handshakes[ip] == 2)
         pool.putConnection(next)
         let stats = await pool.stats()

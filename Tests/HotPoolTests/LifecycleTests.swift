@@ -23,21 +23,21 @@ import Testing
     @Test func concurrentCallersSpreadOverEveryIP() async throws {
         let origin = try Origin()
         let pool = try origin.pool()
-        let ips = try await withThrowingTaskGroup(of: String.self) { group in
+        // Each caller holds its connection until all three have one, so the three overlap.
+        let connections = try await withThrowingTaskGroup(of: PooledConnection.self) { group in
             for _ in 0..<3 {
                 group.addTask {
-                    try await pool.withConnection(host: Origin.hostName, port: origin.port) { connection in
-                        _ = try await connection.roundTrip(get())
-                        try await Task.sleep(for: .milliseconds(100))  // hold it so the three overlap
-                        return connection.targetIP
-                    }
+                    let connection = try await pool.getConnection(host: Origin.hostName, port: origin.port)
+                    _ = try await connection.roundTrip(get())
+                    return connection
                 }
             }
-            return try await group.reduce(into: Set<String>()) { $0.insert($1) }
+            return try await group.reduce(into: [PooledConnection]()) { $0.append($1) }
         }
-        #expect(ips == Set(origin.ips))
+        #expect(Set(connections.map(\.targetIP)) == Set(origin.ips))
         let handshakes = try await origin.stats().handshakes
         #expect(origin.ips.allSatisfy { handshakes[$0] == 1 })
+        for connection in connections { pool.putConnection(connection) }
         try await pool.close()
     }
 
@@ -48,10 +48,14 @@ import Testing
         let pool = try origin.pool()
         try await origin.rule(path: "/health", ["type": "status", "status": 500], times: 1)
         let first = try await pool.getConnection(host: Origin.hostName, port: origin.port)
+        let firstOnServer = try await serverConnection(of: first, origin)
         pool.putConnection(first)  // idle: the validation takes it
         let fds = openFDCount()
         let validated = try await pool.getConnection(validating: "https://\(Origin.hostName):\(origin.port)/health")
-        #expect(validated != first, "the 500 destroyed the first connection; a new one passed")
+        let validations = try await origin.recentRequests(last: 2)
+        #expect(validations.map(\.path) == ["/health", "/health"] && validations.first?.connection == firstOnServer,
+                "the idle connection was validated first, and answered 500")
+        #expect(try await serverConnection(of: validated, origin) != firstOnServer, "the 500 destroyed the first connection; a new one passed")
         let stats = await pool.stats()
         #expect(stats.closedByReason[.validationFailed] == 1 && stats.closedByReason.values.reduce(0, +) == 1)
         #expect(stats.totalConnections == 1 && stats.connectionsOpened == 2)
@@ -147,8 +151,7 @@ import Testing
 
     @Test func maxLifetimeDestroysIdleAtOnceAndLeasedOnReturn() async throws {
         try await expectDestruction(.maxLifetime) { pool, _, connection in
-            try await Task.sleep(for: .milliseconds(50))
-            #expect(await pool.cleanupExpiredConnections(maxLifetime: .milliseconds(10)) == 0, "leased: marked, not destroyed")
+            #expect(await pool.cleanupExpiredConnections(maxLifetime: .zero) == 0, "leased: marked, not destroyed")
             #expect(await pool.stats().totalConnections == 1)
             pool.putConnection(connection)
         }
@@ -189,6 +192,7 @@ import Testing
         let origin = try Origin()
         let pool = try origin.pool()
         let connection = try await pool.getConnection(host: Origin.hostName, port: origin.port)
+        let onServer = try await serverConnection(of: connection, origin)
         pool.putConnection(connection)
         pool.putConnection(connection)  // double put: ignored, counted
         var stats = await pool.stats()
@@ -196,7 +200,7 @@ import Testing
         // The same connection goes to another caller under a new lease: the first caller's late
         // put and round trip must not touch it.
         let again = try await pool.getConnection(host: Origin.hostName, port: origin.port)
-        #expect(again.targetIP == connection.targetIP && again != connection)
+        #expect(try await serverConnection(of: again, origin) == onServer, "the same connection")
         pool.putConnection(connection)
         await #expect(throws: HotPoolError.staleConnection) { _ = try await connection.roundTrip(get()) }
         stats = await pool.stats()
@@ -210,7 +214,7 @@ import Testing
         #expect(stats.staleHandleUses == 6 && stats.closedByReason[.removed] == 1 && stats.totalConnections == 0)
         // A new connection reuses the slot: the old handles stay stale.
         let fresh = try await pool.getConnection(host: Origin.hostName, port: origin.port)
-        #expect(fresh != again && fresh != connection)
+        #expect(try await serverConnection(of: fresh, origin) != onServer, "a new connection")
         pool.putConnection(again)
         pool.removeConnection(connection)
         #expect(await pool.stats().activeConnections == 1)
@@ -263,24 +267,31 @@ import Testing
         }
     }
 
+    /// A lease held past `leaseWarningAfter` is reported once; one returned in time is not. Each
+    /// lease is on its own IP, so a report names its lease.
     @Test func longLeaseIsReportedOnceWithHostIPAndAge() async throws {
         let origin = try Origin()
         let log = CapturedLog()
         var config = origin.configuration()
-        config.leaseWarningAfter = .milliseconds(100)
+        config.leaseWarningAfter = .milliseconds(200)
         config.logger = log.logger(level: .warning)
         let pool = try origin.pool(config)
-        let connection = try await pool.getConnection(host: Origin.hostName, port: origin.port)
-        try await Task.sleep(for: .milliseconds(400))
-        let warnings = log.entries.filter { $0.level == .warning }
-        #expect(warnings.count == 1, "reported once per lease")
-        #expect(warnings.first?.metadata["host"] == Origin.hostName && warnings.first?.metadata["ip"] == connection.targetIP)
-        #expect(warnings.first?.message.contains("leased for") == true)
-        pool.putConnection(connection)
-        let quick = try await pool.getConnection(host: Origin.hostName, port: origin.port)
+        let warnings = { log.entries.filter { $0.level == .warning } }
+        let held = try await pool.getConnection(host: Origin.hostName, port: origin.port, ip: origin.ips[0])
+        #expect(await eventually { !warnings().isEmpty }, "the long lease is reported")
+        #expect(warnings().first?.metadata["host"] == Origin.hostName && warnings().first?.metadata["ip"] == origin.ips[0])
+        #expect(warnings().first?.message.contains("leased for") == true)
+        let quick = try await pool.getConnection(host: Origin.hostName, port: origin.port, ip: origin.ips[1])
         pool.putConnection(quick)  // a short lease: not reported
-        try await Task.sleep(for: .milliseconds(200))
-        #expect(log.entries.filter { $0.level == .warning }.count == 1)
+        // A lease that starts after the short one and is held too long: the sweep that reports it
+        // comes after the short one would have been due and after the first report, so a report
+        // of either could not be missed.
+        let late = try await pool.getConnection(host: Origin.hostName, port: origin.port, ip: origin.ips[2])
+        #expect(await eventually { warnings().count >= 2 })
+        #expect(warnings().map { $0.metadata["ip"] } == [origin.ips[0], origin.ips[2]],
+                "the held lease reported once, the late one too, the returned one never")
+        pool.putConnection(held)
+        pool.putConnection(late)
         try await pool.close()
     }
 
@@ -329,6 +340,7 @@ import Testing
         config.maxConnectionsPerHost = 1
         let pool = try origin.pool(config)
         let held = try await pool.getConnection(host: Origin.hostName, port: origin.port)
+        let heldOnServer = try await serverConnection(of: held, origin)
         let waiter = Task { try await pool.getConnection(host: Origin.hostName, port: origin.port) }
         #expect(await eventually { await pool.stats().waitingCallers == 1 })
         waiter.cancel()
@@ -339,7 +351,7 @@ import Testing
         #expect(await eventually { await pool.stats().waitingCallers == 1 })
         pool.putConnection(held)
         let served = try await next.value
-        #expect(served.targetIP == held.targetIP && served != held, "the same connection, under a new lease")
+        #expect(try await serverConnection(of: served, origin) == heldOnServer, "the same connection")
         #expect(try await origin.stats().totalHandshakes == 1)
         pool.putConnection(served)
         try await pool.close()

@@ -13,7 +13,8 @@ itself, and is driven by JSON lines on stdin (one reply line each on stdout):
   {"cmd":"close_idle","ip":IP|"*","mode":"notify"|"fin"|"reset","count":N}   close idle connections
   {"cmd":"send_idle","ip":IP|"*","data":"...","count":N}              stray bytes to idle ones
       (both first wait, at most 5 s, until N connections (default 1) are idle on the IP)
-  {"cmd":"requests","ip":IP|"*","last":N}   request heads: method, path, headers (in order)
+  {"cmd":"requests","ip":IP|"*","last":N}   request heads: method, path, headers (in order),
+      and "conn", the number of the connection that carried it (1, 2, ... in accept order)
   {"cmd":"hellos","ip":IP|"*","last":N}     parsed raw ClientHellos, with JA3 and JA4
   {"cmd":"quit"}  (or EOF on stdin)
 
@@ -205,10 +206,17 @@ class Origin:
         self.hellos = {ip: collections.deque(maxlen=100) for ip in ips}
         self.requests = {ip: collections.deque(maxlen=100) for ip in ips}
         self.sequence = 0                               # orders captures across IPs
+        self.connections = 0                            # numbers accepted connections across IPs
 
     def reset_stats(self):
         with self.cond:
             self.counters = {k: {ip: 0 for ip in self.ips} for k in ("accepted", "handshakes", "requests", "closed")}
+
+    def number(self):
+        """The next connection number."""
+        with self.cond:
+            self.connections += 1
+            return self.connections
 
     def count(self, what, ip):
         with self.cond:
@@ -273,6 +281,7 @@ class Conn:
 
     def __init__(self, origin, sock, ip):
         self.origin, self.raw, self.ip = origin, sock, ip
+        self.number = origin.number()
         self.tls = None
         self.buffer = b""
         self.wake_r, self.wake_w = socket.socketpair()
@@ -408,7 +417,8 @@ class Conn:
         path = target.split("?", 1)[0]
         o = self.origin
         o.count("requests", self.ip)
-        o.record(o.requests, self.ip, {"method": method, "path": path, "target": target, "headers": headers, "body_len": body_len})
+        o.record(o.requests, self.ip, {"method": method, "path": path, "target": target, "headers": headers, "body_len": body_len,
+                                         "conn": self.number})
         keep = self.answer(o.rule_for(self.ip, path))
         return keep and "close" not in lower.get("connection", "").lower()
 

@@ -3,6 +3,7 @@ import HotPool
 import Logging
 import OriginControl
 import Synchronization
+import Testing
 
 /// Open file descriptors of this process of the kinds a pool opens: TCP sockets, epoll and
 /// eventfd. Unix sockets and pipes are left out: Foundation's `Process` watches each child
@@ -47,6 +48,24 @@ func eventually(_ timeout: Duration = .seconds(5), _ condition: () async throws 
         try? await Task.sleep(for: .milliseconds(20))
     }
     return try await condition()
+}
+
+/// Which of the origin's connections `connection` is: makes a round trip on it and returns the
+/// number of the connection the server read that request on.
+func serverConnection(of connection: PooledConnection, _ origin: Origin) async throws -> Int {
+    let path = "/which-connection-\(UUID().uuidString)"
+    _ = try await connection.roundTrip(get(path))
+    return try #require(try await origin.recentRequests(last: 100).last { $0.path == path }?.connection)
+}
+
+/// Waits (bounded) until the origin has, on each IP, exactly as many connections open as the
+/// pool holds to it now; false if it never does. For a quiescent pool: the server sees closes
+/// some time after the pool makes them.
+func serverSeesThePoolsConnections(_ pool: HotConnPool, _ origin: Origin) async throws -> Bool {
+    let held = Dictionary(grouping: await pool.connectionStats(), by: \.targetIP).mapValues(\.count)
+    return try await eventually {
+        try await origin.stats().open.filter { $0.value != 0 } == held
+    }
 }
 
 /// A swift-log handler that keeps every message, for tests that check what the pool logs.
