@@ -25,6 +25,9 @@ struct HotPoolDemo {
         print("origin: \(Origin.hostName) on \(origin.ips.joined(separator: ", ")) port \(origin.port)")
         var config = origin.configuration()
         config.maxConnectionsPerHost = 6
+        // Connections take turns (the default, LIFO, would keep reusing the latest one), so each
+        // IP's misbehaviour below meets the pool.
+        config.idleOrder = .fifo
         config.idleTimeout = .milliseconds(800)
         config.cleanupInterval = .milliseconds(200)
         config.healthCheckPath = "/ping"
@@ -54,11 +57,14 @@ struct HotPoolDemo {
 
         step("\(origin.ips[0]) starts answering 403: validation blacklists it")
         try await origin.rule(ip: origin.ips[0], path: "/health", ["type": "status", "status": 403])
-        for _ in 0..<3 {
+        // Each validation takes the longest-idle connection and puts it back last, so within six
+        // (the pool's connections) one meets the 403.
+        for _ in 0..<6 where await pool.stats().closedByReason[.validationFailed] == 0 {
             let connection = try await pool.getConnection(validating: "\(base)/health")
             print("  validated connection on \(connection.targetIP)")
             pool.putConnection(connection)
         }
+        print("  rejected by validation: \(await pool.stats().closedByReason[.validationFailed] ?? 0)")
 
         step("\(origin.ips[1]) closes its idle connections")
         let closed = try await origin.closeIdle(ip: origin.ips[1], mode: "notify")
