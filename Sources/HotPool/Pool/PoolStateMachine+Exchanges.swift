@@ -64,7 +64,7 @@ extension PoolStateMachine {
     // MARK: addresses
 
     mutating func setAddresses(_ addresses: [String], forHost name: String) {
-        for host in hostStore.setStaticAddresses(addresses, forName: name) where waiters.queuedCount[host] != nil {
+        for host in hostStore.setStaticAddresses(addresses, forName: name) where waiters.queuedCount(host) > 0 {
             serveQueued(host)
         }
     }

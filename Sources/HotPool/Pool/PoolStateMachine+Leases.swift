@@ -10,10 +10,15 @@ extension PoolStateMachine {
             emit(.resolve(hostID: host, request.key))
         }
         let pinned = request.pinnedIP.map { hostStore.ipID(host: host, address: $0) }
+        // A pool hit: an idle connection, and no earlier caller of the host waiting. No waiter
+        // record is made (the path every warm request takes).
+        if waiters.queuedCount(host) == 0, let slot = table.takeIdle(host: host, ip: pinned, order: configuration.idleOrder) {
+            return handOut(slot, to: id)
+        }
         let deadline = HotPool.deadline(from: now, after: configuration.acquireTimeout)
         waiters.add(id, .init(host: host, pinnedIP: pinned, deadline: deadline))
         // Behind earlier waiters of the host, if any: they are served first, in order.
-        if hostStore[host: host].hasAddresses && waiters.queuedCount[host] == nil && serve(id) { return }
+        if hostStore[host: host].hasAddresses && waiters.queuedCount(host) == 0 && serve(id) { return }
         waiters.enqueue(id)
         armDeadlineTimer(at: deadline)
     }
@@ -74,6 +79,11 @@ extension PoolStateMachine {
     /// Hands a leased slot to a waiter under a new lease.
     mutating func lease(_ slot: Int32, to id: WaiterID) {
         waiters.finish(id)
+        handOut(slot, to: id)
+    }
+
+    /// Starts a new lease of a leased slot for the caller `id`.
+    private mutating func handOut(_ slot: Int32, to id: WaiterID) {
         let s = Int(slot)
         table.lastUsed[s] = now
         table.leasedAt[s] = now

@@ -102,7 +102,7 @@ extension PoolStateMachine {
         let idleTimeout = configuration.idleTimeout
         let (table, waiters, now, ips) = (table, waiters, now, hostStore.ips)
         return hostStore.reclaim { host in
-            table.liveCount(host: host.id) == 0 && waiters.queuedCount[host.id] == nil && !host.resolving
+            table.liveCount(host: host.id) == 0 && waiters.queuedCount(host.id) == 0 && !host.resolving
                 && now - host.lastUsed >= idleTimeout
                 && !host.ipRecords.contains { ips[Int($0)].blacklistedUntil > now }
         }

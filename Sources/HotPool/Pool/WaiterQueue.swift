@@ -33,16 +33,21 @@ struct WaiterQueue {
 
     private(set) var waiters: [WaiterID: Waiter] = [:]
     private var queues: [Int32: Deque<Entry>] = [:]
-    /// Queued (not dialing) waiters per host; a host is here exactly while it has some.
-    private(set) var queuedCount: [Int32: Int] = [:]
+    /// Queued (not dialing) waiters per host id (an array: host ids are dense, and every get
+    /// reads it, so no hashing).
+    private var queued: [Int] = []
+    /// Hosts with queued waiters (changes only when a host's count goes from or to 0).
+    private(set) var hostsWithWaiters: Set<Int32> = []
     private var nextTicket: UInt64 = 0
     private var nextSequence: UInt64 = 0
 
-    /// Hosts with queued waiters.
-    var hostsWithWaiters: Dictionary<Int32, Int>.Keys { queuedCount.keys }
+    /// Queued waiters of `host`.
+    func queuedCount(_ host: Int32) -> Int {
+        Int(host) < queued.count ? queued[Int(host)] : 0
+    }
 
     /// Queued waiters, all hosts.
-    var count: Int { queuedCount.values.reduce(0, +) }
+    var count: Int { hostsWithWaiters.reduce(0) { $0 + queued[Int($1)] } }
 
     subscript(id: WaiterID) -> Waiter? { waiters[id] }
 
@@ -69,7 +74,9 @@ struct WaiterQueue {
             : queue.endIndex
         queue.insert(entry, at: place)
         queues[waiter.host] = queue
-        queuedCount[waiter.host, default: 0] += 1
+        while queued.count <= Int(waiter.host) { queued.append(0) }
+        queued[Int(waiter.host)] += 1
+        if queued[Int(waiter.host)] == 1 { hostsWithWaiters.insert(waiter.host) }
     }
 
     /// Takes a waiter out of its queue; it stays registered (a dial is started for it).
@@ -94,7 +101,7 @@ struct WaiterQueue {
 
     /// The first queued waiter of `host` that `accepts`, oldest first.
     mutating func first(of host: Int32, where accepts: (Waiter) -> Bool = { _ in true }) -> WaiterID? {
-        guard queuedCount[host] != nil else { return nil }
+        guard queuedCount(host) > 0 else { return nil }
         dropTombstonesAtFront(host)
         for entry in queues[host]! where isLive(entry) && accepts(waiters[entry.id]!) {
             return entry.id
@@ -123,7 +130,8 @@ struct WaiterQueue {
         let ids = Array(waiters.keys)
         waiters.removeAll()
         queues.removeAll()
-        queuedCount.removeAll()
+        queued.removeAll()
+        hostsWithWaiters.removeAll()
         return ids
     }
 
@@ -134,12 +142,12 @@ struct WaiterQueue {
     }
 
     private mutating func decrementQueued(_ host: Int32) {
-        let left = queuedCount[host]! - 1
+        queued[Int(host)] -= 1
+        let left = queued[Int(host)]
         if left == 0 {
-            queuedCount[host] = nil
+            hostsWithWaiters.remove(host)
             queues[host] = nil  // only tombstones are left
         } else {
-            queuedCount[host] = left
             // Tombstones behind a long-lived head would pile up: drop them once they outnumber the live.
             if queues[host]!.count > 2 * left + 16 {
                 let waiters = self.waiters
