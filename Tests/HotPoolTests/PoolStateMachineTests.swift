@@ -230,6 +230,43 @@ extension [PoolStateMachine.Action] {
         #expect(h.acquire("a.test").1 == [.fail(WaiterID(raw: 6), .poolClosed)])
     }
 
+    @Test func aPinnedCallerTakesThePlaceOfAnIdleConnectionToAnotherIPAndOneThatWaitsHoldsUpNoHandOver() {
+        // At the host's cap, one connection leased (ips[0]) and one idle (ips[1]): a caller pinned
+        // to ips[2] takes the idle one's place.
+        var evicting = harness { $0.maxConnectionsPerHost = 2 }
+        _ = evicting.connect("a.test")
+        _ = evicting.send(.release(evicting.connect("a.test")))
+        let actions = evicting.acquire("a.test", pinned: Self.ips[2]).1
+        #expect(actions.destroyed == [.evicted] && actions.hasDial, "the pinned caller evicts its host's idle connection to another IP")
+        // A caller pinned to an IP, at the cap with nothing idle to evict, waits; an unpinned
+        // caller behind it gets the connection a put returns to another IP.
+        var blocked = harness { $0.maxConnectionsPerHost = 2 }
+        _ = blocked.connect("a.test")
+        let idle = blocked.connect("a.test")
+        let (first, waits) = blocked.acquire("a.test", pinned: Self.ips[2])
+        #expect(waits == [])
+        let (second, _) = blocked.acquire("a.test")
+        #expect(blocked.stats.waitingCallers == 2)
+        let handed = blocked.send(.release(idle))
+        #expect(handed == [.lease(second, handed.leaseHandle!)], "the unpinned caller, not the pinned one ahead of it")
+        #expect(blocked.send(.cancel(first)) == [.fail(first, .cancelled)])
+    }
+
+    @Test func aDialTimeoutWithAcquireTimeLeftTriesAnotherIP() {
+        var h = harness {
+            $0.connectTimeout = 10_000
+            $0.acquireTimeout = 100_000
+        }
+        let (id, actions) = h.acquire("a.test")
+        guard case .dial(let slot, let target)? = actions.first(where: \.isDial) else { Issue.record("\(actions)"); return }
+        h.now += 10_000
+        #expect(h.send(.timerFired(.deadlines)).contains(.abort(slot)))
+        let retry = h.send(.dialFailed(slot, .timeout(host: "a.test", ip: target.address, phase: .connect)))
+        guard case .dial(_, let next)? = retry.first(where: \.isDial) else { Issue.record("no retry: \(retry)"); return }
+        #expect(next.address != target.address)
+        #expect(!retry.contains(.fail(id, .timeout(host: "a.test", ip: target.address, phase: .connect))))
+    }
+
     /// The machine and its table stay pure: no C, no system calls, no clock.
     @Test func theStateMachineImportsNoCAndNoSystemModule() throws {
         let sources = URL(fileURLWithPath: #filePath).deletingLastPathComponent()

@@ -19,10 +19,7 @@ extension HotConnPool {
     public static var liveTLSObjects: Int { Int(hp_tls_live_objects()) }
 
     /// Bytes of pool state per connection slot: the machine's columns plus the driver's I/O table.
-    public var bytesPerSlot: Int {
-        driver.machine.table.bytesPerSlot + MemoryLayout<Int32>.stride + MemoryLayout<OpaquePointer?>.stride
-            + MemoryLayout<SlotIO?>.stride + 2 * MemoryLayout<UInt8>.stride
-    }
+    public var bytesPerSlot: Int { driver.bytesPerSlot }
 }
 
 /// The pool's get and put as the reactor runs them (the same events through the same state
@@ -31,7 +28,8 @@ extension HotConnPool {
 public struct ReactorAccess {
     let driver: PoolDriver
 
-    /// A host's record (made on first use, as `getConnection` would, without resolving it).
+    /// A host's record (made on first use, as `getConnection` would, without resolving it; the
+    /// harness's shortcut into the machine's host records, outside its events).
     public func hostID(host: String, port: Int) -> ReactorHost {
         let request = PoolStateMachine.AcquireRequest(
             key: HostKey(name: host, port: port), pinnedIP: nil, nameIsAddress: hp_ip_family(host) != 0)
@@ -52,7 +50,7 @@ public struct ReactorAccess {
     /// Host records the pool holds now.
     public var hostRecords: Int { driver.machine.hostStore.count }
 
-    /// Frees the records of idle hosts, as the cleanup does; returns how many.
+    /// Frees the records of idle hosts, as the cleanup does (outside its events); returns how many.
     public func reclaimIdleHosts() -> Int { driver.machine.reclaimIdleHosts() }
 
     /// Returns a lease, as `putConnection` does.

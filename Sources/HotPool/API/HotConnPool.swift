@@ -42,7 +42,12 @@ public final class HotConnPool: Sendable {
         }
         let driver = PoolDriver(config: configuration, reactor: reactor, tlsContexts: contexts)
         reactor.ioHandler = { driver.handleIO($0, $1) }
-        try reactor.start()
+        do {
+            try reactor.start()
+        } catch {
+            reactor.ioHandler = { _, _ in }  // breaks the reactor-driver cycle, so both are freed
+            throw HotPoolError.invalidConfiguration("reactor thread: \(error)")
+        }
         reactor.post { driver.send(.start) }
         self.reactor = reactor
         self.driver = driver

@@ -152,3 +152,11 @@ func deadline(from start: Int64, after nanos: Int64) -> Int64 {
     let (sum, overflow) = start.addingReportingOverflow(max(0, nanos))
     return overflow ? .max : sum
 }
+
+/// Which idle connection of a host a get takes.
+public enum IdleOrder: Sendable {
+    /// The most recently returned: the pool's extra connections age out under light load.
+    case lifo
+    /// The longest idle: every connection is used in turn.
+    case fifo
+}

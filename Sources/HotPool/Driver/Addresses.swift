@@ -22,18 +22,6 @@ func isValidHostName(_ name: String) -> Bool {
     return true
 }
 
-/// A connection handed to a caller: its handle and where it goes.
-struct Lease: Sendable {
-    let handle: LeaseHandle
-    let host: String
-    let port: Int
-    /// The Host header value for requests that give no authority.
-    let authority: String
-    let ip: String
-    let profile: String
-    let profileHeaders: ProfileHeaders
-}
-
 /// Resolves a host name to IP literals with getaddrinfo (blocking: call it off the reactor).
 func resolveAddresses(_ name: String, port: Int) -> Result<[String], HotPoolError> {
     var hints = addrinfo()

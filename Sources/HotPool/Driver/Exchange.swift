@@ -22,10 +22,11 @@ final class ExchangeOp {
         self.requester = requester
     }
 
-    /// Hands the outcome to the caller who asked (a probe's outcome is the machine's alone).
-    func finish(_ result: Result<HotResponse, HotPoolError>, metrics: PoolMetrics) {
+    /// Hands the outcome to the caller who asked (a probe's outcome is the machine's alone); a
+    /// failure is counted in `metrics` when given.
+    func finish(_ result: Result<HotResponse, HotPoolError>, metrics: PoolMetrics?) {
         guard case .caller(let handoff) = requester else { return }
-        if case .failure = result { metrics.requestFailed() }
+        if case .failure = result { metrics?.requestFailed() }
         handoff.tryDeliver(result)
     }
 }

@@ -4,6 +4,18 @@ import Glibc
 import HTTPTypes
 import Logging
 
+/// A connection handed to a caller: its handle and where it goes.
+struct Lease: Sendable {
+    let handle: LeaseHandle
+    let host: String
+    let port: Int
+    /// The Host header value for requests that give no authority.
+    let authority: String
+    let ip: String
+    let profile: String
+    let profileHeaders: ProfileHeaders
+}
+
 /// An I/O operation under way on a slot.
 enum SlotIO {
     case dial(DialOp)
@@ -23,6 +35,8 @@ final class PoolDriver: @unchecked Sendable {
     let logger: Logger
     let metrics = PoolMetrics()
     @exclusivity(unchecked) var machine: PoolStateMachine
+    /// Bytes of pool state per slot: the machine's table columns plus this I/O table's.
+    let bytesPerSlot: Int
     /// One TLS context per fingerprint profile (freed by `close`).
     private(set) var tlsContexts: [OpaquePointer]
     let profiles: [FingerprintSpec]
@@ -68,6 +82,8 @@ final class PoolDriver: @unchecked Sendable {
         self.logger = config.logger
         self.tlsContexts = tlsContexts
         self.machine = PoolStateMachine(configuration: .init(config))
+        self.bytesPerSlot = machine.table.bytesPerSlot + MemoryLayout<Int32>.stride + MemoryLayout<OpaquePointer?>.stride
+            + MemoryLayout<SlotIO?>.stride + 2 * MemoryLayout<UInt8>.stride
         self.profiles = config.profiles
         self.profileHeaders = profiles.map { spec in
             let fields = spec.headers.compactMap { header in HTTPField.Name(header.name).map { HTTPField(name: $0, value: header.value) } }
@@ -114,8 +130,10 @@ final class PoolDriver: @unchecked Sendable {
             metrics.request()
             startExchange(handle.slot, takeRequestAwaitingDecision())
         case .refuseExchange(let error):
-            if case .connectionClosed = error { metrics.request() }
-            takeRequestAwaitingDecision().finish(.failure(error), metrics: metrics)
+            // A request on a closed connection counts (as the machine counts it); a refused handle does not.
+            let counted = if case .connectionClosed = error { true } else { false }
+            if counted { metrics.request() }
+            takeRequestAwaitingDecision().finish(.failure(error), metrics: counted ? metrics : nil)
         case .probe(let handle): startProbe(handle.slot)
         case .closeSocket(let handle, let notify):
             io[Int(handle.slot)] = nil
@@ -127,6 +145,7 @@ final class PoolDriver: @unchecked Sendable {
             timers[timer] = reactor.schedule(at: at) { [unowned self] in
                 timers[timer] = nil
                 send(.timerFired(timer))
+                if timer == .cleanup { metrics.record(machine.snapshot()) }
             }
         case .reportLongLease(let handle, let nanos):
             logger.warning(
@@ -165,9 +184,12 @@ final class PoolDriver: @unchecked Sendable {
         return answerForReactorCaller.flatMap { if case .failure(.cancelled) = $0 { nil } else { $0 } }
     }
 
-    /// A caller's round trip of pre-serialized `request` bytes on the connection it leases.
+    /// A caller's round trip of pre-serialized `request` bytes on the connection it leases. The
+    /// machine answers this event at once with `startExchange` or `refuseExchange`, so it must
+    /// not be sent while another event is being handled.
     func requestExchange(_ handle: LeaseHandle, request: [UInt8], isHead: Bool, timeout: Duration,
                          _ handoff: Handoff<Result<HotResponse, HotPoolError>>) {
+        precondition(!draining && requestAwaitingDecision == nil, "requestExchange inside another event")
         requestAwaitingDecision = ExchangeOp(
             request: request, parser: HTTP1ResponseParser(limits: config.responseLimits, isHeadRequest: isHead),
             requester: .caller(handoff))
@@ -229,7 +251,7 @@ final class PoolDriver: @unchecked Sendable {
         }
         io[Int(slot)] = nil
         let errno = closeSocket(slot, sendCloseNotify: destruction.sendCloseNotify)
-        if errno != 0, destruction.reason == .poolClosed, closeError == nil {
+        if errno != 0, machine.closed, closeError == nil {
             closeError = .networkError(host: destruction.host, ip: destruction.ip, reason: "close: \(String(cString: strerror(errno)))")
         }
         guard let reason = destruction.reason else { return }

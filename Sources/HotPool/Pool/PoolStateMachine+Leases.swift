@@ -17,10 +17,11 @@ extension PoolStateMachine {
         }
         let deadline = HotPool.deadline(from: now, after: configuration.acquireTimeout)
         waiters.add(id, .init(host: host, pinnedIP: pinned, deadline: deadline))
-        // Behind earlier waiters of the host, if any: they are served first, in order.
         if hostStore[host: host].hasAddresses && waiters.queuedCount(host) == 0 && serve(id) { return }
+        // Behind earlier waiters of the host, if any: they are served first, in order.
         waiters.enqueue(id)
         armDeadlineTimer(at: deadline)
+        serveQueued(host)
     }
 
     /// Gives the waiter an idle connection, starts a dial for it, or fails it. False if it must
@@ -32,10 +33,19 @@ extension PoolStateMachine {
             lease(slot, to: id)
             return true
         }
-        guard table.liveCount(host: host) < configuration.maxConnectionsPerHost else { return false }
-        let atGlobalCap = table.liveCount >= configuration.maxConnections
-        let victim = atGlobalCap ? table.leastRecentlyUsedIdle(excludingHost: host) : nil
-        guard !atGlobalCap || victim != nil else { return false }
+        // At a cap, the caller takes the place of an idle connection it cannot use rather than wait
+        // next to it: one of its own host to another IP (it is pinned), or else the least
+        // recently used one of another host.
+        var victim: Int32?
+        if table.liveCount(host: host) >= configuration.maxConnectionsPerHost {
+            guard waiter.pinnedIP != nil, let own = table.longestIdle(host: host) else { return false }
+            victim = own
+        } else if table.liveCount >= configuration.maxConnections {
+            let other = waiter.pinnedIP == nil
+                ? table.leastRecentlyUsedIdle(excludingHost: host) : table.leastRecentlyUsedIdle(excludingHost: nil)
+            guard let other else { return false }
+            victim = other
+        }
         guard let ip = waiter.pinnedIP ?? hostStore.pickIP(host, avoiding: waiter.failedIPs, now: now) else {
             let record = hostStore[host: host]
             fail(id, record.ipIDs.isEmpty
@@ -43,14 +53,13 @@ extension PoolStateMachine {
                 : .allAddressesBlacklisted(host: record.key.name))
             return true
         }
-        // Rather than wait next to idle connections it cannot use, the caller takes the place of
-        // the least recently used one.
         if let victim { destroy(victim, .evicted) }
         startDial(host: host, ip: ip, for: id)
         return true
     }
 
-    /// Serves the queued waiters of `hosts` in order until one must wait.
+    /// Serves the queued waiters of `host` in order until one must wait. (A pinned waiter must
+    /// wait only when an unpinned one would too: it takes the place of any idle connection.)
     mutating func serveQueued(_ host: Int32) {
         guard hostStore[host: host].hasAddresses else { return }
         while let id = waiters.first(of: host), serve(id) {}
@@ -92,7 +101,9 @@ extension PoolStateMachine {
     }
 
     mutating func fail(_ id: WaiterID, _ error: HotPoolError) {
-        waiters.finish(id)
+        if let waiter = waiters.finish(id), waiter.ticket != nil, waiters.queuedCount(waiter.host) > 0 {
+            shouldServeWaiters = true  // those it held up may go now
+        }
         emit(.fail(id, error))
     }
 
@@ -109,6 +120,12 @@ extension PoolStateMachine {
         if hostStore[host: table.hostID[s]].addressesFromDNS { counters.connectionsFromDNS += 1 }
         let waiter = WaiterID(raw: table.dialWaiter[s])
         table.dialWaiter[s] = 0
+        if hostStore[ip: table.ipID[s]].blacklistedUntil > now {
+            // Its IP was blacklisted while it dialed: it goes, and its caller waits for another.
+            destroy(slot, .blacklisted)
+            if waiters[waiter] != nil { requeue(waiter) }
+            return
+        }
         // The caller it was dialed for, unless it gave up meanwhile.
         if waiters[waiter] != nil { lease(slot, to: waiter) } else { handOff(slot) }
     }
@@ -123,16 +140,20 @@ extension PoolStateMachine {
         emit(.closeSocket(handle, sendCloseNotify: false))
         shouldServeWaiters = true
         guard let waiter = waiters[id] else { return }
-        // An unpinned caller with retries left tries another IP; a timeout ends its wait.
+        // An unpinned caller with retries and acquire time left tries another IP.
         waiters.recordFailedDial(id, ip: ip)
-        let timedOut = if case .timeout = error { true } else { false }
-        guard waiter.pinnedIP == nil, !timedOut, waiter.failedIPs.count < configuration.maxRetries else {
+        guard waiter.pinnedIP == nil, now < waiter.deadline, waiter.failedIPs.count < configuration.maxRetries else {
             return fail(id, error)
         }
-        if !serve(id) {
-            waiters.enqueue(id, inArrivalOrder: true)
-            armDeadlineTimer(at: waiter.deadline)
-        }
+        requeue(id)
+    }
+
+    /// A caller whose dial ended without a connection waits again, in its place by arrival.
+    mutating func requeue(_ id: WaiterID) {
+        let waiter = waiters[id]!
+        waiters.enqueue(id, inArrivalOrder: true)
+        armDeadlineTimer(at: waiter.deadline)
+        serveQueued(waiter.host)
     }
 
     // MARK: put and remove

@@ -77,7 +77,7 @@ struct PoolStateMachine: ~Copyable {
         case resolved(hostID: Int32, Result<[String], HotPoolError>)
         /// TCP connect and TLS handshake done.
         case dialed(SlotHandle)
-        /// The dial failed (its socket already closed by the driver) or was aborted.
+        /// The dial failed or was aborted (the machine has its socket closed).
         case dialFailed(SlotHandle, HotPoolError)
         /// A connection nobody reads had input: the server closed it, sent bytes, or failed.
         case unreadInput(SlotHandle, CloseReason)
@@ -120,7 +120,8 @@ struct PoolStateMachine: ~Copyable {
         case refuseExchange(HotPoolError)
         /// Send the health-check request; answer with `exchangeEnded`.
         case probe(SlotHandle)
-        /// Close the socket now (the slot lives on until the caller returns it).
+        /// Close the socket now: a retired connection's (its slot lives on until the caller
+        /// returns it) or a failed dial's (its slot is free already).
         case closeSocket(SlotHandle, sendCloseNotify: Bool)
         /// The operation under way passed its deadline: stop it and report it ended
         /// (`dialFailed` or `exchangeEnded(.failed)`).

@@ -6,9 +6,10 @@ struct WaiterID: Hashable, Sendable {
 }
 
 /// The callers waiting for a connection: one FIFO queue per host, and every unfinished waiter
-/// by id (queued, or with a dial of its own under way). A cancel or a timeout takes a waiter out
-/// in O(1): its queue entry stays behind as a tombstone, skipped when met. The queue is the only
-/// owner of which hosts have waiters.
+/// by id (queued, or with a dial of its own under way). Taking a known waiter out (cancel,
+/// timeout) is O(1): its queue entry stays behind as a tombstone, skipped when met. Finding the
+/// waiters whose deadline passed is a sweep over all of them, on the deadline timer only. The
+/// queue is the only owner of which hosts have waiters.
 struct WaiterQueue {
     /// What the pool knows of one unfinished waiter.
     struct Waiter {

@@ -49,13 +49,6 @@ enum SlotOperation: UInt8 {
     case probe
 }
 
-/// Which idle connection of a host a get takes.
-public enum IdleOrder: Sendable {
-    /// The most recently returned: the pool's extra connections age out under light load.
-    case lifo
-    /// The longest idle: every connection is used in turn.
-    case fifo
-}
 
 /// One column of the table: a value per slot in one allocation made for the table's most slots
 /// (its pages are touched only as slots come into use). Reads and writes are plain pointer
@@ -82,8 +75,8 @@ struct GuardedColumn<Value: BitwiseCopyable> {
 /// field, indexed by slot, sized once for the pool's `maxConnections`. Slots are reused through a
 /// free list; each host has an intrusive list of its idle slots (oldest first), and all idle
 /// slots are on one more list in the order they went idle (least recently used first), so
-/// taking an idle connection, returning one, evicting the least recently used and destroying
-/// one are O(1). Sockets and TLS objects are not here: the driver holds those. Touched only on
+/// taking an idle connection, returning one and destroying one are O(1), and so is finding the
+/// least recently used (past those of the host that asks). Sockets and TLS objects are not here: the driver holds those. Touched only on
 /// the reactor thread, so its scalar state skips the runtime's dynamic exclusivity checks.
 final class ConnectionTable {
     static let none: Int32 = -1
@@ -274,11 +267,18 @@ final class ConnectionTable {
         return slot
     }
 
-    /// The idle connection that went idle longest ago among those of hosts other than `host`.
-    func leastRecentlyUsedIdle(excludingHost host: Int32) -> Int32? {
+    /// The idle connection that went idle longest ago, of a host other than `host` if given
+    /// (walks past that host's idle connections).
+    func leastRecentlyUsedIdle(excludingHost host: Int32?) -> Int32? {
         var slot = lruHead
         while slot != Self.none && hostID[Int(slot)] == host { slot = lruNext[Int(slot)] }
         return slot == Self.none ? nil : slot
+    }
+
+    /// The idle connection of `host` that went idle longest ago.
+    func longestIdle(host: Int32) -> Int32? {
+        guard Int(host) < idleHead.count, idleHead[Int(host)] != Self.none else { return nil }
+        return idleHead[Int(host)]
     }
 
     /// Leases one particular idle connection.
