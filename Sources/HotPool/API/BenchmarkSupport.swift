@@ -50,8 +50,13 @@ public struct ReactorAccess {
     /// Host records the pool holds now.
     public var hostRecords: Int { driver.machine.hostStore.count }
 
-    /// Frees the records of idle hosts, as the cleanup does (outside its events); returns how many.
-    public func reclaimIdleHosts() -> Int { driver.machine.reclaimIdleHosts() }
+    /// Frees the records of idle hosts through the event `cleanupIdleConnections()` sends;
+    /// returns how many.
+    public func reclaimIdleHosts() -> Int {
+        let before = driver.machine.hostStore.count
+        driver.send(.cleanupIdle)
+        return before - driver.machine.hostStore.count
+    }
 
     /// Returns a lease, as `putConnection` does.
     public func put(_ lease: ReactorLease) { driver.send(.release(lease.handle)) }
