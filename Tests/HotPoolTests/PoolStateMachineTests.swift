@@ -9,7 +9,7 @@ struct MachineHarness: ~Copyable {
     private var nextWaiter: UInt64 = 0
 
     init(_ configure: (inout PoolStateMachine.Configuration) -> Void = { _ in }) {
-        var configuration = PoolStateMachine.Configuration()
+        var configuration = PoolStateMachine.Configuration(HotPoolConfiguration())  // the pool's defaults
         configure(&configuration)
         machine = PoolStateMachine(configuration: configuration)
         _ = send(.start)

@@ -344,18 +344,3 @@ final class PoolDriver: @unchecked Sendable {
         }
     }
 }
-
-extension PoolStateMachine.Configuration {
-    init(_ config: HotPoolConfiguration) {
-        self.init(
-            maxConnections: config.maxConnections, maxConnectionsPerHost: config.maxConnectionsPerHost,
-            maxIdleConnections: config.maxIdleConnections, maxRetries: config.maxRetries,
-            connectTimeout: config.connectTimeout.nanoseconds, acquireTimeout: config.acquireTimeout.nanoseconds,
-            idleTimeout: config.idleTimeout.nanoseconds, maxLifetime: config.maxLifetime.nanoseconds,
-            validationTimeout: config.validationTimeout.nanoseconds,
-            healthCheckInterval: config.healthCheckPath == nil ? nil : config.healthCheckInterval.nanoseconds,
-            cleanupInterval: config.cleanupInterval.nanoseconds,
-            blacklistDuration: config.blacklistCheckInterval.nanoseconds,
-            leaseWarningAfter: config.leaseWarningAfter.nanoseconds, idleOrder: config.idleOrder)
-    }
-}

@@ -25,7 +25,7 @@ extension PoolStateMachine {
     }
 
     /// Gives the waiter an idle connection, starts a dial for it, or fails it. False if it must
-    /// wait (the host's cap, or the global cap with no idle connection of another host to evict).
+    /// wait (at a cap, with no idle connection it may take the place of).
     mutating func serve(_ id: WaiterID) -> Bool {
         let waiter = waiters[id]!
         let host = waiter.host
@@ -41,9 +41,8 @@ extension PoolStateMachine {
             guard waiter.pinnedIP != nil, let own = table.longestIdle(host: host) else { return false }
             victim = own
         } else if table.liveCount >= configuration.maxConnections {
-            let other = waiter.pinnedIP == nil
-                ? table.leastRecentlyUsedIdle(excludingHost: host) : table.leastRecentlyUsedIdle(excludingHost: nil)
-            guard let other else { return false }
+            // An unpinned caller would have taken an idle connection of its own host above.
+            guard let other = table.leastRecentlyUsedIdle(excludingHost: waiter.pinnedIP == nil ? host : nil) else { return false }
             victim = other
         }
         guard let ip = waiter.pinnedIP ?? hostStore.pickIP(host, avoiding: waiter.failedIPs, now: now) else {

@@ -8,23 +8,40 @@
 /// Not copyable: it owns its table, which a copy would share.
 struct PoolStateMachine: ~Copyable {
     /// The limits and durations the machine decides with (durations in nanoseconds, `Int64.max`
-    /// for "never").
+    /// for "never"), taken from the pool's configuration, whose defaults are the only ones.
     struct Configuration {
-        var maxConnections = 100
-        var maxConnectionsPerHost = 10
-        var maxIdleConnections = 20
-        var maxRetries = 3
-        var connectTimeout: Int64 = 30_000_000_000
-        var acquireTimeout: Int64 = 60_000_000_000
-        var idleTimeout: Int64 = 60_000_000_000
-        var maxLifetime: Int64 = 300_000_000_000
-        var validationTimeout: Int64 = 10_000_000_000
-        /// nil = no health-check probes.
-        var healthCheckInterval: Int64? = nil
-        var cleanupInterval: Int64 = 60_000_000_000
-        var blacklistDuration: Int64 = 300_000_000_000
-        var leaseWarningAfter: Int64 = 60_000_000_000
-        var idleOrder = IdleOrder.lifo
+        var maxConnections: Int
+        var maxConnectionsPerHost: Int
+        var maxIdleConnections: Int
+        var maxRetries: Int
+        var connectTimeout: Int64
+        var acquireTimeout: Int64
+        var idleTimeout: Int64
+        var maxLifetime: Int64
+        var validationTimeout: Int64
+        /// nil = no health-check probes (no `healthCheckPath`).
+        var healthCheckInterval: Int64?
+        var cleanupInterval: Int64
+        var blacklistDuration: Int64
+        var leaseWarningAfter: Int64
+        var idleOrder: IdleOrder
+
+        init(_ config: HotPoolConfiguration) {
+            maxConnections = config.maxConnections
+            maxConnectionsPerHost = config.maxConnectionsPerHost
+            maxIdleConnections = config.maxIdleConnections
+            maxRetries = config.maxRetries
+            connectTimeout = config.connectTimeout.nanoseconds
+            acquireTimeout = config.acquireTimeout.nanoseconds
+            idleTimeout = config.idleTimeout.nanoseconds
+            maxLifetime = config.maxLifetime.nanoseconds
+            validationTimeout = config.validationTimeout.nanoseconds
+            healthCheckInterval = config.healthCheckPath == nil ? nil : config.healthCheckInterval.nanoseconds
+            cleanupInterval = config.cleanupInterval.nanoseconds
+            blacklistDuration = config.blacklistCheckInterval.nanoseconds
+            leaseWarningAfter = config.leaseWarningAfter.nanoseconds
+            idleOrder = config.idleOrder
+        }
     }
 
     /// What a caller asks for.
