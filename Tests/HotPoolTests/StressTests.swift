@@ -7,8 +7,11 @@ import Testing
     /// 16 tasks mixing get, round trip (some answered by a reset), put, double put, remove and
     /// stats over 4 IPs. Every snapshot stays within the limits; once quiet, the server has open
     /// on each IP just what the pool holds there, and closing must give back every fd.
-    /// HOTPOOL_STRESS_OPS raises the operation count (default 100,000).
-    @Test func concurrentMixedOperationsKeepTheBooksExact() async throws {
+    /// HOTPOOL_STRESS_OPS raises the operation count (default 100,000). Run twice: from tasks on
+    /// the global executor (every call a hop to the reactor) and from tasks on the pool's executor
+    /// (every call made on the reactor thread itself).
+    @Test(.serialized, arguments: [false, true])  // one at a time: each counts the process's fds
+    func concurrentMixedOperationsKeepTheBooksExact(onPoolExecutor: Bool) async throws {
         let origin = try Origin(ips: ["127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5"])
         try await origin.rule(path: "/reset", ["type": "reset", "after_bytes": 5])
         let operations = Int(environment("HOTPOOL_STRESS_OPS") ?? "") ?? 100_000
@@ -22,7 +25,7 @@ import Testing
         let pool = try origin.pool(config)
         let (snapshots, roundTrips) = try await withThrowingTaskGroup(of: (Int, Int).self) { group in
             for t in 0..<tasks {
-                group.addTask {
+                group.addTask(executorPreference: onPoolExecutor ? pool.executor : nil) {
                     var rng = SeededGenerator(state: UInt64(t) &* 0x1234_5678_9ABC)
                     var held: PooledConnection?
                     var snapshots = 0, roundTrips = 0

@@ -18,6 +18,13 @@ extension HotConnPool {
     /// SSL objects alive in the process (created minus freed).
     public static var liveTLSObjects: Int { Int(hp_tls_live_objects()) }
 
+    /// Work items that crossed to the reactor thread from other threads since the pool started
+    /// (posts and jobs), each one hop; read on the reactor (this read's own hop is counted from
+    /// the next read on). Nil once the pool is closed.
+    public func inboundHops() async -> Int? {
+        await onReactor { [reactor] _ in reactor.inboundHops }
+    }
+
     /// Bytes of pool state per connection slot: the machine's columns plus the driver's I/O table.
     public var bytesPerSlot: Int { driver.bytesPerSlot }
 }
@@ -40,8 +47,13 @@ public struct ReactorAccess {
     /// Leases an idle connection of the host through the same acquire event `getConnection`
     /// sends; nil if none is idle.
     public func takeIdle(hostID host: ReactorHost) -> ReactorLease? {
-        guard driver.machine.table.idleCount > 0, let answer = driver.acquireOnReactor(host.request) else { return nil }
-        return (try? answer.get()).map(ReactorLease.init)
+        guard driver.machine.table.idleCount > 0 else { return nil }
+        let id = driver.newWaiterID()
+        guard let answer = driver.acquireNow(id, host.request) else {
+            driver.send(.cancel(id))  // it would wait: it does not
+            return nil
+        }
+        return (try? answer.get()).map { ReactorLease(handle: $0.handle) }
     }
 
     /// Sets a host's addresses, as `setAddresses` does.

@@ -6,17 +6,21 @@ import Synchronization
 
 /// A pool of warm TLS connections to the IPs behind hosts, with HTTP/1.1 round trips over them.
 ///
-/// Each pool runs one reactor thread that owns all of its state; every method here posts an
-/// event to that thread and awaits the answer, so nothing is shared and nothing is locked.
-/// Call `close()` when done (or run the pool as a swift-service-lifecycle `Service`): it
-/// destroys every connection and ends the thread.
+/// Each pool runs one reactor thread that owns all of its state, so nothing is shared and
+/// nothing is locked. A call made on that thread (from a task or actor on `executor`) reaches
+/// the pool directly; a call from any other thread posts an event to it and awaits the answer.
+/// `execute` does a whole request (get, round trip, put) in one such hop. Call `close()` when
+/// done (or run the pool as a swift-service-lifecycle `Service`): it destroys every connection
+/// and ends the thread.
 public final class HotConnPool: Sendable {
     let reactor: Reactor
     let driver: PoolDriver
     /// The configuration the pool was made with.
     public let configuration: HotPoolConfiguration
-    /// Ids for callers' gets (where caller threads meet: an atomic).
-    private let nextWaiterID = Atomic<UInt64>(0)
+    /// The pool's reactor thread as a task and serial executor: tasks and actors running on it
+    /// call the pool with no thread hop (see `HotPoolExecutor`). Keep the pool alive, and
+    /// open, for as long as they use it.
+    public let executor: HotPoolExecutor
     /// Set once a close has begun.
     private let closing = Atomic<Bool>(false)
 
@@ -41,6 +45,7 @@ public final class HotConnPool: Sendable {
             throw HotPoolError.invalidConfiguration("reactor: \(error)")
         }
         let driver = PoolDriver(config: configuration, reactor: reactor, tlsContexts: contexts)
+        let executor = HotPoolExecutor(reactor: reactor)
         reactor.ioHandler = { driver.handleIO($0, $1) }
         do {
             try reactor.start()
@@ -51,6 +56,7 @@ public final class HotConnPool: Sendable {
         reactor.post { driver.send(.start) }
         self.reactor = reactor
         self.driver = driver
+        self.executor = executor
         self.configuration = configuration
     }
 
@@ -62,12 +68,15 @@ public final class HotConnPool: Sendable {
         reactor.detach()
     }
 
-    /// Runs `work` on the reactor and returns its result; once the reactor has stopped, waits
-    /// for its thread to end and returns `whenClosed` (read after that, so never concurrently).
+    /// Runs `work` on the reactor and returns its result (at once when called there); once the
+    /// reactor has stopped, waits for its loop to end and returns `whenClosed` (read after that,
+    /// so never concurrently).
     private func onReactor<T: Sendable>(
+        isolation: isolated (any Actor)? = #isolation,
         whenClosed: @escaping @Sendable (PoolDriver) -> T, _ work: @escaping @Sendable (PoolDriver) -> T
     ) async -> T {
         let driver = driver
+        if reactor.isOnReactorThread { return work(driver) }
         if let result = await Handoff<T?>.wait({ handoff in
             if !reactor.post({ handoff.tryDeliver(work(driver)) }) { handoff.tryDeliver(nil) }
         }) {
@@ -88,19 +97,23 @@ public final class HotConnPool: Sendable {
         if valid.count != ips.count {
             configuration.logger.warning("setAddresses ignored non-IP entries", metadata: ["host": "\(host)", "given": "\(ips)"])
         }
-        reactor.post { [driver] in driver.send(.setAddresses(valid, host: host)) }
+        send(.setAddresses(valid, host: host))
     }
 
     /// An idle connection to `host:port` (the most recently returned, unless `idleOrder` says
     /// otherwise; new ones round-robin over its IPs) or a new one. Past the pool's limits the
     /// caller waits, oldest first, at most `acquireTimeout` in all; each dial is bounded by
     /// `connectTimeout` within that.
-    public func getConnection(host: String, port: Int = 443) async throws -> PooledConnection {
+    public func getConnection(
+        host: String, port: Int = 443, isolation: isolated (any Actor)? = #isolation
+    ) async throws -> PooledConnection {
         try await acquire(host: host, port: port, ip: nil)
     }
 
     /// Like `getConnection(host:port:)`, but only a connection to `ip`.
-    public func getConnection(host: String, port: Int = 443, ip: String) async throws -> PooledConnection {
+    public func getConnection(
+        host: String, port: Int = 443, ip: String, isolation: isolated (any Actor)? = #isolation
+    ) async throws -> PooledConnection {
         guard hp_ip_family(ip) != 0 else { throw HotPoolError.invalidIP(ip) }
         return try await acquire(host: host, port: port, ip: ip)
     }
@@ -109,7 +122,7 @@ public final class HotConnPool: Sendable {
     /// connection (`validationFailed`; a 403 also blacklists its IP for the host) and another is
     /// tried, at most `maxRetries` more times; so is a 200 after which the connection cannot
     /// carry another request (the server closed it or sent more than was asked).
-    public func getConnection(validating url: String) async throws -> PooledConnection {
+    public func getConnection(validating url: String, isolation: isolated (any Actor)? = #isolation) async throws -> PooledConnection {
         let target = try ValidationTarget(url)
         var lastError: any Error = HotPoolError.validationFailed(status: 0)
         for _ in 0...configuration.maxRetries {
@@ -126,7 +139,7 @@ public final class HotConnPool: Sendable {
                     continue
                 }
                 lastError = HotPoolError.validationFailed(status: response.head.status.code)
-                reactor.post { [driver] in driver.send(.rejectValidation(connection.handle, status: response.head.status.code)) }
+                send(.rejectValidation(connection.handle, status: response.head.status.code))
             } catch {
                 lastError = error
                 putConnection(connection)
@@ -135,25 +148,61 @@ public final class HotConnPool: Sendable {
         throw lastError
     }
 
-    private func acquire(host: String, port: Int, ip: String?) async throws -> PooledConnection {
-        guard isValidHostName(host) else { throw HotPoolError.invalidHostName(host) }
-        guard (1...65535).contains(port) else { throw HotPoolError.invalidURL("\(host):\(port)") }
-        let id = WaiterID(raw: nextWaiterID.add(1, ordering: .relaxed).newValue)
-        let request = PoolStateMachine.AcquireRequest(
-            key: HostKey(name: host, port: port), pinnedIP: ip, nameIsAddress: hp_ip_family(host) != 0)
+    private func acquire(
+        host: String, port: Int, ip: String?, isolation: isolated (any Actor)? = #isolation
+    ) async throws -> PooledConnection {
+        let request = try acquireRequest(host: host, port: port, ip: ip)
+        let id = driver.newWaiterID()
         let (driver, reactor) = (driver, reactor)
-        let handoff = Handoff<Result<Lease, HotPoolError>>()
-        let result = await withTaskCancellationHandler {
-            await handoff.wait { handoff in
-                if !reactor.post({ driver.acquire(id, request, handoff) }) { handoff.tryDeliver(.failure(.poolClosed)) }
-            }
+        if reactor.isOnReactorThread {
+            guard !Task.isCancelled else { throw driver.machine.closed ? HotPoolError.poolClosed : .cancelled }
+            if let answer = driver.acquireNow(id, request) { return PooledConnection(pool: self, lease: try answer.get()) }
+            // It waits: its handoff is registered before anything else runs on this thread.
+            return PooledConnection(pool: self, lease: try await wait(id) { driver.register(id, $0) }.get())
+        }
+        return PooledConnection(pool: self, lease: try await wait(id) { handoff in
+            if !reactor.post({ driver.acquire(id, request, handoff) }) { handoff.tryDeliver(.failure(.poolClosed)) }
+        }.get())
+    }
+
+    /// What a get of `host:port` (pinned to `ip`, if given) asks the state machine for.
+    private func acquireRequest(host: String, port: Int, ip: String?) throws(HotPoolError) -> PoolStateMachine.AcquireRequest {
+        guard isValidHostName(host) else { throw .invalidHostName(host) }
+        guard (1...65535).contains(port) else { throw .invalidURL("\(host):\(port)") }
+        return PoolStateMachine.AcquireRequest(
+            key: HostKey(name: host, port: port), pinnedIP: ip, nameIsAddress: hp_ip_family(host) != 0)
+    }
+
+    /// Runs `start` with a new handoff and awaits what the reactor delivers to it. If the task is
+    /// cancelled meanwhile, only the waiter's id crosses: the reactor fails the waiter if it still
+    /// waits, and refuses a request that arrives after the cancel.
+    ///
+    /// Like every async call of the pool, it runs in the caller's isolation (the `isolation`
+    /// parameter), so a caller on the reactor thread, such as an actor whose executor is
+    /// `executor`, stays there.
+    private func wait<T: Sendable>(
+        _ id: WaiterID, isolation: isolated (any Actor)? = #isolation, _ start: (Handoff<Result<T, HotPoolError>>) -> Void
+    ) async -> Result<T, HotPoolError> {
+        let (driver, reactor) = (driver, reactor)
+        let handoff = Handoff<Result<T, HotPoolError>>()
+        return await withTaskCancellationHandler {
+            // Capturing `isolation` keeps the operation on the caller's actor (a closure that
+            // does not name it would be nonisolated, and hop to the global executor).
+            _ = isolation
+            return await handoff.wait(start)
         } onCancel: {
-            // Only the id crosses: the reactor fails the waiter if it still waits, and refuses the
-            // get if it arrives after this.
             handoff.requestCancel()
             reactor.post { driver.send(.cancel(id)) }
         }
-        return PooledConnection(pool: self, lease: try result.get())
+    }
+
+    /// Hands `event` to the pool: directly on the reactor thread, posted from any other.
+    private func send(_ event: PoolStateMachine.Event) {
+        if reactor.isOnReactorThread {
+            driver.send(event)
+        } else {
+            reactor.post { [driver] in driver.send(event) }
+        }
     }
 
     /// Returns a connection (the seed's PutConnection). Never throws, never blocks: an unhealthy,
@@ -161,15 +210,13 @@ public final class HotConnPool: Sendable {
     /// or idles. A second put (even after the connection went to another caller), or a put after
     /// remove or close, is ignored and counted in `PoolStats.staleHandleUses`.
     public func putConnection(_ connection: PooledConnection) {
-        let handle = connection.pool === self ? connection.handle : nil
-        reactor.post { [driver] in driver.send(handle.map { .release($0) } ?? .foreignHandleUsed) }
+        send(connection.pool === self ? .release(connection.handle) : .foreignHandleUsed)
     }
 
     /// Destroys a connection the caller holds now (the seed's abnormal removal, reason `removed`).
     /// A connection already returned, removed or closed is left alone and the misuse counted.
     public func removeConnection(_ connection: PooledConnection) {
-        let handle = connection.pool === self ? connection.handle : nil
-        reactor.post { [driver] in driver.send(handle.map { .remove($0) } ?? .foreignHandleUsed) }
+        send(connection.pool === self ? .remove(connection.handle) : .foreignHandleUsed)
     }
 
     /// Runs `body` with a connection and returns it on every exit path. A network or TLS error
@@ -184,9 +231,38 @@ public final class HotConnPool: Sendable {
         return try await body(connection)
     }
 
-    func roundTrip(_ connection: PooledConnection, _ request: HTTPRequest, body: [UInt8], timeout: Duration) async throws -> HotResponse {
+    /// Sends `request` (and `body`) to `host:port` and returns the whole response, the get, the
+    /// round trip and the put done as one chain on the reactor: one hop from any thread, none
+    /// from a task on `executor`. Connections are chosen and returned as `withConnection` and
+    /// `roundTrip` do (the profile's headers added, an unhealthy connection destroyed), within
+    /// `acquireTimeout` to get a connection and `timeout` (default `requestTimeout`) for the
+    /// round trip. Cancelling the task fails a caller still waiting for a connection with
+    /// `cancelled`; a request already sent is answered.
+    public func execute(
+        _ request: HTTPRequest, body: [UInt8] = [], host: String, port: Int = 443, timeout: Duration? = nil,
+        isolation: isolated (any Actor)? = #isolation
+    ) async throws -> HotResponse {
+        let acquire = try acquireRequest(host: host, port: port, ip: nil)
+        if let timeout, timeout <= .zero { throw HotPoolError.invalidConfiguration("execute timeout must be positive, not \(timeout)") }
+        let id = driver.newWaiterID()
+        let (driver, reactor) = (driver, reactor)
+        let timeout = (timeout ?? configuration.requestTimeout).nanoseconds
+        return try await wait(id) { handoff in
+            let pending = PoolDriver.PendingExecute(request: request, body: body, timeout: timeout, handoff: handoff)
+            if reactor.isOnReactorThread {
+                driver.execute(id, acquire, pending)
+            } else if !reactor.post({ driver.execute(id, acquire, pending) }) {
+                handoff.tryDeliver(.failure(.poolClosed))
+            }
+        }.get()
+    }
+
+    func roundTrip(
+        _ connection: PooledConnection, _ request: HTTPRequest, body: [UInt8], timeout: Duration,
+        isolation: isolated (any Actor)? = #isolation
+    ) async throws -> HotResponse {
         guard connection.pool === self else {
-            reactor.post { [driver] in driver.send(.foreignHandleUsed) }
+            send(.foreignHandleUsed)
             throw HotPoolError.staleConnection
         }
         guard !Task.isCancelled else { throw HotPoolError.cancelled }
@@ -194,7 +270,9 @@ public final class HotConnPool: Sendable {
         let isHead = request.method == .head
         let (driver, reactor) = (driver, reactor)
         return try await Handoff<Result<HotResponse, HotPoolError>>.wait { handoff in
-            if !reactor.post({ driver.requestExchange(connection.handle, request: bytes, isHead: isHead, timeout: timeout, handoff) }) {
+            if reactor.isOnReactorThread {
+                driver.requestExchange(connection.handle, request: bytes, isHead: isHead, timeout: timeout, handoff)
+            } else if !reactor.post({ driver.requestExchange(connection.handle, request: bytes, isHead: isHead, timeout: timeout, handoff) }) {
                 handoff.tryDeliver(.failure(.poolClosed))
             }
         }.get()
@@ -202,7 +280,7 @@ public final class HotConnPool: Sendable {
 
     /// A snapshot of the pool's figures, all from one instant; after `close()`, the figures as
     /// the pool closed.
-    public func stats() async -> PoolStats {
+    public func stats(isolation: isolated (any Actor)? = #isolation) async -> PoolStats {
         await onReactor(whenClosed: { $0.frozenStats! }) { driver in
             let stats = driver.frozenStats ?? driver.machine.snapshot()
             driver.metrics.record(stats)
@@ -211,14 +289,14 @@ public final class HotConnPool: Sendable {
     }
 
     /// One entry per open connection.
-    public func connectionStats() async -> [ConnectionStats] {
+    public func connectionStats(isolation: isolated (any Actor)? = #isolation) async -> [ConnectionStats] {
         await onReactor(whenClosed: { _ in [] }) { $0.connectionSnapshots() }
     }
 
     /// Destroys idle connections unused for `idleTimeout` now, and frees the records of hosts
     /// with no connection, waiter or blacklisted IP that no caller asked for that long (as the
     /// cleanup timer does); returns how many connections were destroyed.
-    public func cleanupIdleConnections() async -> Int {
+    public func cleanupIdleConnections(isolation: isolated (any Actor)? = #isolation) async -> Int {
         await onReactor(whenClosed: { _ in 0 }) { driver in
             driver.send(.cleanupIdle)
             return driver.machine.lastCleanupCount
@@ -227,7 +305,7 @@ public final class HotConnPool: Sendable {
 
     /// Destroys idle connections older than `maxLifetime` now and marks leased ones to be
     /// destroyed when returned; returns how many were destroyed now.
-    public func cleanupExpiredConnections(maxLifetime: Duration) async -> Int {
+    public func cleanupExpiredConnections(maxLifetime: Duration, isolation: isolated (any Actor)? = #isolation) async -> Int {
         await onReactor(whenClosed: { _ in 0 }) { driver in
             driver.send(.cleanupExpired(maxLifetime: maxLifetime.nanoseconds))
             return driver.machine.lastCleanupCount
@@ -241,6 +319,9 @@ public final class HotConnPool: Sendable {
     /// - Throws: the first error met while closing sockets (to every caller).
     public func close() async throws {
         beginClose()
+        // On the reactor thread, wait for the loop to end first: this task then resumes on
+        // another thread (the executor's jobs after the close), which can join the reactor's.
+        if reactor.isOnReactorThread { await reactor.exited() }
         await reactor.stop()
         if let error = driver.closeError { throw error }
     }

@@ -33,7 +33,9 @@ public struct PooledConnection: Sendable, Hashable {
     /// A network or TLS failure, or a malformed answer, closes the connection and marks it
     /// unhealthy: return it with `putConnection`, which destroys it. A cancelled task's call
     /// throws `HotPoolError.cancelled` without sending anything.
-    public func roundTrip(_ request: HTTPRequest, body: [UInt8] = []) async throws -> HotResponse {
+    public func roundTrip(
+        _ request: HTTPRequest, body: [UInt8] = [], isolation: isolated (any Actor)? = #isolation
+    ) async throws -> HotResponse {
         try await pool.roundTrip(self, request, body: body, timeout: pool.configuration.requestTimeout)
     }
 

@@ -7,6 +7,8 @@ final class ExchangeOp {
     enum Requester {
         /// A caller's `roundTrip`.
         case caller(Handoff<Result<HotResponse, HotPoolError>>)
+        /// A caller's `execute` (the driver puts the connection back once it is answered).
+        case execute(Handoff<Result<HotResponse, HotPoolError>>)
         /// The pool's own health check.
         case healthCheck
     }
@@ -15,6 +17,8 @@ final class ExchangeOp {
     var written = 0
     var parser: HTTP1ResponseParser
     let requester: Requester
+    /// The connection an `execute` leased for this exchange.
+    var lease: LeaseHandle?
 
     init(request: [UInt8], parser: HTTP1ResponseParser, requester: Requester) {
         self.request = request
@@ -25,9 +29,13 @@ final class ExchangeOp {
     /// Hands the outcome to the caller who asked (a probe's outcome is the machine's alone); a
     /// failure is counted in `metrics` when given.
     func finish(_ result: Result<HotResponse, HotPoolError>, metrics: PoolMetrics?) {
-        guard case .caller(let handoff) = requester else { return }
-        if case .failure = result { metrics?.requestFailed() }
-        handoff.tryDeliver(result)
+        switch requester {
+        case .caller(let handoff), .execute(let handoff):
+            if case .failure = result { metrics?.requestFailed() }
+            handoff.tryDeliver(result)
+        case .healthCheck:
+            break
+        }
     }
 }
 
@@ -129,7 +137,7 @@ extension PoolDriver {
             else if !response.keepAlive { .remoteClosed }
             else { unreadInput(slot) }
         send(.exchangeEnded(machine.table.handle(slot), .answered(status: response.head.status.code, unusable: unusable)))
-        op.finish(.success(HotResponse(head: response.head, body: response.body, connectionReusable: unusable == nil)), metrics: metrics)
+        finish(op, .success(HotResponse(head: response.head, body: response.body, connectionReusable: unusable == nil)), metrics: metrics)
     }
 
     /// The exchange failed (or timed out): the machine marks the connection unhealthy and has its
@@ -140,7 +148,7 @@ extension PoolDriver {
             "host": "\(machine.hostName(slot))", "ip": "\(machine.ipAddress(slot))", "error": "\(error)",
         ])
         send(.exchangeEnded(machine.table.handle(slot), .failed))
-        op.finish(.failure(error), metrics: metrics)
+        finish(op, .failure(error), metrics: metrics)
     }
 
     private func ioError(_ slot: Int32, _ ssl: OpaquePointer?, _ rc: Int32) -> HotPoolError {

@@ -3,6 +3,7 @@ import DequeModule
 import Glibc
 import HTTPTypes
 import Logging
+import Synchronization
 
 /// A connection handed to a caller: its handle and where it goes.
 struct Lease: Sendable {
@@ -53,13 +54,33 @@ final class PoolDriver: @unchecked Sendable {
     @exclusivity(unchecked) var profile: [UInt8] = []
     @exclusivity(unchecked) var language: [UInt8] = []
 
+    /// Who waits for a connection.
+    enum Caller {
+        /// A get: the lease goes to the caller.
+        case get(Handoff<Result<Lease, HotPoolError>>)
+        /// An `execute`: the lease goes to its exchange, and is put back when that ends.
+        case execute(PendingExecute)
+    }
+
+    /// An `execute` waiting for its connection: the request is serialized once the connection
+    /// (and so its profile's headers) is known.
+    struct PendingExecute {
+        let request: HTTPRequest
+        let body: [UInt8]
+        let timeout: Int64
+        let handoff: Handoff<Result<HotResponse, HotPoolError>>
+    }
+
+    /// Ids for callers' gets (where caller threads meet: an atomic).
+    private let waiterIDs = Atomic<UInt64>(0)
     /// Callers waiting for a connection, by id.
-    @exclusivity(unchecked) private var callers: [WaiterID: Handoff<Result<Lease, HotPoolError>>] = [:]
-    /// The request a `requestExchange` event is deciding on (the machine answers at once).
-    private var requestAwaitingDecision: ExchangeOp?
-    private var nextReactorCallerID: UInt64 = 0
-    /// The answer to a caller running on the reactor (`acquireOnReactor`).
-    private var answerForReactorCaller: Result<LeaseHandle, HotPoolError>?
+    @exclusivity(unchecked) private var callers: [WaiterID: Caller] = [:]
+    /// The requests `requestExchange` events are deciding on, in the order sent: the machine
+    /// answers each such event with exactly one `startExchange` or `refuseExchange`.
+    @exclusivity(unchecked) private var requestsAwaitingDecision = Deque<ExchangeOp>()
+    /// A get made on the reactor thread (`acquireNow`) and the answer it had at once, if any.
+    private var inlineCaller: WaiterID?
+    private var inlineAnswer: Result<Lease, HotPoolError>?
 
     @exclusivity(unchecked) private var events = Deque<PoolStateMachine.Event>()
     @exclusivity(unchecked) private var actions: [PoolStateMachine.Action] = []
@@ -108,9 +129,13 @@ final class PoolDriver: @unchecked Sendable {
         guard !draining else { return }
         draining = true
         while let next = events.popFirst() {
+            let undecided = requestsAwaitingDecision.count
             machine.handle(next, now: reactor.now, into: &actions)
             for index in actions.indices { execute(actions[index]) }
             actions.removeAll(keepingCapacity: true)
+            if case .requestExchange = next {
+                assert(requestsAwaitingDecision.count == undecided - 1, "a requestExchange not decided exactly once")
+            }
         }
         draining = false
     }
@@ -121,19 +146,21 @@ final class PoolDriver: @unchecked Sendable {
         case .dial(let handle, let target): startDial(handle, target)
         case .lease(let id, let handle): handOut(handle, to: id)
         case .fail(let id, let error):
-            if let handoff = callers.removeValue(forKey: id) {
-                handoff.tryDeliver(.failure(error))
-            } else {
-                answerForReactorCaller = .failure(error)
+            switch callers.removeValue(forKey: id) {
+            case .get(let handoff)?: handoff.tryDeliver(.failure(error))
+            case .execute(let pending)?: pending.handoff.tryDeliver(.failure(error))
+            case nil:
+                precondition(id == inlineCaller, "an answer for an unknown caller")
+                inlineAnswer = .failure(error)
             }
         case .startExchange(let handle):
             metrics.request()
-            startExchange(handle.slot, takeRequestAwaitingDecision())
+            startExchange(handle.slot, requestsAwaitingDecision.removeFirst())
         case .refuseExchange(let error):
             // A request on a closed connection counts (as the machine counts it); a refused handle does not.
             let counted = if case .connectionClosed = error { true } else { false }
             if counted { metrics.request() }
-            takeRequestAwaitingDecision().finish(.failure(error), metrics: counted ? metrics : nil)
+            finish(requestsAwaitingDecision.removeFirst(), .failure(error), metrics: counted ? metrics : nil)
         case .probe(let handle): startProbe(handle.slot)
         case .closeSocket(let handle, let notify):
             io[Int(handle.slot)] = nil
@@ -154,12 +181,10 @@ final class PoolDriver: @unchecked Sendable {
         }
     }
 
-    private func takeRequestAwaitingDecision() -> ExchangeOp {
-        defer { requestAwaitingDecision = nil }
-        return requestAwaitingDecision!
-    }
-
     // MARK: callers' events
+
+    /// A new id for a caller's get (any thread).
+    func newWaiterID() -> WaiterID { WaiterID(raw: waiterIDs.add(1, ordering: .relaxed).newValue) }
 
     /// A caller asks for a connection; refused at once if its task was cancelled already.
     func acquire(_ id: WaiterID, _ request: PoolStateMachine.AcquireRequest, _ handoff: Handoff<Result<Lease, HotPoolError>>) {
@@ -167,47 +192,77 @@ final class PoolDriver: @unchecked Sendable {
             handoff.tryDeliver(.failure(machine.closed ? .poolClosed : .cancelled))
             return
         }
-        callers[id] = handoff
+        callers[id] = .get(handoff)
         send(.acquire(id, request))
     }
 
-    /// A get made on the reactor thread itself: the lease if an idle connection (or an immediate
-    /// answer) was there, nil if the caller would have to wait (then it does not wait).
-    func acquireOnReactor(_ request: PoolStateMachine.AcquireRequest) -> Result<LeaseHandle, HotPoolError>? {
-        // Ids of reactor callers have the top bit set, apart from those `HotConnPool` gives.
-        nextReactorCallerID += 1
-        let id = WaiterID(raw: 1 << 63 | nextReactorCallerID)
-        answerForReactorCaller = nil
+    /// A get made on the reactor thread itself: its answer if it had one at once (an idle
+    /// connection, or an error), nil if it waits. A waiting caller must `register` its handoff
+    /// before anything else runs on this thread.
+    func acquireNow(_ id: WaiterID, _ request: PoolStateMachine.AcquireRequest) -> Result<Lease, HotPoolError>? {
+        inlineCaller = id
+        defer { (inlineCaller, inlineAnswer) = (nil, nil) }
         send(.acquire(id, request))
-        defer { answerForReactorCaller = nil }
-        if answerForReactorCaller == nil { send(.cancel(id)) }  // it would wait: it does not
-        return answerForReactorCaller.flatMap { if case .failure(.cancelled) = $0 { nil } else { $0 } }
+        return inlineAnswer
     }
 
-    /// A caller's round trip of pre-serialized `request` bytes on the connection it leases. The
-    /// machine answers this event at once with `startExchange` or `refuseExchange`, so it must
-    /// not be sent while another event is being handled.
+    /// Where the lease (or failure) of a get that `acquireNow` left waiting goes.
+    func register(_ id: WaiterID, _ handoff: Handoff<Result<Lease, HotPoolError>>) {
+        callers[id] = .get(handoff)
+    }
+
+    /// A caller's round trip of pre-serialized `request` bytes on the connection it leases.
     func requestExchange(_ handle: LeaseHandle, request: [UInt8], isHead: Bool, timeout: Duration,
                          _ handoff: Handoff<Result<HotResponse, HotPoolError>>) {
-        precondition(!draining && requestAwaitingDecision == nil, "requestExchange inside another event")
-        requestAwaitingDecision = ExchangeOp(
+        requestsAwaitingDecision.append(ExchangeOp(
             request: request, parser: HTTP1ResponseParser(limits: config.responseLimits, isHeadRequest: isHead),
-            requester: .caller(handoff))
+            requester: .caller(handoff)))
         send(.requestExchange(handle, timeout: timeout.nanoseconds))
     }
 
-    private func handOut(_ handle: LeaseHandle, to id: WaiterID) {
-        guard let handoff = callers.removeValue(forKey: id) else {
-            answerForReactorCaller = .success(handle)
+    /// A caller's get, round trip and put as one chain on this thread: the response (or the
+    /// first failure) goes to `handoff`; refused at once if its task was cancelled already.
+    func execute(_ id: WaiterID, _ acquire: PoolStateMachine.AcquireRequest, _ pending: PendingExecute) {
+        guard !pending.handoff.isCancelRequested else {
+            pending.handoff.tryDeliver(.failure(machine.closed ? .poolClosed : .cancelled))
             return
         }
+        callers[id] = .execute(pending)
+        send(.acquire(id, acquire))
+    }
+
+    /// Hands an exchange's outcome to its requester; an `execute` then puts its connection back
+    /// (unless the connection was destroyed meanwhile, which ended the lease).
+    func finish(_ op: ExchangeOp, _ result: Result<HotResponse, HotPoolError>, metrics: PoolMetrics?) {
+        op.finish(result, metrics: metrics)
+        if let lease = op.lease, machine.table.isCurrent(lease) { send(.release(lease)) }
+    }
+
+    private func handOut(_ handle: LeaseHandle, to id: WaiterID) {
+        let caller = callers.removeValue(forKey: id)
         let slot = handle.slot, s = Int(slot)
         let host = machine.host(of: slot)
         let profile = Int(profile[s])
-        handoff.tryDeliver(.success(Lease(
+        if case .execute(let pending)? = caller {
+            let op = ExchangeOp(
+                request: HTTP1Request.serialize(pending.request, body: pending.body, defaultHost: host.authority,
+                                                profile: profileHeaders[profile][Int(language[s])]),
+                parser: HTTP1ResponseParser(limits: config.responseLimits, isHeadRequest: pending.request.method == .head),
+                requester: .execute(pending.handoff))
+            op.lease = handle
+            requestsAwaitingDecision.append(op)
+            return send(.requestExchange(handle, timeout: pending.timeout))
+        }
+        let lease = Lease(
             handle: handle, host: host.key.name, port: host.key.port, authority: host.authority,
             ip: machine.ipAddress(slot), profile: profiles[profile].name,
-            profileHeaders: profileHeaders[profile][Int(language[s])])))
+            profileHeaders: profileHeaders[profile][Int(language[s])])
+        if case .get(let handoff)? = caller {
+            handoff.tryDeliver(.success(lease))
+        } else {
+            precondition(id == inlineCaller, "a lease for an unknown caller")
+            inlineAnswer = .success(lease)
+        }
     }
 
     // MARK: resolution
@@ -246,7 +301,7 @@ final class PoolDriver: @unchecked Sendable {
     private func destroy(_ destruction: PoolStateMachine.Destruction) {
         let slot = destruction.handle.slot
         if case .exchange(let op)? = io[Int(slot)] {
-            op.finish(.failure(destruction.reason == .poolClosed
+            finish(op, .failure(destruction.reason == .poolClosed
                 ? .poolClosed : .connectionClosed(host: destruction.host, ip: destruction.ip)), metrics: metrics)
         }
         io[Int(slot)] = nil

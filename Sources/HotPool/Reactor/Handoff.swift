@@ -22,13 +22,13 @@ final class Handoff<T: Sendable>: @unchecked Sendable {
     init() {}
 
     /// Makes a handoff, runs `start` with it, and returns what is delivered.
-    static func wait(_ start: (Handoff) -> Void) async -> T {
+    nonisolated(nonsending) static func wait(_ start: (Handoff) -> Void) async -> T {
         await Handoff().wait(start)
     }
 
     /// Runs `start` with this handoff (it passes the handoff to the reactor, or delivers at
-    /// once) and returns what is delivered. Call once.
-    func wait(_ start: (Handoff) -> Void) async -> T {
+    /// once) and returns what is delivered, resuming in the caller's isolation. Call once.
+    nonisolated(nonsending) func wait(_ start: (Handoff) -> Void) async -> T {
         await withCheckedContinuation { continuation in
             self.continuation = continuation
             start(self)

@@ -4,25 +4,35 @@ import Synchronization
 /// Treiber stack, the reactor takes the whole stack at once and reverses it, so each producer's
 /// items come out in the order it pushed them. No locks. Once sealed, pushes are refused.
 final class Inbox: Sendable {
-    /// One queued closure; `next` is written before the node is published and read after it is taken.
+    /// What crosses: a closure to run, or a job of a task or actor on the reactor's executor.
+    enum Item: Sendable {
+        case work(@Sendable () -> Void)
+        /// A job for the reactor's serial executor (an actor's) or its task executor.
+        case job(UnownedJob, serial: Bool)
+    }
+
+    /// One queued item; `next` is written before the node is published and read after it is taken.
     private final class Node: @unchecked Sendable {
-        let work: @Sendable () -> Void
+        let item: Item
         var next: Unmanaged<Node>?
-        init(_ work: @escaping @Sendable () -> Void) { self.work = work }
+        init(_ item: Item) { self.item = item }
     }
 
     /// Marks a sealed inbox; never executed. One per inbox, made with it: a lazily made global
     /// put a `swift_once` on every push, and in one run under ThreadSanitizer this toolchain's
     /// once lost a wake-up, leaving nine producers blocked in it for good.
-    private let sealedMarker = Unmanaged.passRetained(Node({}))
+    private let sealedMarker = Unmanaged.passRetained(Node(.work({})))
 
     deinit { sealedMarker.release() }
 
     private let head = Atomic<Unmanaged<Node>?>(nil)
 
     /// Queues `work`; false if the inbox is sealed (its reactor has stopped).
-    func push(_ work: @escaping @Sendable () -> Void) -> Bool {
-        let node = Unmanaged.passRetained(Node(work))
+    func push(_ work: @escaping @Sendable () -> Void) -> Bool { push(.work(work)) }
+
+    /// Queues `item`; false if the inbox is sealed.
+    func push(_ item: Item) -> Bool {
+        let node = Unmanaged.passRetained(Node(item))
         // Acquiring: a refused push must see everything the reactor wrote before sealing.
         var current = head.load(ordering: .acquiring)
         while true {
@@ -45,28 +55,37 @@ final class Inbox: Sendable {
         return current == nil || current?.toOpaque() == sealedMarker.toOpaque()
     }
 
-    /// Runs everything queued, in push order per producer. Returns how many ran.
+    /// Runs everything queued, in push order per producer: closures are called, jobs handed to
+    /// `runJob` (an inbox that carries jobs must be drained with one). `taking` is told how many
+    /// items were taken before any runs. Returns how many items ran.
     @discardableResult
-    func drain(seal: Bool = false) -> Int {
+    func drain(
+        seal: Bool = false, taking: (Int) -> Void = { _ in },
+        runJob: (UnownedJob, _ serial: Bool) -> Void = { _, _ in preconditionFailure("a job in a closure-only inbox") }
+    ) -> Int {
         let replacement: Unmanaged<Node>? = seal ? sealedMarker : nil
         guard var stack = head.exchange(replacement, ordering: .sequentiallyConsistent),
             stack.toOpaque() != sealedMarker.toOpaque()
         else { return 0 }
         // Reverse the stack into FIFO order.
         var fifo: Unmanaged<Node>? = nil
+        var count = 0
         while true {
             let next = stack.takeUnretainedValue().next
             stack.takeUnretainedValue().next = fifo
             fifo = stack
+            count += 1
             guard let n = next else { break }
             stack = n
         }
-        var count = 0
+        taking(count)
         while let node = fifo {
             fifo = node.takeUnretainedValue().next
-            node.takeUnretainedValue().work()
+            switch node.takeUnretainedValue().item {
+            case .work(let work): work()
+            case .job(let job, let serial): runJob(job, serial)
+            }
             node.release()
-            count += 1
         }
         return count
     }

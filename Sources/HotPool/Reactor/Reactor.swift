@@ -1,10 +1,12 @@
 import CShims
+import DequeModule
 import Glibc
 import Synchronization
 
-/// A single-threaded event loop: readiness events from a `Poller`, timers, and a cross-thread
-/// inbox. Everything except `post`, `stop` and `isOnReactorThread` runs on the reactor thread
-/// only; that confinement is what makes the class safe to share (`@unchecked Sendable`).
+/// A single-threaded event loop: readiness events from a `Poller`, timers, a cross-thread inbox,
+/// and the jobs of tasks and actors that run on it as their executor. Everything except `post`,
+/// `enqueue`, `stop` and `isOnReactorThread` runs on the reactor thread only; that confinement
+/// is what makes the class safe to share (`@unchecked Sendable`).
 final class Reactor: @unchecked Sendable {
     /// The token the wake-up eventfd is registered with; never given to a connection.
     static let wakeToken = UInt64.max
@@ -28,6 +30,17 @@ final class Reactor: @unchecked Sendable {
     private var redelivered: [(token: UInt64, events: IOEvents)] = []
     private var running = true
     private var thread = pthread_t()
+    /// Jobs enqueued on the reactor thread itself: run in the same turn, no wake-up needed.
+    @exclusivity(unchecked) private var localJobs = Deque<(job: UnownedJob, serial: Bool)>()
+    /// Set when the loop ends: jobs enqueued from then on go to `lateJobs`.
+    private var loopEnded = false
+    private let lateJobs = LateJobs()
+    /// The executors jobs run on: the serial one for actors' jobs, the task one for the jobs of
+    /// tasks that prefer it (`HotPoolSerialExecutor` and `HotPoolExecutor`). Set before `start`.
+    var executors: (serial: UnownedSerialExecutor, task: UnownedTaskExecutor)?
+    /// Items taken from the inbox since the start: each is one hop of work onto this thread from
+    /// another (a post or a job). Reactor thread only.
+    private(set) var inboundHops = 0
 
     /// Called on the reactor thread for each readiness event of a registered fd.
     /// Set before `start`.
@@ -64,10 +77,23 @@ final class Reactor: @unchecked Sendable {
     /// Runs `work` on the reactor thread, after everything this thread posted before.
     /// Returns false, without running it, once the reactor has stopped.
     @discardableResult
-    func post(_ work: @escaping @Sendable () -> Void) -> Bool {
+    func post(_ work: @escaping @Sendable () -> Void) -> Bool { push(.work(work)) }
+
+    /// Runs `job` on the reactor thread, as its serial executor's (`serial`) or its task
+    /// executor's: in the current turn if enqueued there, else through the inbox (waking the loop
+    /// if it sleeps); once the loop has ended, on `lateJobs`.
+    func enqueue(_ job: UnownedJob, serial: Bool) {
+        if isOnReactorThread && !loopEnded {
+            localJobs.append((job, serial))
+        } else if !push(.job(job, serial: serial)) {
+            lateJobs.enqueue(job, serial: serial) { [self] in run($0, serial: $1) }
+        }
+    }
+
+    private func push(_ item: Inbox.Item) -> Bool {
         posters.add(1, ordering: .sequentiallyConsistent)
         defer { posters.subtract(1, ordering: .sequentiallyConsistent) }
-        guard inbox.push(work) else { return false }
+        guard inbox.push(item) else { return false }
         // Wake the loop only if it is (about to be) blocked; see `run` for the other half.
         if sleeping.exchange(false, ordering: .sequentiallyConsistent) {
             _ = hp_eventfd_signal(wakeFD)
@@ -147,7 +173,7 @@ final class Reactor: @unchecked Sendable {
         hp_block_sigpipe()
         while running {
             now = hp_monotonic_ns()
-            inbox.drain()
+            inbox.drain(taking: { inboundHops &+= $0 }, runJob: run)
             runDueTimers()
             guard running else { break }
             if !redelivered.isEmpty {
@@ -155,11 +181,13 @@ final class Reactor: @unchecked Sendable {
                 redelivered = []
                 for (token, events) in batch { ioHandler(token, events) }
             }
+            runLocalJobs()
             // Announce the sleep, then look at the inbox once more: a producer either sees
             // `sleeping` and signals the eventfd, or pushed before this check and is seen here.
             sleeping.store(true, ordering: .sequentiallyConsistent)
             now = hp_monotonic_ns()
-            let timeout: Int64? = inbox.isEmpty && redelivered.isEmpty ? timers.nextDeadline().map { max(0, $0 - now) } : 0
+            let idle = inbox.isEmpty && redelivered.isEmpty && localJobs.isEmpty
+            let timeout: Int64? = idle ? timers.nextDeadline().map { max(0, $0 - now) } : 0
             var woke = false
             do {
                 try poller.wait(timeoutNanos: timeout) { token, events in
@@ -177,20 +205,72 @@ final class Reactor: @unchecked Sendable {
                 fatalError("HotPool reactor: \(error)")
             }
             sleeping.store(false, ordering: .sequentiallyConsistent)
+            // The tasks this turn's I/O resumed run now, before the next wait.
+            runLocalJobs()
         }
         ioHandler = { _, _ in }  // drops the owner's handler and the references it holds
         timers.removeAll()
         redelivered.removeAll()
+        // Jobs still queued, or enqueued from now on, run on `lateJobs`: never lost.
+        loopEnded = true
+        let runLate: @Sendable (UnownedJob, Bool) -> Void = { [self] in run($0, serial: $1) }
+        while let (job, serial) = localJobs.popFirst() { lateJobs.enqueue(job, serial: serial, run: runLate) }
         // Refuse later posts and run what was accepted, so no caller waits forever.
-        inbox.drain(seal: true)
+        inbox.drain(seal: true, runJob: { job, serial in lateJobs.enqueue(job, serial: serial, run: runLate) })
         // A producer whose push got in before the seal may still be about to signal the eventfd.
         while posters.load(ordering: .sequentiallyConsistent) != 0 { sched_yield() }
         closeFDs()
         exitWaiters.drain(seal: true)
     }
 
+    /// Jobs run per pass, so tasks that keep re-enqueueing themselves cannot starve I/O and timers.
+    private static let jobsPerPass = 4096
+
+    /// Runs the local jobs, those they enqueue too, up to `jobsPerPass`.
+    private func runLocalJobs() {
+        guard !localJobs.isEmpty else { return }
+        now = hp_monotonic_ns()
+        var budget = Self.jobsPerPass
+        while budget > 0, let (job, serial) = localJobs.popFirst() {
+            run(job, serial: serial)
+            budget -= 1
+        }
+    }
+
+    private func run(_ job: UnownedJob, serial: Bool) {
+        if serial {
+            job.runSynchronously(on: executors!.serial)
+        } else {
+            job.runSynchronously(on: executors!.task)
+        }
+    }
+
     private func runDueTimers() {
         while let callback = timers.popDue(now: now) { callback() }
+    }
+}
+
+/// Runs the jobs that reach an executor after its loop ended, one at a time, in order, on a
+/// short-lived thread: a task or actor that outlives its pool is neither lost nor run
+/// concurrently. Lock-free: whoever takes `pending` from 0 to 1 starts the thread, which drains
+/// until every counted job has run.
+private final class LateJobs: Sendable {
+    private let queue = Inbox()
+    private let pending = Atomic<Int>(0)
+
+    func enqueue(_ job: UnownedJob, serial: Bool, run: @escaping @Sendable (UnownedJob, Bool) -> Void) {
+        _ = queue.push(.job(job, serial: serial))
+        guard pending.add(1, ordering: .sequentiallyConsistent).newValue == 1 else { return }
+        do {
+            pthread_detach(try startThread { [self] in
+                var ran = 0
+                repeat {
+                    ran = queue.drain(runJob: run)
+                } while pending.subtract(ran, ordering: .sequentiallyConsistent).newValue > 0
+            })
+        } catch {
+            fatalError("HotPool: no thread for jobs enqueued after the pool closed: \(error)")
+        }
     }
 }
 

@@ -1,23 +1,42 @@
 import Foundation
-import HotPool
+@testable import HotPool
 import Logging
 import OriginControl
 import Synchronization
 import Testing
 
-/// Open file descriptors of this process of the kinds a pool opens: TCP sockets, epoll and
-/// eventfd. Unix sockets and pipes are left out: Foundation's `Process` watches each child
-/// through a socket pair that it closes some time after the child exits, so the test origins
-/// and nginx servers of earlier tests would make a plain count drift.
+/// Open file descriptors of this process of the kinds a pool opens: TCP sockets, and the epoll
+/// and eventfd of a reactor. Unix sockets and pipes are left out: Foundation's `Process` watches
+/// each child through a socket pair that it closes some time after the child exits, so the test
+/// origins and nginx servers of earlier tests would make a plain count drift. So are the event
+/// loops of libdispatch and Foundation's run loops, which come and go with their threads: an
+/// epoll counts only if it holds a reactor's wake-up registration (`Reactor.wakeToken` as its
+/// data), and an eventfd only unless such a foreign epoll watches it.
 func openFDCount() -> Int {
     let directory = "/proc/self/fd"
     guard let entries = try? FileManager.default.contentsOfDirectory(atPath: directory) else { return -1 }
     let tcpInodes = tcpSocketInodes()
-    return entries.filter { entry in
-        guard let target = try? FileManager.default.destinationOfSymbolicLink(atPath: directory + "/" + entry) else { return false }
-        if target == "anon_inode:[eventpoll]" || target == "anon_inode:[eventfd]" { return true }
-        return target.hasPrefix("socket:[") && tcpInodes.contains(String(target.dropFirst(8).dropLast()))
-    }.count
+    var count = 0
+    var eventfds: Set<String> = [], watchedByForeignLoops: Set<String> = []
+    for entry in entries {
+        guard let target = try? FileManager.default.destinationOfSymbolicLink(atPath: directory + "/" + entry) else { continue }
+        switch target {
+        case "anon_inode:[eventpoll]":
+            // Lines such as "tfd:        5 events:       19 data: ffffffffffffffff  pos:0 ino:...".
+            let info = (FileManager.default.contents(atPath: "/proc/self/fdinfo/\(entry)")).map { String(decoding: $0, as: UTF8.self) } ?? ""
+            let watches = info.split(separator: "\n").filter { $0.hasPrefix("tfd:") }
+            if watches.contains(where: { $0.contains("data: \(String(Reactor.wakeToken, radix: 16)) ") }) {
+                count += 1
+            } else {
+                for line in watches { if let fd = line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first { watchedByForeignLoops.insert(String(fd)) } }
+            }
+        case "anon_inode:[eventfd]":
+            eventfds.insert(entry)
+        default:
+            if target.hasPrefix("socket:[") && tcpInodes.contains(String(target.dropFirst(8).dropLast())) { count += 1 }
+        }
+    }
+    return count + eventfds.subtracting(watchedByForeignLoops).count
 }
 
 /// The inodes of this network namespace's TCP sockets (/proc/net/tcp and tcp6, 10th column).
