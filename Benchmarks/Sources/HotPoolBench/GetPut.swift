@@ -17,6 +17,8 @@ func getPut(_ options: Options) async throws -> [Metric] {
                      allocations: Metric(scenario, "on reactor allocations", "/pair", goal: .atMost(0)))
     var crossThread = (time: Metric(scenario, "async API, cross-thread", "ns/pair", goal: .atMost(2000)),
                        allocations: Metric(scenario, "async API allocations (all threads)", "/pair"))
+    var onExecutor = (time: Metric(scenario, "async API, on pool executor", "ns/pair", goal: .atMost(200)),
+                      allocations: Metric(scenario, "async API on pool executor allocations", "/pair", goal: .atMost(0)))
     var hop = Metric(scenario, "empty reactor event awaited (hop floor)", "ns")
     let pairs = options.quick ? 100_000 : 1_000_000
     let asyncPairs = options.quick ? 20_000 : 100_000
@@ -36,10 +38,14 @@ func getPut(_ options: Options) async throws -> [Metric] {
         let asyncCost = try await asyncGetPut(pool, options, pairs: asyncPairs)
         crossThread.time.samples.append(asyncCost.nanos)
         crossThread.allocations.samples.append(asyncCost.allocations)
+        let executorCost = try await executorGetPut(pool, options, pairs: pairs)
+        onExecutor.time.samples.append(executorCost.nanos)
+        onExecutor.allocations.samples.append(executorCost.allocations)
         hop.samples.append(await emptyEvent(pool, count: asyncPairs))
         try await pool.close()
     }
-    return [onReactor.time, onReactor.allocations, crossThread.time, crossThread.allocations, hop]
+    return [onReactor.time, onReactor.allocations, onExecutor.time, onExecutor.allocations,
+            crossThread.time, crossThread.allocations, hop]
 }
 
 /// `pairs` takeIdle + put pairs inside one reactor event, after a warm-up, timed with the
@@ -82,6 +88,24 @@ private func asyncGetPut(_ pool: HotConnPool, _ options: Options, pairs: Int) as
     let opened = await pool.stats().connectionsOpened
     guard opened == 1 else { throw BenchError.unexpected("get+put dialed: \(opened) connections opened, expected 1") }
     return Cost(nanos: Double(end - start) / Double(pairs), allocations: Double(allocations1 - allocations0) / Double(pairs))
+}
+
+/// `pairs` getConnection + putConnection pairs from a task on the pool's executor, after a
+/// warm-up: each get finds the idle connection without suspending, so the loop runs on the
+/// reactor thread, whose allocations are counted.
+private func executorGetPut(_ pool: HotConnPool, _ options: Options, pairs: Int) async throws -> Cost {
+    let (host, port) = (options.host, options.port)
+    return try await Task(executorPreference: pool.executor) {
+        /// `count` pairs in a row.
+        func run(_ count: Int) async throws {
+            for _ in 0..<count { pool.putConnection(try await pool.getConnection(host: host, port: port)) }
+        }
+        try await run(1000)
+        let allocations0 = mc_thread_allocations(), start = monotonicNanos()
+        try await run(pairs)
+        let end = monotonicNanos(), allocations1 = mc_thread_allocations()
+        return Cost(nanos: Double(end - start) / Double(pairs), allocations: Double(allocations1 - allocations0) / Double(pairs))
+    }.value
 }
 
 /// Nanoseconds per empty event posted to the reactor and awaited, `count` times in a row.

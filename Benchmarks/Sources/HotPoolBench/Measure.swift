@@ -121,16 +121,18 @@ func runChild(_ arguments: [String]) throws -> ChildRun {
     return ChildRun(output: String(decoding: output, as: UTF8.self), exitCode: exitCode, wallSeconds: wall, cpuSeconds: cpuSeconds(usage))
 }
 
-/// Runs `concurrency` tasks that each repeat `operation` until `duration` has passed (each
-/// finishes the operation under way); returns how many operations ran and the span they took.
+/// Runs `concurrency` tasks (preferring `executor`, if given) that each repeat `operation` until
+/// `duration` has passed (each finishes the operation under way); returns how many operations
+/// ran and the span they took.
 func closedLoop(
-    concurrency: Int, duration: Duration, _ operation: @escaping @Sendable () async throws -> Void
+    concurrency: Int, duration: Duration, executor: (any TaskExecutor)? = nil,
+    _ operation: @escaping @Sendable () async throws -> Void
 ) async throws -> (operations: Int, span: Span) {
     let deadline = ContinuousClock.now + duration
     return try await Span.measure {
         try await withThrowingTaskGroup(of: Int.self) { group in
             for _ in 0..<concurrency {
-                group.addTask {
+                group.addTask(executorPreference: executor) {
                     var count = 0
                     repeat {
                         try await operation()

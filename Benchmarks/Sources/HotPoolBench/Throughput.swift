@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import Glibc
-import HotPool
+@_spi(Benchmarks) import HotPool
+import MallocCounter
 import NIOCore
 import NIOSSL
 
@@ -9,10 +10,33 @@ struct Load {
     var requestsPerSecond: Double
     /// Client CPU (user + system) per request, in microseconds.
     var cpuMicrosPerRequest: Double
+    /// Heap allocations per request (every thread of this process); HotPool's loads only.
+    var allocationsPerRequest = 0.0
+    /// Work items that crossed to the reactor thread per request; HotPool's loads only.
+    var hopsPerRequest = 0.0
 
     init(requests: Int, wallSeconds: Double, cpuSeconds: Double) {
         requestsPerSecond = Double(requests) / wallSeconds
         cpuMicrosPerRequest = cpuSeconds * 1e6 / Double(requests)
+    }
+}
+
+/// How a HotPool load makes its requests.
+enum HotPoolCaller: CaseIterable {
+    /// Tasks on the global executor: `withConnection` + `roundTrip` (get, round trip and put are a hop each).
+    case global
+    /// Tasks on `pool.executor`: the same calls, made on the reactor thread.
+    case executor
+    /// Tasks on the global executor: `execute` (one hop per request).
+    case execute
+
+    /// The row name's prefix.
+    var label: String {
+        switch self {
+        case .global: "HotPool"
+        case .executor: "HotPool executor"
+        case .execute: "HotPool execute"
+        }
     }
 }
 
@@ -22,50 +46,88 @@ struct Load {
 /// wrk's is its own, from wait4. `goals` are applied to the ratios (the C = 16 targets).
 func throughput(_ options: Options, concurrency: Int, path: String, bodyBytes: Int, goals: Bool) async throws -> [Metric] {
     let scenario = "throughput C=\(concurrency) \(path)"
-    var hotPool = (rate: Metric(scenario, "HotPool", "req/s"), cpu: Metric(scenario, "HotPool CPU", "µs/req"))
+    /// The rows of one HotPool caller: its figures and its ratios to the peers.
+    struct Rows {
+        var rate, cpu, allocations, hops, wrkRate, ahcRate, wrkCPU, ahcCPU: Metric
+        init(_ scenario: String, _ caller: HotPoolCaller, goals: Bool) {
+            let name = caller.label
+            rate = Metric(scenario, name, "req/s")
+            cpu = Metric(scenario, "\(name) CPU", "µs/req")
+            allocations = Metric(scenario, "\(name) allocations", "/req",
+                                 goal: goals && caller == .executor ? .atMost(8) : nil)
+            hops = Metric(scenario, "\(name) hops to the reactor", "/req",
+                          goal: goals && caller == .execute ? .atMost(1) : nil)
+            wrkRate = Metric(scenario, "\(name)/wrk req/s", "×", goal: goals && caller != .execute ? .atLeast(0.9) : nil)
+            ahcRate = Metric(scenario, "\(name)/AsyncHTTPClient req/s", "×", goal: goals && caller != .execute ? .atLeast(3) : nil)
+            wrkCPU = Metric(scenario, "\(name)/wrk CPU per req", "×",
+                            goal: goals ? (caller == .executor ? .atMost(1.2) : caller == .execute ? .atMost(1.6) : nil) : nil)
+            ahcCPU = Metric(scenario, "\(name)/AsyncHTTPClient CPU per req", "×")
+        }
+        mutating func add(_ ours: Load, wrk: Load, ahc: Load) {
+            rate.samples.append(ours.requestsPerSecond)
+            cpu.samples.append(ours.cpuMicrosPerRequest)
+            allocations.samples.append(ours.allocationsPerRequest)
+            hops.samples.append(ours.hopsPerRequest)
+            wrkRate.samples.append(ours.requestsPerSecond / wrk.requestsPerSecond)
+            ahcRate.samples.append(ours.requestsPerSecond / ahc.requestsPerSecond)
+            wrkCPU.samples.append(ours.cpuMicrosPerRequest / wrk.cpuMicrosPerRequest)
+            ahcCPU.samples.append(ours.cpuMicrosPerRequest / ahc.cpuMicrosPerRequest)
+        }
+    }
+    var hotPool = HotPoolCaller.allCases.map { Rows(scenario, $0, goals: goals) }
     var ahc = (rate: Metric(scenario, "AsyncHTTPClient", "req/s"), cpu: Metric(scenario, "AsyncHTTPClient CPU", "µs/req"))
     var wrk = (rate: Metric(scenario, "wrk", "req/s"), cpu: Metric(scenario, "wrk CPU", "µs/req"))
-    var ratios = (
-        wrkRate: Metric(scenario, "HotPool/wrk req/s", "×", goal: goals ? .atLeast(0.9) : nil),
-        ahcRate: Metric(scenario, "HotPool/AsyncHTTPClient req/s", "×", goal: goals ? .atLeast(3) : nil),
-        wrkCPU: Metric(scenario, "HotPool/wrk CPU per req", "×"),
-        ahcCPU: Metric(scenario, "HotPool/AsyncHTTPClient CPU per req", "×"))
     for _ in 0..<options.runs {
-        let ours = try await hotPoolLoad(options, concurrency: concurrency, path: path, bodyBytes: bodyBytes)
+        var ours: [Load] = []
+        for caller in HotPoolCaller.allCases {
+            ours.append(try await hotPoolLoad(options, caller, concurrency: concurrency, path: path, bodyBytes: bodyBytes))
+        }
         let theirs = try await asyncHTTPClientLoad(options, concurrency: concurrency, path: path, bodyBytes: bodyBytes)
         let reference = try wrkLoad(options, concurrency: concurrency, path: path)
-        hotPool.rate.samples.append(ours.requestsPerSecond)
-        hotPool.cpu.samples.append(ours.cpuMicrosPerRequest)
+        for index in hotPool.indices { hotPool[index].add(ours[index], wrk: reference, ahc: theirs) }
         ahc.rate.samples.append(theirs.requestsPerSecond)
         ahc.cpu.samples.append(theirs.cpuMicrosPerRequest)
         wrk.rate.samples.append(reference.requestsPerSecond)
         wrk.cpu.samples.append(reference.cpuMicrosPerRequest)
-        ratios.wrkRate.samples.append(ours.requestsPerSecond / reference.requestsPerSecond)
-        ratios.ahcRate.samples.append(ours.requestsPerSecond / theirs.requestsPerSecond)
-        ratios.wrkCPU.samples.append(ours.cpuMicrosPerRequest / reference.cpuMicrosPerRequest)
-        ratios.ahcCPU.samples.append(ours.cpuMicrosPerRequest / theirs.cpuMicrosPerRequest)
     }
-    return [hotPool.rate, ahc.rate, wrk.rate, hotPool.cpu, ahc.cpu, wrk.cpu,
-            ratios.wrkRate, ratios.ahcRate, ratios.wrkCPU, ratios.ahcCPU]
+    return hotPool.map(\.rate) + [ahc.rate, wrk.rate] + hotPool.map(\.cpu) + [ahc.cpu, wrk.cpu]
+        + hotPool.flatMap { [$0.wrkRate, $0.ahcRate, $0.wrkCPU, $0.ahcCPU] } + hotPool.flatMap { [$0.allocations, $0.hops] }
 }
 
 /// How long each client warms up (opens its connections) before a timed run.
 private let warmUp = Duration.milliseconds(300)
 
-/// HotPool: `concurrency` tasks, each doing withConnection + roundTrip in a loop, on a fresh pool.
-private func hotPoolLoad(_ options: Options, concurrency: Int, path: String, bodyBytes: Int) async throws -> Load {
+/// HotPool: `concurrency` tasks on a fresh pool, each making requests in a loop as `caller` says.
+private func hotPoolLoad(
+    _ options: Options, _ caller: HotPoolCaller, concurrency: Int, path: String, bodyBytes: Int
+) async throws -> Load {
     let pool = try options.makePool(connections: concurrency)
     let request = HTTPRequest(method: .get, scheme: "https", authority: options.authority, path: path)
-    let operation: @Sendable () async throws -> Void = {
+    let operation: @Sendable () async throws -> Void = switch caller {
+    case .global, .executor: {
         try await pool.withConnection(host: options.host, port: options.port) { connection in
             let response = try await connection.roundTrip(request)
             try check(status: response.head.status.code, bodyBytes: response.body.count, expected: bodyBytes)
         }
     }
-    _ = try await closedLoop(concurrency: concurrency, duration: warmUp, operation)
-    let (requests, span) = try await closedLoop(concurrency: concurrency, duration: .seconds(options.duration), operation)
+    case .execute: {
+        let response = try await pool.execute(request, host: options.host, port: options.port)
+        try check(status: response.head.status.code, bodyBytes: response.body.count, expected: bodyBytes)
+    }
+    }
+    let executor: (any TaskExecutor)? = caller == .executor ? pool.executor : nil
+    _ = try await closedLoop(concurrency: concurrency, duration: warmUp, executor: executor, operation)
+    let hops0 = await pool.inboundHops() ?? 0, allocations0 = mc_total_allocations()
+    let (requests, span) = try await closedLoop(
+        concurrency: concurrency, duration: .seconds(options.duration), executor: executor, operation)
+    let allocations1 = mc_total_allocations()
+    // The second read's own hop is not counted in it; the first one's is.
+    let hops = (await pool.inboundHops() ?? 0) - hops0 - 1
     try await pool.close()
-    return Load(requests: requests, wallSeconds: span.wallSeconds, cpuSeconds: span.cpuSeconds)
+    var load = Load(requests: requests, wallSeconds: span.wallSeconds, cpuSeconds: span.cpuSeconds)
+    load.allocationsPerRequest = Double(allocations1 - allocations0) / Double(requests)
+    load.hopsPerRequest = Double(hops) / Double(requests)
+    return load
 }
 
 /// AsyncHTTPClient: its own pool with `concurrency` HTTP/1.1 connections per host, trusting the

@@ -39,7 +39,7 @@ public struct ReactorAccess {
     /// harness's shortcut into the machine's host records, outside its events).
     public func hostID(host: String, port: Int) -> ReactorHost {
         let request = PoolStateMachine.AcquireRequest(
-            key: HostKey(name: host, port: port), pinnedIP: nil, nameIsAddress: hp_ip_family(host) != 0)
+            key: HostKey(name: host, port: port), pinnedIP: nil, nameIsAddress: ipFamily(host) != 0)
         _ = driver.machine.hostStore.host(for: request.key, nameIsAddress: request.nameIsAddress, now: driver.reactor.now)
         return ReactorHost(request: request)
     }

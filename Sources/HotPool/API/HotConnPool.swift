@@ -93,7 +93,7 @@ public final class HotConnPool: Sendable {
         guard isValidHostName(host) else {
             return configuration.logger.warning("setAddresses ignored an invalid host name", metadata: ["host": "\(String(reflecting: host))"])
         }
-        let valid = ips.filter { hp_ip_family($0) != 0 }
+        let valid = ips.filter { ipFamily($0) != 0 }
         if valid.count != ips.count {
             configuration.logger.warning("setAddresses ignored non-IP entries", metadata: ["host": "\(host)", "given": "\(ips)"])
         }
@@ -114,7 +114,7 @@ public final class HotConnPool: Sendable {
     public func getConnection(
         host: String, port: Int = 443, ip: String, isolation: isolated (any Actor)? = #isolation
     ) async throws -> PooledConnection {
-        guard hp_ip_family(ip) != 0 else { throw HotPoolError.invalidIP(ip) }
+        guard ipFamily(ip) != 0 else { throw HotPoolError.invalidIP(ip) }
         return try await acquire(host: host, port: port, ip: ip)
     }
 
@@ -170,7 +170,7 @@ public final class HotConnPool: Sendable {
         guard isValidHostName(host) else { throw .invalidHostName(host) }
         guard (1...65535).contains(port) else { throw .invalidURL("\(host):\(port)") }
         return PoolStateMachine.AcquireRequest(
-            key: HostKey(name: host, port: port), pinnedIP: ip, nameIsAddress: hp_ip_family(host) != 0)
+            key: HostKey(name: host, port: port), pinnedIP: ip, nameIsAddress: ipFamily(host) != 0)
     }
 
     /// Runs `start` with a new handoff and awaits what the reactor delivers to it. If the task is

@@ -129,7 +129,7 @@ public struct HotPoolConfiguration: Sendable {
         if let healthCheckPath, !healthCheckPath.hasPrefix("/") || healthCheckPath.contains(where: \.isWhitespace) {
             throw .invalidConfiguration("healthCheckPath must be a path starting with /, got \(healthCheckPath)")
         }
-        if let localAddress, hp_ip_family(localAddress) == 0 {
+        if let localAddress, ipFamily(localAddress) == 0 {
             throw .invalidConfiguration("localAddress must be an IP literal, got \(localAddress)")
         }
     }

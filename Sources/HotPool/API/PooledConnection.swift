@@ -3,29 +3,26 @@
 public struct PooledConnection: Sendable, Hashable {
     let pool: HotConnPool
     let handle: LeaseHandle
-    /// The host name the connection was made for (SNI, Host header).
-    public let targetHost: String
-    /// The IP it is connected to.
-    public let targetIP: String
-    /// The server port.
-    public let port: Int
-    /// The name of the fingerprint profile the connection was made with.
-    public let profile: String
-    /// The Host header value for requests that give no authority.
-    let authority: String
-    /// The profile's request headers for this connection (its Accept-Language chosen).
-    let profileHeaders: ProfileHeaders
+    private let identity: ConnectionIdentity
 
     init(pool: HotConnPool, lease: Lease) {
         self.pool = pool
         self.handle = lease.handle
-        self.targetHost = lease.host
-        self.targetIP = lease.ip
-        self.port = lease.port
-        self.authority = lease.authority
-        self.profile = lease.profile
-        self.profileHeaders = lease.profileHeaders
+        self.identity = lease.identity
     }
+
+    /// The host name the connection was made for (SNI, Host header).
+    public var targetHost: String { identity.host }
+    /// The IP it is connected to.
+    public var targetIP: String { identity.ip }
+    /// The server port.
+    public var port: Int { identity.port }
+    /// The name of the fingerprint profile the connection was made with.
+    public var profile: String { identity.profile }
+    /// The Host header value for requests that give no authority.
+    var authority: String { identity.authority }
+    /// The profile's request headers for this connection (its Accept-Language chosen).
+    var profileHeaders: ProfileHeaders { identity.profileHeaders }
 
     /// Sends `request` (and `body`) and reads the whole response, within `requestTimeout`.
     /// The profile's headers are added, in the browser's order, where the request does not set

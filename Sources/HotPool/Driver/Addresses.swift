@@ -1,6 +1,13 @@
 import CShims
 import Glibc
 
+/// 4 or 6 if `text` is an IPv4 or IPv6 literal, else 0. Through `withCString`, which borrows a
+/// native string's bytes (or copies a short one on the stack): passing the String to C directly
+/// builds a heap copy on every call.
+func ipFamily(_ text: String) -> Int32 {
+    text.withCString { hp_ip_family($0) }
+}
+
 /// True if `name` can be used as a host name: 1 to 253 bytes of printable ASCII or UTF-8 with
 /// no space, control byte or URL delimiter, and a colon only in an IPv6 literal. Checked
 /// before anything is sent: OpenSSL would cut a name at a NUL for SNI and verification while
@@ -14,7 +21,7 @@ func isValidHostName(_ name: String) -> Bool {
              UInt8(ascii: "["), UInt8(ascii: "]"), UInt8(ascii: "\\"):
             return false
         case UInt8(ascii: ":"):
-            guard hp_ip_family(name) == 6 else { return false }
+            guard ipFamily(name) == 6 else { return false }
         default:
             break
         }

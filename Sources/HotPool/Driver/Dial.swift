@@ -18,8 +18,10 @@ extension PoolDriver {
             return send(.dialFailed(handle, .connectFailed(host: target.key.name, ip: target.address, reason: reason)))
         }
         self.fd[s] = fd
-        profile[s] = UInt8(nextProfile)
-        language[s] = UInt8.random(in: 0..<UInt8(profileHeaders[nextProfile].count))
+        identity[s] = ConnectionIdentity(
+            host: target.key.name, port: target.key.port, authority: machine.host(of: slot).authority, ip: target.address,
+            profileIndex: nextProfile, profile: profiles[nextProfile].name,
+            profileHeaders: profileHeaders[nextProfile].randomElement()!)
         nextProfile = (nextProfile + 1) % profiles.count
         let op = DialOp()
         io[s] = .dial(op)
@@ -41,7 +43,7 @@ extension PoolDriver {
                 return failDial(slot, .connectFailed(host: host, ip: ip, reason: String(cString: strerror(error))))
             }
             guard !events.isDisjoint(with: [.writable, .error, .hangup]) else { return }
-            guard let ssl = hp_tls_new(tlsContexts[Int(profile[s])], fd[s], host) else {
+            guard let ssl = hp_tls_new(tlsContexts[identity[s]!.profileIndex], fd[s], host) else {
                 return failDial(slot, .tlsHandshakeFailed(host: host, ip: ip, reason: "SSL_new failed"))
             }
             op.connected = true

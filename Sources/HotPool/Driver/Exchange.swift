@@ -58,10 +58,10 @@ extension PoolDriver {
 
     /// Sends the health-check request on an idle connection the machine took for it.
     func startProbe(_ slot: Int32) {
-        let host = machine.host(of: slot)
+        let identity = identity[Int(slot)]!
         let request = HTTP1Request.serialize(
-            HTTPRequest(method: .get, scheme: "https", authority: host.authority, path: config.healthCheckPath!), body: [],
-            defaultHost: host.authority, profile: profileHeaders[Int(profile[Int(slot)])][Int(language[Int(slot)])])
+            HTTPRequest(method: .get, scheme: "https", authority: identity.authority, path: config.healthCheckPath!), body: [],
+            defaultHost: identity.authority, profile: identity.profileHeaders)
         let parser = HTTP1ResponseParser(limits: config.responseLimits, isHeadRequest: false)
         startExchange(slot, ExchangeOp(request: request, parser: parser, requester: .healthCheck))
     }

@@ -5,16 +5,30 @@ import HTTPTypes
 import Logging
 import Synchronization
 
-/// A connection handed to a caller: its handle and where it goes.
-struct Lease: Sendable {
-    let handle: LeaseHandle
+/// What a connection is, fixed when it is dialed: one object per connection, so handing it to
+/// callers costs a reference, not a copy of each name.
+final class ConnectionIdentity: Sendable {
     let host: String
     let port: Int
     /// The Host header value for requests that give no authority.
     let authority: String
     let ip: String
+    /// The fingerprint profile: its index in the configuration's `profiles`, and its name.
+    let profileIndex: Int
     let profile: String
+    /// The profile's request headers, with this connection's Accept-Language.
     let profileHeaders: ProfileHeaders
+
+    init(host: String, port: Int, authority: String, ip: String, profileIndex: Int, profile: String, profileHeaders: ProfileHeaders) {
+        (self.host, self.port, self.authority, self.ip) = (host, port, authority, ip)
+        (self.profileIndex, self.profile, self.profileHeaders) = (profileIndex, profile, profileHeaders)
+    }
+}
+
+/// A connection handed to a caller: its handle and what it is.
+struct Lease: Sendable {
+    let handle: LeaseHandle
+    let identity: ConnectionIdentity
 }
 
 /// An I/O operation under way on a slot.
@@ -50,9 +64,8 @@ final class PoolDriver: @unchecked Sendable {
     @exclusivity(unchecked) var fd: [Int32] = []
     @exclusivity(unchecked) var ssl: [OpaquePointer?] = []
     @exclusivity(unchecked) var io: [SlotIO?] = []
-    /// The fingerprint profile (index into `profiles`) and its Accept-Language choice.
-    @exclusivity(unchecked) var profile: [UInt8] = []
-    @exclusivity(unchecked) var language: [UInt8] = []
+    /// What the connection is (host, IP, fingerprint profile), from its dial on.
+    @exclusivity(unchecked) var identity: [ConnectionIdentity?] = []
 
     /// Who waits for a connection.
     enum Caller {
@@ -104,7 +117,7 @@ final class PoolDriver: @unchecked Sendable {
         self.tlsContexts = tlsContexts
         self.machine = PoolStateMachine(configuration: .init(config))
         self.bytesPerSlot = machine.table.bytesPerSlot + MemoryLayout<Int32>.stride + MemoryLayout<OpaquePointer?>.stride
-            + MemoryLayout<SlotIO?>.stride + 2 * MemoryLayout<UInt8>.stride
+            + MemoryLayout<SlotIO?>.stride + MemoryLayout<ConnectionIdentity?>.stride
         self.profiles = config.profiles
         self.profileHeaders = profiles.map { spec in
             let fields = spec.headers.compactMap { header in HTTPField.Name(header.name).map { HTTPField(name: $0, value: header.value) } }
@@ -125,19 +138,21 @@ final class PoolDriver: @unchecked Sendable {
     /// Hands `event` to the state machine and executes the actions, and those of any events the
     /// actions produce, in order.
     func send(_ event: PoolStateMachine.Event) {
-        events.append(event)
-        guard !draining else { return }
+        guard !draining else { return events.append(event) }
         draining = true
-        while let next = events.popFirst() {
-            let undecided = requestsAwaitingDecision.count
-            machine.handle(next, now: reactor.now, into: &actions)
-            for index in actions.indices { execute(actions[index]) }
-            actions.removeAll(keepingCapacity: true)
-            if case .requestExchange = next {
-                assert(requestsAwaitingDecision.count == undecided - 1, "a requestExchange not decided exactly once")
-            }
-        }
+        handle(event)
+        while let next = events.popFirst() { handle(next) }
         draining = false
+    }
+
+    private func handle(_ event: PoolStateMachine.Event) {
+        let undecided = requestsAwaitingDecision.count
+        machine.handle(event, now: reactor.now, into: &actions)
+        for index in actions.indices { execute(actions[index]) }
+        actions.removeAll(keepingCapacity: true)
+        if case .requestExchange = event {
+            assert(requestsAwaitingDecision.count == undecided - 1, "a requestExchange not decided exactly once")
+        }
     }
 
     private func execute(_ action: PoolStateMachine.Action) {
@@ -240,23 +255,18 @@ final class PoolDriver: @unchecked Sendable {
 
     private func handOut(_ handle: LeaseHandle, to id: WaiterID) {
         let caller = callers.removeValue(forKey: id)
-        let slot = handle.slot, s = Int(slot)
-        let host = machine.host(of: slot)
-        let profile = Int(profile[s])
+        let identity = identity[Int(handle.slot)]!
         if case .execute(let pending)? = caller {
             let op = ExchangeOp(
-                request: HTTP1Request.serialize(pending.request, body: pending.body, defaultHost: host.authority,
-                                                profile: profileHeaders[profile][Int(language[s])]),
+                request: HTTP1Request.serialize(pending.request, body: pending.body, defaultHost: identity.authority,
+                                                profile: identity.profileHeaders),
                 parser: HTTP1ResponseParser(limits: config.responseLimits, isHeadRequest: pending.request.method == .head),
                 requester: .execute(pending.handoff))
             op.lease = handle
             requestsAwaitingDecision.append(op)
             return send(.requestExchange(handle, timeout: pending.timeout))
         }
-        let lease = Lease(
-            handle: handle, host: host.key.name, port: host.key.port, authority: host.authority,
-            ip: machine.ipAddress(slot), profile: profiles[profile].name,
-            profileHeaders: profileHeaders[profile][Int(language[s])])
+        let lease = Lease(handle: handle, identity: identity)
         if case .get(let handoff)? = caller {
             handoff.tryDeliver(.success(lease))
         } else {
@@ -305,6 +315,7 @@ final class PoolDriver: @unchecked Sendable {
                 ? .poolClosed : .connectionClosed(host: destruction.host, ip: destruction.ip)), metrics: metrics)
         }
         io[Int(slot)] = nil
+        identity[Int(slot)] = nil
         let errno = closeSocket(slot, sendCloseNotify: destruction.sendCloseNotify)
         if errno != 0, machine.closed, closeError == nil {
             closeError = .networkError(host: destruction.host, ip: destruction.ip, reason: "close: \(String(cString: strerror(errno)))")
@@ -363,7 +374,7 @@ final class PoolDriver: @unchecked Sendable {
                 targetHost: record.host, targetIP: record.ip, requestCount: record.requestCount,
                 errorCount: record.errorCount, isHealthy: record.isHealthy, created: instant(record.created),
                 lastUsed: instant(record.lastUsed), isLeased: record.isLeased,
-                profile: profiles[Int(profile[Int(record.slot)])].name)
+                profile: identity[Int(record.slot)]?.profile ?? "")
         }
     }
 
@@ -394,8 +405,7 @@ final class PoolDriver: @unchecked Sendable {
             fd.append(-1)
             ssl.append(nil)
             io.append(nil)
-            profile.append(0)
-            language.append(0)
+            identity.append(nil)
         }
     }
 }
