@@ -148,6 +148,7 @@ public final class HotConnPool: Sendable {
         throw lastError
     }
 
+    @inline(__always)  // one async frame for a get, not two
     private func acquire(
         host: String, port: Int, ip: String?, isolation: isolated (any Actor)? = #isolation
     ) async throws -> PooledConnection {

@@ -148,8 +148,10 @@ final class PoolDriver: @unchecked Sendable {
     private func handle(_ event: PoolStateMachine.Event) {
         let undecided = requestsAwaitingDecision.count
         machine.handle(event, now: reactor.now, into: &actions)
-        for index in actions.indices { execute(actions[index]) }
-        actions.removeAll(keepingCapacity: true)
+        if !actions.isEmpty {  // a put to idle, the commonest event, has no actions
+            for index in actions.indices { execute(actions[index]) }
+            actions.removeAll(keepingCapacity: true)
+        }
         if case .requestExchange = event {
             assert(requestsAwaitingDecision.count == undecided - 1, "a requestExchange not decided exactly once")
         }
@@ -161,7 +163,7 @@ final class PoolDriver: @unchecked Sendable {
         case .dial(let handle, let target): startDial(handle, target)
         case .lease(let id, let handle): handOut(handle, to: id)
         case .fail(let id, let error):
-            switch callers.removeValue(forKey: id) {
+            switch id == inlineCaller ? nil : callers.removeValue(forKey: id) {
             case .get(let handoff)?: handoff.tryDeliver(.failure(error))
             case .execute(let pending)?: pending.handoff.tryDeliver(.failure(error))
             case nil:
@@ -254,7 +256,8 @@ final class PoolDriver: @unchecked Sendable {
     }
 
     private func handOut(_ handle: LeaseHandle, to id: WaiterID) {
-        let caller = callers.removeValue(forKey: id)
+        // A get on this thread waits in no table: look it up last.
+        let caller = id == inlineCaller ? nil : callers.removeValue(forKey: id)
         let identity = identity[Int(handle.slot)]!
         if case .execute(let pending)? = caller {
             let op = ExchangeOp(

@@ -51,6 +51,8 @@ struct HostStore {
     private(set) var hosts: [HostRecord] = []
     private(set) var ips: [IPRecord] = []
     private var hostIndex: [HostKey: Int32] = [:]
+    /// The host found last: a run of gets for one host compares its key instead of hashing it.
+    private var lastFound: (key: HostKey, id: Int32)?
     /// Host ids by name (one per port), so `setAddresses` reaches only its name's hosts.
     private var hostIDsByName: [String: [Int32]] = [:]
     private var ipIndex: [String: [Int32: Int32]] = [:]
@@ -62,21 +64,24 @@ struct HostStore {
     /// Host records held now.
     var count: Int { hostIndex.count }
 
+    // Borrowing and in-place accessors: reading one field must not copy the record (and retain
+    // its strings), on every put.
     subscript(host id: Int32) -> HostRecord {
-        get { hosts[Int(id)] }
-        set { hosts[Int(id)] = newValue }
+        _read { yield hosts[Int(id)] }
+        _modify { yield &hosts[Int(id)] }
     }
 
     subscript(ip id: Int32) -> IPRecord {
-        get { ips[Int(id)] }
-        set { ips[Int(id)] = newValue }
+        _read { yield ips[Int(id)] }
+        _modify { yield &ips[Int(id)] }
     }
 
     /// The host's record, made if new (with the addresses `setAddresses` gave, or the name itself
     /// when it is an IP literal). `needsResolve` is true for a record with no addresses and no
     /// lookup under way.
     mutating func host(for key: HostKey, nameIsAddress: Bool, now: Int64) -> (id: Int32, needsResolve: Bool) {
-        if let id = hostIndex[key] {
+        if let id = lastFound.flatMap({ $0.key == key ? $0.id : nil }) ?? hostIndex[key] {
+            lastFound = (key, id)
             hosts[Int(id)].lastUsed = now
             return (id, !hosts[Int(id)].hasAddresses && !hosts[Int(id)].resolving)
         }
@@ -147,6 +152,7 @@ struct HostStore {
     /// Frees the records of hosts for which `isIdle` holds, and their IP records; returns how many.
     mutating func reclaim(where isIdle: (HostRecord) -> Bool) -> Int {
         let idle = hostIndex.values.filter { isIdle(hosts[Int($0)]) }
+        if !idle.isEmpty { lastFound = nil }
         for id in idle {
             let host = hosts[Int(id)]
             hostIndex[host.key] = nil
@@ -168,6 +174,7 @@ struct HostStore {
 
     /// Forgets every record (the pool is closed).
     mutating func removeAll() {
+        lastFound = nil
         hostIndex.removeAll()
         hostIDsByName.removeAll()
         ipIndex.removeAll()
