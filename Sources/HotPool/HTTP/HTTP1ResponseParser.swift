@@ -196,6 +196,7 @@ struct HTTP1ResponseParser {
         }
         if let length = parsed.contentLength {
             guard length <= limits.maxBodyBytes else { throw .bodyTooLarge }
+            body.reserveCapacity(length)  // filled in place, whatever the reads' sizes
             phase = .fixed(remaining: length)
         } else {
             keepAlive = false
@@ -300,6 +301,8 @@ private struct ResponseHead {
     /// Parses `head`: the bytes before the blank line, lines ended by CRLF or a bare LF.
     /// More than `maxFields` fields throw `tooManyHeaderFields`.
     init(_ head: UnsafeBufferPointer<UInt8>, maxFields: Int) throws(ResponseError) {
+        // One allocation for the fields of a typical response, not one per doubling.
+        fields.reserveCapacity(min(maxFields, 24))
         var lineStart = 0
         var first = true
         var fieldCount = 0

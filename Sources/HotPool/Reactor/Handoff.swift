@@ -9,7 +9,7 @@ import Synchronization
 /// that ordering on this toolchain (a value made on a plain thread and passed through `resume`
 /// is reported as a race), so the value also crosses through a release/acquire pair it does see.
 final class Handoff<T: Sendable>: @unchecked Sendable {
-    private var continuation: CheckedContinuation<Void, Never>?
+    private var continuation: UnsafeContinuation<Void, Never>?
     /// Written once by the winning `tryDeliver`, before `state` becomes `delivered`.
     private var value: T?
     private let state = Atomic<UInt8>(waiting)
@@ -29,7 +29,9 @@ final class Handoff<T: Sendable>: @unchecked Sendable {
     /// Runs `start` with this handoff (it passes the handoff to the reactor, or delivers at
     /// once) and returns what is delivered, resuming in the caller's isolation. Call once.
     nonisolated(nonsending) func wait(_ start: (Handoff) -> Void) async -> T {
-        await withCheckedContinuation { continuation in
+        // Unsafe rather than checked: `state` already makes the resume happen exactly once, and a
+        // checked continuation costs an allocation per wait.
+        await withUnsafeContinuation { continuation in
             self.continuation = continuation
             start(self)
         }
