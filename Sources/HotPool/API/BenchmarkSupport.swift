@@ -48,12 +48,7 @@ public struct ReactorAccess {
     /// sends; nil if none is idle.
     public func takeIdle(hostID host: ReactorHost) -> ReactorLease? {
         guard driver.machine.table.idleCount > 0 else { return nil }
-        let id = driver.newWaiterID()
-        guard let answer = driver.acquireNow(id, host.request) else {
-            driver.send(.cancel(id))  // it would wait: it does not
-            return nil
-        }
-        return (try? answer.get()).map { ReactorLease(handle: $0.handle) }
+        return (try? driver.acquireNow(driver.newWaiterID(), host.request, waits: false)?.get()).map { ReactorLease(handle: $0.handle) }
     }
 
     /// Sets a host's addresses, as `setAddresses` does.

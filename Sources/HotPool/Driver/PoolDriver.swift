@@ -215,11 +215,15 @@ final class PoolDriver: @unchecked Sendable {
 
     /// A get made on the reactor thread itself: its answer if it had one at once (an idle
     /// connection, or an error), nil if it waits. A waiting caller must `register` its handoff
-    /// before anything else runs on this thread.
-    func acquireNow(_ id: WaiterID, _ request: PoolStateMachine.AcquireRequest) -> Result<Lease, HotPoolError>? {
+    /// before anything else runs on this thread; with `waits` false, it is cancelled instead.
+    func acquireNow(_ id: WaiterID, _ request: PoolStateMachine.AcquireRequest, waits: Bool = true) -> Result<Lease, HotPoolError>? {
         inlineCaller = id
         defer { (inlineCaller, inlineAnswer) = (nil, nil) }
         send(.acquire(id, request))
+        if inlineAnswer == nil && !waits {
+            send(.cancel(id))
+            return nil
+        }
         return inlineAnswer
     }
 
