@@ -91,3 +91,9 @@ void hp_block_sigpipe(void) {
     sigaddset(&set, SIGPIPE);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
 }
+
+static _Thread_local const void *current_loop;
+
+void hp_set_current_loop(const void *loop) { current_loop = loop; }
+
+const void *hp_current_loop(void) { return current_loop; }

@@ -43,6 +43,10 @@ int hp_close(int fd);
 int64_t hp_monotonic_ns(void);
 /// Blocks SIGPIPE on the calling thread, so a write to a closed socket returns EPIPE instead.
 void hp_block_sigpipe(void);
+/// The event loop this thread is running now (NULL if none): a thread-local marker, since a
+/// thread id compared with a stored one can name a later thread once the first has ended.
+void hp_set_current_loop(const void *loop);
+const void *hp_current_loop(void);
 
 // ---------------------------------------------------------------- io_uring (liburing's inline API made callable)
 typedef struct hp_uring hp_uring;

@@ -320,9 +320,10 @@ public final class HotConnPool: Sendable {
     /// - Throws: the first error met while closing sockets (to every caller).
     public func close() async throws {
         beginClose()
-        // On the reactor thread, wait for the loop to end first: this task then resumes on
-        // another thread (the executor's jobs after the close), which can join the reactor's.
-        if reactor.isOnReactorThread { await reactor.exited() }
+        // Wait for the loop to end before joining its thread, so a caller running on a reactor
+        // (this pool's, whose task then resumes on a thread of its late jobs, or another pool's)
+        // never blocks it for longer than the thread's last steps.
+        await reactor.exited()
         await reactor.stop()
         if let error = driver.closeError { throw error }
     }

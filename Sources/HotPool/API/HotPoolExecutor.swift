@@ -12,7 +12,9 @@
 /// ```
 /// An actor can run on the same thread through `serialExecutor`. Code running here shares the
 /// thread with every connection of the pool: keep it short and never block it (no blocking
-/// system calls, no waiting on locks or semaphores). Jobs that arrive after the pool closed
+/// system calls, no waiting on locks or semaphores); a long loop of calls that do not suspend
+/// (gets of idle connections, puts) holds the thread too, so let it `await Task.yield()` now
+/// and then. Tasks that prefer this executor keep it alive; an actor on it keeps its pool alive. Jobs that arrive after the pool closed
 /// still run, one at a time, on a thread of their own; the pool's calls then fail with
 /// `poolClosed` as they do anywhere else.
 public final class HotPoolExecutor: TaskExecutor {

@@ -32,8 +32,6 @@ final class Reactor: @unchecked Sendable {
     private var thread = pthread_t()
     /// Jobs enqueued on the reactor thread itself: run in the same turn, no wake-up needed.
     @exclusivity(unchecked) private var localJobs = Deque<(job: UnownedJob, serial: Bool)>()
-    /// Set when the loop ends: jobs enqueued from then on go to `lateJobs`.
-    private var loopEnded = false
     private let lateJobs = LateJobs()
     /// The executors jobs run on: the serial one for actors' jobs, the task one for the jobs of
     /// tasks that prefer it (`HotPoolSerialExecutor` and `HotPoolExecutor`). Set before `start`.
@@ -83,7 +81,7 @@ final class Reactor: @unchecked Sendable {
     /// executor's: in the current turn if enqueued there, else through the inbox (waking the loop
     /// if it sleeps); once the loop has ended, on `lateJobs`.
     func enqueue(_ job: UnownedJob, serial: Bool) {
-        if isOnReactorThread && !loopEnded {
+        if isOnReactorThread {
             localJobs.append((job, serial))
         } else if !push(.job(job, serial: serial)) {
             lateJobs.enqueue(job, serial: serial) { [self] in run($0, serial: $1) }
@@ -140,7 +138,11 @@ final class Reactor: @unchecked Sendable {
         }
     }
 
-    var isOnReactorThread: Bool { pthread_equal(pthread_self(), thread) != 0 }
+    /// True on the reactor thread while its loop runs (false there once the loop has ended).
+    var isOnReactorThread: Bool {
+        let current: UnsafeRawPointer? = hp_current_loop()
+        return current == UnsafeRawPointer(Unmanaged.passUnretained(self).toOpaque())
+    }
 
     // MARK: reactor thread only
 
@@ -171,6 +173,7 @@ final class Reactor: @unchecked Sendable {
 
     private func run() {
         hp_block_sigpipe()
+        hp_set_current_loop(Unmanaged.passUnretained(self).toOpaque())
         while running {
             now = hp_monotonic_ns()
             inbox.drain(taking: { inboundHops &+= $0 }, runJob: run)
@@ -212,7 +215,7 @@ final class Reactor: @unchecked Sendable {
         timers.removeAll()
         redelivered.removeAll()
         // Jobs still queued, or enqueued from now on, run on `lateJobs`: never lost.
-        loopEnded = true
+        hp_set_current_loop(nil)
         let runLate: @Sendable (UnownedJob, Bool) -> Void = { [self] in run($0, serial: $1) }
         while let (job, serial) = localJobs.popFirst() { lateJobs.enqueue(job, serial: serial, run: runLate) }
         // Refuse later posts and run what was accepted, so no caller waits forever.
