@@ -84,7 +84,7 @@ final class Reactor: @unchecked Sendable {
         if isOnReactorThread {
             localJobs.append((job, serial))
         } else if !push(.job(job, serial: serial)) {
-            lateJobs.enqueue(job, serial: serial) { [self] in run($0, serial: $1) }
+            lateJobs.enqueue(job, serial: serial) { [self] in runJob($0, serial: $1) }
         }
     }
 
@@ -176,7 +176,7 @@ final class Reactor: @unchecked Sendable {
         hp_set_current_loop(Unmanaged.passUnretained(self).toOpaque())
         while running {
             now = hp_monotonic_ns()
-            inbox.drain(taking: { inboundHops &+= $0 }, runJob: run)
+            inbox.drain(taking: { inboundHops &+= $0 }, runJob: runJob)
             runDueTimers()
             guard running else { break }
             if !redelivered.isEmpty {
@@ -216,7 +216,7 @@ final class Reactor: @unchecked Sendable {
         redelivered.removeAll()
         // Jobs still queued, or enqueued from now on, run on `lateJobs`: never lost.
         hp_set_current_loop(nil)
-        let runLate: @Sendable (UnownedJob, Bool) -> Void = { [self] in run($0, serial: $1) }
+        let runLate: @Sendable (UnownedJob, Bool) -> Void = { [self] in runJob($0, serial: $1) }
         while let (job, serial) = localJobs.popFirst() { lateJobs.enqueue(job, serial: serial, run: runLate) }
         // Refuse later posts and run what was accepted, so no caller waits forever.
         inbox.drain(seal: true, runJob: { job, serial in lateJobs.enqueue(job, serial: serial, run: runLate) })
@@ -235,12 +235,12 @@ final class Reactor: @unchecked Sendable {
         now = hp_monotonic_ns()
         var budget = Self.jobsPerPass
         while budget > 0, let (job, serial) = localJobs.popFirst() {
-            run(job, serial: serial)
+            runJob(job, serial: serial)
             budget -= 1
         }
     }
 
-    private func run(_ job: UnownedJob, serial: Bool) {
+    private func runJob(_ job: UnownedJob, serial: Bool) {
         if serial {
             job.runSynchronously(on: executors!.serial)
         } else {
