@@ -38,8 +38,7 @@ public struct ReactorAccess {
     /// A host's record (made on first use, as `getConnection` would, without resolving it; the
     /// harness's shortcut into the machine's host records, outside its events).
     public func hostID(host: String, port: Int) -> ReactorHost {
-        let request = PoolStateMachine.AcquireRequest(
-            key: HostKey(name: host, port: port), pinnedIP: nil, nameIsAddress: ipFamily(host) != 0)
+        let request = PoolStateMachine.AcquireRequest(host: host, port: port, pinnedIP: nil)
         _ = driver.machine.hostStore.host(for: request.key, nameIsAddress: request.nameIsAddress, now: driver.reactor.now)
         return ReactorHost(request: request)
     }

@@ -156,7 +156,7 @@ public final class HotConnPool: Sendable {
         let id = driver.newWaiterID()
         let (driver, reactor) = (driver, reactor)
         if reactor.isOnReactorThread {
-            guard !Task.isCancelled else { throw driver.machine.closed ? HotPoolError.poolClosed : .cancelled }
+            guard !Task.isCancelled else { throw driver.cancellationError }
             if let answer = driver.acquireNow(id, request) { return PooledConnection(pool: self, lease: try answer.get()) }
             // It waits: its handoff is registered before anything else runs on this thread.
             return PooledConnection(pool: self, lease: try await wait(id) { driver.register(id, $0) }.get())
@@ -170,8 +170,7 @@ public final class HotConnPool: Sendable {
     private func acquireRequest(host: String, port: Int, ip: String?) throws(HotPoolError) -> PoolStateMachine.AcquireRequest {
         guard isValidHostName(host) else { throw .invalidHostName(host) }
         guard (1...65535).contains(port) else { throw .invalidURL("\(host):\(port)") }
-        return PoolStateMachine.AcquireRequest(
-            key: HostKey(name: host, port: port), pinnedIP: ip, nameIsAddress: ipFamily(host) != 0)
+        return PoolStateMachine.AcquireRequest(host: host, port: port, pinnedIP: ip)
     }
 
     /// Runs `start` with a new handoff and awaits what the reactor delivers to it. If the task is

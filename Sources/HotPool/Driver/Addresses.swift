@@ -8,6 +8,14 @@ func ipFamily(_ text: String) -> Int32 {
     text.withCString { hp_ip_family($0) }
 }
 
+extension PoolStateMachine.AcquireRequest {
+    /// A get of `host:port`, pinned to `pinnedIP` if given; whether the name is an IP literal is
+    /// found here, since the machine reads no C.
+    init(host: String, port: Int, pinnedIP: String?) {
+        self.init(key: HostKey(name: host, port: port), pinnedIP: pinnedIP, nameIsAddress: ipFamily(host) != 0)
+    }
+}
+
 /// True if `name` can be used as a host name: 1 to 253 bytes of printable ASCII or UTF-8 with
 /// no space, control byte or URL delimiter, and a colon only in an IPv6 literal. Checked
 /// before anything is sent: OpenSSL would cut a name at a NUL for SNI and verification while

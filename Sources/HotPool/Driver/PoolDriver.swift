@@ -200,13 +200,16 @@ final class PoolDriver: @unchecked Sendable {
 
     // MARK: callers' events
 
+    /// What a caller whose task was cancelled before its request arrived is told.
+    var cancellationError: HotPoolError { machine.closed ? .poolClosed : .cancelled }
+
     /// A new id for a caller's get (any thread).
     func newWaiterID() -> WaiterID { WaiterID(raw: waiterIDs.add(1, ordering: .relaxed).newValue) }
 
     /// A caller asks for a connection; refused at once if its task was cancelled already.
     func acquire(_ id: WaiterID, _ request: PoolStateMachine.AcquireRequest, _ handoff: Handoff<Result<Lease, HotPoolError>>) {
         guard !handoff.isCancelRequested else {
-            handoff.tryDeliver(.failure(machine.closed ? .poolClosed : .cancelled))
+            handoff.tryDeliver(.failure(cancellationError))
             return
         }
         callers[id] = .get(handoff)
@@ -245,7 +248,7 @@ final class PoolDriver: @unchecked Sendable {
     /// first failure) goes to `handoff`; refused at once if its task was cancelled already.
     func execute(_ id: WaiterID, _ acquire: PoolStateMachine.AcquireRequest, _ pending: PendingExecute) {
         guard !pending.handoff.isCancelRequested else {
-            pending.handoff.tryDeliver(.failure(machine.closed ? .poolClosed : .cancelled))
+            pending.handoff.tryDeliver(.failure(cancellationError))
             return
         }
         callers[id] = .execute(pending)
