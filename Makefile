@@ -1,7 +1,8 @@
 # The two set-up commands of README.md, and the system packages they need.
 .PHONY: deps demo test sanitize
 
-# liburing-dev and libssl-dev for CShims; python3-cryptography for the test origin.
+# liburing-dev and libssl-dev for CShims, libc-ares-dev for the pool's resolver; python3-cryptography
+# for the test origin, python3-dnslib for the tests' DNS server (Tests/Origin/dns.py).
 deps:
 	@./.ci/install-deps
 

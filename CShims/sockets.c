@@ -34,7 +34,8 @@ int hp_ip_family(const char *ip) {
     return len == 0 ? 0 : (ss.ss_family == AF_INET ? 4 : 6);
 }
 
-int hp_tcp_connect(const char *ip, int port, const char *local_ip, int *in_progress) {
+int hp_tcp_connect(const char *ip, int port, const char *local_ip, int *in_progress, int *bind_failed) {
+    *bind_failed = 0;
     struct sockaddr_storage remote, local;
     socklen_t rlen = make_addr(ip, port, &remote);
     if (rlen == 0) return -EINVAL;
@@ -49,6 +50,7 @@ int hp_tcp_connect(const char *ip, int port, const char *local_ip, int *in_progr
         if (bind(fd, (struct sockaddr *)&local, llen) < 0) {
             int err = errno;
             close(fd);
+            *bind_failed = 1;
             return -err;
         }
     }

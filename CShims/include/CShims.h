@@ -48,6 +48,31 @@ void hp_block_sigpipe(void);
 void hp_set_current_loop(const void *loop);
 const void *hp_current_loop(void);
 
+// ---------------------------------------------------------------- DNS (c-ares)
+typedef struct hp_dns hp_dns;
+/// c-ares wants `fd` watched for reading and/or writing (both 0: stop watching, it is closing).
+typedef void (*hp_dns_socket_cb)(void *context, int fd, int readable, int writable);
+/// A lookup ended: `status` 0 with `count` NUL-separated IP literals in `addresses`, or a
+/// c-ares status (hp_dns_error_string). Called from hp_dns_process, hp_dns_lookup or hp_dns_destroy.
+typedef void (*hp_dns_answer_cb)(void *context, uint64_t id, int status, const char *addresses, int count);
+#define HP_DNS_ENOMEM (-12)
+
+/// A resolver: `servers` as "ip", "ip:port" or "[ipv6]:port", comma-separated (NULL = the
+/// system's configuration); each query waits `timeout_ms` and is sent `tries` times.
+hp_dns *hp_dns_create(const char *servers, int timeout_ms, int tries, hp_dns_socket_cb on_socket,
+                      hp_dns_answer_cb on_answer, void *context, char *err, size_t errlen);
+/// Ends every lookup in flight (answered with a status) and frees the resolver.
+void hp_dns_destroy(hp_dns *dns);
+/// Starts an A + AAAA lookup of `name`; its answer carries `id`.
+int hp_dns_lookup(hp_dns *dns, const char *name, uint64_t id);
+/// Lets c-ares read `read_fd` / write `write_fd` (-1 = none; both -1: only its timeouts).
+void hp_dns_process(hp_dns *dns, int read_fd, int write_fd);
+/// Nanoseconds until c-ares needs hp_dns_process for its timeouts; -1 if nothing is in flight.
+int64_t hp_dns_timeout_ns(hp_dns *dns);
+const char *hp_dns_error_string(int status);
+/// True for "the name does not exist" or "it has no address": an answer, not a failure to get one.
+int hp_dns_status_not_found(int status);
+
 // ---------------------------------------------------------------- io_uring (liburing's inline API made callable)
 typedef struct hp_uring hp_uring;
 /// One completion: the submission's user data, its result (poll mask or -errno) and flags.
@@ -69,8 +94,9 @@ int hp_uring_submit_wait(hp_uring *ring, hp_completion *out, int max, int64_t ti
 
 // ---------------------------------------------------------------- sockets
 /// Non-blocking TCP connect (TCP_NODELAY on) to ip:port (IPv4 or IPv6 literal), optionally bound to local_ip first.
-/// Returns the fd (with *in_progress = 1 while the connect is pending) or -errno.
-int hp_tcp_connect(const char *ip, int port, const char *local_ip, int *in_progress);
+/// Returns the fd (with *in_progress = 1 while the connect is pending) or -errno (with
+/// *bind_failed = 1 when binding local_ip failed).
+int hp_tcp_connect(const char *ip, int port, const char *local_ip, int *in_progress, int *bind_failed);
 /// The pending socket error (SO_ERROR) as a positive errno, 0 if none.
 int hp_socket_error(int fd);
 /// 4 or 6 for a valid IP literal, 0 otherwise.

@@ -8,9 +8,6 @@ import Synchronization
 public final class Origin: @unchecked Sendable {
     /// The host name the origin's certificate is for.
     public static let hostName = "origin.hotpool.test"
-    static let script = URL(fileURLWithPath: #filePath)
-        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        .appendingPathComponent("Tests/Origin/server.py").path
 
     /// The loopback IPs it listens on.
     public let ips: [String]
@@ -18,53 +15,23 @@ public final class Origin: @unchecked Sendable {
     public let port: Int
     /// The PEM file of its test CA.
     public let caFile: String
-    private let process = Process()
-    private let input = Pipe()
-    private let output = Pipe()
-    private var pending = Data()
-    private var stopped = false
-    /// Set while a command is out: exchanges are one at a time (replies come in command order).
-    private let exchanging = Atomic<Bool>(false)
+    private let server: ScriptServer
 
     /// Starts the origin and waits until it listens.
     public init(ips: [String] = ["127.0.0.2", "127.0.0.3", "127.0.0.4"]) throws {
         self.ips = ips
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", Self.script, "--ips", ips.joined(separator: ","), "--host", Self.hostName]
-        process.standardInput = input
-        process.standardOutput = output
-        try process.run()
-        var ready: [String: Any] = [:]
-        Self.readLine(output, &pending).map { ready = (try? JSONSerialization.jsonObject(with: $0)) as? [String: Any] ?? [:] }
-        guard ready["ready"] as? Bool == true, let port = ready["port"] as? Int, let ca = ready["ca"] as? String else {
-            process.terminate()
-            throw OriginError.notReady("\(ready)")
-        }
-        self.port = port
-        self.caFile = ca
+        server = try ScriptServer(executable: "/usr/bin/env", arguments: [
+            "python3", ScriptServer.path("server.py"), "--ips", ips.joined(separator: ","), "--host", Self.hostName,
+        ])
+        guard let ca = server.ready["ca"] as? String else { throw OriginError.notReady("\(server.ready)") }
+        port = server.port
+        caFile = ca
     }
-
-    deinit { stop() }
 
     /// Sends one command and returns the reply. One command at a time: concurrent use is a bug.
     @discardableResult
     public func send(_ command: [String: Any]) async throws -> Reply {
-        let line = try JSONSerialization.data(withJSONObject: command) + Data("\n".utf8)
-        precondition(!exchanging.exchange(true, ordering: .acquiring), "Origin.send used concurrently")
-        defer { exchanging.store(false, ordering: .releasing) }
-        // The pipe I/O blocks, so it runs off the caller's executor, on a dispatch worker: a
-        // thread made per command would end in Foundation's run-loop teardown, which allocates
-        // after ThreadSanitizer has retired the thread and crashes the sanitized test run.
-        let data: Data? = await withCheckedContinuation { continuation in
-            DispatchQueue.global().async {
-                self.input.fileHandleForWriting.write(line)
-                continuation.resume(returning: Self.readLine(self.output, &self.pending))
-            }
-        }
-        guard let data, let object = try JSONSerialization.jsonObject(with: data) as? [String: Any] else {
-            throw OriginError.noReply("\(command)")
-        }
-        return Reply(object: object)
+        Reply(object: try await server.send(command))
     }
 
     /// A configuration trusting the origin's CA, with short bounds for tests.
@@ -127,6 +94,12 @@ public final class Origin: @unchecked Sendable {
         return reply["handshakes"] as? Int == count
     }
 
+    /// The source addresses of the last `last` connections the server accepted on `ip` ("*" =
+    /// any), oldest first (in accept order).
+    public func recentSources(ip: String = "*", last: Int) async throws -> [String] {
+        try await send(["cmd": "sources", "ip": ip, "last": last]).object["sources"] as? [String] ?? []
+    }
+
     /// Sets how the server answers `path` on `ip` ("*" = any); `times` limits it to the next N requests.
     public func rule(ip: String = "*", path: String = "*", _ action: [String: Any], times: Int? = nil) async throws {
         var command: [String: Any] = ["cmd": "rule", "ip": ip, "path": path, "action": action]
@@ -134,8 +107,138 @@ public final class Origin: @unchecked Sendable {
         try await send(command)
     }
 
-    /// Stops the server (closing its stdin ends it) and waits for it to exit.
-    public func stop() {
+    /// Stops the server (closing its stdin ends it) and waits for it to exit. Releasing the
+    /// origin stops it too.
+    public func stop() { server.stop() }
+}
+
+/// Drives the tests' DNS server (Tests/Origin/dns.py): authoritative for the names a test sets,
+/// on 127.0.0.1 (UDP and TCP on one port), answering A and AAAA queries with TTL 1 and NXDOMAIN
+/// for names it does not have, controlled like `Origin`. Names are compared case-insensitively,
+/// a trailing dot ignored. The server stops when this object is stopped or released.
+///
+/// It runs under /usr/bin/python3, the interpreter Debian's python3-dnslib is installed for
+/// (a pyenv `python3` earlier on PATH does not see it).
+public final class DNSServer: @unchecked Sendable {
+    /// The port it listens on, UDP and TCP, on 127.0.0.1.
+    public let port: Int
+    private let server: ScriptServer
+
+    /// Starts the DNS server, with an empty table, and waits until it listens.
+    public init() throws {
+        server = try ScriptServer(executable: "/usr/bin/python3", arguments: [ScriptServer.path("dns.py")])
+        port = server.port
+    }
+
+    /// Sets `name`'s records, replacing those it had: an A record for each IPv4 literal in `ips`,
+    /// an AAAA record for each IPv6 one. With no `ips` the name exists without records (NOERROR,
+    /// no answer). Throws `OriginError.failed` for an address that is not an IP literal.
+    public func set(_ name: String, _ ips: [String]) async throws {
+        try await server.command(["cmd": "set", "name": name, "ips": ips])
+    }
+
+    /// Removes `name` from the table: queries for it get NXDOMAIN.
+    public func remove(_ name: String) async throws {
+        try await server.command(["cmd": "remove", "name": name])
+    }
+
+    /// Closes the server's UDP and TCP sockets: queries get no answer (ICMP port unreachable, TCP
+    /// connection refused) until `up()`.
+    public func down() async throws {
+        try await server.command(["cmd": "down"])
+    }
+
+    /// Binds the same port again after `down()`, answering from the table as before.
+    public func up() async throws {
+        try await server.command(["cmd": "up"])
+    }
+
+    /// How many queries for `name` (any type) the server has answered since it started.
+    public func queries(_ name: String) async throws -> Int {
+        let reply = try await server.command(["cmd": "queries", "name": name])
+        guard let count = reply["queries"] as? Int else { throw OriginError.failed("\(reply)") }
+        return count
+    }
+
+    /// Stops the server (closing its stdin ends it) and waits for it to exit. Releasing the
+    /// object stops it too.
+    public func stop() { server.stop() }
+}
+
+/// A test server script (Tests/Origin/*.py) run as a child process and driven by JSON lines: it
+/// prints one `{"ready": true, "port": N, …}` line once it listens, answers each command line on
+/// its stdin with one line on its stdout, and ends when its stdin closes. `Origin` and
+/// `DNSServer` each own one; releasing it stops the script.
+final class ScriptServer: @unchecked Sendable {
+    /// The ready line, decoded.
+    let ready: [String: Any]
+    /// The port from the ready line.
+    let port: Int
+    private let process = Process()
+    private let input = Pipe()
+    private let output = Pipe()
+    private var pending = Data()
+    private var stopped = false
+    /// Set while a command is out: exchanges are one at a time (replies come in command order).
+    private let exchanging = Atomic<Bool>(false)
+
+    /// The path of a script in Tests/Origin.
+    static func path(_ script: String) -> String {
+        URL(fileURLWithPath: #filePath)
+            .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Tests/Origin").appendingPathComponent(script).path
+    }
+
+    /// Starts the script and waits for its ready line.
+    init(executable: String, arguments: [String]) throws {
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        process.standardInput = input
+        process.standardOutput = output
+        try process.run()
+        var ready: [String: Any] = [:]
+        Self.readLine(output, &pending).map { ready = (try? JSONSerialization.jsonObject(with: $0)) as? [String: Any] ?? [:] }
+        guard ready["ready"] as? Bool == true, let port = ready["port"] as? Int else {
+            process.terminate()
+            throw OriginError.notReady("\(ready)")
+        }
+        self.ready = ready
+        self.port = port
+    }
+
+    deinit { stop() }
+
+    /// Sends one command and returns the reply. One command at a time: concurrent use is a bug.
+    @discardableResult
+    func send(_ command: [String: Any]) async throws -> [String: Any] {
+        let line = try JSONSerialization.data(withJSONObject: command) + Data("\n".utf8)
+        precondition(!exchanging.exchange(true, ordering: .acquiring), "\(process.arguments ?? []) used concurrently")
+        defer { exchanging.store(false, ordering: .releasing) }
+        // The pipe I/O blocks, so it runs off the caller's executor, on a dispatch worker: a
+        // thread made per command would end in Foundation's run-loop teardown, which allocates
+        // after ThreadSanitizer has retired the thread and crashes the sanitized test run.
+        let data: Data? = await withCheckedContinuation { continuation in
+            DispatchQueue.global().async {
+                self.input.fileHandleForWriting.write(line)
+                continuation.resume(returning: Self.readLine(self.output, &self.pending))
+            }
+        }
+        guard let data, let object = try JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+            throw OriginError.noReply("\(command)")
+        }
+        return object
+    }
+
+    /// `send`, throwing `OriginError.failed` when the reply is an error.
+    @discardableResult
+    func command(_ command: [String: Any]) async throws -> [String: Any] {
+        let reply = try await send(command)
+        if let error = reply["error"] { throw OriginError.failed("\(command): \(error)") }
+        return reply
+    }
+
+    /// Closes the script's stdin, which ends it, and waits for it to exit.
+    func stop() {
         guard !stopped else { return }
         stopped = true
         try? input.fileHandleForWriting.close()
@@ -157,10 +260,15 @@ public final class Origin: @unchecked Sendable {
     }
 }
 
-/// The origin did not start or did not answer.
+/// A test server (the origin or the DNS server) did not start, did not answer, or answered a
+/// command with an error.
 public enum OriginError: Error {
+    /// It exited or printed something else before its ready line (what it printed).
     case notReady(String)
+    /// It gave no reply to a command (the command).
     case noReply(String)
+    /// It answered a command with an error (the command and the error).
+    case failed(String)
 }
 
 /// A reply from the origin (a JSON object).

@@ -22,6 +22,8 @@ import Testing
         struct Caller {
             let host: String
             let pinned: Bool
+            /// A `prewarm` or `refreshAddresses` caller: answered once, never leased.
+            var asksForAnswer = false
             let sequence: Int
             /// The dial started for it, if one is under way.
             var dial: SlotHandle?
@@ -44,7 +46,7 @@ import Testing
 
     @Test func randomizedEventsKeepEveryRuleOfAReferenceModel() {
         let total = Int(environment("HOTPOOL_MACHINE_EVENTS") ?? "") ?? 1_000_000
-        let seed = UInt64.random(in: 0...UInt64.max)
+        let seed = environment("HOTPOOL_MACHINE_SEED").flatMap { UInt64($0) } ?? UInt64.random(in: 0...UInt64.max)
         var run = ModelRun(seed: seed)
         for step in 0..<total {
             run.step(step)
@@ -53,7 +55,8 @@ import Testing
         }
         run.closeAndRestart()
         #expect(run.failures == 0, "seed \(seed)")
-        #expect(run.leases > total / 20 && run.destroyed > total / 100, "the run exercised the pool (seed \(seed))")
+        // (IPs stay blacklisted until a recovery probe passes, so a share of gets fail.)
+        #expect(run.leases > total / 40 && run.destroyed > total / 100, "the run exercised the pool (seed \(seed)): \(run.leases) leases, \(run.destroyed) destroyed")
     }
 }
 
@@ -91,7 +94,13 @@ struct ModelRun: ~Copyable {
         c.validationTimeout = 40
         c.healthCheckInterval = 150
         c.cleanupInterval = 250
-        c.blacklistDuration = 500
+        c.blacklistTimeout = 500
+        c.maxBlacklistTime = 2_000
+        c.blacklistCheckInterval = 300
+        c.dnsUpdateInterval = 700
+        c.consecutiveFailuresToEject = 5
+        c.minIdlePerHost = 1
+        c.probesWithRequest = true
         c.leaseWarningAfter = 400
     }
 
@@ -176,15 +185,24 @@ struct ModelRun: ~Copyable {
             case .fail(let id, _):
                 let caller = model.callers.removeValue(forKey: id)
                 check(caller != nil, "waiter \(id.raw) answered twice or never asked")
+            case .reportAddresses(let id, _), .reportReady(let id, _):
+                let caller = model.callers.removeValue(forKey: id)
+                check(caller?.asksForAnswer == true, "caller \(id.raw) answered twice, never asked, or not for an answer")
+            case .reportLookupFailure:
+                break
             case .startExchange(let slot):
                 check(model.connections[slot]?.state == .leased && model.connections[slot]?.exchange == false, "exchange on \(slot)")
                 model.connections[slot]?.exchange = true
             case .refuseExchange:
                 break
             case .probe(let slot):
-                check(model.connections[slot]?.state == .idle, "probe of a connection that is not idle")
+                // An idle connection's health check, or a recovery dial's probe.
+                check(model.connections[slot]?.state == .idle
+                      || (model.connections[slot]?.state == .leased && model.connections[slot]?.lease == nil),
+                      "probe of a connection that is neither idle nor a fresh dial")
                 model.connections[slot]?.state = .probing
                 model.connections[slot]?.exchange = true
+                returning.removeAll { $0 == slot }  // a recovery dial probed: not idle yet
             case .closeSocket:
                 break
             case .abort(let slot):
@@ -239,7 +257,8 @@ struct ModelRun: ~Copyable {
         for id in startedServing {
             guard let served = model.callers[id] ?? answeredThisEvent[id], !served.pinned else { continue }
             let overtaken = model.callers.values.contains { waiting in
-                waiting.host == served.host && !waiting.pinned && waiting.dial == nil && waiting.sequence < served.sequence
+                waiting.host == served.host && !waiting.pinned && !waiting.asksForAnswer && waiting.dial == nil
+                    && waiting.sequence < served.sequence
             }
             check(!overtaken, "a later caller of \(served.host) was served before an earlier one still waiting")
         }
@@ -307,8 +326,9 @@ struct ModelRun: ~Copyable {
         case 74..<76:
             if let (id, key) = model.lookups.randomElement(using: &rng) {
                 model.lookups[id] = nil
+                let answers = [["203.0.113.1", "203.0.113.2"], ["203.0.113.2", "203.0.113.3"], ["203.0.113.1"]]
                 let answer: Result<[String], HotPoolError> = Int.random(in: 0..<4, using: &rng) == 0
-                    ? .failure(.noAddresses(host: key.name, reason: "NXDOMAIN")) : .success(["203.0.113.1", "203.0.113.2"])
+                    ? .failure(.noAddresses(host: key.name, reason: "NXDOMAIN")) : .success(answers.randomElement(using: &rng)!)
                 send(.resolved(hostID: id, answer))
             }
         case 76..<86:
@@ -322,6 +342,23 @@ struct ModelRun: ~Copyable {
         case 88:
             let ips = ["198.51.100.1", "198.51.100.2", "198.51.100.3"]
             send(.setAddresses(Array(ips.prefix(Int.random(in: 1...3, using: &rng))), host: "s1.test"))
+        case 89:
+            // A prewarm or a refresh, answered exactly once.
+            let host = PoolStateMachineModelTests.hosts.randomElement(using: &rng)!
+            let id = h.newWaiter()
+            model.sequence += 1
+            model.callers[id] = .init(host: host, pinned: false, asksForAnswer: true, sequence: model.sequence)
+            let request = PoolStateMachine.AcquireRequest(key: HostKey(name: host, port: 443), pinnedIP: nil, nameIsAddress: host == "192.0.2.9")
+            send(Bool.random(using: &rng) ? .prewarm(id, request, count: Int.random(in: 0...6, using: &rng)) : .refresh(id, request))
+        case 90:
+            let ip = ["192.0.2.1", "192.0.2.2", "203.0.113.1", "203.0.113.2"].randomElement(using: &rng)!
+            let host = ip.hasPrefix("192") ? "s0.test" : "dns.test"
+            switch Int.random(in: 0..<4, using: &rng) {
+            case 0: send(.blacklistManually(address: ip, host: host, period: Int64.random(in: 1...600, using: &rng)))
+            case 1: send(.unblacklist(address: ip, host: host))
+            case 2: send(.allowOnly(Bool.random(using: &rng) ? [ip] : nil, host: host))
+            default: send(.allowOnly(nil, host: host))
+            }
         default:
             h.now += Int64.random(in: 0...3, using: &rng)
         }

@@ -16,6 +16,7 @@ itself, and is driven by JSON lines on stdin (one reply line each on stdout):
   {"cmd":"requests","ip":IP|"*","last":N}   request heads: method, path, headers (in order),
       and "conn", the number of the connection that carried it (1, 2, ... in accept order)
   {"cmd":"hellos","ip":IP|"*","last":N}     parsed raw ClientHellos, with JA3 and JA4
+  {"cmd":"sources","ip":IP|"*","last":N}    peer (source) IPs of accepted connections, in accept order
   {"cmd":"quit"}  (or EOF on stdin)
 
 A connection is served by its own thread. The raw ClientHello is peeked (MSG_PEEK) before the
@@ -205,6 +206,7 @@ class Origin:
         self.idle = {}                                  # Conn -> ip, for connections waiting for a request
         self.hellos = {ip: collections.deque(maxlen=100) for ip in ips}
         self.requests = {ip: collections.deque(maxlen=100) for ip in ips}
+        self.sources = {ip: collections.deque(maxlen=100) for ip in ips}   # {"ip": peer IP} per accept
         self.sequence = 0                               # orders captures across IPs
         self.connections = 0                            # numbers accepted connections across IPs
 
@@ -522,9 +524,10 @@ def listen(origin, port):
 def accept_loop(origin, listener, ip):
     while True:
         try:
-            sock, _ = listener.accept()
+            sock, peer = listener.accept()
         except OSError:
             return
+        origin.record(origin.sources, ip, {"ip": peer[0]})
         threading.Thread(target=Conn(origin, sock, ip).serve, daemon=True).start()
 
 
@@ -557,6 +560,8 @@ def handle(origin, c):
         return {"requests": origin.recent(origin.requests, ip, c.get("last", 1))}
     if cmd == "hellos":
         return {"hellos": origin.recent(origin.hellos, ip, c.get("last", 1))}
+    if cmd == "sources":
+        return {"sources": [x["ip"] for x in origin.recent(origin.sources, ip, c.get("last", 1))]}
     return {"error": "unknown command %r" % cmd}
 
 

@@ -38,13 +38,15 @@ public final class HotConnPool: Sendable {
             throw error
         }
         let reactor: Reactor
+        let resolver: Resolver
         do {
             reactor = try Reactor(poller: EpollPoller())
+            resolver = try Resolver(servers: configuration.dnsServers, reactor: reactor)
         } catch {
             contexts.forEach(hp_tls_ctx_free)
-            throw HotPoolError.invalidConfiguration("reactor: \(error)")
+            throw error as? HotPoolError ?? HotPoolError.invalidConfiguration("reactor: \(error)")
         }
-        let driver = PoolDriver(config: configuration, reactor: reactor, tlsContexts: contexts)
+        let driver = PoolDriver(config: configuration, reactor: reactor, resolver: resolver, tlsContexts: contexts)
         let executor = HotPoolExecutor(reactor: reactor)
         reactor.ioHandler = { driver.handleIO($0, $1) }
         do {
@@ -98,6 +100,108 @@ public final class HotConnPool: Sendable {
             configuration.logger.warning("setAddresses ignored non-IP entries", metadata: ["host": "\(host)", "given": "\(ips)"])
         }
         send(.setAddresses(valid, host: host))
+    }
+
+    /// Looks `host` up now (joining a lookup under way) and returns its addresses as the pool
+    /// then uses them: new IPs join the rotation, IPs no longer given take no new connections.
+    /// A host with `setAddresses` or an IP literal for a name is not looked up: its addresses are
+    /// returned as they are.
+    /// - Throws: `noAddresses` with the resolver's reason when the lookup fails (the host keeps
+    ///   its last addresses), `invalidHostName`, `poolClosed`, `cancelled`.
+    public func refreshAddresses(
+        host: String, port: Int = 443, isolation: isolated (any Actor)? = #isolation
+    ) async throws -> [String] {
+        let request = try acquireRequest(host: host, port: port, ip: nil)
+        return try await ask({ .addresses($0) }, { .refresh($0, request) }).get()
+    }
+
+    /// Opens connections to `host:port` until `count` are idle (the seed's
+    /// PreWarmConnections), in parallel and round-robin over its IPs, within every limit
+    /// (`maxConnectionsPerHost`, `maxConnections`, `maxIdleConnections`); waits for those dials
+    /// and returns how many connections of the host are idle and ready.
+    /// - Throws: `allAddressesBlacklisted` when no IP can be dialed and none is idle,
+    ///   `noAddresses`, `invalidHostName`, `invalidConfiguration` for a negative count,
+    ///   `poolClosed`, `cancelled`.
+    public func prewarm(
+        host: String, port: Int = 443, count: Int, isolation: isolated (any Actor)? = #isolation
+    ) async throws -> Int {
+        let request = try acquireRequest(host: host, port: port, ip: nil)
+        guard count >= 0 else { throw HotPoolError.invalidConfiguration("prewarm count must be >= 0, not \(count)") }
+        return try await ask({ .prewarm($0) }, { .prewarm($0, request, count: count) }).get()
+    }
+
+    /// Takes `ip` out of rotation for every port of `host` for `duration` at least (then the
+    /// recovery pass probes it); its idle connections are closed now and leased ones when
+    /// returned (`blacklisted`). Kept for the host name until it recovers or is unblacklisted.
+    /// - Throws: `invalidIP`, `invalidHostName`, or `invalidConfiguration` for a duration under 1 ns.
+    public func blacklist(ip: String, forHost host: String, for duration: Duration) throws {
+        try validate(ip: ip, host: host)
+        guard duration >= .nanoseconds(1) else { throw HotPoolError.invalidConfiguration("blacklist duration must be positive, not \(duration)") }
+        send(.blacklistManually(address: ip, host: host, period: duration.nanoseconds))
+    }
+
+    /// Puts `ip` back into rotation for every port of `host`, whatever blacklisted it.
+    /// - Throws: `invalidIP` or `invalidHostName`.
+    public func unblacklist(ip: String, forHost host: String) throws {
+        try validate(ip: ip, host: host)
+        send(.unblacklist(address: ip, host: host))
+    }
+
+    /// New connections to `host` (every port) go only to these of its IPs; connections to the
+    /// others are closed (idle now, leased when returned, `blacklisted`). nil lifts the list.
+    /// - Throws: `invalidIP` for an entry that is not an IP literal, or `invalidHostName`.
+    public func allowOnly(ips: [String]?, forHost host: String) throws {
+        for ip in ips ?? [] { try validate(ip: ip, host: host) }
+        guard isValidHostName(host) else { throw HotPoolError.invalidHostName(host) }
+        send(.allowOnly(ips.map(Set.init), host: host))
+    }
+
+    /// The IPs out of rotation for `host` (any port), each with its reason and the earliest time
+    /// the recovery pass may probe it.
+    public func blacklistedIPs(forHost host: String, isolation: isolated (any Actor)? = #isolation) async -> [BlacklistEntry] {
+        await onReactor(whenClosed: { _ in [] }) { driver in
+            driver.machine.blacklistedIPs(forName: host).map {
+                BlacklistEntry(ip: $0.address, reason: $0.reason, until: driver.instant($0.until))
+            }
+        }
+    }
+
+    /// What the pool knows of each IP of `host`: one entry per port and IP, including IPs that
+    /// DNS no longer gives or that were pinned.
+    public func ipStats(forHost host: String, isolation: isolated (any Actor)? = #isolation) async -> [IPStats] {
+        await onReactor(whenClosed: { _ in [] }) { driver in
+            driver.machine.ipRecords(forName: host).map { entry in
+                let record = entry.record
+                return IPStats(
+                    ip: record.address, port: entry.port, requests: record.requests, failures: record.failures,
+                    openConnections: entry.open, inRotation: entry.inRotation, blacklistReason: record.blacklistReason,
+                    blacklistedUntil: record.blacklistReason == nil ? nil : driver.instant(record.blacklistedUntil),
+                    lastResolved: record.lastResolved == 0 ? nil : driver.instant(record.lastResolved))
+            }
+        }
+    }
+
+    private func validate(ip: String, host: String) throws(HotPoolError) {
+        guard ipFamily(ip) != 0 else { throw .invalidIP(ip) }
+        guard isValidHostName(host) else { throw .invalidHostName(host) }
+    }
+
+    /// Sends the event `event(id)` for a caller that waits for one answer (`caller` wraps its
+    /// handoff), from any thread.
+    private func ask<T: Sendable>(
+        isolation: isolated (any Actor)? = #isolation,
+        _ caller: @escaping @Sendable (Handoff<Result<T, HotPoolError>>) -> PoolDriver.Caller,
+        _ event: @escaping @Sendable (WaiterID) -> PoolStateMachine.Event
+    ) async -> Result<T, HotPoolError> {
+        let id = driver.newWaiterID()
+        let (driver, reactor) = (driver, reactor)
+        return await wait(id) { handoff in
+            if reactor.isOnReactorThread {
+                driver.ask(id, caller(handoff), event(id))
+            } else if !reactor.post({ driver.ask(id, caller(handoff), event(id)) }) {
+                handoff.tryDeliver(.failure(.poolClosed))
+            }
+        }
     }
 
     /// An idle connection to `host:port` (the most recently returned, unless `idleOrder` says
@@ -244,17 +348,10 @@ public final class HotConnPool: Sendable {
     ) async throws -> HotResponse {
         let acquire = try acquireRequest(host: host, port: port, ip: nil)
         if let timeout, timeout <= .zero { throw HotPoolError.invalidConfiguration("execute timeout must be positive, not \(timeout)") }
-        let id = driver.newWaiterID()
-        let (driver, reactor) = (driver, reactor)
         let timeout = (timeout ?? configuration.requestTimeout).nanoseconds
-        return try await wait(id) { handoff in
-            let pending = PoolDriver.PendingExecute(request: request, body: body, timeout: timeout, handoff: handoff)
-            if reactor.isOnReactorThread {
-                driver.execute(id, acquire, pending)
-            } else if !reactor.post({ driver.execute(id, acquire, pending) }) {
-                handoff.tryDeliver(.failure(.poolClosed))
-            }
-        }.get()
+        return try await ask({ handoff in
+            .execute(PoolDriver.PendingExecute(request: request, body: body, timeout: timeout, handoff: handoff))
+        }, { .acquire($0, acquire) }).get()
     }
 
     func roundTrip(

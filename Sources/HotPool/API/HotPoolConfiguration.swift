@@ -32,10 +32,32 @@ public struct HotPoolConfiguration: Sendable {
     public var healthCheckInterval: Duration = .seconds(30)
     /// How often idle and expired connections are swept.
     public var cleanupInterval: Duration = .seconds(60)
-    /// How long a blacklisted IP stays out of rotation before it is tried again.
+    /// How often the recovery pass runs: each blacklisted IP whose time is up is dialed (and
+    /// probed with `healthCheckPath`, if set) and returns to rotation only if that succeeds;
+    /// otherwise it stays out twice as long, at most `maxBlacklistTime`.
     public var blacklistCheckInterval: Duration = .seconds(300)
-    /// How often host names are resolved again (reserved for the DNS refresher).
+    /// How long a 403 (to a validation or health check) keeps an IP out of rotation for its host
+    /// before its recovery probe; also the step of failure ejections (the n-th lasts n times this).
+    public var blacklistTimeout: Duration = .seconds(300)
+    /// The longest any blacklisting lasts before its next recovery probe.
+    public var maxBlacklistTime: Duration = .seconds(3600)
+    /// Network or TLS failures in a row (failed dials and round trips; an answered request resets
+    /// the count) after which an IP is ejected for its host, as Envoy's outlier detection does.
+    public var consecutiveFailuresToEject: Int = 5
+    /// The largest share of a host's IPs ejected for failures at once (0...1). A host with one
+    /// IP never has it ejected at 0.5; 403 blacklisting is not limited by it.
+    public var maxEjectedShare: Double = 0.5
+    /// How often host names are resolved again: new IPs join the rotation, IPs no longer given
+    /// take no new connections (their idle ones are closed, `addressRemoved`), and a failed
+    /// lookup keeps the last good set.
     public var dnsUpdateInterval: Duration = .seconds(1800)
+    /// DNS servers as "ip", "ip:port" or "[ipv6]:port"; empty = the system's configuration
+    /// (/etc/resolv.conf, and /etc/hosts first).
+    public var dnsServers: [String] = []
+    /// Idle connections kept ready per host the pool has served: re-dialed as connections are
+    /// leased, expire or are destroyed, within every limit, and kept past `idleTimeout`; paused
+    /// while all of a host's IPs are blacklisted. 0 = none.
+    public var minIdlePerHost: Int = 0
     /// Further IPs tried by `getConnection(validating:)` and after failed dials.
     public var maxRetries: Int = 3
     /// PEM file of trusted CAs; nil = the system trust store.
@@ -62,8 +84,10 @@ public struct HotPoolConfiguration: Sendable {
     public var maxResponseHeaderFields: Int = 1000
     /// A connection leased longer than this is reported in the log (a likely missing put).
     public var leaseWarningAfter: Duration = .seconds(60)
-    /// Local address to bind outgoing connections to; nil = chosen by the system.
-    public var localAddress: String?
+    /// Local addresses (IPv4 and/or IPv6 literals) outgoing connections are bound to, in turn
+    /// per dial among those of the target's family; one that fails to bind is skipped (and
+    /// logged). Empty, or none of the family = chosen by the system.
+    public var localAddresses: [String] = []
     /// Where lifecycle events (connect, destroy with reason, lease warnings) are logged.
     public var logger: Logger = Logger(label: "HotPool")
 
@@ -108,6 +132,14 @@ public struct HotPoolConfiguration: Sendable {
         }
         if maxIdleConnections < 0 { throw .invalidConfiguration("maxIdleConnections must be >= 0") }
         if maxRetries < 0 { throw .invalidConfiguration("maxRetries must be >= 0") }
+        if minIdlePerHost < 0 { throw .invalidConfiguration("minIdlePerHost must be >= 0") }
+        try positive(consecutiveFailuresToEject, "consecutiveFailuresToEject")
+        if !(0...1).contains(maxEjectedShare) { throw .invalidConfiguration("maxEjectedShare must be within 0...1, got \(maxEjectedShare)") }
+        try positive(blacklistTimeout, "blacklistTimeout")
+        try positive(maxBlacklistTime, "maxBlacklistTime")
+        for server in dnsServers where !isValidDNSServer(server) {
+            throw .invalidConfiguration("dnsServers: \(server) is not ip, ip:port or [ipv6]:port")
+        }
         try positive(connectTimeout, "connectTimeout")
         try positive(acquireTimeout, "acquireTimeout")
         try positive(idleTimeout, "idleTimeout")
@@ -129,8 +161,8 @@ public struct HotPoolConfiguration: Sendable {
         if let healthCheckPath, !healthCheckPath.hasPrefix("/") || healthCheckPath.contains(where: \.isWhitespace) {
             throw .invalidConfiguration("healthCheckPath must be a path starting with /, got \(healthCheckPath)")
         }
-        if let localAddress, ipFamily(localAddress) == 0 {
-            throw .invalidConfiguration("localAddress must be an IP literal, got \(localAddress)")
+        for address in localAddresses where ipFamily(address) == 0 {
+            throw .invalidConfiguration("localAddresses must be IP literals, got \(address)")
         }
     }
 }
@@ -159,4 +191,14 @@ public enum IdleOrder: Sendable {
     case lifo
     /// The longest idle: every connection is used in turn.
     case fifo
+}
+
+/// True for a DNS server entry as c-ares takes it: "ip", "ip:port" or "[ipv6]:port".
+func isValidDNSServer(_ entry: String) -> Bool {
+    if ipFamily(entry) != 0 { return true }
+    guard let colon = entry.lastIndex(of: ":"), let port = Int(entry[entry.index(after: colon)...]),
+          (1...65535).contains(port) else { return false }
+    let ip = entry[..<colon]
+    if ip.hasPrefix("[") && ip.hasSuffix("]") { return ipFamily(String(ip.dropFirst().dropLast())) == 6 }
+    return ipFamily(String(ip)) == 4
 }

@@ -15,6 +15,8 @@ public enum HotPoolError: Error, Hashable, Sendable, CustomStringConvertible {
     case noAddresses(host: String, reason: String)
     /// Every address of the host is blacklisted.
     case allAddressesBlacklisted(host: String)
+    /// The IP a get was pinned to is blacklisted for the host, or left out by its allow list.
+    case addressBlacklisted(host: String, ip: String)
     /// The IP passed to `getConnection(host:port:ip:)` is not an IP literal.
     case invalidIP(String)
     /// The server answered the validation request with this status instead of 200.
@@ -71,6 +73,7 @@ public enum HotPoolError: Error, Hashable, Sendable, CustomStringConvertible {
         case .unsupportedScheme(let scheme): "unsupported scheme \(scheme) (only https)"
         case .noAddresses(let host, let reason): "no addresses for \(host): \(reason)"
         case .allAddressesBlacklisted(let host): "every address of \(host) is blacklisted"
+        case .addressBlacklisted(let host, let ip): "\(ip) is blacklisted for \(host)"
         case .invalidIP(let ip): "not an IP address: \(ip)"
         case .validationFailed(let status): "validation request answered \(status), not 200"
         case .connectFailed(let host, let ip, let reason): "connect to \(host) (\(ip)) failed: \(reason)"

@@ -28,6 +28,8 @@ public enum CloseReason: Hashable, Sendable, CaseIterable {
     /// Idle, and the least recently used, when a caller of another host needed a connection
     /// at the global cap (`maxConnections`).
     case evicted
+    /// DNS no longer gives its IP for its host (closed when idle, or when returned).
+    case addressRemoved
 
     /// A compact code for the table's `pendingClose` column (0 = none).
     var code: UInt8 { UInt8(Self.allCases.firstIndex(of: self)! + 1) }
@@ -54,7 +56,8 @@ public struct PoolStats: Sendable {
     public var failedRequests: Int
     /// `(totalRequests - failedRequests) / totalRequests`, 1 when there were none.
     public var successRate: Double
-    /// Connections dialed to addresses that came from DNS (not `setAddresses`).
+    /// First connections to IPs a DNS refresh added to a host (not in its first answer, nor
+    /// from `setAddresses`): one per IP each time DNS brings it back.
     public var newConnectionsFromDNS: Int
     /// Destroyed connections by reason; each destruction counted once.
     public var closedByReason: [CloseReason: Int]
@@ -90,4 +93,49 @@ public struct ConnectionStats: Sendable {
     public var isLeased: Bool
     /// The name of the fingerprint profile it was made with.
     public var profile: String
+    /// The local address it was bound to (from `localAddresses`); nil = chosen by the system.
+    public var localAddress: String?
+}
+
+/// Why an IP is out of rotation for a host.
+public enum BlacklistReason: Hashable, Sendable {
+    /// A validation or health check was answered 403 (the seed's rule).
+    case forbidden
+    /// `consecutiveFailuresToEject` network or TLS failures in a row (outlier ejection).
+    case failures
+    /// `blacklist(ip:forHost:for:)`.
+    case manual
+}
+
+/// An IP out of rotation for a host, and until when at least: a recovery probe brings it back
+/// only when it succeeds.
+public struct BlacklistEntry: Sendable, Hashable {
+    /// The IP.
+    public var ip: String
+    /// Why it is out.
+    public var reason: BlacklistReason
+    /// When the recovery pass may probe it.
+    public var until: ContinuousClock.Instant
+}
+
+/// What the pool knows of one IP of one host (name and port).
+public struct IPStats: Sendable {
+    /// The IP.
+    public var ip: String
+    /// The host's port.
+    public var port: Int
+    /// Round trips started on connections to it.
+    public var requests: Int
+    /// Failed dials and failed round trips on it.
+    public var failures: Int
+    /// Open connections to it (idle and leased).
+    public var openConnections: Int
+    /// True if new connections may go to it: among the host's addresses, not blacklisted, allowed.
+    public var inRotation: Bool
+    /// Why it is blacklisted, nil if it is not.
+    public var blacklistReason: BlacklistReason?
+    /// Until when it is blacklisted at least, nil if it is not.
+    public var blacklistedUntil: ContinuousClock.Instant?
+    /// When DNS last gave it; nil if its addresses never came from DNS.
+    public var lastResolved: ContinuousClock.Instant?
 }

@@ -36,34 +36,3 @@ func isValidHostName(_ name: String) -> Bool {
     }
     return true
 }
-
-/// Resolves a host name to IP literals with getaddrinfo (blocking: call it off the reactor).
-func resolveAddresses(_ name: String, port: Int) -> Result<[String], HotPoolError> {
-    var hints = addrinfo()
-    hints.ai_family = AF_UNSPEC
-    hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
-    var list: UnsafeMutablePointer<addrinfo>?
-    let rc = getaddrinfo(name, String(port), &hints, &list)
-    guard rc == 0 else {
-        return .failure(.noAddresses(host: name, reason: String(cString: gai_strerror(rc))))
-    }
-    defer { freeaddrinfo(list) }
-    var addresses: [String] = []
-    var node = list
-    while let info = node?.pointee {
-        var text = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
-        let ok = info.ai_family == AF_INET
-            ? info.ai_addr.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { a in
-                withUnsafePointer(to: a.pointee.sin_addr) { inet_ntop(AF_INET, $0, &text, socklen_t(text.count)) }
-            }
-            : info.ai_addr.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { a in
-                withUnsafePointer(to: a.pointee.sin6_addr) { inet_ntop(AF_INET6, $0, &text, socklen_t(text.count)) }
-            }
-        if ok != nil {
-            let address = String(nulTerminated: text)
-            if !addresses.contains(address) { addresses.append(address) }
-        }
-        node = info.ai_next
-    }
-    return addresses.isEmpty ? .failure(.noAddresses(host: name, reason: "no IPv4 or IPv6 address")) : .success(addresses)
-}

@@ -12,15 +12,16 @@ extension PoolDriver {
         let slot = handle.slot, s = Int(slot)
         ensureSlot(slot)
         var inProgress: Int32 = 0
-        let fd = hp_tcp_connect(target.address, Int32(target.key.port), config.localAddress, &inProgress)
+        let (fd, localAddress) = connect(target, &inProgress)
         guard fd >= 0 else {
-            let reason = String(cString: strerror(-fd))
+            let reason = fd == -EADDRNOTAVAIL && localAddress == nil
+                ? "no local address could be bound" : String(cString: strerror(-fd))
             return send(.dialFailed(handle, .connectFailed(host: target.key.name, ip: target.address, reason: reason)))
         }
         self.fd[s] = fd
         identity[s] = ConnectionIdentity(
             host: target.key.name, port: target.key.port, authority: machine.host(of: slot).authority, ip: target.address,
-            profileIndex: nextProfile, profile: profiles[nextProfile].name,
+            localAddress: localAddress, profileIndex: nextProfile, profile: profiles[nextProfile].name,
             profileHeaders: profileHeaders[nextProfile].randomElement()!)
         nextProfile = (nextProfile + 1) % profiles.count
         let op = DialOp()
@@ -31,6 +32,27 @@ extension PoolDriver {
             return failDial(slot, .connectFailed(host: target.key.name, ip: target.address, reason: "\(error)"))
         }
         if inProgress == 0 { stepDial(slot, op, events: .writable) }
+    }
+
+    /// Starts the connect, bound to the next local address of the target's family if any are
+    /// configured (one that fails to bind is skipped); returns the fd or -errno, and the address.
+    private func connect(_ target: PoolStateMachine.DialTarget, _ inProgress: inout Int32) -> (fd: Int32, local: String?) {
+        let family = ipFamily(target.address)
+        var bindFailed: Int32 = 0
+        guard let locals = localAddresses[family] else {
+            return (hp_tcp_connect(target.address, Int32(target.key.port), nil, &inProgress, &bindFailed), nil)
+        }
+        let start = nextLocalAddress[family, default: 0]
+        for step in 0..<locals.count {
+            let local = locals[(start + step) % locals.count]
+            let fd = hp_tcp_connect(target.address, Int32(target.key.port), local, &inProgress, &bindFailed)
+            guard fd < 0 && bindFailed != 0 else {
+                nextLocalAddress[family] = (start + step + 1) % locals.count
+                return (fd, local)
+            }
+            logger.warning("local address skipped: bind failed", metadata: ["local": "\(local)", "error": "\(String(cString: strerror(-fd)))"])
+        }
+        return (-EADDRNOTAVAIL, nil)
     }
 
     /// Advances a dial on readiness: connect result, then handshake steps.

@@ -13,14 +13,17 @@ final class ConnectionIdentity: Sendable {
     /// The Host header value for requests that give no authority.
     let authority: String
     let ip: String
+    /// The local address it is bound to; nil = chosen by the system.
+    let localAddress: String?
     /// The fingerprint profile: its index in the configuration's `profiles`, and its name.
     let profileIndex: Int
     let profile: String
     /// The profile's request headers, with this connection's Accept-Language.
     let profileHeaders: ProfileHeaders
 
-    init(host: String, port: Int, authority: String, ip: String, profileIndex: Int, profile: String, profileHeaders: ProfileHeaders) {
-        (self.host, self.port, self.authority, self.ip) = (host, port, authority, ip)
+    init(host: String, port: Int, authority: String, ip: String, localAddress: String?, profileIndex: Int, profile: String,
+         profileHeaders: ProfileHeaders) {
+        (self.host, self.port, self.authority, self.ip, self.localAddress) = (host, port, authority, ip, localAddress)
         (self.profileIndex, self.profile, self.profileHeaders) = (profileIndex, profile, profileHeaders)
     }
 }
@@ -47,6 +50,7 @@ enum SlotIO {
 final class PoolDriver: @unchecked Sendable {
     let config: HotPoolConfiguration
     let reactor: Reactor
+    let resolver: Resolver
     let logger: Logger
     let metrics = PoolMetrics()
     @exclusivity(unchecked) var machine: PoolStateMachine
@@ -59,6 +63,9 @@ final class PoolDriver: @unchecked Sendable {
     let profileHeaders: [[ProfileHeaders]]
     /// The profile the next dial takes, when profiles rotate.
     var nextProfile = 0
+    /// The configured local addresses by family (4, 6), and where each rotation resumes.
+    let localAddresses: [Int32: [String]]
+    var nextLocalAddress: [Int32: Int] = [:]
 
     // The I/O table: per slot, indexed like the machine's table.
     @exclusivity(unchecked) var fd: [Int32] = []
@@ -73,6 +80,28 @@ final class PoolDriver: @unchecked Sendable {
         case get(Handoff<Result<Lease, HotPoolError>>)
         /// An `execute`: the lease goes to its exchange, and is put back when that ends.
         case execute(PendingExecute)
+        /// A `refreshAddresses`: the host's addresses after the lookup.
+        case addresses(Handoff<Result<[String], HotPoolError>>)
+        /// A `prewarm`: the host's idle connections once its warming dials ended.
+        case prewarm(Handoff<Result<Int, HotPoolError>>)
+
+        var isCancelRequested: Bool {
+            switch self {
+            case .get(let handoff): handoff.isCancelRequested
+            case .execute(let pending): pending.handoff.isCancelRequested
+            case .addresses(let handoff): handoff.isCancelRequested
+            case .prewarm(let handoff): handoff.isCancelRequested
+            }
+        }
+
+        func fail(_ error: HotPoolError) {
+            switch self {
+            case .get(let handoff): handoff.tryDeliver(.failure(error))
+            case .execute(let pending): pending.handoff.tryDeliver(.failure(error))
+            case .addresses(let handoff): handoff.tryDeliver(.failure(error))
+            case .prewarm(let handoff): handoff.tryDeliver(.failure(error))
+            }
+        }
     }
 
     /// An `execute` waiting for its connection: the request is serialized once the connection
@@ -110,9 +139,11 @@ final class PoolDriver: @unchecked Sendable {
     private let epochInstant = ContinuousClock.now
     private let epochNanos = hp_monotonic_ns()
 
-    init(config: HotPoolConfiguration, reactor: Reactor, tlsContexts: [OpaquePointer]) {
+    init(config: HotPoolConfiguration, reactor: Reactor, resolver: Resolver, tlsContexts: [OpaquePointer]) {
         self.config = config
         self.reactor = reactor
+        self.resolver = resolver
+        self.localAddresses = Dictionary(grouping: config.localAddresses, by: ipFamily)
         self.logger = config.logger
         self.tlsContexts = tlsContexts
         self.machine = PoolStateMachine(configuration: .init(config))
@@ -159,14 +190,14 @@ final class PoolDriver: @unchecked Sendable {
 
     private func execute(_ action: PoolStateMachine.Action) {
         switch action {
-        case .resolve(let hostID, let key): resolve(hostID, key)
+        case .resolve(let hostID, let key):
+            resolver.lookup(key.name) { [unowned self] in send(.resolved(hostID: hostID, $0)) }
         case .dial(let handle, let target): startDial(handle, target)
         case .lease(let id, let handle): handOut(handle, to: id)
         case .fail(let id, let error):
-            switch id == inlineCaller ? nil : callers.removeValue(forKey: id) {
-            case .get(let handoff)?: handoff.tryDeliver(.failure(error))
-            case .execute(let pending)?: pending.handoff.tryDeliver(.failure(error))
-            case nil:
+            if let caller = id == inlineCaller ? nil : callers.removeValue(forKey: id) {
+                caller.fail(error)
+            } else {
                 precondition(id == inlineCaller, "an answer for an unknown caller")
                 inlineAnswer = .failure(error)
             }
@@ -191,6 +222,12 @@ final class PoolDriver: @unchecked Sendable {
                 send(.timerFired(timer))
                 if timer == .cleanup { metrics.record(machine.snapshot()) }
             }
+        case .reportAddresses(let id, let addresses):
+            if case .addresses(let handoff)? = callers.removeValue(forKey: id) { handoff.tryDeliver(.success(addresses)) }
+        case .reportReady(let id, let idle):
+            if case .prewarm(let handoff)? = callers.removeValue(forKey: id) { handoff.tryDeliver(.success(idle)) }
+        case .reportLookupFailure(let host, let error):
+            logger.warning("DNS lookup failed; the last addresses stay", metadata: ["host": "\(host)", "error": "\(error)"])
         case .reportLongLease(let handle, let nanos):
             logger.warning(
                 "connection leased for \(Duration.nanoseconds(nanos)) without being returned (missing putConnection?)",
@@ -208,12 +245,14 @@ final class PoolDriver: @unchecked Sendable {
 
     /// A caller asks for a connection; refused at once if its task was cancelled already.
     func acquire(_ id: WaiterID, _ request: PoolStateMachine.AcquireRequest, _ handoff: Handoff<Result<Lease, HotPoolError>>) {
-        guard !handoff.isCancelRequested else {
-            handoff.tryDeliver(.failure(cancellationError))
-            return
-        }
-        callers[id] = .get(handoff)
-        send(.acquire(id, request))
+        ask(id, .get(handoff), .acquire(id, request))
+    }
+
+    /// A caller waiting for an answer sends `event`; refused at once if its task was cancelled already.
+    func ask(_ id: WaiterID, _ caller: Caller, _ event: PoolStateMachine.Event) {
+        guard !caller.isCancelRequested else { return caller.fail(cancellationError) }
+        callers[id] = caller
+        send(event)
     }
 
     /// A get made on the reactor thread itself: its answer if it had one at once (an idle
@@ -244,17 +283,6 @@ final class PoolDriver: @unchecked Sendable {
         send(.requestExchange(handle, timeout: timeout.nanoseconds))
     }
 
-    /// A caller's get, round trip and put as one chain on this thread: the response (or the
-    /// first failure) goes to `handoff`; refused at once if its task was cancelled already.
-    func execute(_ id: WaiterID, _ acquire: PoolStateMachine.AcquireRequest, _ pending: PendingExecute) {
-        guard !pending.handoff.isCancelRequested else {
-            pending.handoff.tryDeliver(.failure(cancellationError))
-            return
-        }
-        callers[id] = .execute(pending)
-        send(.acquire(id, acquire))
-    }
-
     /// Hands an exchange's outcome to its requester; an `execute` then puts its connection back
     /// (unless the connection was destroyed meanwhile, which ended the lease).
     func finish(_ op: ExchangeOp, _ result: Result<HotResponse, HotPoolError>, metrics: PoolMetrics?) {
@@ -282,21 +310,6 @@ final class PoolDriver: @unchecked Sendable {
         } else {
             precondition(id == inlineCaller, "a lease for an unknown caller")
             inlineAnswer = .success(lease)
-        }
-    }
-
-    // MARK: resolution
-
-    /// Resolves `key` on a helper thread; the answer comes back as a reactor event.
-    private func resolve(_ hostID: Int32, _ key: HostKey) {
-        do {
-            let thread = try startThread { [reactor] in
-                let result = resolveAddresses(key.name, port: key.port)
-                reactor.post { self.send(.resolved(hostID: hostID, result)) }
-            }
-            pthread_detach(thread)
-        } catch {
-            send(.resolved(hostID: hostID, .failure(.noAddresses(host: key.name, reason: "\(error)"))))
         }
     }
 
@@ -361,6 +374,7 @@ final class PoolDriver: @unchecked Sendable {
     func close() -> HotPoolError? {
         guard !machine.closed else { return closeError }
         send(.close)
+        resolver.close()
         for timer in timers.values { reactor.cancel(timer) }
         timers.removeAll()
         tlsContexts.forEach(hp_tls_ctx_free)
@@ -384,7 +398,7 @@ final class PoolDriver: @unchecked Sendable {
                 targetHost: record.host, targetIP: record.ip, requestCount: record.requestCount,
                 errorCount: record.errorCount, isHealthy: record.isHealthy, created: instant(record.created),
                 lastUsed: instant(record.lastUsed), isLeased: record.isLeased,
-                profile: identity[Int(record.slot)]?.profile ?? "")
+                profile: identity[Int(record.slot)]?.profile ?? "", localAddress: identity[Int(record.slot)]?.localAddress)
         }
     }
 
@@ -394,6 +408,7 @@ final class PoolDriver: @unchecked Sendable {
     /// on a connection no exchange is reading is read at once, so it is never left for the
     /// next request to take as its answer.
     func handleIO(_ token: UInt64, _ events: IOEvents) {
+        if let fd = Resolver.fd(token: token) { return resolver.handle(fd: fd, events) }
         let handle = SlotHandle(token: token)
         guard machine.table.isCurrent(handle) else { return }
         let slot = handle.slot

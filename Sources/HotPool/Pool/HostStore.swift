@@ -21,6 +21,13 @@ struct HostRecord {
     /// Where the round-robin over `ipIDs` resumes.
     var cursor = 0
     var resolving = false
+    /// `refreshAddresses` callers waiting for the lookup under way.
+    var refreshWaiters: [WaiterID] = []
+    /// `prewarm` callers, with the idle count each asked for; answered when no dial of the host
+    /// is warming.
+    var prewarmWaiters: [(id: WaiterID, count: Int)] = []
+    /// Dials under way with no caller (pre-warming): connections that will go idle.
+    var warming = 0
     /// True once addresses are known (set, literal or resolved).
     var hasAddresses = false
     var addressesFromDNS = false
@@ -42,8 +49,40 @@ struct HostRecord {
 struct IPRecord {
     let address: String
     let host: Int32
-    /// Monotonic ns until which the IP is out of rotation for its host; 0 = not blacklisted.
+    /// Why the IP is out of rotation for its host; nil = in rotation.
+    var blacklistReason: BlacklistReason?
+    /// When a recovery probe may try the blacklisted IP (monotonic ns).
     var blacklistedUntil: Int64 = 0
+    /// How long the current blacklisting lasts: doubled each time a recovery probe fails.
+    var blacklistPeriod: Int64 = 0
+    /// The slot of the recovery probe under way, or -1.
+    var recoverySlot: Int32 = -1
+    /// Left out by the host name's allow list (`allowOnly`).
+    var disallowed = false
+    /// DNS no longer gives it: it takes no new connections, and its connections close.
+    var removed = false
+    /// Brought by a DNS refresh and not dialed since: its first connection counts in
+    /// `newConnectionsFromDNS`.
+    var awaitingFirstConnection = false
+    /// Network or TLS failures since its last answered request.
+    var consecutiveFailures = 0
+    /// Times it was ejected for failures: each ejection lasts longer.
+    var ejections = 0
+    var requests = 0
+    var failures = 0
+    /// When DNS last gave it (monotonic ns); 0 = never.
+    var lastResolved: Int64 = 0
+
+    init(address: String, host: Int32) {
+        self.address = address
+        self.host = host
+    }
+
+    /// Why a connection to this IP must not be kept or made, nil if it may.
+    var exclusion: CloseReason? {
+        if blacklistReason != nil || disallowed { return .blacklisted }
+        return removed ? .addressRemoved : nil
+    }
 }
 
 /// Host and IP records with their indexes; ids of reclaimed records are reused.
@@ -60,9 +99,19 @@ struct HostStore {
     private var freeIPIDs: [Int32] = []
     /// Addresses given by `setAddresses`, by host name (kept when a host's record is reclaimed).
     private var staticAddresses: [String: [String]] = [:]
+    /// The caller's access rules by host name (kept when a host's record is reclaimed): the
+    /// allow list, and manual blacklistings with their expiry.
+    private(set) var allowLists: [String: Set<String>] = [:]
+    private(set) var manualBlacklist: [String: [String: Int64]] = [:]
 
     /// Host records held now.
     var count: Int { hostIndex.count }
+
+    /// The ids of the host records held now.
+    var hostIDs: Dictionary<HostKey, Int32>.Values { hostIndex.values }
+
+    /// The ids of the hosts (one per port) named `name`.
+    func hostIDs(named name: String) -> [Int32] { hostIDsByName[name] ?? [] }
 
     // Borrowing and in-place accessors: reading one field must not copy the record (and retain
     // its strings), on every put.
@@ -101,7 +150,13 @@ struct HostStore {
     /// The record of `address` for `host`, made if new.
     mutating func ipID(host: Int32, address: String) -> Int32 {
         if let id = ipIndex[address]?[host] { return id }
-        let record = IPRecord(address: address, host: host)
+        var record = IPRecord(address: address, host: host)
+        let name = hosts[Int(host)].key.name
+        if let allowed = allowLists[name] { record.disallowed = !allowed.contains(address) }
+        if let until = manualBlacklist[name]?[address] {
+            record.blacklistReason = .manual
+            record.blacklistedUntil = until
+        }
         let id: Int32
         if let free = freeIPIDs.popLast() {
             id = free
@@ -117,9 +172,30 @@ struct HostStore {
 
     mutating func assign(_ addresses: [String], to host: Int32, fromDNS: Bool) {
         let ids = addresses.map { ipID(host: host, address: $0) }
+        for id in ids { ips[Int(id)].removed = false }
         hosts[Int(host)].ipIDs = ids
         hosts[Int(host)].hasAddresses = true
         hosts[Int(host)].addressesFromDNS = fromDNS
+    }
+
+    /// Takes a DNS answer for a host whose addresses come from DNS: new IPs join the rotation
+    /// (each awaiting its first connection, unless this is the host's first answer), and IPs no
+    /// longer given are marked removed. Returns the removed ones.
+    mutating func applyResolved(_ addresses: [String], to host: Int32, now: Int64) -> [Int32] {
+        let first = !hosts[Int(host)].hasAddresses
+        let old = hosts[Int(host)].ipIDs
+        assign(addresses, to: host, fromDNS: true)
+        let current = hosts[Int(host)].ipIDs
+        for id in current {
+            ips[Int(id)].lastResolved = now
+            if !first && !old.contains(id) { ips[Int(id)].awaitingFirstConnection = true }
+        }
+        let gone = old.filter { !current.contains($0) }
+        for id in gone {
+            ips[Int(id)].removed = true
+            ips[Int(id)].awaitingFirstConnection = false
+        }
+        return gone
     }
 
     /// Uses `addresses` for every host (port) named `name`, now and when made later; returns
@@ -132,13 +208,13 @@ struct HostStore {
     }
 
     /// The next IP of the host in rotation that is not blacklisted, preferring ones not in `avoiding`.
-    mutating func pickIP(_ host: Int32, avoiding: [Int32], now: Int64) -> Int32? {
+    mutating func pickIP(_ host: Int32, avoiding: [Int32] = []) -> Int32? {
         let ipIDs = hosts[Int(host)].ipIDs
         var fallback: Int32?
         for step in 0..<ipIDs.count {
             let index = (hosts[Int(host)].cursor + step) % ipIDs.count
             let id = ipIDs[index]
-            guard ips[Int(id)].blacklistedUntil <= now else { continue }
+            guard ips[Int(id)].exclusion == nil else { continue }
             if avoiding.contains(id) {
                 if fallback == nil { fallback = id }
                 continue
@@ -172,6 +248,27 @@ struct HostStore {
         return idle.count
     }
 
+    /// Sets (or, with nil, clears) the allow list of the hosts named `name`; returns the records
+    /// of their IPs it now leaves out.
+    mutating func setAllowList(_ allowed: Set<String>?, forName name: String) -> [Int32] {
+        allowLists[name] = allowed
+        var excluded: [Int32] = []
+        for host in hostIDs(named: name) {
+            for id in hosts[Int(host)].ipRecords {
+                let disallowed = allowed.map { !$0.contains(ips[Int(id)].address) } ?? false
+                ips[Int(id)].disallowed = disallowed
+                if disallowed { excluded.append(id) }
+            }
+        }
+        return excluded
+    }
+
+    /// Records (or, with nil, forgets) a manual blacklisting of `address` for hosts named `name`.
+    mutating func setManualBlacklist(_ until: Int64?, address: String, forName name: String) {
+        manualBlacklist[name, default: [:]][address] = until
+        if manualBlacklist[name]?.isEmpty == true { manualBlacklist[name] = nil }
+    }
+
     /// Forgets every record (the pool is closed).
     mutating func removeAll() {
         lastFound = nil
@@ -179,5 +276,7 @@ struct HostStore {
         hostIDsByName.removeAll()
         ipIndex.removeAll()
         staticAddresses.removeAll()
+        allowLists.removeAll()
+        manualBlacklist.removeAll()
     }
 }

@@ -1,4 +1,4 @@
-/// Requests on leased connections, health-check probes, and addresses.
+/// Requests on leased connections, health-check probes, and reading the state.
 extension PoolStateMachine {
     mutating func requestExchange(_ handle: LeaseHandle, timeout: Int64) {
         guard !closed else { return emit(.refuseExchange(.poolClosed)) }
@@ -7,10 +7,12 @@ extension PoolStateMachine {
         guard table.operation[s] == .none else { return emit(.refuseExchange(.connectionBusy)) }
         counters.totalRequests += 1
         table.requestCount[s] &+= 1
+        hostStore[ip: table.ipID[s]].requests += 1
         guard isSound(slot) else {
             // Closed by an earlier failure or by the server: a request that fails at once.
             table.errorCount[s] &+= 1
             counters.failedRequests += 1
+            hostStore[ip: table.ipID[s]].failures += 1
             return emit(.refuseExchange(.connectionClosed(host: hostName(slot), ip: ipAddress(slot))))
         }
         table.operation[s] = .exchange
@@ -25,21 +27,32 @@ extension PoolStateMachine {
         let kind = table.operation[s]
         guard kind == .exchange || kind == .probe else { return }
         table.operation[s] = .none
+        let ip = table.ipID[s]
         let status: Int?
         switch outcome {
         case .answered(let answered, let unusable):
             status = answered
             if kind == .exchange { table.lastUsed[s] = now }  // a probe is not a use
+            hostStore[ip: ip].consecutiveFailures = 0
             if let unusable { retire(slot, unusable) }
         case .failed:
             status = nil
             table.errorCount[s] &+= 1
             if kind == .exchange { counters.failedRequests += 1 }
             retire(slot, .unhealthyOnReturn)
+            recordFailure(ip)
         }
         guard kind == .probe else { return }
         table.lastChecked[s] = now
-        if let status, (200..<400).contains(status) {
+        let passed = status.map { (200..<400).contains($0) } ?? false
+        if hostStore[ip: ip].recoverySlot == slot {
+            if passed {
+                recovered(slot)
+            } else {
+                destroy(slot, .healthCheckFailed)
+                recoveryFailed(ip)
+            }
+        } else if passed {
             takeBack(slot)
         } else {
             reject(slot, .healthCheckFailed, status: status)
@@ -58,26 +71,6 @@ extension PoolStateMachine {
             table.operationDeadline[s] = HotPool.deadline(from: now, after: configuration.validationTimeout)
             armDeadlineTimer(at: table.operationDeadline[s])
             emit(.probe(table.handle(slot)))
-        }
-    }
-
-    // MARK: addresses
-
-    mutating func setAddresses(_ addresses: [String], forHost name: String) {
-        for host in hostStore.setStaticAddresses(addresses, forName: name) where waiters.queuedCount(host) > 0 {
-            serveQueued(host)
-        }
-    }
-
-    mutating func resolved(_ host: Int32, _ result: Result<[String], HotPoolError>) {
-        guard !closed else { return }
-        hostStore[host: host].resolving = false
-        switch result {
-        case .success(let addresses):
-            if !hostStore[host: host].hasAddresses { hostStore.assign(addresses, to: host, fromDNS: true) }
-            serveQueued(host)
-        case .failure(let error):
-            while let id = waiters.first(of: host) { fail(id, error) }
         }
     }
 

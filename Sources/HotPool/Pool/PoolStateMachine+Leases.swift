@@ -5,10 +5,7 @@ extension PoolStateMachine {
     mutating func acquire(_ id: WaiterID, _ request: AcquireRequest) {
         guard !closed else { return emit(.fail(id, .poolClosed)) }
         let (host, needsResolve) = hostStore.host(for: request.key, nameIsAddress: request.nameIsAddress, now: now)
-        if needsResolve {
-            hostStore[host: host].resolving = true
-            emit(.resolve(hostID: host, request.key))
-        }
+        if needsResolve { resolve(host) }
         let pinned = request.pinnedIP.map { hostStore.ipID(host: host, address: $0) }
         // A pool hit: an idle connection, and no earlier caller of the host waiting. No waiter
         // record is made (the path every warm request takes).
@@ -45,7 +42,11 @@ extension PoolStateMachine {
             guard let other = table.leastRecentlyUsedIdle(excludingHost: waiter.pinnedIP == nil ? host : nil) else { return false }
             victim = other
         }
-        guard let ip = waiter.pinnedIP ?? hostStore.pickIP(host, avoiding: waiter.failedIPs, now: now) else {
+        if let pinned = waiter.pinnedIP, hostStore[ip: pinned].exclusion == .blacklisted {
+            fail(id, .addressBlacklisted(host: hostStore[host: host].key.name, ip: hostStore[ip: pinned].address))
+            return true
+        }
+        guard let ip = waiter.pinnedIP ?? hostStore.pickIP(host, avoiding: waiter.failedIPs) else {
             let record = hostStore[host: host]
             fail(id, record.ipIDs.isEmpty
                 ? .noAddresses(host: record.key.name, reason: "no addresses set")
@@ -72,16 +73,24 @@ extension PoolStateMachine {
     }
 
     mutating func startDial(host: Int32, ip: Int32, for id: WaiterID) {
+        // A whole connectTimeout for the dial, within what is left of the caller's acquire timeout.
+        startDial(host: host, ip: ip, dialer: id, deadline: waiters[id]!.deadline)
+        waiters.dequeue(id)
+    }
+
+    /// Allocates a slot and has it dialed for `dialer` (a caller, `.warming` or `.recovery`),
+    /// bounded by `connectTimeout` and `deadline`; returns the slot.
+    @discardableResult
+    mutating func startDial(host: Int32, ip: Int32, dialer: WaiterID, deadline: Int64 = .max) -> Int32 {
         let handle = table.allocate(host: host, ip: ip, now: now)
         let s = Int(handle.slot)
-        // A whole connectTimeout for the dial, within what is left of the caller's acquire timeout.
-        let deadline = min(HotPool.deadline(from: now, after: configuration.connectTimeout), waiters[id]!.deadline)
+        let deadline = min(HotPool.deadline(from: now, after: configuration.connectTimeout), deadline)
         table.operation[s] = .dial
         table.operationDeadline[s] = deadline
-        table.dialWaiter[s] = id.raw
-        waiters.dequeue(id)
+        table.dialWaiter[s] = dialer.raw
         emit(.dial(handle, DialTarget(key: hostStore[host: host].key, address: hostStore[ip: ip].address)))
         armDeadlineTimer(at: deadline)
+        return handle.slot
     }
 
     /// Hands a leased slot to a waiter under a new lease.
@@ -96,6 +105,7 @@ extension PoolStateMachine {
         table.lastUsed[s] = now
         table.leasedAt[s] = now
         armDeadlineTimer(at: HotPool.deadline(from: now, after: configuration.leaseWarningAfter))
+        if configuration.minIdlePerHost > 0 { hostsToWarm.insert(table.hostID[s]) }
         emit(.lease(id, table.beginLease(slot)))
     }
 
@@ -116,12 +126,18 @@ extension PoolStateMachine {
         table.created[s] = now
         table.lastUsed[s] = now
         counters.connectionsOpened += 1
-        if hostStore[host: table.hostID[s]].addressesFromDNS { counters.connectionsFromDNS += 1 }
+        let ip = table.ipID[s]
+        if hostStore[ip: ip].awaitingFirstConnection {
+            hostStore[ip: ip].awaitingFirstConnection = false
+            counters.connectionsFromDNS += 1
+        }
         let waiter = WaiterID(raw: table.dialWaiter[s])
         table.dialWaiter[s] = 0
-        if hostStore[ip: table.ipID[s]].blacklistedUntil > now {
-            // Its IP was blacklisted while it dialed: it goes, and its caller waits for another.
-            destroy(slot, .blacklisted)
+        if waiter == .recovery { return recoveryDialed(slot) }
+        if waiter == .warming { endWarmDial(table.hostID[s]) }
+        if let reason = hostStore[ip: ip].exclusion {
+            // Its IP went out of rotation while it dialed: it goes, and its caller waits for another.
+            destroy(slot, reason)
             if waiters[waiter] != nil { requeue(waiter) }
             return
         }
@@ -134,10 +150,13 @@ extension PoolStateMachine {
         let s = Int(handle.slot)
         let ip = table.ipID[s]
         let id = WaiterID(raw: table.dialWaiter[s])
+        endDial(handle.slot)
         table.free(handle.slot)
         counters.failedDials += 1
         emit(.closeSocket(handle, sendCloseNotify: false))
         shouldServeWaiters = true
+        if id == .recovery { return recoveryFailed(ip) }
+        recordFailure(ip)
         guard let waiter = waiters[id] else { return }
         // An unpinned caller with retries and acquire time left tries another IP.
         waiters.recordFailedDial(id, ip: ip)
@@ -172,7 +191,7 @@ extension PoolStateMachine {
         let s = Int(slot)
         if let reason = CloseReason(code: table.pendingClose[s]) { return destroy(slot, reason) }
         if now - table.created[s] >= configuration.maxLifetime { return destroy(slot, .maxLifetime) }
-        if hostStore[ip: table.ipID[s]].blacklistedUntil > now { return destroy(slot, .blacklisted) }
+        if let reason = hostStore[ip: table.ipID[s]].exclusion { return destroy(slot, reason) }
         handOff(slot)
     }
 
@@ -193,15 +212,7 @@ extension PoolStateMachine {
     mutating func reject(_ slot: Int32, _ reason: CloseReason, status: Int?) {
         let ip = table.ipID[Int(slot)]
         destroy(slot, reason)
-        if status == 403 { blacklist(ip) }
-    }
-
-    /// Takes an IP out of rotation for its host: idle connections to it go now, leased ones on return.
-    mutating func blacklist(_ ip: Int32) {
-        hostStore[ip: ip].blacklistedUntil = HotPool.deadline(from: now, after: configuration.blacklistDuration)
-        for slot in table.idleSlots(host: hostStore[ip: ip].host) where table.ipID[Int(slot)] == ip {
-            destroy(slot, .blacklisted)
-        }
+        if status == 403 { blacklist(ip, .forbidden, period: configuration.blacklistTimeout) }
     }
 
     // MARK: destruction
@@ -237,6 +248,9 @@ extension PoolStateMachine {
         if wasDial { counters.failedDials += 1 } else { counters.closedByReason[Int(reason.code)] += 1 }
         let host = hostStore[host: table.hostID[s]].key.name, ip = hostStore[ip: table.ipID[s]].address
         let notify = !wasDial && isSound(slot)
+        if wasDial { endDial(slot) }
+        if hostStore[ip: table.ipID[s]].recoverySlot == slot { hostStore[ip: table.ipID[s]].recoverySlot = -1 }
+        if configuration.minIdlePerHost > 0 { hostsToWarm.insert(table.hostID[s]) }
         table.free(slot)
         emit(.destroy(Destruction(handle: handle, reason: wasDial ? nil : reason, host: host, ip: ip, sendCloseNotify: notify)))
         if !waiters.hostsWithWaiters.isEmpty { shouldServeWaiters = true }
@@ -261,6 +275,8 @@ extension PoolStateMachine {
         guard !closed else { return }
         closed = true
         for id in waiters.removeAll() { emit(.fail(id, .poolClosed)) }
+        for id in answerWaiters.keys { emit(.fail(id, .poolClosed)) }
+        answerWaiters.removeAll()
         for slot in 0..<Int32(table.slotCount) where table.state[Int(slot)] != .free {
             destroy(slot, .poolClosed)
         }

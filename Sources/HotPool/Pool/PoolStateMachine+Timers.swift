@@ -10,7 +10,13 @@ extension PoolStateMachine {
     }
 
     mutating func armPeriodic(_ timer: Timer) {
-        let interval = timer == .cleanup ? configuration.cleanupInterval : configuration.healthCheckInterval
+        let interval: Int64? = switch timer {
+        case .deadlines: nil
+        case .cleanup: configuration.cleanupInterval
+        case .healthCheck: configuration.healthCheckInterval
+        case .recovery: configuration.blacklistCheckInterval
+        case .dnsRefresh: configuration.dnsUpdateInterval
+        }
         guard !closed, let interval else { return }
         let at = HotPool.deadline(from: now, after: interval)
         if at != .max { emit(.armTimer(timer, at: at)) }
@@ -26,10 +32,18 @@ extension PoolStateMachine {
             cleanupIdle()
             reclaimIdleHosts()
             cleanupExpired(maxLifetime: configuration.maxLifetime)
+            // Hosts whose warming dials failed are tried again, once a cleanup interval.
+            if configuration.minIdlePerHost > 0 { hostsToWarm.formUnion(hostStore.hostIDs) }
             armPeriodic(.cleanup)
         case .healthCheck:
             if let interval = configuration.healthCheckInterval { probeIdleConnections(interval: interval) }
             armPeriodic(.healthCheck)
+        case .recovery:
+            probeBlacklistedIPs()
+            armPeriodic(.recovery)
+        case .dnsRefresh:
+            refreshResolvedHosts()
+            armPeriodic(.dnsRefresh)
         }
     }
 
@@ -66,11 +80,12 @@ extension PoolStateMachine {
         if next != .max { armDeadlineTimer(at: next) }
     }
 
-    /// Destroys idle connections unused for `idleTimeout`. Returns how many.
+    /// Destroys idle connections unused for `idleTimeout`, keeping `minIdlePerHost` of each
+    /// host. Returns how many.
     @discardableResult
     mutating func cleanupIdle() -> Int {
-        let (idleTimeout, now, table) = (configuration.idleTimeout, now, table)
-        return destroyIdle(.idleTimeout) { now - table.lastUsed[$0] >= idleTimeout }
+        let (idleTimeout, minIdle, now, table) = (configuration.idleTimeout, configuration.minIdlePerHost, now, table)
+        return destroyIdle(.idleTimeout) { now - table.lastUsed[$0] >= idleTimeout && table.idleCount(host: table.hostID[$0]) > minIdle }
     }
 
     /// Destroys idle connections older than `maxLifetime` now, and marks leased ones to be
@@ -95,7 +110,7 @@ extension PoolStateMachine {
     }
 
     /// Frees the records of hosts with nothing going on for `idleTimeout` (no connection, waiter,
-    /// lookup or blacklisted IP), so a crawler touching millions of hosts stays bounded. A later
+    /// lookup or blacklisted IP; manual blacklistings and allow lists are kept by name), so a crawler touching millions of hosts stays bounded. A later
     /// get makes the record anew (with the addresses `setAddresses` gave, which stay).
     @discardableResult
     mutating func reclaimIdleHosts() -> Int {
@@ -104,7 +119,7 @@ extension PoolStateMachine {
         return hostStore.reclaim { host in
             table.liveCount(host: host.id) == 0 && waiters.queuedCount(host.id) == 0 && !host.resolving
                 && now - host.lastUsed >= idleTimeout
-                && !host.ipRecords.contains { ips[Int($0)].blacklistedUntil > now }
+                && !host.ipRecords.contains { ips[Int($0)].blacklistReason != nil }
         }
     }
 }

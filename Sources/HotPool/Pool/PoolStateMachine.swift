@@ -22,7 +22,17 @@ struct PoolStateMachine: ~Copyable {
         /// nil = no health-check probes (no `healthCheckPath`).
         var healthCheckInterval: Int64?
         var cleanupInterval: Int64
-        var blacklistDuration: Int64
+        /// How long a 403 blacklists an IP, and each failure ejection's step.
+        var blacklistTimeout: Int64
+        /// The longest a blacklisting lasts (backed-off recovery, repeated ejections).
+        var maxBlacklistTime: Int64
+        var blacklistCheckInterval: Int64
+        var dnsUpdateInterval: Int64
+        var consecutiveFailuresToEject: Int
+        var maxEjectedShare: Double
+        var minIdlePerHost: Int
+        /// Recovery probes and health checks send a request, not only dial.
+        var probesWithRequest: Bool
         var leaseWarningAfter: Int64
         var idleOrder: IdleOrder
 
@@ -38,7 +48,14 @@ struct PoolStateMachine: ~Copyable {
             validationTimeout = config.validationTimeout.nanoseconds
             healthCheckInterval = config.healthCheckPath == nil ? nil : config.healthCheckInterval.nanoseconds
             cleanupInterval = config.cleanupInterval.nanoseconds
-            blacklistDuration = config.blacklistCheckInterval.nanoseconds
+            blacklistTimeout = config.blacklistTimeout.nanoseconds
+            maxBlacklistTime = config.maxBlacklistTime.nanoseconds
+            blacklistCheckInterval = config.blacklistCheckInterval.nanoseconds
+            dnsUpdateInterval = config.dnsUpdateInterval.nanoseconds
+            consecutiveFailuresToEject = config.consecutiveFailuresToEject
+            maxEjectedShare = config.maxEjectedShare
+            minIdlePerHost = config.minIdlePerHost
+            probesWithRequest = config.healthCheckPath != nil
             leaseWarningAfter = config.leaseWarningAfter.nanoseconds
             idleOrder = config.idleOrder
         }
@@ -70,6 +87,10 @@ struct PoolStateMachine: ~Copyable {
         case cleanup
         /// The periodic health check of idle connections.
         case healthCheck
+        /// The periodic recovery pass over blacklisted IPs.
+        case recovery
+        /// The periodic DNS refresh of hosts whose addresses come from DNS.
+        case dnsRefresh
     }
 
     enum Event {
@@ -92,6 +113,16 @@ struct PoolStateMachine: ~Copyable {
         /// Static addresses for a host name (already validated and filtered to IP literals).
         case setAddresses([String], host: String)
         case resolved(hostID: Int32, Result<[String], HotPoolError>)
+        /// `refreshAddresses`: the host is resolved now.
+        case refresh(WaiterID, AcquireRequest)
+        /// `prewarm`: connections are opened until `count` are idle (within the limits).
+        case prewarm(WaiterID, AcquireRequest, count: Int)
+        /// `blacklist(ip:forHost:for:)`, for `period` ns.
+        case blacklistManually(address: String, host: String, period: Int64)
+        /// `unblacklist(ip:forHost:)`.
+        case unblacklist(address: String, host: String)
+        /// `allowOnly(ips:forHost:)`; nil clears the list.
+        case allowOnly(Set<String>?, host: String)
         /// TCP connect and TLS handshake done.
         case dialed(SlotHandle)
         /// The dial failed or was aborted (the machine has its socket closed).
@@ -146,6 +177,12 @@ struct PoolStateMachine: ~Copyable {
         /// Fail what is under way on the connection, close it, free its resources.
         case destroy(Destruction)
         case armTimer(Timer, at: Int64)
+        /// A `refreshAddresses` caller's answer: the host's addresses now.
+        case reportAddresses(WaiterID, [String])
+        /// A `prewarm` caller's answer: the host's idle connections now.
+        case reportReady(WaiterID, idle: Int)
+        /// A lookup failed for a host that keeps its last addresses.
+        case reportLookupFailure(host: String, HotPoolError)
         /// A connection has been leased longer than `leaseWarningAfter`.
         case reportLongLease(SlotHandle, nanoseconds: Int64)
     }
@@ -168,6 +205,12 @@ struct PoolStateMachine: ~Copyable {
     var shouldServeWaiters = false
     /// When the deadline timer fires; `.max` while it is not armed.
     var deadlineTimerAt = Int64.max
+    /// The hosts of `refreshAddresses` and `prewarm` callers waiting for their answer.
+    var answerWaiters: [WaiterID: Int32] = [:]
+    /// Hosts whose idle connections may be below `minIdlePerHost`: topped up at the end of the event.
+    var hostsToWarm: Set<Int32> = []
+    /// Dials with no caller under way, across hosts.
+    var warmingCount = 0
 
     /// Counters only the machine writes; exact, since one thread runs it.
     struct Counters {
@@ -192,11 +235,11 @@ struct PoolStateMachine: ~Copyable {
         defer { swap(&output, &actions) }
         switch event {
         case .start:
-            armPeriodic(.cleanup)
-            armPeriodic(.healthCheck)
+            for timer in [Timer.cleanup, .healthCheck, .recovery, .dnsRefresh] { armPeriodic(timer) }
         case .acquire(let id, let request): acquire(id, request)
         case .cancel(let id):
             if waiters[id] != nil { fail(id, .cancelled) }
+            if answerWaiters[id] != nil { failAnswerWaiter(id, .cancelled) }
         case .release(let handle):
             guard let slot = leasedSlot(handle) else { break }
             if table.operation[Int(slot)] == .exchange {
@@ -215,6 +258,11 @@ struct PoolStateMachine: ~Copyable {
         case .exchangeEnded(let handle, let outcome): exchangeEnded(handle, outcome)
         case .setAddresses(let addresses, let name): setAddresses(addresses, forHost: name)
         case .resolved(let hostID, let result): resolved(hostID, result)
+        case .refresh(let id, let request): refresh(id, request)
+        case .prewarm(let id, let request, let count): prewarm(id, request, count: count)
+        case .blacklistManually(let address, let name, let period): blacklistManually(address, forName: name, period: period)
+        case .unblacklist(let address, let name): unblacklist(address, forName: name)
+        case .allowOnly(let allowed, let name): allowOnly(allowed, forName: name)
         case .dialed(let handle): dialed(handle)
         case .dialFailed(let handle, let error): dialFailed(handle, error)
         case .unreadInput(let handle, let reason): unreadInput(handle, reason)
@@ -229,6 +277,7 @@ struct PoolStateMachine: ~Copyable {
             shouldServeWaiters = false
             serveWaitingHosts()
         }
+        if !hostsToWarm.isEmpty { warmMarkedHosts() }
     }
 
     mutating func emit(_ action: Action) {

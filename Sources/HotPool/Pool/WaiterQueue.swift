@@ -3,6 +3,11 @@ import DequeModule
 /// Names one caller's `getConnection` within a pool; never reused.
 struct WaiterID: Hashable, Sendable {
     let raw: UInt64
+
+    /// Who a dial with no caller is for: a pre-warmed idle connection, or a blacklisted IP's
+    /// recovery probe. Callers' ids start at 1 and never reach `UInt64.max`.
+    static let warming = WaiterID(raw: 0)
+    static let recovery = WaiterID(raw: .max)
 }
 
 /// The callers waiting for a connection: one FIFO queue per host, and every unfinished waiter

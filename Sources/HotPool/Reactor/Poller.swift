@@ -12,10 +12,10 @@ struct IOEvents: OptionSet {
 }
 
 /// The reactor's readiness backend: the seam behind which epoll (and later io_uring) sits.
-/// Registrations are edge-triggered: a callback fires when readiness changes, and its owner
-/// reads or writes until the call would block.
+/// An edge-triggered registration reports readiness when it changes, and its owner reads or
+/// writes until the call would block; a level-triggered one reports it while it lasts.
 protocol Poller {
-    func register(fd: Int32, token: UInt64, interest: IOEvents) throws(SystemError)
+    func register(fd: Int32, token: UInt64, interest: IOEvents, edgeTriggered: Bool) throws(SystemError)
     func unregister(fd: Int32)
     /// Waits until readiness or `timeoutNanos` (nil = forever) and calls `handle` per event.
     func wait(timeoutNanos: Int64?, _ handle: (UInt64, IOEvents) -> Void) throws(SystemError)
@@ -29,7 +29,7 @@ struct SystemError: Error, CustomStringConvertible {
     var description: String { "\(call): \(String(cString: strerror(errno)))" }
 }
 
-/// epoll in edge-triggered mode.
+/// epoll.
 final class EpollPoller: Poller {
     private let epfd: Int32
     private var events = [hp_event](repeating: hp_event(), count: 256)
@@ -40,8 +40,8 @@ final class EpollPoller: Poller {
         epfd = fd
     }
 
-    func register(fd: Int32, token: UInt64, interest: IOEvents) throws(SystemError) {
-        let rc = hp_epoll_add(epfd, fd, interest.rawValue | HP_EV_ET, token)
+    func register(fd: Int32, token: UInt64, interest: IOEvents, edgeTriggered: Bool) throws(SystemError) {
+        let rc = hp_epoll_add(epfd, fd, interest.rawValue | (edgeTriggered ? HP_EV_ET : 0), token)
         if rc < 0 { throw SystemError(call: "epoll_ctl", errno: -rc) }
     }
 

@@ -48,7 +48,7 @@ final class Reactor: @unchecked Sendable {
         let fd = hp_eventfd_create()
         guard fd >= 0 else { throw SystemError(call: "eventfd", errno: -fd) }
         do {
-            try poller.register(fd: fd, token: Self.wakeToken, interest: .readable)
+            try poller.register(fd: fd, token: Self.wakeToken, interest: .readable, edgeTriggered: true)
         } catch {
             _ = hp_close(fd)
             throw error
@@ -156,8 +156,16 @@ final class Reactor: @unchecked Sendable {
 
     func cancel(_ timer: TimerID) { timers.cancel(timer) }
 
+    /// Watches a connection's socket, edge-triggered: its owner reads and writes until the call
+    /// would block.
     func register(fd: Int32, token: UInt64) throws(SystemError) {
-        try poller.register(fd: fd, token: token, interest: [.readable, .writable, .readHangup])
+        try poller.register(fd: fd, token: token, interest: [.readable, .writable, .readHangup], edgeTriggered: true)
+    }
+
+    /// Watches a socket level-triggered, for `interest` only: for a library (c-ares) that reads
+    /// what it needs a call and expects to be called again while more is there.
+    func watch(fd: Int32, token: UInt64, interest: IOEvents) throws(SystemError) {
+        try poller.register(fd: fd, token: token, interest: interest, edgeTriggered: false)
     }
 
     func unregister(fd: Int32) { poller.unregister(fd: fd) }

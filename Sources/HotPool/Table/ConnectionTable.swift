@@ -125,6 +125,7 @@ final class ConnectionTable {
     @exclusivity(unchecked) private var idleTail: [Int32] = []
     /// Slots (dialing, idle or leased) per host.
     @exclusivity(unchecked) private var hostLiveCount: [Int32] = []
+    @exclusivity(unchecked) private var hostIdleCount: [Int32] = []
 
     @exclusivity(unchecked) private var lruHead: Int32 = none
     @exclusivity(unchecked) private var lruTail: Int32 = none
@@ -205,6 +206,10 @@ final class ConnectionTable {
 
     func liveCount(host: Int32) -> Int {
         Int(host) < hostLiveCount.count ? Int(hostLiveCount[Int(host)]) : 0
+    }
+
+    func idleCount(host: Int32) -> Int {
+        Int(host) < hostIdleCount.count ? Int(hostIdleCount[Int(host)]) : 0
     }
 
     // MARK: transitions
@@ -303,6 +308,7 @@ final class ConnectionTable {
         prev[s] = idleTail[host]
         if idleTail[host] != Self.none { next[Int(idleTail[host])] = slot } else { idleHead[host] = slot }
         idleTail[host] = slot
+        hostIdleCount[host] += 1
         lruNext[s] = Self.none
         lruPrev[s] = lruTail
         if lruTail != Self.none { lruNext[Int(lruTail)] = slot } else { lruHead = slot }
@@ -349,6 +355,7 @@ final class ConnectionTable {
         let (p, n) = (prev[s], next[s])
         if p != Self.none { next[Int(p)] = n } else { idleHead[host] = n }
         if n != Self.none { prev[Int(n)] = p } else { idleTail[host] = p }
+        hostIdleCount[host] -= 1
         next[s] = Self.none
         prev[s] = Self.none
         let (lp, ln) = (lruPrev[s], lruNext[s])
@@ -361,6 +368,7 @@ final class ConnectionTable {
             idleHead.append(Self.none)
             idleTail.append(Self.none)
             hostLiveCount.append(0)
+            hostIdleCount.append(0)
         }
     }
 }
