@@ -49,10 +49,9 @@ extension PoolStateMachine {
             serveQueued(host)
             warm(host)
         case .failure(let error):
+            if record.hasAddresses { emit(.reportLookupFailure(host: record.key.name, error)) }  // the last good set stays
             for id in refreshWaiters { emit(.fail(id, error)) }
-            if record.hasAddresses {
-                emit(.reportLookupFailure(host: record.key.name, error))  // the last good set stays
-            } else {
+            if !record.hasAddresses {
                 while let id = waiters.first(of: host) { fail(id, error) }
                 for (id, _) in hostStore[host: host].prewarmWaiters { failAnswerWaiter(id, error) }
             }

@@ -134,7 +134,9 @@ extension PoolStateMachine {
         let waiter = WaiterID(raw: table.dialWaiter[s])
         table.dialWaiter[s] = 0
         if waiter == .recovery { return recoveryDialed(slot) }
-        if waiter == .warming { endWarmDial(table.hostID[s]) }
+        // A warming dial is counted off once its connection is parked (a prewarm is answered
+        // with the idle count then).
+        defer { if waiter == .warming { endWarmDial(table.hostID[s]) } }
         if let reason = hostStore[ip: ip].exclusion {
             // Its IP went out of rotation while it dialed: it goes, and its caller waits for another.
             destroy(slot, reason)
