@@ -268,6 +268,52 @@ extension [PoolStateMachine.Action] {
     }
 
     /// The machine and its table stay pure: no C, no system calls, no clock.
+    @Test func ejectionsLastLongerEachTimeAndFailedRecoveryProbesBackOffWithinTheCap() {
+        var h = harness {
+            $0.consecutiveFailuresToEject = 2
+            $0.blacklistTimeout = 100
+            $0.maxBlacklistTime = 250
+            $0.probesWithRequest = false
+        }
+        let ip = Self.ips[0]
+        /// Failed dials pinned to `ip` until it is ejected; returns how long it is out.
+        func eject() -> Int64? {
+            var failures = 0
+            for _ in 0..<4 where failures < 2 {
+                let actions = h.acquire("a.test", pinned: ip).1
+                if let lease = actions.leaseHandle { _ = h.send(.remove(lease)) }  // an idle one, taken out
+                guard case .dial(let slot, _)? = actions.first(where: \.isDial) else { continue }
+                _ = h.send(.dialFailed(slot, .connectFailed(host: "a.test", ip: ip, reason: "refused")))
+                failures += 1
+            }
+            return h.machine.blacklistedIPs(forName: "a.test").first.map { $0.until - h.now }
+        }
+        /// Lets the blacklisting run out and fires the recovery pass: the dial it starts, if any.
+        func recoveryDial() -> SlotHandle? {
+            h.now = h.machine.blacklistedIPs(forName: "a.test").first!.until
+            guard case .dial(let slot, let target)? = h.send(.timerFired(.recovery)).first(where: \.isDial) else { return nil }
+            #expect(target.address == ip)
+            return slot
+        }
+        #expect(eject() == 100, "the first ejection lasts blacklistTimeout")
+        #expect(h.machine.blacklistedIPs(forName: "a.test").map(\.reason) == [.failures])
+        let failed = recoveryDial()!
+        _ = h.send(.dialFailed(failed, .connectFailed(host: "a.test", ip: ip, reason: "refused")))
+        #expect(h.machine.blacklistedIPs(forName: "a.test").first.map { $0.until - h.now } == 200, "a failed probe doubles it")
+        _ = h.send(.dialed(recoveryDial()!))
+        #expect(h.machine.blacklistedIPs(forName: "a.test").isEmpty, "a passed probe brings it back")
+        #expect(h.stats.idleConnections == 1, "and its connection joins the pool")
+        #expect(eject() == 200, "the second ejection lasts twice as long")
+        _ = h.send(.dialed(recoveryDial()!))
+        #expect(eject() == 250, "the third is capped at maxBlacklistTime")
+        // Another IP of the three may not go for failures while this one is out (at most half).
+        for _ in 0..<3 {
+            guard case .dial(let slot, _)? = h.acquire("a.test", pinned: Self.ips[1]).1.first(where: \.isDial) else { break }
+            _ = h.send(.dialFailed(slot, .connectFailed(host: "a.test", ip: Self.ips[1], reason: "refused")))
+        }
+        #expect(h.machine.blacklistedIPs(forName: "a.test").map(\.address) == [ip])
+    }
+
     @Test func theStateMachineImportsNoCAndNoSystemModule() throws {
         let sources = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
             .appendingPathComponent("../../Sources/HotPool").standardized
