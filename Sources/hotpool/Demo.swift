@@ -22,8 +22,12 @@ struct HotPoolDemo {
     static func demo() async throws {
         let origin = try Origin(ips: ["127.0.0.2", "127.0.0.3", "127.0.0.4"])
         defer { origin.stop() }
-        print("origin: \(Origin.hostName) on \(origin.ips.joined(separator: ", ")) port \(origin.port)")
+        let dns = try DNSServer()
+        defer { dns.stop() }
+        try await dns.set(Origin.hostName, origin.ips)
+        print("origin: \(Origin.hostName) on \(origin.ips.joined(separator: ", ")) port \(origin.port), in DNS at 127.0.0.1:\(dns.port)")
         var config = origin.configuration()
+        config.dnsServers = ["127.0.0.1:\(dns.port)"]
         config.maxConnectionsPerHost = 6
         // Connections take turns (the default, LIFO, would keep reusing the latest one), so each
         // IP's misbehaviour below meets the pool.
@@ -32,8 +36,12 @@ struct HotPoolDemo {
         config.cleanupInterval = .milliseconds(200)
         config.healthCheckPath = "/ping"
         config.healthCheckInterval = .milliseconds(250)
-        let pool = try origin.pool(config)
+        let pool = try HotConnPool(configuration: config)
         let base = "https://\(Origin.hostName):\(origin.port)"
+
+        step("pre-warm 6 connections (the name resolved through DNS on the reactor)")
+        let warm = try await pool.prewarm(host: Origin.hostName, port: origin.port, count: 6)
+        print("  \(warm) idle before any request; server saw \(try await origin.stats().totalRequests) requests")
 
         step("300 requests, 6 at a time")
         let perIP = try await withThrowingTaskGroup(of: String.self) { group in
@@ -83,6 +91,16 @@ struct HotPoolDemo {
             }
         }
         print("  6 more requests; \(await pool.stats().idleConnections) connections idle")
+
+        step("DNS stops giving \(origin.ips[1])")
+        try await dns.set(Origin.hostName, [origin.ips[0], origin.ips[2]])
+        let addresses = try await pool.refreshAddresses(host: Origin.hostName, port: origin.port)
+        print("  addresses now \(addresses.joined(separator: ", ")); idle connections to \(origin.ips[1]) closed: "
+              + "\(await pool.stats().closedByReason[.addressRemoved] ?? 0)")
+        for entry in await pool.ipStats(forHost: Origin.hostName).sorted(by: { $0.ip < $1.ip }) {
+            let state = entry.inRotation ? "in rotation" : entry.blacklistReason.map { "blacklisted (\($0))" } ?? "out of rotation"
+            print("  \(entry.ip): \(entry.requests) requests, \(entry.failures) failures, \(entry.openConnections) open, \(state)")
+        }
 
         step("idle connections expire (idleTimeout 800 ms)")
         try await Task.sleep(for: .milliseconds(1500))
