@@ -73,7 +73,12 @@ import Testing
         #expect(try await origin.stats().handshakes[origin.ips[0]] == 2, "no new connection to the gone IP")
         let stats = await pool.stats()
         #expect(stats.closedByReason.values.reduce(0, +) == 5, "two removed by DNS, three by the caller: each once")
+        #expect(stats.failedDials == 0)
         #expect(!(await inRotation(pool, origin.ips[0])))
+        // A caller that pins the gone IP still gets a connection to it, closed when returned.
+        let pinned = try await pool.getConnection(host: host, port: origin.port, ip: origin.ips[0])
+        pool.putConnection(pinned)
+        #expect(await eventually { await pool.stats().closedByReason[.addressRemoved] == 3 })
         pool.putConnection(held[1])
         #expect(try await serverSeesThePoolsConnections(pool, origin))
         #expect(openFDCount() == fds + 1, "only the idle connection to the remaining IP is open")
@@ -252,6 +257,13 @@ import Testing
         #expect(try await dial(3) == [c: 3])
         try pool.allowOnly(ips: nil, forHost: host)
         #expect(try await dial(3).keys.sorted() == [a, b, c])
+        for ip in origin.ips { try pool.blacklist(ip: ip, forHost: host, for: .seconds(3600)) }
+        await #expect(throws: HotPoolError.allAddressesBlacklisted(host: host)) {
+            try await pool.prewarm(host: host, port: origin.port, count: 2)
+        }
+        await #expect(throws: HotPoolError.allAddressesBlacklisted(host: host)) {
+            try await pool.getConnection(host: host, port: origin.port)
+        }
         #expect(throws: HotPoolError.invalidIP("nope")) { try pool.blacklist(ip: "nope", forHost: host, for: .seconds(1)) }
         #expect(throws: HotPoolError.invalidHostName("a b")) { try pool.unblacklist(ip: a, forHost: "a b") }
         try await pool.close()

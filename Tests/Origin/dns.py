@@ -20,10 +20,11 @@ Each query is served by its own thread (dnslib's threading socketservers). dnsli
 python3-dnslib, installed for /usr/bin/python3 (not a pyenv python3 earlier on PATH): hence the
 interpreter line, and OriginControl's DNSServer runs this with /usr/bin/python3.
 """
-import argparse, ipaddress, json, os, sys, threading
+import argparse, ipaddress, sys, threading
 
 from dnslib import AAAA, QTYPE, RCODE, RR, A
 from dnslib.server import BaseResolver, DNSLogger, DNSServer
+from control import serve_commands
 
 ADDRESS = "127.0.0.1"
 LOGGER = DNSLogger("error", prefix=False, logf=lambda text: print(text, file=sys.stderr, flush=True))
@@ -125,19 +126,7 @@ def main():
     args = parser.parse_args()
     table = Table()
     listener = Listener(table, args.port)
-    print(json.dumps({"ready": True, "port": listener.port}), flush=True)
-    for line in sys.stdin:
-        if not line.strip():
-            continue
-        c = json.loads(line)
-        if c.get("cmd") == "quit":
-            break
-        try:
-            reply = handle(table, listener, c)
-        except Exception as e:  # a bad command must not kill the server
-            reply = {"error": repr(e)}
-        print(json.dumps(reply), flush=True)
-    os._exit(0)
+    serve_commands({"ready": True, "port": listener.port}, lambda command: handle(table, listener, command))
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from control import serve_commands
 
 REASONS = {200: "OK", 201: "Created", 204: "No Content", 301: "Moved Permanently", 403: "Forbidden",
            404: "Not Found", 429: "Too Many Requests", 500: "Internal Server Error", 503: "Service Unavailable"}
@@ -578,19 +579,7 @@ def main():
     make_certificates(directory, args.host, ips)
     origin = Origin(ips, directory)
     port = listen(origin, args.port)
-    print(json.dumps({"ready": True, "port": port, "ca": os.path.join(directory, "ca.pem"), "dir": directory}), flush=True)
-    for line in sys.stdin:
-        if not line.strip():
-            continue
-        c = json.loads(line)
-        if c.get("cmd") == "quit":
-            break
-        try:
-            reply = handle(origin, c)
-        except Exception as e:  # a bad command must not kill the server
-            reply = {"error": repr(e)}
-        print(json.dumps(reply), flush=True)
-    os._exit(0)
+    serve_commands({"ready": True, "port": port, "ca": os.path.join(directory, "ca.pem"), "dir": directory}, lambda command: handle(origin, command))
 
 
 if __name__ == "__main__":

@@ -35,6 +35,11 @@ final class Resolver {
         guard channel != nil else { throw .invalidConfiguration("DNS resolver: \(String(nulTerminated: error))") }
     }
 
+    /// Frees c-ares if `close` never ran (a pool whose reactor did not start).
+    deinit {
+        if let channel { hp_dns_destroy(channel) }
+    }
+
     /// The readiness token of a resolver socket: a negative slot, which no connection has.
     static func token(fd: Int32) -> UInt64 { SlotHandle(slot: -1 - fd, generation: 0).token }
 

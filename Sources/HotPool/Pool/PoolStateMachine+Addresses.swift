@@ -184,11 +184,12 @@ extension PoolStateMachine {
         hostsToWarm.insert(hostStore[ip: ip].host)
     }
 
-    /// The recovery probe failed: the IP stays out twice as long (at most `maxBlacklistTime`).
+    /// The recovery probe failed: the IP stays out twice as long (at least `blacklistTimeout`, at
+    /// most `maxBlacklistTime`).
     mutating func recoveryFailed(_ ip: Int32) {
         hostStore[ip: ip].recoverySlot = -1
         let (doubled, overflow) = hostStore[ip: ip].blacklistPeriod.multipliedReportingOverflow(by: 2)
-        let period = overflow ? configuration.maxBlacklistTime : min(max(doubled, 1), configuration.maxBlacklistTime)
+        let period = overflow ? configuration.maxBlacklistTime : min(max(doubled, configuration.blacklistTimeout), configuration.maxBlacklistTime)
         hostStore[ip: ip].blacklistPeriod = period
         hostStore[ip: ip].blacklistedUntil = HotPool.deadline(from: now, after: period)
     }
@@ -228,7 +229,7 @@ extension PoolStateMachine {
             warmingCount += 1
             missing -= 1
         }
-        if hostStore[host: host].warming == 0 { answerPrewarms(host, allBlacklisted: ipMissing) }
+        if hostStore[host: host].warming == 0 { answerPrewarms(host, noIP: ipMissing) }
     }
 
     /// The hosts marked since the last event are topped up to `minIdlePerHost`.
@@ -247,14 +248,14 @@ extension PoolStateMachine {
     mutating func endWarmDial(_ host: Int32) {
         hostStore[host: host].warming -= 1
         warmingCount -= 1
-        if hostStore[host: host].warming == 0 { answerPrewarms(host, allBlacklisted: false) }
+        if hostStore[host: host].warming == 0 { answerPrewarms(host, noIP: false) }
     }
 
-    private mutating func answerPrewarms(_ host: Int32, allBlacklisted: Bool) {
+    private mutating func answerPrewarms(_ host: Int32, noIP: Bool) {
         let idle = table.idleCount(host: host)
         // (Callers the pool's close failed already are not answered again.)
         for (id, _) in hostStore[host: host].prewarmWaiters where answerWaiters.removeValue(forKey: id) != nil {
-            emit(allBlacklisted && idle == 0 ? .fail(id, .allAddressesBlacklisted(host: hostStore[host: host].key.name)) : .reportReady(id, idle: idle))
+            emit(noIP && idle == 0 ? .fail(id, noIPError(host)) : .reportReady(id, idle: idle))
         }
         hostStore[host: host].prewarmWaiters = []
     }

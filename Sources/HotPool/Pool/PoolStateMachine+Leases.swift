@@ -47,10 +47,7 @@ extension PoolStateMachine {
             return true
         }
         guard let ip = waiter.pinnedIP ?? hostStore.pickIP(host, avoiding: waiter.failedIPs) else {
-            let record = hostStore[host: host]
-            fail(id, record.ipIDs.isEmpty
-                ? .noAddresses(host: record.key.name, reason: "no addresses set")
-                : .allAddressesBlacklisted(host: record.key.name))
+            fail(id, noIPError(host))
             return true
         }
         if let victim { destroy(victim, .evicted) }
@@ -109,6 +106,13 @@ extension PoolStateMachine {
         emit(.lease(id, table.beginLease(slot)))
     }
 
+    /// Why no IP of the host can be dialed.
+    func noIPError(_ host: Int32) -> HotPoolError {
+        let record = hostStore[host: host]
+        return record.ipIDs.isEmpty
+            ? .noAddresses(host: record.key.name, reason: "no addresses set") : .allAddressesBlacklisted(host: record.key.name)
+    }
+
     mutating func fail(_ id: WaiterID, _ error: HotPoolError) {
         if let waiter = waiters.finish(id), waiter.ticket != nil, waiters.queuedCount(waiter.host) > 0 {
             shouldServeWaiters = true  // those it held up may go now
@@ -137,7 +141,8 @@ extension PoolStateMachine {
         // A warming dial is counted off once its connection is parked (a prewarm is answered
         // with the idle count then).
         defer { if waiter == .warming { endWarmDial(table.hostID[s]) } }
-        if let reason = hostStore[ip: ip].exclusion {
+        // A caller pinned to an IP that DNS dropped still gets its connection (closed on return).
+        if let reason = hostStore[ip: ip].exclusion, waiters[waiter]?.pinnedIP != ip {
             // Its IP went out of rotation while it dialed: it goes, and its caller waits for another.
             destroy(slot, reason)
             if waiters[waiter] != nil { requeue(waiter) }
