@@ -190,15 +190,18 @@ public final class HotConnPool: Sendable {
     /// handoff), from any thread.
     private func ask<T: Sendable>(
         isolation: isolated (any Actor)? = #isolation,
-        _ caller: @escaping @Sendable (Handoff<Result<T, HotPoolError>>) -> PoolDriver.Caller,
-        _ event: @escaping @Sendable (WaiterID) -> PoolStateMachine.Event
+        _ caller: (Handoff<Result<T, HotPoolError>>) -> PoolDriver.Caller,
+        _ event: (WaiterID) -> PoolStateMachine.Event
     ) async -> Result<T, HotPoolError> {
         let id = driver.newWaiterID()
         let (driver, reactor) = (driver, reactor)
         return await wait(id) { handoff in
+            // Made here, so the posted closure captures values, not these closures (an
+            // allocation each, on every `execute`).
+            let (caller, event) = (caller(handoff), event(id))
             if reactor.isOnReactorThread {
-                driver.ask(id, caller(handoff), event(id))
-            } else if !reactor.post({ driver.ask(id, caller(handoff), event(id)) }) {
+                driver.ask(id, caller, event)
+            } else if !reactor.post({ driver.ask(id, caller, event) }) {
                 handoff.tryDeliver(.failure(.poolClosed))
             }
         }
