@@ -6,6 +6,7 @@
 #include <ares.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,16 +30,18 @@ static void socket_state(void *data, ares_socket_t fd, int readable, int writabl
     dns->on_socket(dns->context, fd, readable, writable);
 }
 
+static pthread_once_t library_once = PTHREAD_ONCE_INIT;
+static int library_status;
+
+// ares_library_init is not thread-safe: once per process, whichever pool comes first.
+static void init_library(void) { library_status = ares_library_init(ARES_LIB_INIT_ALL); }
+
 hp_dns *hp_dns_create(const char *servers, int timeout_ms, int tries, hp_dns_socket_cb on_socket,
                       hp_dns_answer_cb on_answer, void *context, char *err, size_t errlen) {
-    static int library_ready = 0;  // ares_library_init is a no-op on Linux; called once all the same
-    if (!library_ready) {
-        int rc = ares_library_init(ARES_LIB_INIT_ALL);
-        if (rc != ARES_SUCCESS) {
-            snprintf(err, errlen, "ares_library_init: %s", ares_strerror(rc));
-            return NULL;
-        }
-        library_ready = 1;
+    pthread_once(&library_once, init_library);
+    if (library_status != ARES_SUCCESS) {
+        snprintf(err, errlen, "ares_library_init: %s", ares_strerror(library_status));
+        return NULL;
     }
     hp_dns *dns = calloc(1, sizeof *dns);
     if (!dns) {

@@ -314,6 +314,56 @@ extension [PoolStateMachine.Action] {
         #expect(h.machine.blacklistedIPs(forName: "a.test").map(\.address) == [ip])
     }
 
+    @Test func aRecoveryProbeOvertakenByANewerBlacklistingDecidesNothing() {
+        var h = harness {
+            $0.consecutiveFailuresToEject = 1
+            $0.blacklistTimeout = 100
+            $0.probesWithRequest = false
+        }
+        let ip = Self.ips[0]
+        guard case .dial(let slot, _)? = h.acquire("a.test", pinned: ip).1.first(where: \.isDial) else { Issue.record("no dial"); return }
+        _ = h.send(.dialFailed(slot, .connectFailed(host: "a.test", ip: ip, reason: "refused")))
+        h.now += 100
+        guard case .dial(let probe, _)? = h.send(.timerFired(.recovery)).first(where: \.isDial) else { Issue.record("no probe"); return }
+        _ = h.send(.blacklistManually(address: ip, host: "a.test", period: 10_000))
+        let actions = h.send(.dialed(probe))
+        #expect(actions.destroyed == [.blacklisted], "the probe's connection goes, as any to a blacklisted IP")
+        #expect(h.machine.blacklistedIPs(forName: "a.test").map(\.reason) == [.manual])
+        #expect(h.machine.blacklistedIPs(forName: "a.test").first?.until == h.now + 10_000, "the manual expiry stands")
+    }
+
+    @Test func dialsThatFailOnThisSideOrOnTheCallersBudgetEjectNoIP() {
+        var h = harness {
+            $0.consecutiveFailuresToEject = 2
+            $0.acquireTimeout = 10
+            $0.connectTimeout = 1_000
+        }
+        let ip = Self.ips[0]
+        for error in [HotPoolError.localAddressUnavailable(host: "a.test", ip: ip), .localAddressUnavailable(host: "a.test", ip: ip),
+                      .timeout(host: "a.test", ip: ip, phase: .connect), .timeout(host: "a.test", ip: ip, phase: .connect)] {
+            guard case .dial(let slot, _)? = h.acquire("a.test", pinned: ip).1.first(where: \.isDial) else { Issue.record("no dial"); return }
+            h.now += 10  // the caller's acquire time, shorter than connectTimeout, runs out
+            _ = h.send(.dialFailed(slot, error))
+        }
+        #expect(h.machine.blacklistedIPs(forName: "a.test").isEmpty)
+        #expect(h.stats.failedDials == 4)
+    }
+
+    @Test func minIdleReplacesConnectionsTheServerClosedAtTheNextCleanupNotAtOnce() {
+        var h = harness {
+            $0.minIdlePerHost = 1
+            $0.cleanupInterval = 1_000
+        }
+        guard case .dial(let first, _)? = h.send(.prewarm(h.newWaiter(), MachineHarness.request("a.test"), count: 0)).first(where: \.isDial)
+        else { Issue.record("no warming dial"); return }
+        _ = h.send(.dialed(first))
+        #expect(h.stats.idleConnections == 1)
+        let closed = h.send(.unreadInput(first, .remoteClosed))
+        #expect(closed.destroyed == [.remoteClosed] && !closed.hasDial, "no dial in the event the server closed it")
+        h.now += 1_000
+        #expect(h.send(.timerFired(.cleanup)).hasDial, "re-dialed at the cleanup")
+    }
+
     @Test func theStateMachineImportsNoCAndNoSystemModule() throws {
         let sources = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
             .appendingPathComponent("../../Sources/HotPool").standardized

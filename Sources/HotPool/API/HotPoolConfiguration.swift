@@ -42,7 +42,9 @@ public struct HotPoolConfiguration: Sendable {
     /// The longest any blacklisting lasts before its next recovery probe.
     public var maxBlacklistTime: Duration = .seconds(3600)
     /// Network or TLS failures in a row (failed dials and round trips; an answered request resets
-    /// the count) after which an IP is ejected for its host, as Envoy's outlier detection does.
+    /// the count; a dial that failed for want of a local address, or because its caller's own
+    /// acquire time ran out, does not count) after which an IP is ejected for its host, as
+    /// Envoy's outlier detection does.
     public var consecutiveFailuresToEject: Int = 5
     /// The largest share of a host's IPs ejected for failures at once (0...1). A host with one
     /// IP never has it ejected at 0.5; 403 blacklisting is not limited by it.
@@ -55,8 +57,10 @@ public struct HotPoolConfiguration: Sendable {
     /// (/etc/resolv.conf, and /etc/hosts first).
     public var dnsServers: [String] = []
     /// Idle connections kept ready per host the pool has served: re-dialed as connections are
-    /// leased, expire or are destroyed, within every limit, and kept past `idleTimeout`; paused
-    /// while all of a host's IPs are blacklisted. 0 = none.
+    /// leased, expire or are destroyed (those the server closed, and failed dials, at the next
+    /// cleanup, so a server that drops every connection is not re-dialed in a loop), within
+    /// every limit, and kept past `idleTimeout`; paused while all of a host's IPs are
+    /// blacklisted. 0 = none.
     public var minIdlePerHost: Int = 0
     /// Further IPs tried by `getConnection(validating:)` and after failed dials.
     public var maxRetries: Int = 3
@@ -86,7 +90,8 @@ public struct HotPoolConfiguration: Sendable {
     public var leaseWarningAfter: Duration = .seconds(60)
     /// Local addresses (IPv4 and/or IPv6 literals) outgoing connections are bound to, in turn
     /// per dial among those of the target's family; one that fails to bind is skipped (and
-    /// logged). Empty, or none of the family = chosen by the system.
+    /// logged), and the dial fails with `localAddressUnavailable` if none binds. Empty, or none
+    /// of the family = chosen by the system.
     public var localAddresses: [String] = []
     /// Where lifecycle events (connect, destroy with reason, lease warnings) are logged.
     public var logger: Logger = Logger(label: "HotPool")

@@ -23,6 +23,8 @@ public enum HotPoolError: Error, Hashable, Sendable, CustomStringConvertible {
     case validationFailed(status: Int)
     /// The TCP connection could not be made.
     case connectFailed(host: String, ip: String, reason: String)
+    /// None of the `localAddresses` of the target's family could be bound (each failure is logged).
+    case localAddressUnavailable(host: String, ip: String)
     /// The TLS handshake failed (bad certificate, protocol error, peer closed).
     case tlsHandshakeFailed(host: String, ip: String, reason: String)
     /// `phase` did not finish within its bound.
@@ -77,6 +79,7 @@ public enum HotPoolError: Error, Hashable, Sendable, CustomStringConvertible {
         case .invalidIP(let ip): "not an IP address: \(ip)"
         case .validationFailed(let status): "validation request answered \(status), not 200"
         case .connectFailed(let host, let ip, let reason): "connect to \(host) (\(ip)) failed: \(reason)"
+        case .localAddressUnavailable(let host, let ip): "no local address could be bound to connect to \(host) (\(ip))"
         case .tlsHandshakeFailed(let host, let ip, let reason): "TLS handshake with \(host) (\(ip)) failed: \(reason)"
         case .timeout(let host, let ip, let phase): "\(phase.rawValue) timed out for \(host)\(ip.map { " (\($0))" } ?? "")"
         case .staleConnection: "connection handle is stale: it was returned, removed or closed"
@@ -111,4 +114,9 @@ public enum HotPoolError: Error, Hashable, Sendable, CustomStringConvertible {
         case .unexpectedEOF: self = .unexpectedEOF(host: host, ip: ip)
         }
     }
+
+    /// A failure on this side, not the server's: no local address could be bound.
+    var isLocal: Bool { if case .localAddressUnavailable = self { true } else { false } }
+
+    var isTimeout: Bool { if case .timeout = self { true } else { false } }
 }

@@ -31,6 +31,9 @@ public enum CloseReason: Hashable, Sendable, CaseIterable {
     /// DNS no longer gives its IP for its host (closed when idle, or when returned).
     case addressRemoved
 
+    /// The server ended the connection (closed it, reset it, or sent what nobody asked for).
+    var isServerInitiated: Bool { self == .remoteClosed || self == .networkError || self == .unsolicitedData }
+
     /// A compact code for the table's `pendingClose` column (0 = none).
     var code: UInt8 { UInt8(Self.allCases.firstIndex(of: self)! + 1) }
 

@@ -12,10 +12,11 @@ extension PoolDriver {
         let slot = handle.slot, s = Int(slot)
         ensureSlot(slot)
         var inProgress: Int32 = 0
-        let (fd, localAddress) = connect(target, &inProgress)
+        guard let (fd, localAddress) = connect(target, &inProgress) else {
+            return send(.dialFailed(handle, .localAddressUnavailable(host: target.key.name, ip: target.address)))
+        }
         guard fd >= 0 else {
-            let reason = fd == -EADDRNOTAVAIL && localAddress == nil
-                ? "no local address could be bound" : String(cString: strerror(-fd))
+            let reason = String(cString: strerror(-fd))
             return send(.dialFailed(handle, .connectFailed(host: target.key.name, ip: target.address, reason: reason)))
         }
         self.fd[s] = fd
@@ -35,8 +36,9 @@ extension PoolDriver {
     }
 
     /// Starts the connect, bound to the next local address of the target's family if any are
-    /// configured (one that fails to bind is skipped); returns the fd or -errno, and the address.
-    private func connect(_ target: PoolStateMachine.DialTarget, _ inProgress: inout Int32) -> (fd: Int32, local: String?) {
+    /// configured (one that fails to bind is skipped); returns the fd or -errno, and the address;
+    /// nil if none could be bound.
+    private func connect(_ target: PoolStateMachine.DialTarget, _ inProgress: inout Int32) -> (fd: Int32, local: String?)? {
         let family = ipFamily(target.address)
         var bindFailed: Int32 = 0
         guard let locals = localAddresses[family] else {
@@ -52,7 +54,7 @@ extension PoolDriver {
             }
             logger.warning("local address skipped: bind failed", metadata: ["local": "\(local)", "error": "\(String(cString: strerror(-fd)))"])
         }
-        return (-EADDRNOTAVAIL, nil)
+        return nil
     }
 
     /// Advances a dial on readiness: connect result, then handshake steps.

@@ -69,7 +69,8 @@ final class Resolver {
         rearm()
     }
 
-    /// Ends every lookup in flight (with `poolClosed`) and frees c-ares; nothing is watched after.
+    /// Ends every lookup in flight (each answered as failed: the closed pool ignores it) and frees
+    /// c-ares; nothing is watched after.
     func close() {
         guard let channel else { return }
         hp_dns_destroy(channel)  // answers what is in flight, and stops watching its sockets
@@ -95,7 +96,6 @@ final class Resolver {
 
     private func answered(_ id: UInt64, _ status: Int32, _ addresses: UnsafePointer<CChar>?, _ count: Int) {
         guard let (name, done) = pending.removeValue(forKey: id) else { return }
-        guard channel != nil else { return done(.failure(.poolClosed)) }
         guard status == 0, var cursor = addresses else {
             return done(.failure(.noAddresses(host: name, reason: String(cString: hp_dns_error_string(status)))))
         }

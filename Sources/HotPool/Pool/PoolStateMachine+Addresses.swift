@@ -74,12 +74,26 @@ extension PoolStateMachine {
     // MARK: blacklisting
 
     /// Takes an IP out of rotation for its host, for `period` at least (then the recovery pass
-    /// probes it): idle connections to it go now, leased ones on return.
+    /// probes it): idle connections to it go now, leased ones on return. A recovery probe under
+    /// way no longer decides anything, and a manual blacklisting keeps its reason and the later
+    /// expiry.
     mutating func blacklist(_ ip: Int32, _ reason: BlacklistReason, period: Int64) {
-        hostStore[ip: ip].blacklistReason = reason
-        hostStore[ip: ip].blacklistPeriod = period
-        hostStore[ip: ip].blacklistedUntil = HotPool.deadline(from: now, after: period)
+        let until = HotPool.deadline(from: now, after: period)
+        hostStore[ip: ip].recoverySlot = -1
+        if hostStore[ip: ip].blacklistReason == .manual && reason != .manual {
+            hostStore[ip: ip].blacklistedUntil = max(hostStore[ip: ip].blacklistedUntil, until)
+        } else {
+            hostStore[ip: ip].blacklistReason = reason
+            hostStore[ip: ip].blacklistPeriod = period
+            hostStore[ip: ip].blacklistedUntil = until
+        }
         destroyIdleConnections(to: ip)
+    }
+
+    /// `base` × `times`, at most `maxBlacklistTime` (and that on overflow).
+    private func cappedBlacklistPeriod(_ base: Int64, times: Int64) -> Int64 {
+        let (product, overflow) = base.multipliedReportingOverflow(by: times)
+        return overflow ? configuration.maxBlacklistTime : min(product, configuration.maxBlacklistTime)
     }
 
     /// Destroys the idle connections to an IP that is out of rotation, with the reason it is.
@@ -104,8 +118,7 @@ extension PoolStateMachine {
         guard Double(ejected + 1) <= configuration.maxEjectedShare * Double(members.count) else { return }
         hostStore[ip: ip].ejections += 1
         hostStore[ip: ip].consecutiveFailures = 0
-        let (period, overflow) = configuration.blacklistTimeout.multipliedReportingOverflow(by: Int64(hostStore[ip: ip].ejections))
-        blacklist(ip, .failures, period: overflow ? configuration.maxBlacklistTime : min(period, configuration.maxBlacklistTime))
+        blacklist(ip, .failures, period: cappedBlacklistPeriod(configuration.blacklistTimeout, times: Int64(hostStore[ip: ip].ejections)))
     }
 
     mutating func blacklistManually(_ address: String, forName name: String, period: Int64) {
@@ -142,6 +155,7 @@ extension PoolStateMachine {
             hostStore.setManualBlacklist(nil, address: hostStore[ip: ip].address, forName: host)
         }
         hostStore[ip: ip].blacklistReason = nil
+        hostStore[ip: ip].recoverySlot = -1  // a probe under way no longer decides anything
         hostStore[ip: ip].blacklistedUntil = 0
         hostStore[ip: ip].blacklistPeriod = 0
         hostStore[ip: ip].consecutiveFailures = 0
@@ -151,11 +165,13 @@ extension PoolStateMachine {
 
     /// The recovery pass: each blacklisted IP whose time is up is dialed (and, with a
     /// `healthCheckPath`, probed) within the limits; it returns to rotation only if that succeeds.
+    /// IPs that DNS dropped or the allow list leaves out are not probed (no connection could go there).
     mutating func probeBlacklistedIPs() {
         for host in hostStore.hostIDs {
             for ip in hostStore[host: host].ipRecords {
                 let record = hostStore[ip: ip]
                 guard record.blacklistReason != nil, record.blacklistedUntil <= now, record.recoverySlot < 0,
+                      !record.removed, !record.disallowed,
                       table.liveCount(host: host) < configuration.maxConnectionsPerHost,
                       table.liveCount < configuration.maxConnections else { continue }
                 hostStore[ip: ip].recoverySlot = startDial(host: host, ip: ip, dialer: .recovery)
@@ -181,15 +197,14 @@ extension PoolStateMachine {
         restore(ip)
         takeBack(slot)
         serveQueued(hostStore[ip: ip].host)
-        hostsToWarm.insert(hostStore[ip: ip].host)
+        markForWarming(hostStore[ip: ip].host)
     }
 
     /// The recovery probe failed: the IP stays out twice as long (at least `blacklistTimeout`, at
     /// most `maxBlacklistTime`).
     mutating func recoveryFailed(_ ip: Int32) {
         hostStore[ip: ip].recoverySlot = -1
-        let (doubled, overflow) = hostStore[ip: ip].blacklistPeriod.multipliedReportingOverflow(by: 2)
-        let period = overflow ? configuration.maxBlacklistTime : min(max(doubled, configuration.blacklistTimeout), configuration.maxBlacklistTime)
+        let period = max(cappedBlacklistPeriod(hostStore[ip: ip].blacklistPeriod, times: 2), min(configuration.blacklistTimeout, configuration.maxBlacklistTime))
         hostStore[ip: ip].blacklistPeriod = period
         hostStore[ip: ip].blacklistedUntil = HotPool.deadline(from: now, after: period)
     }
@@ -232,11 +247,18 @@ extension PoolStateMachine {
         if hostStore[host: host].warming == 0 { answerPrewarms(host, noIP: ipMissing) }
     }
 
+    /// Marks a host to be topped up to `minIdlePerHost` at the end of the event, if it is below.
+    mutating func markForWarming(_ host: Int32) {
+        guard configuration.minIdlePerHost > 0,
+              table.idleCount(host: host) + hostStore[host: host].warming < configuration.minIdlePerHost else { return }
+        hostsToWarm.insert(host)
+    }
+
     /// The hosts marked since the last event are topped up to `minIdlePerHost`.
     mutating func warmMarkedHosts() {
-        let hosts = hostsToWarm
-        hostsToWarm = []
-        for host in hosts where hostStore[host: host].id == host { warm(host) }  // not reclaimed meanwhile
+        swap(&hostsToWarm, &hostsBeingWarmed)  // both keep their storage: no allocation per event
+        for host in hostsBeingWarmed where hostStore[host: host].id == host { warm(host) }  // not reclaimed meanwhile
+        hostsBeingWarmed.removeAll(keepingCapacity: true)
     }
 
     /// A dial ends (connected, failed or destroyed): a warming one is counted off.

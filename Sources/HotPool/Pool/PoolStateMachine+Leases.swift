@@ -102,7 +102,7 @@ extension PoolStateMachine {
         table.lastUsed[s] = now
         table.leasedAt[s] = now
         armDeadlineTimer(at: HotPool.deadline(from: now, after: configuration.leaseWarningAfter))
-        if configuration.minIdlePerHost > 0 { hostsToWarm.insert(table.hostID[s]) }
+        markForWarming(table.hostID[s])
         emit(.lease(id, table.beginLease(slot)))
     }
 
@@ -137,7 +137,10 @@ extension PoolStateMachine {
         }
         let waiter = WaiterID(raw: table.dialWaiter[s])
         table.dialWaiter[s] = 0
-        if waiter == .recovery { return recoveryDialed(slot) }
+        if waiter == .recovery {
+            // A probe a newer blacklisting (or an unblacklist) overtook is an ordinary connection.
+            return hostStore[ip: ip].recoverySlot == slot ? recoveryDialed(slot) : takeBack(slot)
+        }
         // A warming dial is counted off once its connection is parked (a prewarm is answered
         // with the idle count then).
         defer { if waiter == .warming { endWarmDial(table.hostID[s]) } }
@@ -157,13 +160,17 @@ extension PoolStateMachine {
         let s = Int(handle.slot)
         let ip = table.ipID[s]
         let id = WaiterID(raw: table.dialWaiter[s])
+        let probing = hostStore[ip: ip].recoverySlot == handle.slot
+        // The IP's fault, unless no local address could be bound or the caller's own acquire
+        // time, shorter than connectTimeout, ran out.
+        let ipAtFault = !error.isLocal && !(error.isTimeout && now - table.created[s] < configuration.connectTimeout)
         endDial(handle.slot)
         table.free(handle.slot)
         counters.failedDials += 1
         emit(.closeSocket(handle, sendCloseNotify: false))
         shouldServeWaiters = true
-        if id == .recovery { return recoveryFailed(ip) }
-        recordFailure(ip)
+        if probing { return recoveryFailed(ip) }
+        if ipAtFault { recordFailure(ip) }
         guard let waiter = waiters[id] else { return }
         // An unpinned caller with retries and acquire time left tries another IP.
         waiters.recordFailedDial(id, ip: ip)
@@ -257,8 +264,11 @@ extension PoolStateMachine {
         let notify = !wasDial && isSound(slot)
         if wasDial { endDial(slot) }
         if hostStore[ip: table.ipID[s]].recoverySlot == slot { hostStore[ip: table.ipID[s]].recoverySlot = -1 }
-        if configuration.minIdlePerHost > 0 { hostsToWarm.insert(table.hostID[s]) }
+        let hostID = table.hostID[s]
         table.free(slot)
+        // Connections the server dropped are replaced at the next cleanup, not at once: a server
+        // that closes every new connection is not re-dialed in a loop.
+        if !reason.isServerInitiated { markForWarming(hostID) }
         emit(.destroy(Destruction(handle: handle, reason: wasDial ? nil : reason, host: host, ip: ip, sendCloseNotify: notify)))
         if !waiters.hostsWithWaiters.isEmpty { shouldServeWaiters = true }
     }

@@ -1,6 +1,7 @@
 /// Timers as data: deadlines live in the table (`operationDeadline`, `leasedAt`) and the waiter
 /// queue and are swept when the earliest is due, so there is no timer object per connection and
-/// no sweep while nothing is due; the cleanup and the health check are periodic.
+/// no sweep while nothing is due; the cleanup, the health check, the blacklist recovery pass and
+/// the DNS refresh are periodic.
 extension PoolStateMachine {
     /// Makes sure the deadline timer fires by `deadline`.
     mutating func armDeadlineTimer(at deadline: Int64) {
@@ -32,8 +33,9 @@ extension PoolStateMachine {
             cleanupIdle()
             reclaimIdleHosts()
             cleanupExpired(maxLifetime: configuration.maxLifetime)
-            // Hosts whose warming dials failed are tried again, once a cleanup interval.
-            if configuration.minIdlePerHost > 0 { hostsToWarm.formUnion(hostStore.hostIDs) }
+            // Hosts whose warming dials failed, or whose connections the server closed, are topped
+            // up again once a cleanup interval.
+            for host in hostStore.hostIDs { markForWarming(host) }
             armPeriodic(.cleanup)
         case .healthCheck:
             if let interval = configuration.healthCheckInterval { probeIdleConnections(interval: interval) }
@@ -119,7 +121,7 @@ extension PoolStateMachine {
         return hostStore.reclaim { host in
             table.liveCount(host: host.id) == 0 && waiters.queuedCount(host.id) == 0 && !host.resolving
                 && now - host.lastUsed >= idleTimeout
-                && !host.ipRecords.contains { ips[Int($0)].blacklistReason != nil }
+                && !host.ipRecords.contains { ips[Int($0)].blacklistReason != nil && !ips[Int($0)].removed }
         }
     }
 }

@@ -207,8 +207,10 @@ struct PoolStateMachine: ~Copyable {
     var deadlineTimerAt = Int64.max
     /// The hosts of `refreshAddresses` and `prewarm` callers waiting for their answer.
     var answerWaiters: [WaiterID: Int32] = [:]
-    /// Hosts whose idle connections may be below `minIdlePerHost`: topped up at the end of the event.
+    /// Hosts whose idle connections may be below `minIdlePerHost`: topped up at the end of the
+    /// event (through `hostsBeingWarmed`, its spare storage).
     var hostsToWarm: Set<Int32> = []
+    var hostsBeingWarmed: Set<Int32> = []
     /// Dials with no caller under way, across hosts.
     var warmingCount = 0
 

@@ -1,6 +1,7 @@
 import DequeModule
 
-/// Names one caller's `getConnection` within a pool; never reused.
+/// Names one caller (a get, an `execute`, a `prewarm`, a `refreshAddresses`) within a pool; never
+/// reused.
 struct WaiterID: Hashable, Sendable {
     let raw: UInt64
 
