@@ -130,6 +130,15 @@ import Testing
         try await pool.close()
     }
 
+    @Test func aLookupGivesIPv4AndIPv6Addresses() async throws {
+        let (origin, dns) = (try Origin(), try DNSServer())
+        try await dns.set(host, [origin.ips[0], "::1", origin.ips[1]])
+        let pool = try HotConnPool(configuration: resolving(origin, dns))
+        #expect(Set(try await pool.refreshAddresses(host: host, port: origin.port)) == [origin.ips[0], origin.ips[1], "::1"])
+        #expect(Set(await pool.ipStats(forHost: host).map(\.ip)) == [origin.ips[0], origin.ips[1], "::1"])
+        try await pool.close()
+    }
+
     @Test func setAddressesOverridesDNSAndRefreshReturnsThem() async throws {
         let (origin, dns) = (try Origin(), try DNSServer())
         try await dns.set(host, [origin.ips[0]])
