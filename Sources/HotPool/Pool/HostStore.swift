@@ -113,6 +113,11 @@ struct HostStore {
     /// The ids of the hosts (one per port) named `name`.
     func hostIDs(named name: String) -> [Int32] { hostIDsByName[name] ?? [] }
 
+    /// Every IP record of the hosts named `name`, with its host.
+    func ipIDs(named name: String) -> [(host: Int32, ip: Int32)] {
+        hostIDs(named: name).flatMap { host in hosts[Int(host)].ipRecords.map { (host, $0) } }
+    }
+
     // Borrowing and in-place accessors: reading one field must not copy the record (and retain
     // its strings), on every put.
     subscript(host id: Int32) -> HostRecord {

@@ -181,19 +181,12 @@ extension PoolStateMachine {
 
     /// A recovery dial connected: probed with a request if there is a path, else recovered.
     mutating func recoveryDialed(_ slot: Int32) {
-        guard configuration.probesWithRequest else { return recovered(slot) }
-        let s = Int(slot)
-        table.leasedAt[s] = 0  // the pool's own lease, never reported as a leak
-        table.operation[s] = .probe
-        table.operationDeadline[s] = HotPool.deadline(from: now, after: configuration.validationTimeout)
-        armDeadlineTimer(at: table.operationDeadline[s])
-        emit(.probe(table.handle(slot)))
+        configuration.probesWithRequest ? startProbe(slot) : recovered(slot)
     }
 
     /// The recovery probe passed: the IP is back, and its connection joins the pool.
     mutating func recovered(_ slot: Int32) {
         let ip = table.ipID[Int(slot)]
-        hostStore[ip: ip].recoverySlot = -1
         restore(ip)
         takeBack(slot)
         serveQueued(hostStore[ip: ip].host)
@@ -290,12 +283,9 @@ extension PoolStateMachine {
         for slot in 0..<table.slotCount where table.state[slot] == .idle || table.state[slot] == .leased {
             open[table.ipID[slot], default: 0] += 1
         }
-        return hostStore.hostIDs(named: name).flatMap { host in
-            let current = hostStore[host: host].ipIDs
-            return hostStore[host: host].ipRecords.map { ip in
-                let record = hostStore[ip: ip]
-                return (hostStore[host: host].key.port, record, current.contains(ip) && record.exclusion == nil, open[ip] ?? 0)
-            }
+        return hostStore.ipIDs(named: name).map { host, ip in
+            let record = hostStore[ip: ip]
+            return (hostStore[host: host].key.port, record, hostStore[host: host].ipIDs.contains(ip) && record.exclusion == nil, open[ip] ?? 0)
         }
     }
 
@@ -304,7 +294,8 @@ extension PoolStateMachine {
     func blacklistedIPs(forName name: String) -> [(address: String, reason: BlacklistReason, until: Int64)] {
         var entries: [String: (reason: BlacklistReason, until: Int64)] = [:]
         for (address, until) in hostStore.manualBlacklist[name] ?? [:] { entries[address] = (.manual, until) }
-        for (_, record, _, _) in ipRecords(forName: name) {
+        for (_, ip) in hostStore.ipIDs(named: name) {
+            let record = hostStore[ip: ip]
             guard let reason = record.blacklistReason else { continue }
             if let known = entries[record.address], known.until >= record.blacklistedUntil { continue }
             entries[record.address] = (reason, record.blacklistedUntil)

@@ -66,12 +66,19 @@ extension PoolStateMachine {
             let s = Int(slot)
             guard now - max(table.lastUsed[s], table.lastChecked[s]) >= interval else { continue }
             table.take(idle: slot)
-            table.leasedAt[s] = 0  // the pool's own lease, never reported as a leak
-            table.operation[s] = .probe
-            table.operationDeadline[s] = HotPool.deadline(from: now, after: configuration.validationTimeout)
-            armDeadlineTimer(at: table.operationDeadline[s])
-            emit(.probe(table.handle(slot)))
+            startProbe(slot)
         }
+    }
+
+    /// Sends the probe request on a slot the pool holds itself (a health check, a recovery
+    /// probe), bounded by `validationTimeout`; answered with `exchangeEnded`.
+    mutating func startProbe(_ slot: Int32) {
+        let s = Int(slot)
+        table.leasedAt[s] = 0  // the pool's own lease, never reported as a leak
+        table.operation[s] = .probe
+        table.operationDeadline[s] = HotPool.deadline(from: now, after: configuration.validationTimeout)
+        armDeadlineTimer(at: table.operationDeadline[s])
+        emit(.probe(table.handle(slot)))
     }
 
     // MARK: reading the state
