@@ -10,9 +10,10 @@ deps:
 demo: deps
 	swift run -c release hotpool demo
 
-# The test suite (serial: tests count this process's open fds).
+# The test suite (serial: tests count this process's open fds), once on each I/O backend.
 test: deps
-	swift test --no-parallel
+	HOTPOOL_TEST_IO_BACKEND=epoll swift test --no-parallel
+	HOTPOOL_TEST_IO_BACKEND=io_uring swift test --no-parallel --skip-build
 
 # The suite under ThreadSanitizer and AddressSanitizer, each in its own build folder. LeakSanitizer
 # runs with the address sanitizer; Tests/lsan-suppressions.txt lists leaks of the toolchain's own
@@ -21,6 +22,9 @@ test: deps
 # bound peak RSS under an endless response would otherwise measure the quarantine (OpenSSL frees
 # and re-allocates its read buffer per record, by SSL_MODE_RELEASE_BUFFERS).
 sanitize: deps
-	swift test --no-parallel --sanitize=thread --scratch-path .build-tsan
-	ASAN_OPTIONS=quarantine_size_mb=16 LSAN_OPTIONS=suppressions=$(CURDIR)/Tests/lsan-suppressions.txt \
-		swift test --no-parallel --sanitize=address --scratch-path .build-asan
+	for backend in epoll io_uring; do \
+		HOTPOOL_TEST_IO_BACKEND=$$backend swift test --no-parallel --sanitize=thread --scratch-path .build-tsan || exit 1; \
+		HOTPOOL_TEST_IO_BACKEND=$$backend ASAN_OPTIONS=quarantine_size_mb=16 \
+			LSAN_OPTIONS=suppressions=$(CURDIR)/Tests/lsan-suppressions.txt \
+			swift test --no-parallel --sanitize=address --scratch-path .build-asan || exit 1; \
+	done

@@ -20,7 +20,7 @@ host=bench.hotpool.test
 
 # System packages: the peers and the server, and what HotPool itself builds against.
 missing=()
-for pkg in nginx wrk openssl liburing-dev libssl-dev; do
+for pkg in nginx wrk openssl strace liburing-dev libssl-dev libc-ares-dev; do
     dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -74,3 +74,13 @@ int hp_socket_error(int fd) {
     if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0) return errno;
     return err;
 }
+
+long hp_recv(int fd, void *buf, size_t len) {
+    ssize_t n = recv(fd, buf, len, 0);
+    return n < 0 ? -errno : n;
+}
+
+long hp_send(int fd, const void *buf, size_t len) {
+    ssize_t n = send(fd, buf, len, MSG_NOSIGNAL);
+    return n < 0 ? -errno : n;
+}

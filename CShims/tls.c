@@ -1,4 +1,4 @@
-// OpenSSL 3.0 client calls, non-blocking, with WANT_READ / WANT_WRITE mapped to plain codes.
+// OpenSSL 3.0 client calls over memory (no socket), with WANT_READ / WANT_WRITE mapped to plain codes.
 #include "CShims.h"
 
 #include <errno.h>
@@ -8,43 +8,82 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 #include <stdatomic.h>
+#include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static atomic_long live_ssl_objects;
 
-// The read budget of this thread (one reactor per thread): < 0 = none. See hp_tls_budget_begin.
-static _Thread_local long budget_left = -1;
-static _Thread_local int budget_refused;
+// A connection's TLS engine: the SSL object over one memory BIO (sans-I/O). Ciphertext comes in
+// as spans the caller lends (hp_tls_feed) and goes out through `out`, which the caller sends.
+struct hp_tls {
+    SSL *ssl;
+    // The lent input span, and whether the peer's end of the stream came after it.
+    const unsigned char *in;
+    size_t in_len;
+    int in_eof;
+    // Ciphertext to send: `out_len` bytes at `out`. While a send of the first `lent` of them is in
+    // flight their address must not change: a write that needs more room then moves the bytes to
+    // a new buffer and keeps the old one (`retired`) until hp_tls_output_sent.
+    unsigned char *out;
+    size_t out_len, out_cap, lent;
+    unsigned char *retired;
+};
 
-void hp_tls_budget_begin(long bytes) {
-    budget_left = bytes;
-    budget_refused = 0;
+static long bio_ctrl(BIO *bio, int cmd, long num, void *ptr) {
+    (void)bio; (void)num; (void)ptr;
+    return cmd == BIO_CTRL_FLUSH ? 1 : 0;
 }
 
-int hp_tls_budget_end(void) {
-    budget_left = -1;
-    return budget_refused;
-}
-
-// On every read of a connection's socket BIO: refuses it as a retryable read once the budget is
-// spent (OpenSSL then reports WANT_READ), and counts what it read.
-static long budget_callback(BIO *b, int oper, const char *argp, size_t len, int argi, long argl, int ret,
-                            size_t *processed) {
-    (void)argp; (void)len; (void)argi; (void)argl;
-    if (budget_left < 0) return ret;
-    if (oper == BIO_CB_READ) {
-        if (budget_left > 0) return ret;
-        budget_refused = 1;
-        BIO_clear_retry_flags(b);
-        BIO_set_retry_read(b);
+static int bio_read(BIO *bio, char *buf, int len) {
+    hp_tls *t = BIO_get_data(bio);
+    BIO_clear_retry_flags(bio);
+    if (t->in_len == 0) {
+        if (t->in_eof) return 0;
+        BIO_set_retry_read(bio);
         return -1;
     }
-    if (oper == (BIO_CB_READ | BIO_CB_RETURN) && ret > 0 && processed) {
-        budget_left -= (long)*processed;
-        if (budget_left < 0) budget_left = 0;
+    size_t n = t->in_len < (size_t)len ? t->in_len : (size_t)len;
+    memcpy(buf, t->in, n);
+    t->in += n;
+    t->in_len -= n;
+    return (int)n;
+}
+
+static int bio_write(BIO *bio, const char *buf, int len) {
+    hp_tls *t = BIO_get_data(bio);
+    BIO_clear_retry_flags(bio);
+    size_t need = t->out_len + (size_t)len;
+    if (need > t->out_cap) {
+        size_t cap = t->out_cap ? t->out_cap * 2 : 4096;
+        while (cap < need) cap *= 2;
+        unsigned char *grown;
+        if (t->lent && !t->retired) {  // the lent bytes stay where the send reads them
+            grown = malloc(cap);
+            if (!grown) return -1;
+            memcpy(grown, t->out, t->out_len);
+            t->retired = t->out;
+        } else {
+            grown = realloc(t->out, cap);
+            if (!grown) return -1;
+        }
+        t->out = grown;
+        t->out_cap = cap;
     }
-    return ret;
+    memcpy(t->out + t->out_len, buf, (size_t)len);
+    t->out_len += (size_t)len;
+    return len;
+}
+
+static BIO_METHOD *bio_method;
+static pthread_once_t bio_method_once = PTHREAD_ONCE_INIT;
+
+static void make_bio_method(void) {
+    bio_method = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "hotpool memory");
+    BIO_meth_set_read(bio_method, bio_read);
+    BIO_meth_set_write(bio_method, bio_write);
+    BIO_meth_set_ctrl(bio_method, bio_ctrl);
 }
 
 SSL_CTX *hp_tls_ctx_new(int verify, const char *ca_file, char *err, size_t errlen) {
@@ -52,12 +91,10 @@ SSL_CTX *hp_tls_ctx_new(int verify, const char *ca_file, char *err, size_t errle
     if (!ctx) goto fail;
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
     // Buffers are released while a connection is idle; a hot pool holds many idle connections.
-    // Swift may move a retried write's buffer, so allow that too.
-    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
     // EOF without close_notify reads as a clean close: close-delimited HTTP bodies need it.
     SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
-    // Read whole socket buffers, not a record header then its body: every response is read on
-    // until WANT_READ, so this keeps that to one recv(2) beyond the data.
+    // Take whole lent spans, not a record header then its body.
     SSL_CTX_set_read_ahead(ctx, 1);
     if (verify) {
         SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
@@ -80,21 +117,33 @@ fail:
 
 void hp_tls_ctx_free(SSL_CTX *ctx) { SSL_CTX_free(ctx); }
 
-SSL *hp_tls_new(SSL_CTX *ctx, int fd, const char *host) {
-    SSL *ssl = SSL_new(ctx);
-    if (!ssl) return NULL;
+hp_tls *hp_tls_new(SSL_CTX *ctx, const char *host) {
+    pthread_once(&bio_method_once, make_bio_method);
+    hp_tls *t = calloc(1, sizeof *t);
+    if (!t || !bio_method) goto fail;
+    t->ssl = SSL_new(ctx);
+    BIO *bio = BIO_new(bio_method);
+    if (!t->ssl || !bio) {
+        BIO_free(bio);
+        goto fail;
+    }
+    BIO_set_data(bio, t);
+    BIO_set_init(bio, 1);
+    SSL_set_bio(t->ssl, bio, bio);  // one BIO both ways: the SSL object owns it
     int is_ip = hp_ip_family(host) != 0;
     // RFC 6066: SNI carries names, never IP literals; an IP is verified against the IP SANs.
-    if ((!is_ip && SSL_set_tlsext_host_name(ssl, host) != 1) || SSL_set_fd(ssl, fd) != 1 ||
-        (SSL_get_verify_mode(ssl) != SSL_VERIFY_NONE &&
-         (is_ip ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), host) : SSL_set1_host(ssl, host)) != 1)) {
-        SSL_free(ssl);
-        return NULL;
-    }
-    BIO_set_callback_ex(SSL_get_rbio(ssl), budget_callback);
-    SSL_set_connect_state(ssl);
+    if ((!is_ip && SSL_set_tlsext_host_name(t->ssl, host) != 1) ||
+        (SSL_get_verify_mode(t->ssl) != SSL_VERIFY_NONE &&
+         (is_ip ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(t->ssl), host) : SSL_set1_host(t->ssl, host)) != 1))
+        goto fail;
+    SSL_set_connect_state(t->ssl);
     atomic_fetch_add(&live_ssl_objects, 1);
-    return ssl;
+    return t;
+fail:
+    ERR_clear_error();
+    if (t) SSL_free(t->ssl);
+    free(t);
+    return NULL;
 }
 
 // Maps the result of an SSL_* call to n (> 0) or an HP_TLS_* code.
@@ -104,56 +153,82 @@ static int map_result(SSL *ssl, int rc) {
     case SSL_ERROR_WANT_READ: return HP_TLS_WANT_READ;
     case SSL_ERROR_WANT_WRITE: return HP_TLS_WANT_WRITE;
     case SSL_ERROR_ZERO_RETURN: return HP_TLS_CLOSED;
-    case SSL_ERROR_SYSCALL: return errno == 0 ? HP_TLS_CLOSED : HP_TLS_SYSCALL;
+    case SSL_ERROR_SYSCALL: return ERR_peek_error() == 0 ? HP_TLS_CLOSED : HP_TLS_ERROR;
     default: return HP_TLS_ERROR;
     }
 }
 
-int hp_tls_handshake(SSL *ssl) {
+int hp_tls_handshake(hp_tls *t) {
     ERR_clear_error();
-    errno = 0;
-    int rc = map_result(ssl, SSL_do_handshake(ssl));
+    int rc = map_result(t->ssl, SSL_do_handshake(t->ssl));
     return rc > 0 ? 0 : rc;
 }
 
-int hp_tls_read(SSL *ssl, void *buf, int len) {
+int hp_tls_read(hp_tls *t, void *buf, int len) {
     ERR_clear_error();
-    errno = 0;
-    return map_result(ssl, SSL_read(ssl, buf, len));
+    return map_result(t->ssl, SSL_read(t->ssl, buf, len));
 }
 
-int hp_tls_write(SSL *ssl, const void *buf, int len) {
+int hp_tls_write(hp_tls *t, const void *buf, int len) {
     ERR_clear_error();
-    errno = 0;
-    return map_result(ssl, SSL_write(ssl, buf, len));
+    return map_result(t->ssl, SSL_write(t->ssl, buf, len));
 }
 
-int hp_tls_has_pending(SSL *ssl) { return SSL_has_pending(ssl); }
-
-int hp_tls_shutdown(SSL *ssl) {
-    ERR_clear_error();
-    errno = 0;
-    int rc = SSL_shutdown(ssl);  // 0: our close_notify is out; we do not wait for the peer's
-    return rc >= 0 ? 0 : map_result(ssl, rc);
+void hp_tls_feed(hp_tls *t, const void *bytes, size_t len) {
+    t->in = bytes;
+    t->in_len = len;
 }
 
-void hp_tls_free(SSL *ssl) {
-    if (!ssl) return;
-    SSL_free(ssl);
+size_t hp_tls_unfed(const hp_tls *t) { return t->in_len; }
+
+void hp_tls_feed_eof(hp_tls *t) { t->in_eof = 1; }
+
+size_t hp_tls_output(hp_tls *t, const void **bytes) {
+    *bytes = t->out;
+    t->lent = t->out_len;
+    return t->out_len;
+}
+
+void hp_tls_output_sent(hp_tls *t, size_t n) {
+    free(t->retired);
+    t->retired = NULL;
+    if (n > t->out_len) n = t->out_len;
+    memmove(t->out, t->out + n, t->out_len - n);
+    t->out_len -= n;
+    t->lent = 0;
+    if (t->out_len == 0) {  // an idle connection holds no buffer
+        free(t->out);
+        t->out = NULL;
+        t->out_cap = 0;
+    }
+}
+
+size_t hp_tls_output_pending(const hp_tls *t) { return t->out_len; }
+
+int hp_tls_shutdown(hp_tls *t) {
+    ERR_clear_error();
+    int rc = SSL_shutdown(t->ssl);  // 0: our close_notify is written out; we do not wait for the peer's
+    return rc >= 0 ? 0 : map_result(t->ssl, rc);
+}
+
+void hp_tls_free(hp_tls *t) {
+    if (!t) return;
+    SSL_free(t->ssl);
+    free(t->out);
+    free(t->retired);
+    free(t);
     atomic_fetch_sub(&live_ssl_objects, 1);
 }
 
 long hp_tls_live_objects(void) { return atomic_load(&live_ssl_objects); }
 
-int hp_tls_error_string(SSL *ssl, int code, char *buf, size_t len) {
+int hp_tls_error_string(hp_tls *t, int code, char *buf, size_t len) {
     if (!buf || len == 0) return 0;
     buf[0] = 0;
-    long verify = ssl ? SSL_get_verify_result(ssl) : X509_V_OK;
+    long verify = t ? SSL_get_verify_result(t->ssl) : X509_V_OK;
     unsigned long e = ERR_peek_last_error();
     if (verify != X509_V_OK) {
         snprintf(buf, len, "certificate verify failed: %s", X509_verify_cert_error_string(verify));
-    } else if (code == HP_TLS_SYSCALL && e == 0) {
-        snprintf(buf, len, "%s", strerror(errno));
     } else if (e) {
         ERR_error_string_n(e, buf, len);
     } else if (code == HP_TLS_CLOSED) {

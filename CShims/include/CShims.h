@@ -8,7 +8,6 @@
 #include <stdint.h>
 
 struct ssl_ctx_st;
-struct ssl_st;
 
 // ---------------------------------------------------------------- epoll
 /// Readiness bits, the same values as EPOLLIN / EPOLLOUT / ... so no translation is needed.
@@ -75,22 +74,57 @@ int hp_dns_status_not_found(int status);
 
 // ---------------------------------------------------------------- io_uring (liburing's inline API made callable)
 typedef struct hp_uring hp_uring;
-/// One completion: the submission's user data, its result (poll mask or -errno) and flags.
+/// One completion: the submission's user data, its result (bytes, poll mask or -errno) and flags.
 typedef struct {
     uint64_t user_data;
     int32_t res;
     uint32_t flags;
 } hp_completion;
+/// Completion flags: a provided buffer holds the data (its id is flags >> HP_CQE_BUFFER_SHIFT);
+/// a multishot operation goes on (more completions will come).
+#define HP_CQE_F_BUFFER 1u
+#define HP_CQE_F_MORE 2u
+#define HP_CQE_BUFFER_SHIFT 16
 
+/// A ring of `entries` submissions (completions: 4x), single-issuer with deferred task work where
+/// the kernel has them (then disabled until hp_uring_enable). NULL with -errno in *err.
 hp_uring *hp_uring_create(unsigned entries, int *err);
+/// Makes hp_uring_create fail with `err` (0: no longer), as a kernel or sandbox without io_uring does.
+void hp_uring_simulate_init_error(int err);
+/// Enables the ring for the calling thread, the only one that may submit from now on.
+int hp_uring_enable(hp_uring *ring);
+/// 1 if the kernel took IORING_SETUP_SINGLE_ISSUER (and DEFER_TASKRUN).
+int hp_uring_single_issuer(const hp_uring *ring);
+/// Closes the ring and frees its buffers (operations in flight are cancelled); only
+/// hp_uring_enters and hp_uring_destroy may follow.
+void hp_uring_exit(hp_uring *ring);
 void hp_uring_destroy(hp_uring *ring);
-/// Queues a one-shot poll for `mask` on fd (not submitted until hp_uring_submit_wait).
+/// Registers `count` (a power of two) receive buffers of `size` bytes as buffer group 0.
+int hp_uring_setup_buffers(hp_uring *ring, unsigned count, unsigned size);
+/// The address of provided buffer `id`; hp_uring_recycle_buffer gives it back to the kernel.
+void *hp_uring_buffer(hp_uring *ring, unsigned id);
+void hp_uring_recycle_buffer(hp_uring *ring, unsigned id);
+/// Queues a one-shot poll for `mask` on fd.
 int hp_uring_poll_add(hp_uring *ring, int fd, uint32_t mask, uint64_t user_data);
-/// Queues removal of the poll queued with `user_data`.
-int hp_uring_poll_remove(hp_uring *ring, uint64_t user_data);
+/// Queues removal of the poll queued with `target`; the removal completes with `user_data`.
+int hp_uring_poll_remove(hp_uring *ring, uint64_t target, uint64_t user_data);
+/// Queues a multishot receive into provided buffers: one completion per arrival until one without
+/// HP_CQE_F_MORE (0 = the peer's end of stream, -ENOBUFS = buffers ran out, or an error).
+int hp_uring_recv_multishot(hp_uring *ring, int fd, uint64_t user_data);
+/// Queues a send of `len` bytes (valid until its completion).
+int hp_uring_send(hp_uring *ring, int fd, const void *bytes, size_t len, uint64_t user_data);
+/// Queues a read into buf (valid until its completion).
+int hp_uring_read(hp_uring *ring, int fd, void *buf, unsigned len, uint64_t user_data);
+/// Queues the end of a socket as one linked chain: cancel everything in flight on fd, send
+/// `last_bytes` if any (a close_notify), close fd. The cancel and the send complete with
+/// `side_data`, the close with `user_data`.
+int hp_uring_close(hp_uring *ring, int fd, const void *last_bytes, size_t last_len, uint64_t side_data,
+                   uint64_t user_data);
 /// Submits what is queued and waits up to timeout_ns (< 0 = forever) for at least one completion;
 /// copies up to max completions out. Returns how many, 0 on timeout or EINTR.
 int hp_uring_submit_wait(hp_uring *ring, hp_completion *out, int max, int64_t timeout_ns);
+/// io_uring_enter calls made (each submit_wait and each flush of a full queue).
+long hp_uring_enters(const hp_uring *ring);
 
 // ---------------------------------------------------------------- sockets
 /// Non-blocking TCP connect (TCP_NODELAY on) to ip:port (IPv4 or IPv6 literal), optionally bound to local_ip first.
@@ -99,38 +133,51 @@ int hp_uring_submit_wait(hp_uring *ring, hp_completion *out, int max, int64_t ti
 int hp_tcp_connect(const char *ip, int port, const char *local_ip, int *in_progress, int *bind_failed);
 /// The pending socket error (SO_ERROR) as a positive errno, 0 if none.
 int hp_socket_error(int fd);
+/// recv(2): bytes read, 0 at the peer's end of stream, or -errno (-EAGAIN: nothing there now).
+long hp_recv(int fd, void *buf, size_t len);
+/// send(2) without SIGPIPE: bytes sent or -errno.
+long hp_send(int fd, const void *buf, size_t len);
 /// 4 or 6 for a valid IP literal, 0 otherwise.
 int hp_ip_family(const char *ip);
 
 // ---------------------------------------------------------------- OpenSSL 3.0
 #define HP_TLS_WANT_READ (-2)
 #define HP_TLS_WANT_WRITE (-3)
-#define HP_TLS_CLOSED (-4)   /* close_notify or EOF from the peer */
-#define HP_TLS_SYSCALL (-5)  /* socket error, errno kept for hp_tls_error_string */
+#define HP_TLS_CLOSED (-4)   /* close_notify or end of stream from the peer */
 #define HP_TLS_ERROR (-6)    /* protocol or verification error */
+
+/// A connection's TLS engine over memory, with no socket: ciphertext is fed in and taken out by
+/// the caller, who does the I/O (sans-I/O, so any I/O backend can carry it).
+typedef struct hp_tls hp_tls;
 
 /// A client context: verification on when verify != 0, trusting ca_file (PEM) or the system store.
 struct ssl_ctx_st *hp_tls_ctx_new(int verify, const char *ca_file, char *err, size_t errlen);
 void hp_tls_ctx_free(struct ssl_ctx_st *ctx);
-/// A connection object on fd, SNI = host, host name verified when the context verifies.
-struct ssl_st *hp_tls_new(struct ssl_ctx_st *ctx, int fd, const char *host);
-int hp_tls_handshake(struct ssl_st *ssl);
-/// > 0 bytes read, or an HP_TLS_* code.
-int hp_tls_read(struct ssl_st *ssl, void *buf, int len);
-/// > 0 bytes written, or an HP_TLS_* code.
-int hp_tls_write(struct ssl_st *ssl, const void *buf, int len);
-/// 1 if OpenSSL holds received bytes not yet read (a record or part of one), else 0.
-int hp_tls_has_pending(struct ssl_st *ssl);
-/// Bounds the socket bytes this thread's TLS reads may take from now on: once `bytes` are read,
-/// further socket reads say "would block" (HP_TLS_WANT_READ) without reading. Counts what OpenSSL
-/// reads for itself inside one SSL_read too (TLS 1.3 KeyUpdate and ticket records), which no
-/// caller-side count sees.
-void hp_tls_budget_begin(long bytes);
-/// Lifts the bound; 1 if it refused a read (the socket may hold more), else 0.
-int hp_tls_budget_end(void);
-/// Sends close_notify once without waiting for the peer's: 0 sent, or an HP_TLS_* code.
-int hp_tls_shutdown(struct ssl_st *ssl);
-void hp_tls_free(struct ssl_st *ssl);
+/// A client engine, SNI = host (unless an IP literal), host name verified when the context verifies.
+hp_tls *hp_tls_new(struct ssl_ctx_st *ctx, const char *host);
+/// 0 once the handshake is done, or an HP_TLS_* code (WANT_READ: feed it more).
+int hp_tls_handshake(hp_tls *tls);
+/// > 0 plaintext bytes read, or an HP_TLS_* code.
+int hp_tls_read(hp_tls *tls, void *buf, int len);
+/// > 0 plaintext bytes taken (their ciphertext joins the output), or an HP_TLS_* code.
+int hp_tls_write(hp_tls *tls, const void *buf, int len);
+/// Lends `len` received ciphertext bytes: the next calls read from them, and what they leave
+/// (hp_tls_unfed) is the caller's again. The span must stay valid until the next hp_tls_feed.
+void hp_tls_feed(hp_tls *tls, const void *bytes, size_t len);
+/// Bytes of the lent span not taken yet.
+size_t hp_tls_unfed(const hp_tls *tls);
+/// The peer ended its stream: once the fed bytes are read, reads say HP_TLS_CLOSED.
+void hp_tls_feed_eof(hp_tls *tls);
+/// The ciphertext waiting to be sent: its length and address. The address stays valid (later
+/// writes do not move those bytes) until hp_tls_output_sent; one send at a time.
+size_t hp_tls_output(hp_tls *tls, const void **bytes);
+/// `n` bytes of the output were sent: they leave it (an empty output holds no buffer).
+void hp_tls_output_sent(hp_tls *tls, size_t n);
+/// Bytes of output not yet sent.
+size_t hp_tls_output_pending(const hp_tls *tls);
+/// Writes close_notify to the output (not waiting for the peer's): 0, or an HP_TLS_* code.
+int hp_tls_shutdown(hp_tls *tls);
+void hp_tls_free(hp_tls *tls);
 /// A ClientHello shape, as OpenSSL's own knobs take it. Lists are OpenSSL names joined by ':'.
 typedef struct {
     const char *tls13_ciphersuites;
@@ -162,8 +209,8 @@ int hp_tls_ctx_add_extension(struct ssl_ctx_st *ctx, unsigned type, int payload)
 
 /// SSL objects alive in the process (hp_tls_new minus hp_tls_free).
 long hp_tls_live_objects(void);
-/// Describes the failure behind the last HP_TLS_* code on this thread (verify result, error queue
-/// or errno) into buf, and clears the error queue. Returns the length written.
-int hp_tls_error_string(struct ssl_st *ssl, int code, char *buf, size_t len);
+/// Describes the failure behind the last HP_TLS_* code on this thread (verify result or error
+/// queue) into buf, and clears the error queue. Returns the length written.
+int hp_tls_error_string(hp_tls *tls, int code, char *buf, size_t len);
 
 #endif

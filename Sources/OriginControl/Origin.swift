@@ -35,8 +35,19 @@ public final class Origin: @unchecked Sendable {
     }
 
     /// A configuration trusting the origin's CA, with short bounds for tests.
+    /// The I/O backend the tests run on: `HOTPOOL_TEST_IO_BACKEND` = `epoll` or `io_uring`
+    /// (unset: `.automatic`). `make test` runs the suite once with each.
+    public static var ioBackendUnderTest: IOBackendChoice {
+        switch getenv("HOTPOOL_TEST_IO_BACKEND").map({ String(cString: $0) }) {
+        case "epoll": .epoll
+        case "io_uring": .ioUring
+        default: .automatic
+        }
+    }
+
     public func configuration() -> HotPoolConfiguration {
         var config = HotPoolConfiguration()
+        config.ioBackend = Self.ioBackendUnderTest
         config.trustedCAFile = caFile
         config.connectTimeout = .seconds(5)
         config.requestTimeout = .seconds(5)

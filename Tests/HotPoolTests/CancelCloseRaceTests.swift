@@ -31,6 +31,7 @@ import Testing
         // The origin's small CA file: loading the system trust store would dominate each pool's start.
         let origin = try Origin()
         var config = HotPoolConfiguration()
+        config.ioBackend = Origin.ioBackendUnderTest
         config.trustedCAFile = origin.caFile
         var answers: [String: Int] = [:]
         for iteration in 0..<iterations {

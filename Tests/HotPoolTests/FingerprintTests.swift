@@ -96,6 +96,7 @@ import Testing
         let nginx = try Nginx()
         defer { nginx.stop() }
         var config = HotPoolConfiguration()
+        config.ioBackend = Origin.ioBackendUnderTest
         config.trustedCAFile = nginx.caFile
         config.profile = profile
         config.connectTimeout = .seconds(5)

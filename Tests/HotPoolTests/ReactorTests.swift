@@ -11,7 +11,7 @@ private final class ReactorLog: @unchecked Sendable {
 
 @Suite struct ReactorTests {
     @Test func inboxDeliversEveryPostExactlyOnceInPerThreadOrder() async throws {
-        let reactor = try Reactor(poller: EpollPoller())
+        let reactor = try Reactor(io: EpollBackend())
         try reactor.start()
         let threads = 8
         let perThread = Int(environment("HOTPOOL_INBOX_POSTS") ?? "") ?? 100_000
@@ -39,7 +39,7 @@ private final class ReactorLog: @unchecked Sendable {
     }
 
     @Test func timersFireInDeadlineOrderAndCancelledOnesDoNot() async throws {
-        let reactor = try Reactor(poller: EpollPoller())
+        let reactor = try Reactor(io: EpollBackend())
         try reactor.start()
         let log = ReactorLog()
         reactor.post {
@@ -62,7 +62,7 @@ private final class ReactorLog: @unchecked Sendable {
     }
 
     @Test func stopJoinsTheThreadAndLaterPostsAreRefused() async throws {
-        let reactor = try Reactor(poller: EpollPoller())
+        let reactor = try Reactor(io: EpollBackend())
         try reactor.start()
         let ran = ReactorLog()
         for i in 0..<1000 { reactor.post { ran.values.append(i) } }
@@ -127,7 +127,7 @@ private final class StopRace: Sendable {
 /// `stop` from several tasks at once: every caller returns only once the loop has ended and the
 /// thread is joined, not just the one that joins.
 @Test func everyConcurrentStopReturnsAfterTheLoopEnded() async throws {
-    let reactor = try Reactor(poller: EpollPoller())
+    let reactor = try Reactor(io: EpollBackend())
     try reactor.start()
     let race = StopRace()
     // Holds the loop until every stopper has asked; the last posted work marks the end.

@@ -24,6 +24,7 @@ import Testing
         var error: Int32 = 0
         let ring = try #require(hp_uring_create(8, &error), "io_uring_queue_init: \(error)")
         defer { hp_uring_destroy(ring) }
+        #expect(hp_uring_enable(ring) == 0)
         let signal = hp_eventfd_create(), quiet = hp_eventfd_create()
         defer { _ = hp_close(signal); _ = hp_close(quiet) }
         #expect(hp_uring_poll_add(ring, quiet, HP_EV_IN, 2) == 0)
@@ -32,13 +33,13 @@ import Testing
         var completions = [hp_completion](repeating: hp_completion(), count: 8)
         var n = hp_uring_submit_wait(ring, &completions, 8, 1_000_000_000)
         #expect(n == 1 && completions[0].user_data == 1 && UInt32(completions[0].res) & HP_EV_IN != 0)
-        // Removing the other poll completes it with -ECANCELED (and the removal itself carries no token).
-        #expect(hp_uring_poll_remove(ring, 2) == 0)
+        // Removing the other poll completes it with -ECANCELED, and the removal with its own data.
+        #expect(hp_uring_poll_remove(ring, 2, 3) == 0)
         var seen: [UInt64: Int32] = [:]
-        for _ in 0..<4 where seen[2] == nil {
+        for _ in 0..<4 where seen[2] == nil || seen[3] == nil {
             n = hp_uring_submit_wait(ring, &completions, 8, 1_000_000_000)
             for i in 0..<Int(max(n, 0)) { seen[completions[i].user_data] = completions[i].res }
         }
-        #expect(seen[2] == -ECANCELED)
+        #expect(seen[2] == -ECANCELED && seen[3] == 0)
     }
 }

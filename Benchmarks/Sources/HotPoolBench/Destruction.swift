@@ -34,22 +34,25 @@ private let dialConcurrency = 64
 /// before the pool was made) and SSL objects left after it. The same runs give the resident
 /// memory per idle connection (VmRSS before the pool and with the connections idle) and the
 /// pool's dial rate with `dialConcurrency` dials at once.
-func destruction(_ options: Options, count: Int) async throws -> [Metric] {
-    let scenario = "close() of \(count) idle"
+func destruction(_ options: Options, count: Int, backend: IOBackendChoice) async throws -> [Metric] {
+    let scenario = "close() of \(count) idle", suffix = backend.rowSuffix
     let target = count >= 10_000
-    var closeTime = Metric(scenario, "close() wall time", "ms", goal: target ? .atMost(100) : nil)
-    var closeCPU = Metric(scenario, "close() CPU (all threads)", "ms")
-    var fdsLeft = Metric(scenario, "fds left", "fds", goal: .atMost(0))
-    var sslLeft = Metric(scenario, "SSL objects left", "objects", goal: .atMost(0))
-    var memory = Metric("memory", "RSS per idle TLS connection, N=\(count)", "KiB", goal: target ? .atMost(48) : nil)
-    var dialRate = Metric("handshake", "HotPool dial, \(dialConcurrency) at once, N=\(count)", "conn/s")
-    var dialCPU = Metric("handshake", "HotPool dial CPU, \(dialConcurrency) at once, N=\(count)", "µs/conn")
+    var closeTime = Metric(scenario, "close() wall time" + suffix, "ms", goal: target ? .atMost(100) : nil)
+    var closeCPU = Metric(scenario, "close() CPU (all threads)" + suffix, "ms")
+    var closeCalls = Metric(scenario, "close() system calls" + suffix, "/conn")
+    var fdsLeft = Metric(scenario, "fds left" + suffix, "fds", goal: .atMost(0))
+    var sslLeft = Metric(scenario, "SSL objects left" + suffix, "objects", goal: .atMost(0))
+    var memory = Metric("memory", "RSS per idle TLS connection, N=\(count)" + suffix, "KiB", goal: target ? .atMost(24) : nil)
+    var dialRate = Metric("handshake", "HotPool dial, \(dialConcurrency) at once, N=\(count)" + suffix, "conn/s")
+    var dialCPU = Metric("handshake", "HotPool dial CPU, \(dialConcurrency) at once, N=\(count)" + suffix, "µs/conn")
     for _ in 0..<options.runs {
         let fds = openFDCount(), resident = residentBytes()
-        let pool = try options.makePool(connections: count)
+        let pool = try options.makePool(connections: count, backend: backend)
         let opening = try await openIdle(pool, options, count: count, concurrency: dialConcurrency)
         memory.samples.append(Double(residentBytes() - resident) / Double(count) / 1024)
+        let calls = await pool.ioSystemCalls()
         let ((), closing) = try await Span.measure { try await pool.close() }
+        closeCalls.samples.append(Double(await pool.ioSystemCalls() - calls) / Double(count))
         closeTime.samples.append(closing.wallSeconds * 1e3)
         closeCPU.samples.append(closing.cpuSeconds * 1e3)
         fdsLeft.samples.append(Double(openFDCount() - fds))
@@ -57,7 +60,7 @@ func destruction(_ options: Options, count: Int) async throws -> [Metric] {
         dialRate.samples.append(Double(count) / opening.wallSeconds)
         dialCPU.samples.append(opening.cpuSeconds * 1e6 / Double(count))
     }
-    return [closeTime, closeCPU, fdsLeft, sslLeft, memory, dialRate, dialCPU]
+    return [closeTime, closeCPU, closeCalls, fdsLeft, sslLeft, memory, dialRate, dialCPU]
 }
 
 /// `remove` of one leased connection on the reactor (TLS close_notify, close(2), slot freed):

@@ -11,19 +11,19 @@ struct Cost: Sendable {
 /// the benchmark SPI, and (b) from a task through the async API (`getConnection` +
 /// `putConnection`, one after the other), which crosses to the reactor and back. With (b), the
 /// cost of an empty reactor event awaited from a task: the floor of any async API call.
-func getPut(_ options: Options) async throws -> [Metric] {
-    let scenario = "get+put (idle connection)"
-    var onReactor = (time: Metric(scenario, "on reactor", "ns/pair", goal: .atMost(50)),
-                     allocations: Metric(scenario, "on reactor allocations", "/pair", goal: .atMost(0)))
-    var crossThread = (time: Metric(scenario, "async API, cross-thread", "ns/pair", goal: .atMost(2000)),
-                       allocations: Metric(scenario, "async API allocations (all threads)", "/pair"))
-    var onExecutor = (time: Metric(scenario, "async API, on pool executor", "ns/pair", goal: .atMost(200)),
-                      allocations: Metric(scenario, "async API on pool executor allocations", "/pair", goal: .atMost(0)))
-    var hop = Metric(scenario, "empty reactor event awaited (hop floor)", "ns")
+func getPut(_ options: Options, backend: IOBackendChoice) async throws -> [Metric] {
+    let scenario = "get+put (idle connection)", suffix = backend.rowSuffix
+    var onReactor = (time: Metric(scenario, "on reactor" + suffix, "ns/pair", goal: .atMost(50)),
+                     allocations: Metric(scenario, "on reactor allocations" + suffix, "/pair", goal: .atMost(0)))
+    var crossThread = (time: Metric(scenario, "async API, cross-thread" + suffix, "ns/pair", goal: .atMost(2000)),
+                       allocations: Metric(scenario, "async API allocations (all threads)" + suffix, "/pair"))
+    var onExecutor = (time: Metric(scenario, "async API, on pool executor" + suffix, "ns/pair", goal: .atMost(200)),
+                      allocations: Metric(scenario, "async API on pool executor allocations" + suffix, "/pair", goal: .atMost(0)))
+    var hop = Metric(scenario, "empty reactor event awaited (hop floor)" + suffix, "ns")
     let pairs = options.quick ? 100_000 : 1_000_000
     let asyncPairs = options.quick ? 20_000 : 100_000
     for _ in 0..<options.runs {
-        let pool = try options.makePool(connections: 1)
+        let pool = try options.makePool(connections: 1, backend: backend)
         // One idle connection, used once.
         let connection = try await pool.getConnection(host: options.host, port: options.port)
         _ = try await connection.roundTrip(HTTPRequest(method: .get, scheme: "https", authority: options.authority, path: "/256"))

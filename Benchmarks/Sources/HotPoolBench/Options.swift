@@ -32,8 +32,9 @@ struct Options: Sendable {
     func url(_ path: String) -> String { "https://\(ips[0]):\(port)\(path)" }
 
     /// A pool over nginx's IPs whose limits admit `connections` connections, all of them idle.
-    func makePool(connections: Int) throws -> HotConnPool {
+    func makePool(connections: Int, backend: IOBackendChoice = .epoll) throws -> HotConnPool {
         var configuration = HotPoolConfiguration()
+        configuration.ioBackend = backend
         configuration.trustedCAFile = caFile
         configuration.profile = .chrome
         configuration.maxConnections = connections
@@ -80,4 +81,12 @@ struct Options: Sendable {
         }
         return options
     }
+}
+
+/// The I/O backends every HotPool row is measured on; epoll's rows keep their names.
+let backends: [IOBackendChoice] = [.epoll, .ioUring]
+
+extension IOBackendChoice {
+    /// What a row's name says of its backend: nothing for epoll, ", io_uring" for io_uring.
+    var rowSuffix: String { self == .ioUring ? ", io_uring" : "" }
 }

@@ -14,6 +14,8 @@ struct Load {
     var allocationsPerRequest = 0.0
     /// Work items that crossed to the reactor thread per request; HotPool's loads only.
     var hopsPerRequest = 0.0
+    /// The I/O backend's system calls per request; HotPool's loads only.
+    var systemCallsPerRequest = 0.0
 
     init(requests: Int, wallSeconds: Double, cpuSeconds: Double) {
         requestsPerSecond = Double(requests) / wallSeconds
@@ -30,29 +32,39 @@ enum HotPoolCaller: CaseIterable {
     /// Tasks on the global executor: `execute` (one hop per request).
     case execute
 
-    /// The row name's prefix.
-    var label: String {
+    /// The row name's prefix: "HotPool", then "io_uring" on that backend, then the caller.
+    func label(_ backend: IOBackendChoice) -> String {
+        let pool = backend == .ioUring ? "HotPool io_uring" : "HotPool"
         switch self {
-        case .global: "HotPool"
-        case .executor: "HotPool executor"
-        case .execute: "HotPool execute"
+        case .global: return pool
+        case .executor: return pool + " executor"
+        case .execute: return pool + " execute"
         }
     }
 }
 
-/// Keep-alive HTTPS GETs with `concurrency` connections against the same nginx: HotPool,
-/// AsyncHTTPClient and wrk, one after the other in each run, so each run's ratios compare
-/// clients under the same machine load. The in-process clients' CPU is this process's rusage;
-/// wrk's is its own, from wait4. `goals` are applied to the ratios (the C = 16 targets).
-func throughput(_ options: Options, concurrency: Int, path: String, bodyBytes: Int, goals: Bool) async throws -> [Metric] {
+/// Keep-alive HTTPS GETs with `concurrency` connections against the same nginx: HotPool (each
+/// caller on each backend), AsyncHTTPClient and wrk, one after the other in each run, so each
+/// run's ratios compare clients under the same machine load. The in-process clients' CPU is this
+/// process's rusage; wrk's is its own, from wait4. `goals` are applied to the ratios (the C = 16
+/// targets), `ioUringGoals` to the io_uring rows (the C = 64 targets). wrk's system calls per
+/// request come from one extra run under `strace -c -f`.
+func throughput(
+    _ options: Options, concurrency: Int, path: String, bodyBytes: Int, goals: Bool, ioUringGoals: Bool = false
+) async throws -> [Metric] {
     let scenario = "throughput C=\(concurrency) \(path)"
-    /// The rows of one HotPool caller: its figures and its ratios to the peers.
+    /// The rows of one HotPool caller on one backend: its figures and its ratios to the peers.
     struct Rows {
-        var rate, cpu, allocations, hops, wrkRate, ahcRate, wrkCPU, ahcCPU: Metric
-        init(_ scenario: String, _ caller: HotPoolCaller, goals: Bool) {
-            let name = caller.label
+        let caller: HotPoolCaller, backend: IOBackendChoice
+        var rate, cpu, allocations, hops, calls, wrkRate, ahcRate, wrkCPU, ahcCPU: Metric
+        init(_ scenario: String, _ caller: HotPoolCaller, _ backend: IOBackendChoice, goals: Bool, ioUringGoals: Bool) {
+            (self.caller, self.backend) = (caller, backend)
+            let name = caller.label(backend)
+            let ioUringTarget = ioUringGoals && backend == .ioUring && caller == .global
+            let goals = goals && backend == .epoll
             rate = Metric(scenario, name, "req/s")
             cpu = Metric(scenario, "\(name) CPU", "µs/req")
+            calls = Metric(scenario, "\(name) syscalls per req", "/req", goal: ioUringTarget ? .atMost(0.3) : nil)
             allocations = Metric(scenario, "\(name) allocations", "/req",
                                  goal: goals && caller == .executor ? .atMost(8) : nil)
             hops = Metric(scenario, "\(name) hops to the reactor", "/req",
@@ -60,7 +72,8 @@ func throughput(_ options: Options, concurrency: Int, path: String, bodyBytes: I
             wrkRate = Metric(scenario, "\(name)/wrk req/s", "×", goal: goals && caller != .execute ? .atLeast(0.9) : nil)
             ahcRate = Metric(scenario, "\(name)/AsyncHTTPClient req/s", "×", goal: goals && caller != .execute ? .atLeast(3) : nil)
             wrkCPU = Metric(scenario, "\(name)/wrk CPU per req", "×",
-                            goal: goals ? (caller == .executor ? .atMost(1.2) : caller == .execute ? .atMost(1.6) : nil) : nil)
+                            goal: ioUringTarget ? .atMost(1.0)
+                                : goals ? (caller == .executor ? .atMost(1.2) : caller == .execute ? .atMost(1.6) : nil) : nil)
             ahcCPU = Metric(scenario, "\(name)/AsyncHTTPClient CPU per req", "×")
         }
         mutating func add(_ ours: Load, wrk: Load, ahc: Load) {
@@ -68,19 +81,25 @@ func throughput(_ options: Options, concurrency: Int, path: String, bodyBytes: I
             cpu.samples.append(ours.cpuMicrosPerRequest)
             allocations.samples.append(ours.allocationsPerRequest)
             hops.samples.append(ours.hopsPerRequest)
+            calls.samples.append(ours.systemCallsPerRequest)
             wrkRate.samples.append(ours.requestsPerSecond / wrk.requestsPerSecond)
             ahcRate.samples.append(ours.requestsPerSecond / ahc.requestsPerSecond)
             wrkCPU.samples.append(ours.cpuMicrosPerRequest / wrk.cpuMicrosPerRequest)
             ahcCPU.samples.append(ours.cpuMicrosPerRequest / ahc.cpuMicrosPerRequest)
         }
     }
-    var hotPool = HotPoolCaller.allCases.map { Rows(scenario, $0, goals: goals) }
+    var hotPool = backends.flatMap { backend in
+        HotPoolCaller.allCases.map { Rows(scenario, $0, backend, goals: goals, ioUringGoals: ioUringGoals) }
+    }
     var ahc = (rate: Metric(scenario, "AsyncHTTPClient", "req/s"), cpu: Metric(scenario, "AsyncHTTPClient CPU", "µs/req"))
     var wrk = (rate: Metric(scenario, "wrk", "req/s"), cpu: Metric(scenario, "wrk CPU", "µs/req"))
+    var wrkCalls = Metric(scenario, "wrk syscalls per req", "/req")
+    wrkCalls.samples = [try wrkSystemCallsPerRequest(options, concurrency: concurrency, path: path)]
     for _ in 0..<options.runs {
         var ours: [Load] = []
-        for caller in HotPoolCaller.allCases {
-            ours.append(try await hotPoolLoad(options, caller, concurrency: concurrency, path: path, bodyBytes: bodyBytes))
+        for rows in hotPool {
+            ours.append(try await hotPoolLoad(options, rows.caller, rows.backend, concurrency: concurrency, path: path,
+                                              bodyBytes: bodyBytes))
         }
         let theirs = try await asyncHTTPClientLoad(options, concurrency: concurrency, path: path, bodyBytes: bodyBytes)
         let reference = try wrkLoad(options, concurrency: concurrency, path: path)
@@ -92,6 +111,7 @@ func throughput(_ options: Options, concurrency: Int, path: String, bodyBytes: I
     }
     return hotPool.map(\.rate) + [ahc.rate, wrk.rate] + hotPool.map(\.cpu) + [ahc.cpu, wrk.cpu]
         + hotPool.flatMap { [$0.wrkRate, $0.ahcRate, $0.wrkCPU, $0.ahcCPU] } + hotPool.flatMap { [$0.allocations, $0.hops] }
+        + hotPool.map(\.calls) + [wrkCalls]
 }
 
 /// How long each client warms up (opens its connections) before a timed run.
@@ -99,9 +119,9 @@ private let warmUp = Duration.milliseconds(300)
 
 /// HotPool: `concurrency` tasks on a fresh pool, each making requests in a loop as `caller` says.
 private func hotPoolLoad(
-    _ options: Options, _ caller: HotPoolCaller, concurrency: Int, path: String, bodyBytes: Int
+    _ options: Options, _ caller: HotPoolCaller, _ backend: IOBackendChoice, concurrency: Int, path: String, bodyBytes: Int
 ) async throws -> Load {
-    let pool = try options.makePool(connections: concurrency)
+    let pool = try options.makePool(connections: concurrency, backend: backend)
     let request = HTTPRequest(method: .get, scheme: "https", authority: options.authority, path: path)
     let operation: @Sendable () async throws -> Void = switch caller {
     case .global, .executor: {
@@ -117,16 +137,19 @@ private func hotPoolLoad(
     }
     let executor: (any TaskExecutor)? = caller == .executor ? pool.executor : nil
     _ = try await closedLoop(concurrency: concurrency, duration: warmUp, executor: executor, operation)
+    let calls0 = await pool.ioSystemCalls()
     let hops0 = await pool.inboundHops() ?? 0, allocations0 = mc_total_allocations()
     let (requests, span) = try await closedLoop(
         concurrency: concurrency, duration: .seconds(options.duration), executor: executor, operation)
     let allocations1 = mc_total_allocations()
     // The second read's own hop is not counted in it; the first one's is.
     let hops = (await pool.inboundHops() ?? 0) - hops0 - 1
+    let calls = await pool.ioSystemCalls() - calls0
     try await pool.close()
     var load = Load(requests: requests, wallSeconds: span.wallSeconds, cpuSeconds: span.cpuSeconds)
     load.allocationsPerRequest = Double(allocations1 - allocations0) / Double(requests)
     load.hopsPerRequest = Double(hops) / Double(requests)
+    load.systemCallsPerRequest = Double(calls) / Double(requests)
     return load
 }
 
@@ -172,6 +195,23 @@ private func wrkLoad(_ options: Options, concurrency: Int, path: String) throws 
         throw BenchError.badResponse("wrk saw errors:\n\(run.output)")
     }
     return Load(requests: total, wallSeconds: Double(total) / rate, cpuSeconds: run.cpuSeconds)
+}
+
+/// wrk's system calls per request: one short run under `strace -c -f` (its CPU and rate are not
+/// used: strace slows it), the total of strace's summary over the requests wrk reports.
+private func wrkSystemCallsPerRequest(_ options: Options, concurrency: Int, path: String) throws -> Double {
+    let threads = min(concurrency, sysconf(Int32(_SC_NPROCESSORS_ONLN)))
+    let command = ["strace", "-c", "-f", "wrk", "-t\(threads)", "-c\(concurrency)", "-d\(min(options.duration, 2))s",
+                   options.url(path)]
+    let run = try runChild(command)
+    guard run.exitCode == 0 else { throw BenchError.childFailed(command.joined(separator: " "), run.exitCode, run.output) }
+    // wrk's "  123456 requests in 2.00s, ..." and strace's last line "100.00 0.123 1 456789 12 total".
+    let lines = run.output.split(separator: "\n")
+    guard let requests = lines.first(where: { $0.contains(" requests in ") })?.split(separator: " ").first.flatMap({ Int($0) }),
+        let totals = lines.last(where: { $0.hasSuffix(" total") })?.split(separator: " "), totals.count >= 5,
+        let calls = Int(totals[3]), requests > 0
+    else { throw BenchError.unexpected("cannot read strace's or wrk's output:\n\(run.output)") }
+    return Double(calls) / Double(requests)
 }
 
 /// Fails the run unless the answer is a 200 with the whole body.

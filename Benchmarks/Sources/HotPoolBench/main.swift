@@ -52,12 +52,15 @@ if !report.mallocInterposerHit {
 }
 do {
     if options.groups.contains("getput") {
-        report.metrics += try await step("get+put") { try await getPut(options) }
+        for backend in backends {
+            report.metrics += try await step("get+put\(backend.rowSuffix)") { try await getPut(options, backend: backend) }
+        }
     }
     if options.groups.contains("throughput") {
         for concurrency in [1, 16, 64] {
             report.metrics += try await step("throughput C=\(concurrency)") {
-                try await throughput(options, concurrency: concurrency, path: "/256", bodyBytes: 256, goals: concurrency == 16)
+                try await throughput(options, concurrency: concurrency, path: "/256", bodyBytes: 256, goals: concurrency == 16,
+                                     ioUringGoals: concurrency == 64)
             }
         }
         report.metrics += try await step("throughput C=16 /16k") {
@@ -69,7 +72,11 @@ do {
     }
     if options.groups.contains("destruction") {
         for count in [1000, 10_000] {
-            report.metrics += try await step("close() of \(count)") { try await destruction(options, count: count) }
+            for backend in backends {
+                report.metrics += try await step("close() of \(count)\(backend.rowSuffix)") {
+                    try await destruction(options, count: count, backend: backend)
+                }
+            }
         }
         report.metrics += try await step("remove") { try await removeOnReactor(options) }
         report.metrics += try await slotState(options)

@@ -27,6 +27,18 @@ extension HotConnPool {
 
     /// Bytes of pool state per connection slot: the machine's columns plus the driver's I/O table.
     public var bytesPerSlot: Int { driver.bytesPerSlot }
+
+    /// The I/O backend the reactor runs on: "epoll" or "io_uring".
+    public var ioBackendName: String { reactor.io.name }
+
+    /// System calls the I/O backend made since the pool started (waits, reads, writes, closes;
+    /// for io_uring, each `io_uring_enter`). Read on the reactor; once the pool is closed, the
+    /// final count, after the loop has ended.
+    public func ioSystemCalls() async -> Int {
+        if let calls = await onReactor({ [reactor] _ in reactor.io.systemCalls }) { return calls }
+        await reactor.exited()
+        return reactor.io.systemCalls
+    }
 }
 
 /// The pool's get and put as the reactor runs them (the same events through the same state

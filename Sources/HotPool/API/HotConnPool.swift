@@ -40,7 +40,7 @@ public final class HotConnPool: Sendable {
         let reactor: Reactor
         let resolver: Resolver
         do {
-            reactor = try Reactor(poller: EpollPoller())
+            reactor = try Reactor(io: Self.makeIOBackend(configuration))
             resolver = try Resolver(servers: configuration.dnsServers, reactor: reactor)
         } catch {
             contexts.forEach(hp_tls_ctx_free)
@@ -60,6 +60,27 @@ public final class HotConnPool: Sendable {
         self.driver = driver
         self.executor = executor
         self.configuration = configuration
+    }
+
+    /// The configured I/O backend; under `.automatic`, epoll where io_uring is unavailable (said once, with why).
+    private static func makeIOBackend(_ configuration: HotPoolConfiguration) throws -> any IOBackend {
+        switch configuration.ioBackend {
+        case .epoll:
+            return try EpollBackend()
+        case .ioUring:
+            do {
+                return try UringBackend()
+            } catch {
+                throw HotPoolError.invalidConfiguration("io_uring is unavailable (\(error))")
+            }
+        case .automatic:
+            do {
+                return try UringBackend()
+            } catch {
+                configuration.logger.notice("io_uring is unavailable; using epoll", metadata: ["reason": "\(error)"])
+                return try EpollBackend()
+            }
+        }
     }
 
     /// A pool dropped without `close()` is a leak of the caller's (asserted in debug builds, as

@@ -95,6 +95,8 @@ public struct HotPoolConfiguration: Sendable {
     public var localAddresses: [String] = []
     /// Where lifecycle events (connect, destroy with reason, lease warnings) are logged.
     public var logger: Logger = Logger(label: "HotPool")
+    /// The reactor's I/O backend: io_uring where available (`.automatic`), or one of them by name.
+    public var ioBackend: IOBackendChoice = .automatic
 
     /// The seed's defaults.
     public init() {}

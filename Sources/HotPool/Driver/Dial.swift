@@ -25,14 +25,10 @@ extension PoolDriver {
             localAddress: localAddress, profileIndex: nextProfile, profile: profiles[nextProfile].name,
             profileHeaders: profileHeaders[nextProfile].randomElement()!)
         nextProfile = (nextProfile + 1) % profiles.count
-        let op = DialOp()
-        io[s] = .dial(op)
-        do {
-            try reactor.register(fd: fd, token: handle.token)
-        } catch {
-            return failDial(slot, .connectFailed(host: target.key.name, ip: target.address, reason: "\(error)"))
-        }
-        if inProgress == 0 { stepDial(slot, op, events: .writable) }
+        io[s] = .dial(DialOp())
+        idleBytes[s] = 0
+        // A connect that ended at once (`inProgress` 0) completes on the next turn all the same.
+        reactor.io.connect(fd: fd, token: handle.token)
     }
 
     /// Starts the connect, bound to the next local address of the target's family if any are
@@ -57,23 +53,30 @@ extension PoolDriver {
         return nil
     }
 
-    /// Advances a dial on readiness: connect result, then handshake steps.
-    func stepDial(_ slot: Int32, _ op: DialOp, events: IOEvents) {
+    /// The TCP connect ended: on success the TLS engine is made, receiving starts and the
+    /// handshake sends its ClientHello.
+    func connected(_ slot: Int32, errno: Int32) {
+        let s = Int(slot)
+        guard case .dial(let op)? = io[s] else { return }
+        let host = machine.hostName(slot), ip = machine.ipAddress(slot)
+        guard errno == 0 else {
+            return failDial(slot, .connectFailed(host: host, ip: ip, reason: String(cString: strerror(errno))))
+        }
+        guard let tls = hp_tls_new(tlsContexts[identity[s]!.profileIndex], host) else {
+            return failDial(slot, .tlsHandshakeFailed(host: host, ip: ip, reason: "SSL_new failed"))
+        }
+        op.connected = true
+        self.tls[s] = tls
+        reactor.io.receive(fd: fd[s], token: machine.table.handle(slot).token)
+        stepHandshake(slot)
+    }
+
+    /// Advances the handshake with what was fed, and sends what it wrote.
+    func stepHandshake(_ slot: Int32) {
         let s = Int(slot)
         let host = machine.hostName(slot), ip = machine.ipAddress(slot)
-        if !op.connected {
-            let error = hp_socket_error(fd[s])
-            if error != 0 {
-                return failDial(slot, .connectFailed(host: host, ip: ip, reason: String(cString: strerror(error))))
-            }
-            guard !events.isDisjoint(with: [.writable, .error, .hangup]) else { return }
-            guard let ssl = hp_tls_new(tlsContexts[identity[s]!.profileIndex], fd[s], host) else {
-                return failDial(slot, .tlsHandshakeFailed(host: host, ip: ip, reason: "SSL_new failed"))
-            }
-            op.connected = true
-            self.ssl[s] = ssl
-        }
-        let rc = hp_tls_handshake(ssl[s])
+        let rc = hp_tls_handshake(tls[s])
+        flush(slot)
         switch rc {
         case 0:
             // Read on: whatever came with the handshake beyond session tickets (bytes, a close)
@@ -94,22 +97,22 @@ extension PoolDriver {
         case HP_TLS_WANT_READ, HP_TLS_WANT_WRITE:
             return
         default:
-            failDial(slot, .tlsHandshakeFailed(host: host, ip: ip, reason: tlsErrorString(ssl[s], rc)))
+            failDial(slot, .tlsHandshakeFailed(host: host, ip: ip, reason: tlsErrorString(tls[s], rc)))
         }
     }
 
     /// The dial failed: the machine frees the slot (and has the socket closed), then retries or
     /// fails its caller.
-    private func failDial(_ slot: Int32, _ error: HotPoolError) {
+    func failDial(_ slot: Int32, _ error: HotPoolError) {
         io[Int(slot)] = nil
         logger.debug("dial failed", metadata: ["error": "\(error)"])
         send(.dialFailed(machine.table.handle(slot), error))
     }
 
     /// The description of the TLS failure behind `code`.
-    func tlsErrorString(_ ssl: OpaquePointer?, _ code: Int32) -> String {
+    func tlsErrorString(_ tls: OpaquePointer?, _ code: Int32) -> String {
         var buffer = [CChar](repeating: 0, count: 256)
-        _ = hp_tls_error_string(ssl, code, &buffer, buffer.count)
+        _ = hp_tls_error_string(tls, code, &buffer, buffer.count)
         return String(nulTerminated: buffer)
     }
 }

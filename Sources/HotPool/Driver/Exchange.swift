@@ -14,7 +14,6 @@ final class ExchangeOp {
     }
 
     let request: [UInt8]
-    var written = 0
     var parser: HTTP1ResponseParser
     let requester: Requester
     /// The connection an `execute` leased for this exchange.
@@ -40,20 +39,27 @@ final class ExchangeOp {
 }
 
 extension PoolDriver {
-    /// Socket bytes a round trip reads per readiness event before it gives the loop back, so a
-    /// server that never stops sending (data, or records OpenSSL handles itself, such as TLS 1.3
-    /// KeyUpdates) cannot starve timers (its own deadline among them) or other connections.
-    static let readBudgetPerEvent = 256 * 1024
-    /// Socket bytes a read-on after a response (or on a connection nobody reads) may take: more
-    /// than a few TLS records that carry no data is a server streaming at a connection it was
-    /// not asked anything on.
+    /// Socket bytes a connection nobody reads may receive: more than a few TLS records that carry
+    /// no data (tickets) is a server streaming at a connection it was not asked anything on.
     static let readOnBudget = 64 * 1024
 
-    /// Starts the exchange the machine accepted. Nothing is unread on the connection (see
-    /// `completeExchange` and `handleIO`), so it only reads once input arrives.
+    /// Starts the exchange the machine accepted: the request is encrypted whole and sent; the
+    /// answer is read as it arrives (`received`). Nothing is unread on the connection (see
+    /// `completeExchange` and `received`).
     func startExchange(_ slot: Int32, _ op: ExchangeOp) {
-        io[Int(slot)] = .exchange(op)
-        stepExchange(slot, op, readable: false)
+        let s = Int(slot)
+        io[s] = .exchange(op)
+        idleBytes[s] = 0
+        var written = 0
+        while written < op.request.count {
+            // A memory BIO takes every write whole; anything else is a TLS failure.
+            let rc = op.request.withUnsafeBytes { bytes in
+                hp_tls_write(tls[s], bytes.baseAddress! + written, Int32(clamping: bytes.count - written))
+            }
+            guard rc > 0 else { return failExchange(slot, op, tlsError(slot, rc)) }
+            written += Int(rc)
+        }
+        flush(slot)
     }
 
     /// Sends the health-check request on an idle connection the machine took for it.
@@ -66,33 +72,13 @@ extension PoolDriver {
         startExchange(slot, ExchangeOp(request: request, parser: parser, requester: .healthCheck))
     }
 
-    /// Writes what is left of the request, then reads until the response is complete, the socket
-    /// would block, or this event's read budget is spent (then the event is redelivered on the
-    /// next turn, after timers). Reading waits for a readable event unless one came (`readable`)
-    /// or OpenSSL holds bytes already: the epoll registration is edge-triggered, so data arriving
-    /// after the last read always brings an event, and a read before it would only say EAGAIN.
-    func stepExchange(_ slot: Int32, _ op: ExchangeOp, readable: Bool) {
-        let ssl = ssl[Int(slot)]
-        while op.written < op.request.count {
-            let rc = op.request.withUnsafeBytes { bytes in
-                hp_tls_write(ssl, bytes.baseAddress! + op.written, Int32(clamping: bytes.count - op.written))
-            }
-            if rc > 0 {
-                op.written += Int(rc)
-            } else if rc == HP_TLS_WANT_READ || rc == HP_TLS_WANT_WRITE {
-                return
-            } else {
-                return failExchange(slot, op, ioError(slot, ssl, rc))
-            }
-        }
-        guard readable || hp_tls_has_pending(ssl) != 0 else { return }
-        hp_tls_budget_begin(Self.readBudgetPerEvent)
-        let outcome = readResponse(slot, op, ssl)
-        let budgetSpent = hp_tls_budget_end() != 0
-        switch outcome {
+    /// Reads what was fed into the exchange's response until it is complete, fails, or the
+    /// engine wants more.
+    func stepExchange(_ slot: Int32, _ op: ExchangeOp) {
+        switch readResponse(slot, op) {
         case .complete(let response): completeExchange(slot, op, response)
         case .failed(let error): failExchange(slot, op, error)
-        case .wouldBlock: if budgetSpent { reactor.redeliver(machine.table.handle(slot).token, .readable) }
+        case .wantsMore: flush(slot)  // what reading wrote (a KeyUpdate's answer) goes out
         }
     }
 
@@ -100,25 +86,26 @@ extension PoolDriver {
     private enum ReadOutcome {
         case complete(HTTP1ResponseParser.Complete)
         case failed(HotPoolError)
-        /// The socket said EAGAIN, or the read budget refused a read.
-        case wouldBlock
+        /// Everything fed was read.
+        case wantsMore
     }
 
     /// Reads and parses until the response is complete, fails, or no read can go on now.
-    private func readResponse(_ slot: Int32, _ op: ExchangeOp, _ ssl: OpaquePointer?) -> ReadOutcome {
+    private func readResponse(_ slot: Int32, _ op: ExchangeOp) -> ReadOutcome {
+        let tls = tls[Int(slot)]
         while true {
-            let rc = hp_tls_read(ssl, readBuffer.baseAddress, Int32(readBuffer.count))
+            let rc = hp_tls_read(tls, readBuffer.baseAddress, Int32(readBuffer.count))
             do {
                 if rc > 0 {
                     if let response = try op.parser.feed(UnsafeRawBufferPointer(rebasing: readBuffer[..<Int(rc)])) {
                         return .complete(response)
                     }
                 } else if rc == HP_TLS_WANT_READ || rc == HP_TLS_WANT_WRITE {
-                    return .wouldBlock
+                    return .wantsMore
                 } else if rc == HP_TLS_CLOSED {
                     return .complete(try op.parser.finishAtEOF())
                 } else {
-                    return .failed(ioError(slot, ssl, rc))
+                    return .failed(tlsError(slot, rc))
                 }
             } catch {
                 return .failed(HotPoolError(error, host: machine.hostName(slot), ip: machine.ipAddress(slot), limits: config.responseLimits))
@@ -128,8 +115,8 @@ extension PoolDriver {
 
     /// The response is complete and goes to its requester. The connection stays usable only if
     /// its head allows it and nothing else is unread: bytes after the response (in the same
-    /// read, or read on here to WANT_READ) could only be taken for the answer to a later
-    /// request, so the machine retires it, as it does after a close from the server.
+    /// read, or read on here to the end of what arrived) could only be taken for the answer to a
+    /// later request, so the machine retires it, as it does after a close from the server.
     private func completeExchange(_ slot: Int32, _ op: ExchangeOp, _ response: HTTP1ResponseParser.Complete) {
         io[Int(slot)] = nil
         let unusable: CloseReason? =
@@ -151,24 +138,17 @@ extension PoolDriver {
         finish(op, .failure(error), metrics: metrics)
     }
 
-    private func ioError(_ slot: Int32, _ ssl: OpaquePointer?, _ rc: Int32) -> HotPoolError {
-        let reason = tlsErrorString(ssl, rc)
-        return rc == HP_TLS_SYSCALL
-            ? .networkError(host: machine.hostName(slot), ip: machine.ipAddress(slot), reason: reason)
-            : .tlsError(host: machine.hostName(slot), ip: machine.ipAddress(slot), reason: reason)
+    private func tlsError(_ slot: Int32, _ rc: Int32) -> HotPoolError {
+        .tlsError(host: machine.hostName(slot), ip: machine.ipAddress(slot), reason: tlsErrorString(tls[Int(slot)], rc))
     }
 
-    /// Reads what arrived on a connection no exchange is reading, through OpenSSL to WANT_READ
-    /// (TLS 1.3 session tickets are consumed there and yield no bytes), within `readOnBudget`.
-    /// Returns why the connection can carry no further request, or nil if nothing was unread.
+    /// Reads what was fed to a connection no exchange is reading, to the end of it (TLS 1.3
+    /// session tickets are consumed there and yield no bytes). Returns why the connection can
+    /// carry no further request, or nil if nothing was unread.
     func unreadInput(_ slot: Int32) -> CloseReason? {
-        guard let ssl = ssl[Int(slot)] else { return nil }  // its socket is closed already
-        hp_tls_budget_begin(Self.readOnBudget)
-        let rc = hp_tls_read(ssl, readBuffer.baseAddress, Int32(readBuffer.count))
-        if hp_tls_budget_end() != 0 && rc <= 0 {
-            logger.debug("the server streams records nobody asked for", metadata: ["ip": "\(machine.ipAddress(slot))"])
-            return .unsolicitedData
-        }
+        guard let tls = tls[Int(slot)] else { return nil }  // its socket is closed already
+        let rc = hp_tls_read(tls, readBuffer.baseAddress, Int32(readBuffer.count))
+        flush(slot)
         if rc > 0 {
             logger.debug("unsolicited bytes from the server", metadata: ["ip": "\(machine.ipAddress(slot))", "bytes": "\(rc)"])
             return .unsolicitedData

@@ -69,7 +69,12 @@ final class PoolDriver: @unchecked Sendable {
 
     // The I/O table: per slot, indexed like the machine's table.
     @exclusivity(unchecked) var fd: [Int32] = []
-    @exclusivity(unchecked) var ssl: [OpaquePointer?] = []
+    /// The TLS engine (`hp_tls`), from the TCP connect on.
+    @exclusivity(unchecked) var tls: [OpaquePointer?] = []
+    /// A send of the engine's output is in flight (one at a time).
+    @exclusivity(unchecked) var sending: [Bool] = []
+    /// Bytes received while no exchange read them, since the last exchange (see `readOnBudget`).
+    @exclusivity(unchecked) var idleBytes: [Int32] = []
     @exclusivity(unchecked) var io: [SlotIO?] = []
     /// What the connection is (host, IP, fingerprint profile), from its dial on.
     @exclusivity(unchecked) var identity: [ConnectionIdentity?] = []
@@ -128,6 +133,9 @@ final class PoolDriver: @unchecked Sendable {
     @exclusivity(unchecked) private var actions: [PoolStateMachine.Action] = []
     @exclusivity(unchecked) private var draining = false
     private var timers: [PoolStateMachine.Timer: TimerID] = [:]
+    /// Sockets being closed, by the token of their connection: the TLS engine to free when the
+    /// close completes, and (while the pool closes) what the connection was, for a close error.
+    @exclusivity(unchecked) private var closing: [UInt64: (tls: OpaquePointer?, identity: ConnectionIdentity?)] = [:]
 
     /// The first close(2) error met while the pool closed, and the figures frozen at close.
     private(set) var closeError: HotPoolError?
@@ -148,7 +156,8 @@ final class PoolDriver: @unchecked Sendable {
         self.tlsContexts = tlsContexts
         self.machine = PoolStateMachine(configuration: .init(config))
         self.bytesPerSlot = machine.table.bytesPerSlot + MemoryLayout<Int32>.stride + MemoryLayout<OpaquePointer?>.stride
-            + MemoryLayout<SlotIO?>.stride + MemoryLayout<ConnectionIdentity?>.stride
+            + MemoryLayout<Bool>.stride + MemoryLayout<Int32>.stride + MemoryLayout<SlotIO?>.stride
+            + MemoryLayout<ConnectionIdentity?>.stride
         self.profiles = config.profiles
         self.profileHeaders = profiles.map { spec in
             let fields = spec.headers.compactMap { header in HTTPField.Name(header.name).map { HTTPField(name: $0, value: header.value) } }
@@ -212,7 +221,7 @@ final class PoolDriver: @unchecked Sendable {
         case .probe(let handle): startProbe(handle.slot)
         case .closeSocket(let handle, let notify):
             io[Int(handle.slot)] = nil
-            _ = closeSocket(handle.slot, sendCloseNotify: notify)
+            closeSocket(handle, sendCloseNotify: notify)
         case .abort(let handle): abort(handle)
         case .destroy(let destruction): destroy(destruction)
         case .armTimer(let timer, let at):
@@ -338,32 +347,38 @@ final class PoolDriver: @unchecked Sendable {
                 ? .poolClosed : .connectionClosed(host: destruction.host, ip: destruction.ip)), metrics: metrics)
         }
         io[Int(slot)] = nil
+        closeSocket(destruction.handle, sendCloseNotify: destruction.sendCloseNotify)
         identity[Int(slot)] = nil
-        let errno = closeSocket(slot, sendCloseNotify: destruction.sendCloseNotify)
-        if errno != 0, machine.closed, closeError == nil {
-            closeError = .networkError(host: destruction.host, ip: destruction.ip, reason: "close: \(String(cString: strerror(errno)))")
-        }
         guard let reason = destruction.reason else { return }
         metrics.closed(reason)
         logger.debug("connection destroyed", metadata: ["host": "\(destruction.host)", "ip": "\(destruction.ip)", "reason": "\(reason)"])
     }
 
-    /// Closes the slot's socket and frees its SSL object now; returns the errno of a failed close(2).
-    func closeSocket(_ slot: Int32, sendCloseNotify: Bool) -> Int32 {
-        let s = Int(slot)
-        guard s < fd.count else { return 0 }
-        if let ssl = ssl[s] {
-            if sendCloseNotify && fd[s] >= 0 { _ = hp_tls_shutdown(ssl) }
-            hp_tls_free(ssl)
-            self.ssl[s] = nil
+    /// Has the slot's socket closed, after a close_notify when asked (and nothing else is being
+    /// sent); its TLS engine is freed once the close completes (`closed`).
+    func closeSocket(_ handle: SlotHandle, sendCloseNotify: Bool) {
+        let s = Int(handle.slot)
+        guard s < fd.count, fd[s] >= 0 else { return }
+        var closeNotify: UnsafeRawBufferPointer?
+        if let tls = tls[s], sendCloseNotify, !sending[s], hp_tls_output_pending(tls) == 0, hp_tls_shutdown(tls) == 0 {
+            var bytes: UnsafeRawPointer?
+            let count = hp_tls_output(tls, &bytes)
+            if count > 0 { closeNotify = UnsafeRawBufferPointer(start: bytes, count: count) }
         }
-        var error: Int32 = 0
-        if fd[s] >= 0 {
-            let rc = hp_close(fd[s])  // also drops it from epoll
-            if rc < 0 { error = -rc }
-            fd[s] = -1
+        closing[handle.token] = (tls[s], machine.closed ? identity[s] : nil)
+        reactor.io.close(fd: fd[s], token: handle.token, lastBytes: closeNotify)
+        (fd[s], tls[s], sending[s]) = (-1, nil, false)
+    }
+
+    /// A socket's close completed: its TLS engine is freed. A failed close(2) while the pool
+    /// closes is the error `close()` throws.
+    private func closed(_ token: UInt64, errno: Int32) {
+        guard let (tls, identity) = closing.removeValue(forKey: token) else { return }
+        hp_tls_free(tls)
+        if errno != 0, machine.closed, closeError == nil {
+            closeError = .networkError(host: identity?.host ?? "", ip: identity?.ip ?? "",
+                                       reason: "close: \(String(cString: strerror(errno)))")
         }
-        return error
     }
 
     // MARK: close
@@ -404,31 +419,89 @@ final class PoolDriver: @unchecked Sendable {
 
     // MARK: I/O
 
-    /// Dispatches a readiness event to what its slot is doing; stale tokens are dropped. Input
-    /// on a connection no exchange is reading is read at once, so it is never left for the
-    /// next request to take as its answer.
-    func handleIO(_ token: UInt64, _ events: IOEvents) {
-        if let fd = Resolver.fd(token: token) { return resolver.handle(fd: fd, events) }
-        let handle = SlotHandle(token: token)
-        guard machine.table.isCurrent(handle) else { return }
-        let slot = handle.slot
-        // A hang-up or an error is read too: the read reports it.
-        let input = !events.isDisjoint(with: [.readable, .readHangup, .hangup, .error])
-        switch io[Int(slot)] {
-        case .dial(let op)?:
-            stepDial(slot, op, events: events)
-        case .exchange(let op)?:
-            stepExchange(slot, op, readable: input)
-        case nil:
-            if input, let reason = unreadInput(slot) { send(.unreadInput(handle, reason)) }
+    /// Dispatches a completion to what its slot is doing; those of an earlier connection in the
+    /// slot (a stale token) are dropped.
+    func handleIO(_ token: UInt64, _ completion: IOCompletion) {
+        if let fd = Resolver.fd(token: token) {
+            if case .ready(let events) = completion { resolver.handle(fd: fd, events) }
+            return
         }
+        if case .closed(let errno) = completion { return closed(token, errno: errno) }
+        let handle = SlotHandle(token: token)
+        guard machine.table.isCurrent(handle), fd[Int(handle.slot)] >= 0 else { return }
+        switch completion {
+        case .connected(let errno): connected(handle.slot, errno: errno)
+        case .received(let bytes): received(handle.slot, bytes, endOfStream: false)
+        case .receiveEnded(0): received(handle.slot, UnsafeRawBufferPointer(start: nil, count: 0), endOfStream: true)
+        case .receiveEnded(let errno): receiveFailed(handle.slot, errno: errno)
+        case .sent(let count): sent(handle.slot, count)
+        case .closed, .ready: break
+        }
+    }
+
+    /// Ciphertext arrived (or the peer's end of stream): the engine reads it for what the slot is
+    /// doing. Input on a connection no exchange is reading is read at once, so it is never left
+    /// for the next request to take as its answer.
+    private func received(_ slot: Int32, _ bytes: UnsafeRawBufferPointer, endOfStream: Bool) {
+        let s = Int(slot)
+        guard let tls = tls[s] else { return }
+        hp_tls_feed(tls, bytes.baseAddress, bytes.count)
+        if endOfStream { hp_tls_feed_eof(tls) }
+        switch io[s] {
+        case .dial?: stepHandshake(slot)
+        case .exchange(let op)?: stepExchange(slot, op)
+        case nil:
+            idleBytes[s] &+= Int32(clamping: bytes.count)
+            let reason = idleBytes[s] > Self.readOnBudget ? .unsolicitedData : unreadInput(slot)
+            if let reason { send(.unreadInput(machine.table.handle(slot), reason)) }
+        }
+        hp_tls_feed(tls, nil, 0)  // the bytes are the backend's again; the engine is freed only by `closed`
+    }
+
+    /// Receiving failed with `errno` (a reset, say).
+    private func receiveFailed(_ slot: Int32, errno: Int32) {
+        let host = machine.hostName(slot), ip = machine.ipAddress(slot), reason = String(cString: strerror(errno))
+        switch io[Int(slot)] {
+        case .dial?: failDial(slot, .tlsHandshakeFailed(host: host, ip: ip, reason: reason))
+        case .exchange(let op)?: failExchange(slot, op, .networkError(host: host, ip: ip, reason: reason))
+        case nil: send(.unreadInput(machine.table.handle(slot), .networkError))
+        }
+    }
+
+    /// A send of the engine's output ended: what was sent leaves it, and the rest goes next.
+    private func sent(_ slot: Int32, _ count: Int) {
+        let s = Int(slot)
+        sending[s] = false
+        guard count < 0 else {
+            hp_tls_output_sent(tls[s], count)
+            return flush(slot)
+        }
+        let host = machine.hostName(slot), ip = machine.ipAddress(slot), reason = String(cString: strerror(Int32(-count)))
+        switch io[s] {
+        case .dial?: failDial(slot, .tlsHandshakeFailed(host: host, ip: ip, reason: reason))
+        case .exchange(let op)?: failExchange(slot, op, .networkError(host: host, ip: ip, reason: reason))
+        case nil: send(.unreadInput(machine.table.handle(slot), .networkError))
+        }
+    }
+
+    /// Sends what the engine wrote, unless a send is in flight (its completion sends the rest).
+    func flush(_ slot: Int32) {
+        let s = Int(slot)
+        guard !sending[s], let tls = tls[s] else { return }
+        var bytes: UnsafeRawPointer?
+        let count = hp_tls_output(tls, &bytes)
+        guard count > 0 else { return }
+        sending[s] = true
+        reactor.io.send(fd: fd[s], token: machine.table.handle(slot).token, bytes: UnsafeRawBufferPointer(start: bytes, count: count))
     }
 
     /// Grows the I/O table so `slot` is valid.
     func ensureSlot(_ slot: Int32) {
         while fd.count <= Int(slot) {
             fd.append(-1)
-            ssl.append(nil)
+            tls.append(nil)
+            sending.append(false)
+            idleBytes.append(0)
             io.append(nil)
             identity.append(nil)
         }

@@ -1,7 +1,7 @@
 import CShims
 
 /// Host-name lookups (A and AAAA) on the reactor thread with c-ares: its sockets are watched by
-/// the reactor's poller and its timeouts are reactor timers, so a lookup costs no thread and
+/// the reactor's I/O backend and its timeouts are reactor timers, so a lookup costs no thread and
 /// never blocks. The system's resolver configuration by default, or the configured servers.
 final class Resolver {
     /// Each query's wait, and how often it is sent, before a server counts as not answering.
@@ -81,13 +81,13 @@ final class Resolver {
 
     private func watch(_ fd: Int32, readable: Bool, writable: Bool) {
         // Level-triggered: c-ares reads one reply a call on a TCP socket.
-        if watched.remove(fd) != nil { reactor.unregister(fd: fd) }
+        if watched.remove(fd) != nil { reactor.io.unwatch(fd: fd) }
         guard readable || writable else { return }
         var interest: IOEvents = []
         if readable { interest.insert(.readable) }
         if writable { interest.insert(.writable) }
         do {
-            try reactor.watch(fd: fd, token: Self.token(fd: fd), interest: interest)
+            try reactor.io.watch(fd: fd, token: Self.token(fd: fd), interest: interest)
             watched.insert(fd)
         } catch {
             // Unwatched, the query ends by its timeout, as an unanswered one.

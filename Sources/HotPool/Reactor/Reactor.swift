@@ -3,14 +3,11 @@ import DequeModule
 import Glibc
 import Synchronization
 
-/// A single-threaded event loop: readiness events from a `Poller`, timers, a cross-thread inbox,
+/// A single-threaded event loop: I/O completions from an `IOBackend`, timers, a cross-thread inbox,
 /// and the jobs of tasks and actors that run on it as their executor. Everything except `post`,
 /// `enqueue`, `stop` and `isOnReactorThread` runs on the reactor thread only; that confinement
 /// is what makes the class safe to share (`@unchecked Sendable`).
 final class Reactor: @unchecked Sendable {
-    /// The token the wake-up eventfd is registered with; never given to a connection.
-    static let wakeToken = UInt64.max
-
     private let inbox = Inbox()
     /// True while the loop is (about to be) blocked in the poller, so producers know to wake it.
     private let sleeping = Atomic<Bool>(false)
@@ -24,10 +21,9 @@ final class Reactor: @unchecked Sendable {
     private let posters = Atomic<Int>(0)
     private var fdsClosed = false
     private let wakeFD: Int32
-    private let poller: any Poller
+    /// The I/O backend; its operations are started on the reactor thread only.
+    let io: any IOBackend
     private var timers = TimerHeap()
-    /// Readiness events handed back for the next turn (`redeliver`).
-    private var redelivered: [(token: UInt64, events: IOEvents)] = []
     private var running = true
     private var thread = pthread_t()
     /// Jobs enqueued on the reactor thread itself: run in the same turn, no wake-up needed.
@@ -40,21 +36,20 @@ final class Reactor: @unchecked Sendable {
     /// another (a post or a job). Reactor thread only.
     private(set) var inboundHops = 0
 
-    /// Called on the reactor thread for each readiness event of a registered fd.
-    /// Set before `start`.
-    var ioHandler: (UInt64, IOEvents) -> Void = { _, _ in }
+    /// Called on the reactor thread for each I/O completion. Set before `start`.
+    var ioHandler: (UInt64, IOCompletion) -> Void = { _, _ in }
 
-    init(poller: any Poller) throws(SystemError) {
+    init(io: any IOBackend) throws(SystemError) {
         let fd = hp_eventfd_create()
         guard fd >= 0 else { throw SystemError(call: "eventfd", errno: -fd) }
         do {
-            try poller.register(fd: fd, token: Self.wakeToken, interest: .readable, edgeTriggered: true)
+            try io.watchWakeups(fd: fd)
         } catch {
             _ = hp_close(fd)
             throw error
         }
         self.wakeFD = fd
-        self.poller = poller
+        self.io = io
     }
 
     deinit {
@@ -62,7 +57,7 @@ final class Reactor: @unchecked Sendable {
     }
 
     private func closeFDs() {
-        poller.close()
+        io.shutdown()
         _ = hp_close(wakeFD)
         fdsClosed = true
     }
@@ -156,61 +151,34 @@ final class Reactor: @unchecked Sendable {
 
     func cancel(_ timer: TimerID) { timers.cancel(timer) }
 
-    /// Watches a connection's socket, edge-triggered: its owner reads and writes until the call
-    /// would block.
-    func register(fd: Int32, token: UInt64) throws(SystemError) {
-        try poller.register(fd: fd, token: token, interest: [.readable, .writable, .readHangup], edgeTriggered: true)
-    }
-
-    /// Watches a socket level-triggered, for `interest` only: for a library (c-ares) that reads
-    /// what it needs a call and expects to be called again while more is there.
-    func watch(fd: Int32, token: UInt64, interest: IOEvents) throws(SystemError) {
-        try poller.register(fd: fd, token: token, interest: interest, edgeTriggered: false)
-    }
-
-    func unregister(fd: Int32) { poller.unregister(fd: fd) }
-
-    /// Hands `events` for `token` to the I/O handler again on the next turn, after timers and
-    /// other fds have had theirs: for a handler that stopped reading before the socket was
-    /// drained (edge-triggered readiness would not report those bytes again).
-    func redeliver(_ token: UInt64, _ events: IOEvents) {
-        // Once per token a turn: a handler's budget is per delivery.
-        guard !redelivered.contains(where: { $0.token == token }) else { return }
-        redelivered.append((token, events))
-    }
-
     private func run() {
         hp_block_sigpipe()
         hp_set_current_loop(Unmanaged.passUnretained(self).toOpaque())
+        do {
+            try io.start()  // io_uring: this thread becomes the ring's only submitter
+        } catch {
+            fatalError("HotPool reactor: \(error)")
+        }
         while running {
             now = hp_monotonic_ns()
             inbox.drain(taking: { inboundHops &+= $0 }, runJob: runJob)
             runDueTimers()
             guard running else { break }
-            if !redelivered.isEmpty {
-                let batch = redelivered
-                redelivered = []
-                for (token, events) in batch { ioHandler(token, events) }
-            }
             runLocalJobs()
             // Announce the sleep, then look at the inbox once more: a producer either sees
             // `sleeping` and signals the eventfd, or pushed before this check and is seen here.
             sleeping.store(true, ordering: .sequentiallyConsistent)
             now = hp_monotonic_ns()
-            let idle = inbox.isEmpty && redelivered.isEmpty && localJobs.isEmpty
+            let idle = inbox.isEmpty && localJobs.isEmpty
             let timeout: Int64? = idle ? timers.nextDeadline().map { max(0, $0 - now) } : 0
             var woke = false
             do {
-                try poller.wait(timeoutNanos: timeout) { token, events in
+                try io.wait(timeoutNanos: timeout) { token, completion in
                     if !woke {
                         now = hp_monotonic_ns()  // the wait may have slept
                         woke = true
                     }
-                    if token == Self.wakeToken {
-                        _ = hp_eventfd_drain(wakeFD)
-                    } else {
-                        ioHandler(token, events)
-                    }
+                    ioHandler(token, completion)
                 }
             } catch {
                 fatalError("HotPool reactor: \(error)")
@@ -219,9 +187,16 @@ final class Reactor: @unchecked Sendable {
             // The tasks this turn's I/O resumed run now, before the next wait.
             runLocalJobs()
         }
+        // Closes under way finish (their completions free what they held) before the loop ends.
+        while io.closesInFlight > 0 {
+            do {
+                try io.wait(timeoutNanos: nil) { ioHandler($0, $1) }
+            } catch {
+                fatalError("HotPool reactor: \(error)")
+            }
+        }
         ioHandler = { _, _ in }  // drops the owner's handler and the references it holds
         timers.removeAll()
-        redelivered.removeAll()
         // Jobs still queued, or enqueued from now on, run on `lateJobs`: never lost.
         hp_set_current_loop(nil)
         let runLate: @Sendable (UnownedJob, Bool) -> Void = { [self] in runJob($0, serial: $1) }

@@ -25,11 +25,13 @@ func openFDCount() -> Int {
             // Lines such as "tfd:        5 events:       19 data: ffffffffffffffff  pos:0 ino:...".
             let info = (FileManager.default.contents(atPath: "/proc/self/fdinfo/\(entry)")).map { String(decoding: $0, as: UTF8.self) } ?? ""
             let watches = info.split(separator: "\n").filter { $0.hasPrefix("tfd:") }
-            if watches.contains(where: { $0.contains("data: \(String(Reactor.wakeToken, radix: 16)) ") }) {
+            if watches.contains(where: { $0.contains("data: \(String(EpollBackend.wakeData, radix: 16)) ") }) {
                 count += 1
             } else {
                 for line in watches { if let fd = line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first { watchedByForeignLoops.insert(String(fd)) } }
             }
+        case "anon_inode:[io_uring]":  // only reactors make rings
+            count += 1
         case "anon_inode:[eventfd]":
             eventfds.insert(entry)
         default:

@@ -1,0 +1,209 @@
+import CShims
+import Glibc
+import Synchronization
+
+/// The io_uring backend: a loop turn's operations are queued as submissions and go to the
+/// kernel with one `io_uring_enter` that also waits for completions. Receives are multishot into
+/// a ring of provided buffers, so an idle connection holds no receive buffer; a close is one
+/// linked chain (cancel, close_notify, close).
+final class UringBackend: IOBackend {
+    let name = "io_uring"
+    var systemCalls: Int { hp_uring_enters(ring) + socketErrorReads }
+    private(set) var closesInFlight = 0
+
+    /// Submission queue entries; completions get four times as many.
+    static let entries: UInt32 = 4096
+    /// Provided receive buffers: enough for a turn's arrivals on many connections at once.
+    static let bufferCount: UInt32 = 256
+    static let bufferSize: UInt32 = 16 * 1024
+    /// User data of completions nobody waits for (a close's cancel and close_notify, a poll removal).
+    private static let ignored = UInt64.max
+    private static let wakeup = UInt64.max - 1
+
+    private let ring: OpaquePointer
+    private var completions = [hp_completion](repeating: hp_completion(), count: 1024)
+    private var socketErrorReads = 0
+    private var wakeFD: Int32 = -1
+    private let wakeBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 8, alignment: 8)
+
+    /// An operation in flight; its index in `ops` is its submission's user data.
+    private struct Operation {
+        enum Kind { case connect, receive, send, close, watch }
+        var kind: Kind
+        var token: UInt64
+        var fd: Int32
+        /// False once its fd is closed or unwatched: its completions are dropped, it is not re-armed.
+        var live = true
+        /// A watch's poll is queued or in the kernel (false while its completion is handled).
+        var armed = false
+        var interest: UInt32 = 0
+    }
+    private var ops: [Operation] = []
+    private var freeOps: [Int] = []
+    /// Per fd, the operations under way on it (-1: none), so a close or unwatch can end them.
+    private struct FDOperations {
+        var connect = -1, receive = -1, send = -1, watch = -1
+    }
+    private var byFD: [FDOperations] = []
+
+    /// Makes the ring and its receive buffers, or says why io_uring is unavailable.
+    init() throws(SystemError) {
+        var error: Int32 = 0
+        guard let ring = hp_uring_create(Self.entries, &error) else {
+            throw SystemError(call: "io_uring_queue_init", errno: -error)
+        }
+        let rc = hp_uring_setup_buffers(ring, Self.bufferCount, Self.bufferSize)
+        guard rc == 0 else {
+            hp_uring_destroy(ring)
+            throw SystemError(call: "io_uring_register_buf_ring", errno: -rc)
+        }
+        self.ring = ring
+    }
+
+    deinit {
+        hp_uring_destroy(ring)
+        wakeBuffer.deallocate()
+    }
+
+    /// Makes io_uring set-up fail with `errno` (0: no longer), as a kernel or sandbox without it does.
+    static func simulateUnavailable(errno: Int32) { hp_uring_simulate_init_error(errno) }
+
+    func watchWakeups(fd: Int32) throws(SystemError) {
+        wakeFD = fd
+        armWakeup()
+    }
+
+    func start() throws(SystemError) {
+        let rc = hp_uring_enable(ring)
+        if rc < 0 { throw SystemError(call: "io_uring_enable_rings", errno: -rc) }
+    }
+
+    private func armWakeup() {
+        _ = hp_uring_read(ring, wakeFD, wakeBuffer.baseAddress, 8, Self.wakeup)
+    }
+
+    private func newOperation(_ kind: Operation.Kind, _ fd: Int32, _ token: UInt64) -> Int {
+        let op = Operation(kind: kind, token: token, fd: fd)
+        while byFD.count <= Int(fd) { byFD.append(FDOperations()) }
+        if let index = freeOps.popLast() {
+            ops[index] = op
+            return index
+        }
+        ops.append(op)
+        return ops.count - 1
+    }
+
+    func connect(fd: Int32, token: UInt64) {
+        let op = newOperation(.connect, fd, token)
+        byFD[Int(fd)].connect = op
+        _ = hp_uring_poll_add(ring, fd, HP_EV_OUT, UInt64(op))
+    }
+
+    func receive(fd: Int32, token: UInt64) {
+        let op = newOperation(.receive, fd, token)
+        byFD[Int(fd)].receive = op
+        _ = hp_uring_recv_multishot(ring, fd, UInt64(op))
+    }
+
+    func send(fd: Int32, token: UInt64, bytes: UnsafeRawBufferPointer) {
+        let op = newOperation(.send, fd, token)
+        byFD[Int(fd)].send = op
+        _ = hp_uring_send(ring, fd, bytes.baseAddress, bytes.count, UInt64(op))
+    }
+
+    func close(fd: Int32, token: UInt64, lastBytes: UnsafeRawBufferPointer?) {
+        if Int(fd) < byFD.count {
+            let under = byFD[Int(fd)]
+            for index in [under.connect, under.receive, under.send, under.watch] where index >= 0 { ops[index].live = false }
+            byFD[Int(fd)] = FDOperations()
+        }
+        let op = newOperation(.close, fd, token)
+        closesInFlight += 1
+        _ = hp_uring_close(ring, fd, lastBytes?.baseAddress, lastBytes?.count ?? 0, Self.ignored, UInt64(op))
+    }
+
+    func watch(fd: Int32, token: UInt64, interest: IOEvents) throws(SystemError) {
+        let op = newOperation(.watch, fd, token)
+        ops[op].interest = interest.rawValue
+        byFD[Int(fd)].watch = op
+        arm(op)
+    }
+
+    private func arm(_ op: Int) {
+        ops[op].armed = true
+        _ = hp_uring_poll_add(ring, ops[op].fd, ops[op].interest, UInt64(op))
+    }
+
+    func unwatch(fd: Int32) {
+        guard Int(fd) < byFD.count, byFD[Int(fd)].watch >= 0 else { return }
+        let op = byFD[Int(fd)].watch
+        byFD[Int(fd)].watch = -1
+        ops[op].live = false
+        // An armed poll is removed, and its completion frees it; one being handled is freed after.
+        if ops[op].armed { _ = hp_uring_poll_remove(ring, UInt64(op), Self.ignored) }
+    }
+
+    private func release(_ op: Int) { freeOps.append(op) }
+
+    func wait(timeoutNanos: Int64?, _ handle: (UInt64, IOCompletion) -> Void) throws(SystemError) {
+        let n = completions.withUnsafeMutableBufferPointer {
+            hp_uring_submit_wait(ring, $0.baseAddress, Int32($0.count), timeoutNanos ?? -1)
+        }
+        if n < 0 { throw SystemError(call: "io_uring_enter", errno: -n) }
+        for i in 0..<Int(n) {
+            let c = completions[i]
+            switch c.user_data {
+            case Self.ignored: continue
+            case Self.wakeup: armWakeup(); continue
+            default: complete(Int(c.user_data), c.res, c.flags, handle)
+            }
+        }
+    }
+
+    private func complete(_ op: Int, _ res: Int32, _ flags: UInt32, _ handle: (UInt64, IOCompletion) -> Void) {
+        let (token, fd) = (ops[op].token, ops[op].fd)
+        switch ops[op].kind {
+        case .receive:
+            if flags & HP_CQE_F_BUFFER != 0 {
+                let id = flags >> HP_CQE_BUFFER_SHIFT
+                if ops[op].live && res > 0 {
+                    handle(token, .received(UnsafeRawBufferPointer(start: hp_uring_buffer(ring, id), count: Int(res))))
+                }
+                hp_uring_recycle_buffer(ring, id)
+            }
+            guard flags & HP_CQE_F_MORE == 0 else { return }
+            // The multishot receive ended: go on after data or a moment without buffers.
+            if ops[op].live && (res > 0 || res == -ENOBUFS) {
+                _ = hp_uring_recv_multishot(ring, fd, UInt64(op))
+                return
+            }
+            release(op)
+            guard ops[op].live else { return }
+            byFD[Int(fd)].receive = -1
+            handle(token, .receiveEnded(errno: res == 0 ? 0 : -res))
+        case .connect:
+            release(op)
+            guard ops[op].live else { return }
+            byFD[Int(fd)].connect = -1
+            if res >= 0 { socketErrorReads += 1 }
+            handle(token, .connected(errno: res < 0 ? -res : hp_socket_error(fd)))
+        case .send:
+            release(op)
+            guard ops[op].live else { return }
+            byFD[Int(fd)].send = -1
+            handle(token, .sent(Int(res)))
+        case .close:
+            release(op)
+            closesInFlight -= 1
+            handle(token, .closed(errno: res < 0 ? -res : 0))
+        case .watch:
+            ops[op].armed = false
+            if ops[op].live {
+                handle(token, .ready(res < 0 ? .error : IOEvents(rawValue: UInt32(res))))
+            }
+            if ops[op].live { arm(op) } else { release(op) }
+        }
+    }
+
+    func shutdown() { hp_uring_exit(ring) }
+}
