@@ -188,19 +188,25 @@ int hp_uring_read(hp_uring *r, int fd, void *buf, unsigned len, uint64_t user_da
     return 0;
 }
 
-int hp_uring_close(hp_uring *r, int fd, const void *last_bytes, size_t last_len, uint64_t side_data,
-                   uint64_t user_data) {
-    // Three SQEs in one chain: make room first, so no flush splits it.
-    if (io_uring_sq_space_left(&r->ring) < 3) {
+int hp_uring_close(hp_uring *r, int fd, const uint64_t *cancel, int cancel_count, const void *last_bytes,
+                   size_t last_len, uint64_t side_data, uint64_t user_data) {
+    // One chain: make room for all of it first, so no flush splits it.
+    unsigned needed = (unsigned)cancel_count + (last_len ? 1u : 0u) + 1u;
+    if (io_uring_sq_space_left(&r->ring) < needed) {
         r->enters++;
         io_uring_submit(&r->ring);
-        if (io_uring_sq_space_left(&r->ring) < 3) return -EBUSY;
+        if (io_uring_sq_space_left(&r->ring) < needed) return -EBUSY;
     }
-    // Hard links: each step runs after the one before, whatever its result.
-    struct io_uring_sqe *sqe = io_uring_get_sqe(&r->ring);
-    io_uring_prep_cancel_fd(sqe, fd, IORING_ASYNC_CANCEL_ALL);
-    io_uring_sqe_set_data64(sqe, side_data);
-    sqe->flags |= IOSQE_IO_HARDLINK;
+    // Hard links: each step runs after the one before, whatever its result. Cancels name their
+    // operation's user data: the kernel finds those by hash, where a cancel by fd walks every
+    // request in flight (quadratic when thousands of connections close at once).
+    struct io_uring_sqe *sqe;
+    for (int i = 0; i < cancel_count; i++) {
+        sqe = io_uring_get_sqe(&r->ring);
+        io_uring_prep_cancel64(sqe, cancel[i], 0);
+        io_uring_sqe_set_data64(sqe, side_data);
+        sqe->flags |= IOSQE_IO_HARDLINK;
+    }
     if (last_len) {
         sqe = io_uring_get_sqe(&r->ring);
         io_uring_prep_send(sqe, fd, last_bytes, last_len, MSG_NOSIGNAL);

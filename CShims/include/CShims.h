@@ -115,11 +115,11 @@ int hp_uring_recv_multishot(hp_uring *ring, int fd, uint64_t user_data);
 int hp_uring_send(hp_uring *ring, int fd, const void *bytes, size_t len, uint64_t user_data);
 /// Queues a read into buf (valid until its completion).
 int hp_uring_read(hp_uring *ring, int fd, void *buf, unsigned len, uint64_t user_data);
-/// Queues the end of a socket as one linked chain: cancel everything in flight on fd, send
-/// `last_bytes` if any (a close_notify), close fd. The cancel and the send complete with
-/// `side_data`, the close with `user_data`.
-int hp_uring_close(hp_uring *ring, int fd, const void *last_bytes, size_t last_len, uint64_t side_data,
-                   uint64_t user_data);
+/// Queues the end of a socket as one linked chain: cancel the `cancel_count` operations whose user
+/// data `cancel` lists (what is in flight on fd), send `last_bytes` if any (a close_notify), close
+/// fd. The cancels and the send complete with `side_data`, the close with `user_data`.
+int hp_uring_close(hp_uring *ring, int fd, const uint64_t *cancel, int cancel_count, const void *last_bytes,
+                   size_t last_len, uint64_t side_data, uint64_t user_data);
 /// Submits what is queued and waits up to timeout_ns (< 0 = forever) for at least one completion;
 /// copies up to max completions out. Returns how many, 0 on timeout or EINTR.
 int hp_uring_submit_wait(hp_uring *ring, hp_completion *out, int max, int64_t timeout_ns);

@@ -30,37 +30,48 @@ func openIdle(_ pool: HotConnPool, _ options: Options, count: Int, concurrency: 
 /// How many dials run at once when a scenario opens many connections.
 private let dialConcurrency = 64
 
-/// `close()` of `count` idle TLS connections: its wall and CPU time, and the fds (against the count
-/// before the pool was made) and SSL objects left after it. The same runs give the resident
-/// memory per idle connection (VmRSS before the pool and with the connections idle) and the
-/// pool's dial rate with `dialConcurrency` dials at once.
-func destruction(_ options: Options, count: Int, backend: IOBackendChoice) async throws -> [Metric] {
-    let scenario = "close() of \(count) idle", suffix = backend.rowSuffix
+/// `close()` of `count` idle TLS connections on each backend: its wall and CPU time, the backend's
+/// system calls, and the fds (against the count before the pool was made) and SSL objects left
+/// after it. The same runs give the resident memory per idle connection (VmRSS before the pool and
+/// with the connections idle) and the pool's dial rate with `dialConcurrency` dials at once. The
+/// backends alternate within each run, so neither always inherits the other's freed heap.
+func destruction(_ options: Options, count: Int) async throws -> [Metric] {
+    let scenario = "close() of \(count) idle"
     let target = count >= 10_000
-    var closeTime = Metric(scenario, "close() wall time" + suffix, "ms", goal: target ? .atMost(100) : nil)
-    var closeCPU = Metric(scenario, "close() CPU (all threads)" + suffix, "ms")
-    var closeCalls = Metric(scenario, "close() system calls" + suffix, "/conn")
-    var fdsLeft = Metric(scenario, "fds left" + suffix, "fds", goal: .atMost(0))
-    var sslLeft = Metric(scenario, "SSL objects left" + suffix, "objects", goal: .atMost(0))
-    var memory = Metric("memory", "RSS per idle TLS connection, N=\(count)" + suffix, "KiB", goal: target ? .atMost(24) : nil)
-    var dialRate = Metric("handshake", "HotPool dial, \(dialConcurrency) at once, N=\(count)" + suffix, "conn/s")
-    var dialCPU = Metric("handshake", "HotPool dial CPU, \(dialConcurrency) at once, N=\(count)" + suffix, "µs/conn")
-    for _ in 0..<options.runs {
-        let fds = openFDCount(), resident = residentBytes()
-        let pool = try options.makePool(connections: count, backend: backend)
-        let opening = try await openIdle(pool, options, count: count, concurrency: dialConcurrency)
-        memory.samples.append(Double(residentBytes() - resident) / Double(count) / 1024)
-        let calls = await pool.ioSystemCalls()
-        let ((), closing) = try await Span.measure { try await pool.close() }
-        closeCalls.samples.append(Double(await pool.ioSystemCalls() - calls) / Double(count))
-        closeTime.samples.append(closing.wallSeconds * 1e3)
-        closeCPU.samples.append(closing.cpuSeconds * 1e3)
-        fdsLeft.samples.append(Double(openFDCount() - fds))
-        sslLeft.samples.append(Double(HotConnPool.liveTLSObjects))
-        dialRate.samples.append(Double(count) / opening.wallSeconds)
-        dialCPU.samples.append(opening.cpuSeconds * 1e6 / Double(count))
+    struct Rows {
+        var closeTime, closeCPU, closeCalls, fdsLeft, sslLeft, memory, dialRate, dialCPU: Metric
+        init(_ scenario: String, _ count: Int, _ target: Bool, _ backend: IOBackendChoice) {
+            let suffix = backend.rowSuffix
+            closeTime = Metric(scenario, "close() wall time" + suffix, "ms", goal: target ? .atMost(100) : nil)
+            closeCPU = Metric(scenario, "close() CPU (all threads)" + suffix, "ms")
+            closeCalls = Metric(scenario, "close() system calls" + suffix, "/conn")
+            fdsLeft = Metric(scenario, "fds left" + suffix, "fds", goal: .atMost(0))
+            sslLeft = Metric(scenario, "SSL objects left" + suffix, "objects", goal: .atMost(0))
+            memory = Metric("memory", "RSS per idle TLS connection, N=\(count)" + suffix, "KiB", goal: target ? .atMost(24) : nil)
+            dialRate = Metric("handshake", "HotPool dial, \(dialConcurrency) at once, N=\(count)" + suffix, "conn/s")
+            dialCPU = Metric("handshake", "HotPool dial CPU, \(dialConcurrency) at once, N=\(count)" + suffix, "µs/conn")
+        }
+        var all: [Metric] { [closeTime, closeCPU, closeCalls, fdsLeft, sslLeft, memory, dialRate, dialCPU] }
     }
-    return [closeTime, closeCPU, closeCalls, fdsLeft, sslLeft, memory, dialRate, dialCPU]
+    var rows = backends.map { Rows(scenario, count, target, $0) }
+    for _ in 0..<options.runs {
+        for (index, backend) in backends.enumerated() {
+            let fds = openFDCount(), resident = residentBytes()
+            let pool = try options.makePool(connections: count, backend: backend)
+            let opening = try await openIdle(pool, options, count: count, concurrency: dialConcurrency)
+            rows[index].memory.samples.append(Double(residentBytes() - resident) / Double(count) / 1024)
+            let calls = await pool.ioSystemCalls()
+            let ((), closing) = try await Span.measure { try await pool.close() }
+            rows[index].closeCalls.samples.append(Double(await pool.ioSystemCalls() - calls) / Double(count))
+            rows[index].closeTime.samples.append(closing.wallSeconds * 1e3)
+            rows[index].closeCPU.samples.append(closing.cpuSeconds * 1e3)
+            rows[index].fdsLeft.samples.append(Double(openFDCount() - fds))
+            rows[index].sslLeft.samples.append(Double(HotConnPool.liveTLSObjects))
+            rows[index].dialRate.samples.append(Double(count) / opening.wallSeconds)
+            rows[index].dialCPU.samples.append(opening.cpuSeconds * 1e6 / Double(count))
+        }
+    }
+    return rows.flatMap(\.all)
 }
 
 /// `remove` of one leased connection on the reactor (TLS close_notify, close(2), slot freed):

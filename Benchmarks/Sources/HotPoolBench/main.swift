@@ -72,11 +72,7 @@ do {
     }
     if options.groups.contains("destruction") {
         for count in [1000, 10_000] {
-            for backend in backends {
-                report.metrics += try await step("close() of \(count)\(backend.rowSuffix)") {
-                    try await destruction(options, count: count, backend: backend)
-                }
-            }
+            report.metrics += try await step("close() of \(count)") { try await destruction(options, count: count) }
         }
         report.metrics += try await step("remove") { try await removeOnReactor(options) }
         report.metrics += try await slotState(options)

@@ -112,14 +112,24 @@ final class UringBackend: IOBackend {
     }
 
     func close(fd: Int32, token: UInt64, lastBytes: UnsafeRawBufferPointer?) {
-        if Int(fd) < byFD.count {
-            let under = byFD[Int(fd)]
-            for index in [under.connect, under.receive, under.send, under.watch] where index >= 0 { ops[index].live = false }
-            byFD[Int(fd)] = FDOperations()
+        var cancel: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
+        var count: Int32 = 0
+        withUnsafeMutableBytes(of: &cancel) { raw in
+            let targets = raw.bindMemory(to: UInt64.self)
+            if Int(fd) < byFD.count {
+                let under = byFD[Int(fd)]
+                for index in [under.connect, under.receive, under.send, under.watch] where index >= 0 {
+                    ops[index].live = false
+                    targets[Int(count)] = UInt64(index)
+                    count += 1
+                }
+                byFD[Int(fd)] = FDOperations()
+            }
+            let op = newOperation(.close, fd, token)
+            closesInFlight += 1
+            _ = hp_uring_close(ring, fd, targets.baseAddress, count, lastBytes?.baseAddress, lastBytes?.count ?? 0,
+                               Self.ignored, UInt64(op))
         }
-        let op = newOperation(.close, fd, token)
-        closesInFlight += 1
-        _ = hp_uring_close(ring, fd, lastBytes?.baseAddress, lastBytes?.count ?? 0, Self.ignored, UInt64(op))
     }
 
     func watch(fd: Int32, token: UInt64, interest: IOEvents) throws(SystemError) {
