@@ -56,7 +56,9 @@ static int bio_write(BIO *bio, const char *buf, int len) {
     BIO_clear_retry_flags(bio);
     size_t need = t->out_len + (size_t)len;
     if (need > t->out_cap) {
-        size_t cap = t->out_cap ? t->out_cap * 2 : 4096;
+        // Small first: a close_notify is 24 bytes and a request a few hundred, and closing
+        // thousands of connections at once should not fault in a page each.
+        size_t cap = t->out_cap ? t->out_cap * 2 : 512;
         while (cap < need) cap *= 2;
         unsigned char *grown;
         if (t->lent && !t->retired) {  // the lent bytes stay where the send reads them
@@ -147,39 +149,38 @@ fail:
 }
 
 // Maps the result of an SSL_* call to n (> 0) or an HP_TLS_* code.
-static int map_result(SSL *ssl, int rc) {
+static int map_result(hp_tls *t, int rc) {
     if (rc > 0) return rc;
-    switch (SSL_get_error(ssl, rc)) {
+    switch (SSL_get_error(t->ssl, rc)) {
     case SSL_ERROR_WANT_READ: return HP_TLS_WANT_READ;
     case SSL_ERROR_WANT_WRITE: return HP_TLS_WANT_WRITE;
     case SSL_ERROR_ZERO_RETURN: return HP_TLS_CLOSED;
-    case SSL_ERROR_SYSCALL: return ERR_peek_error() == 0 ? HP_TLS_CLOSED : HP_TLS_ERROR;
+    // The BIO's own failure (out of memory) is an error; only the peer's end of stream is a close.
+    case SSL_ERROR_SYSCALL: return t->in_eof && ERR_peek_error() == 0 ? HP_TLS_CLOSED : HP_TLS_ERROR;
     default: return HP_TLS_ERROR;
     }
 }
 
 int hp_tls_handshake(hp_tls *t) {
     ERR_clear_error();
-    int rc = map_result(t->ssl, SSL_do_handshake(t->ssl));
+    int rc = map_result(t, SSL_do_handshake(t->ssl));
     return rc > 0 ? 0 : rc;
 }
 
 int hp_tls_read(hp_tls *t, void *buf, int len) {
     ERR_clear_error();
-    return map_result(t->ssl, SSL_read(t->ssl, buf, len));
+    return map_result(t, SSL_read(t->ssl, buf, len));
 }
 
 int hp_tls_write(hp_tls *t, const void *buf, int len) {
     ERR_clear_error();
-    return map_result(t->ssl, SSL_write(t->ssl, buf, len));
+    return map_result(t, SSL_write(t->ssl, buf, len));
 }
 
 void hp_tls_feed(hp_tls *t, const void *bytes, size_t len) {
     t->in = bytes;
     t->in_len = len;
 }
-
-size_t hp_tls_unfed(const hp_tls *t) { return t->in_len; }
 
 void hp_tls_feed_eof(hp_tls *t) { t->in_eof = 1; }
 
@@ -208,7 +209,7 @@ size_t hp_tls_output_pending(const hp_tls *t) { return t->out_len; }
 int hp_tls_shutdown(hp_tls *t) {
     ERR_clear_error();
     int rc = SSL_shutdown(t->ssl);  // 0: our close_notify is written out; we do not wait for the peer's
-    return rc >= 0 ? 0 : map_result(t->ssl, rc);
+    return rc >= 0 ? 0 : map_result(t, rc);
 }
 
 void hp_tls_free(hp_tls *t) {

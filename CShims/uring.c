@@ -77,8 +77,6 @@ int hp_uring_enable(hp_uring *r) {
     return syscall(__NR_io_uring_register, r->ring.ring_fd, IORING_REGISTER_ENABLE_RINGS, NULL, 0) < 0 ? -errno : 0;
 }
 
-int hp_uring_single_issuer(const hp_uring *r) { return (r->flags & IORING_SETUP_SINGLE_ISSUER) != 0; }
-
 void hp_uring_exit(hp_uring *r) {
     if (r->exited) return;
     io_uring_queue_exit(&r->ring);  // what is still in flight is cancelled, and its files let go
@@ -209,7 +207,8 @@ int hp_uring_close(hp_uring *r, int fd, const uint64_t *cancel, int cancel_count
     }
     if (last_len) {
         sqe = io_uring_get_sqe(&r->ring);
-        io_uring_prep_send(sqe, fd, last_bytes, last_len, MSG_NOSIGNAL);
+        // Never waits for room: a peer that stopped reading must not hold the close up.
+        io_uring_prep_send(sqe, fd, last_bytes, last_len, MSG_NOSIGNAL | MSG_DONTWAIT);
         io_uring_sqe_set_data64(sqe, side_data);
         sqe->flags |= IOSQE_IO_HARDLINK;
     }

@@ -93,8 +93,6 @@ hp_uring *hp_uring_create(unsigned entries, int *err);
 void hp_uring_simulate_init_error(int err);
 /// Enables the ring for the calling thread, the only one that may submit from now on.
 int hp_uring_enable(hp_uring *ring);
-/// 1 if the kernel took IORING_SETUP_SINGLE_ISSUER (and DEFER_TASKRUN).
-int hp_uring_single_issuer(const hp_uring *ring);
 /// Closes the ring and frees its buffers (operations in flight are cancelled); only
 /// hp_uring_enters and hp_uring_destroy may follow.
 void hp_uring_exit(hp_uring *ring);
@@ -161,11 +159,9 @@ int hp_tls_handshake(hp_tls *tls);
 int hp_tls_read(hp_tls *tls, void *buf, int len);
 /// > 0 plaintext bytes taken (their ciphertext joins the output), or an HP_TLS_* code.
 int hp_tls_write(hp_tls *tls, const void *buf, int len);
-/// Lends `len` received ciphertext bytes: the next calls read from them, and what they leave
-/// (hp_tls_unfed) is the caller's again. The span must stay valid until the next hp_tls_feed.
+/// Lends `len` received ciphertext bytes: the next calls read from them (a read goes on until
+/// they are all taken or it returns). The span must stay valid until the next hp_tls_feed.
 void hp_tls_feed(hp_tls *tls, const void *bytes, size_t len);
-/// Bytes of the lent span not taken yet.
-size_t hp_tls_unfed(const hp_tls *tls);
 /// The peer ended its stream: once the fed bytes are read, reads say HP_TLS_CLOSED.
 void hp_tls_feed_eof(hp_tls *tls);
 /// The ciphertext waiting to be sent: its length and address. The address stays valid (later

@@ -11,8 +11,7 @@ extension PoolDriver {
     func startDial(_ handle: SlotHandle, _ target: PoolStateMachine.DialTarget) {
         let slot = handle.slot, s = Int(slot)
         ensureSlot(slot)
-        var inProgress: Int32 = 0
-        guard let (fd, localAddress) = connect(target, &inProgress) else {
+        guard let (fd, localAddress) = connect(target) else {
             return send(.dialFailed(handle, .localAddressUnavailable(host: target.key.name, ip: target.address)))
         }
         guard fd >= 0 else {
@@ -27,16 +26,16 @@ extension PoolDriver {
         nextProfile = (nextProfile + 1) % profiles.count
         io[s] = .dial(DialOp())
         idleBytes[s] = 0
-        // A connect that ended at once (`inProgress` 0) completes on the next turn all the same.
+        // A connect that ended at once completes on the next turn all the same.
         reactor.io.connect(fd: fd, token: handle.token)
     }
 
     /// Starts the connect, bound to the next local address of the target's family if any are
     /// configured (one that fails to bind is skipped); returns the fd or -errno, and the address;
     /// nil if none could be bound.
-    private func connect(_ target: PoolStateMachine.DialTarget, _ inProgress: inout Int32) -> (fd: Int32, local: String?)? {
+    private func connect(_ target: PoolStateMachine.DialTarget) -> (fd: Int32, local: String?)? {
         let family = ipFamily(target.address)
-        var bindFailed: Int32 = 0
+        var inProgress: Int32 = 0, bindFailed: Int32 = 0
         guard let locals = localAddresses[family] else {
             return (hp_tcp_connect(target.address, Int32(target.key.port), nil, &inProgress, &bindFailed), nil)
         }

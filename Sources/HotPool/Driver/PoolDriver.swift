@@ -134,7 +134,7 @@ final class PoolDriver: @unchecked Sendable {
     @exclusivity(unchecked) private var draining = false
     private var timers: [PoolStateMachine.Timer: TimerID] = [:]
     /// Sockets being closed, by the token of their connection: the TLS engine to free when the
-    /// close completes, and (while the pool closes) what the connection was, for a close error.
+    /// close completes, and what the connection was, for a close error.
     @exclusivity(unchecked) private var closing: [UInt64: (tls: OpaquePointer?, identity: ConnectionIdentity?)] = [:]
 
     /// The first close(2) error met while the pool closed, and the figures frozen at close.
@@ -339,7 +339,8 @@ final class PoolDriver: @unchecked Sendable {
         }
     }
 
-    /// Fails what was under way on the connection, closes its socket and frees its SSL object.
+    /// Fails what was under way on the connection and has its socket closed (its TLS engine is
+    /// freed when the close completes).
     private func destroy(_ destruction: PoolStateMachine.Destruction) {
         let slot = destruction.handle.slot
         if case .exchange(let op)? = io[Int(slot)] {
@@ -365,7 +366,7 @@ final class PoolDriver: @unchecked Sendable {
             let count = hp_tls_output(tls, &bytes)
             if count > 0 { closeNotify = UnsafeRawBufferPointer(start: bytes, count: count) }
         }
-        closing[handle.token] = (tls[s], machine.closed ? identity[s] : nil)
+        closing[handle.token] = (tls[s], identity[s])
         reactor.io.close(fd: fd[s], token: handle.token, lastBytes: closeNotify)
         (fd[s], tls[s], sending[s]) = (-1, nil, false)
     }
@@ -433,7 +434,7 @@ final class PoolDriver: @unchecked Sendable {
         case .connected(let errno): connected(handle.slot, errno: errno)
         case .received(let bytes): received(handle.slot, bytes, endOfStream: false)
         case .receiveEnded(0): received(handle.slot, UnsafeRawBufferPointer(start: nil, count: 0), endOfStream: true)
-        case .receiveEnded(let errno): receiveFailed(handle.slot, errno: errno)
+        case .receiveEnded(let errno): ioFailed(handle.slot, errno: errno)
         case .sent(let count): sent(handle.slot, count)
         case .closed, .ready: break
         }
@@ -458,8 +459,8 @@ final class PoolDriver: @unchecked Sendable {
         hp_tls_feed(tls, nil, 0)  // the bytes are the backend's again; the engine is freed only by `closed`
     }
 
-    /// Receiving failed with `errno` (a reset, say).
-    private func receiveFailed(_ slot: Int32, errno: Int32) {
+    /// A receive or a send failed with `errno` (a reset, say): what the slot was doing fails.
+    private func ioFailed(_ slot: Int32, errno: Int32) {
         let host = machine.hostName(slot), ip = machine.ipAddress(slot), reason = String(cString: strerror(errno))
         switch io[Int(slot)] {
         case .dial?: failDial(slot, .tlsHandshakeFailed(host: host, ip: ip, reason: reason))
@@ -476,12 +477,7 @@ final class PoolDriver: @unchecked Sendable {
             hp_tls_output_sent(tls[s], count)
             return flush(slot)
         }
-        let host = machine.hostName(slot), ip = machine.ipAddress(slot), reason = String(cString: strerror(Int32(-count)))
-        switch io[s] {
-        case .dial?: failDial(slot, .tlsHandshakeFailed(host: host, ip: ip, reason: reason))
-        case .exchange(let op)?: failExchange(slot, op, .networkError(host: host, ip: ip, reason: reason))
-        case nil: send(.unreadInput(machine.table.handle(slot), .networkError))
-        }
+        ioFailed(slot, errno: Int32(-count))
     }
 
     /// Sends what the engine wrote, unless a send is in flight (its completion sends the rest).

@@ -80,6 +80,7 @@ final class EpollBackend: IOBackend {
     }
 
     func receive(fd: Int32, token: UInt64) {
+        fds[Int(fd)].token = token
         fds[Int(fd)].receiving = true
         // Bytes may have come since the registration, and their edge passed unread.
         readAgain.append((fd, fds[Int(fd)].registration))

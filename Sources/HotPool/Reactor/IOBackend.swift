@@ -41,14 +41,15 @@ protocol IOBackend: AnyObject {
     func watchWakeups(fd: Int32) throws(SystemError)
     /// Called on the loop's thread before its first wait.
     func start() throws(SystemError)
-    /// Waits for the connect `hp_tcp_connect` began on fd (in progress).
+    /// Waits for the end of the connect `hp_tcp_connect` began on fd (in progress or done).
     func connect(fd: Int32, token: UInt64)
     /// Starts receiving on fd: `.received` per arrival, until one `.receiveEnded`.
     func receive(fd: Int32, token: UInt64)
     /// Sends `bytes` (valid until the `.sent` completion); one send per fd at a time.
     func send(fd: Int32, token: UInt64, bytes: UnsafeRawBufferPointer)
-    /// Ends what is under way on fd (no further completions for it but `.closed`), sends
-    /// `lastBytes` (valid until `.closed`) if any, and closes fd.
+    /// Ends what is under way on fd, sends `lastBytes` (valid until `.closed`) if any, and closes
+    /// fd. Completions already due (epoll's, of calls done at once) may still come before
+    /// `.closed`; the owner drops them by token.
     func close(fd: Int32, token: UInt64, lastBytes: UnsafeRawBufferPointer?)
     /// Reports fd's readiness for `interest` (level-triggered) as `.ready` until `unwatch`.
     func watch(fd: Int32, token: UInt64, interest: IOEvents) throws(SystemError)

@@ -9,7 +9,7 @@ import Synchronization
 /// is what makes the class safe to share (`@unchecked Sendable`).
 final class Reactor: @unchecked Sendable {
     private let inbox = Inbox()
-    /// True while the loop is (about to be) blocked in the poller, so producers know to wake it.
+    /// True while the loop is (about to be) blocked in the I/O backend's wait, so producers know to wake it.
     private let sleeping = Atomic<Bool>(false)
     /// Set by the first `stop` (or `detach`), which joins (or detaches) the thread.
     private let joinClaimed = Atomic<Bool>(false)

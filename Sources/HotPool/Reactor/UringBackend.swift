@@ -1,6 +1,5 @@
 import CShims
 import Glibc
-import Synchronization
 
 /// The io_uring backend: a loop turn's operations are queued as submissions and go to the
 /// kernel with one `io_uring_enter` that also waits for completions. Receives are multishot into
@@ -16,7 +15,8 @@ final class UringBackend: IOBackend {
     /// Provided receive buffers: enough for a turn's arrivals on many connections at once.
     static let bufferCount: UInt32 = 256
     static let bufferSize: UInt32 = 16 * 1024
-    /// User data of completions nobody waits for (a close's cancel and close_notify, a poll removal).
+    /// User data of completions nobody waits for (a close's cancels and close_notify, a poll
+    /// removal) and of the wake-up read; no operation's user data has these high bits.
     private static let ignored = UInt64.max
     private static let wakeup = UInt64.max - 1
 
@@ -25,13 +25,17 @@ final class UringBackend: IOBackend {
     private var socketErrorReads = 0
     private var wakeFD: Int32 = -1
     private let wakeBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 8, alignment: 8)
+    /// Completions of operations the submission queue had no room for, delivered on the next wait.
+    private var refused: [(token: UInt64, completion: IOCompletion)] = []
 
-    /// An operation in flight; its index in `ops` is its submission's user data.
+    /// An operation in flight. Its user data is its index in `ops` and its generation, so a
+    /// cancel or a late completion aimed at an operation whose index was reused finds nothing.
     private struct Operation {
         enum Kind { case connect, receive, send, close, watch }
         var kind: Kind
         var token: UInt64
         var fd: Int32
+        var generation: UInt32 = 0
         /// False once its fd is closed or unwatched: its completions are dropped, it is not re-armed.
         var live = true
         /// A watch's poll is queued or in the kernel (false while its completion is handled).
@@ -43,11 +47,20 @@ final class UringBackend: IOBackend {
     /// Per fd, the operations under way on it (-1: none), so a close or unwatch can end them.
     private struct FDOperations {
         var connect = -1, receive = -1, send = -1, watch = -1
+        var all: [Int] { [connect, receive, send, watch].filter { $0 >= 0 } }
     }
     private var byFD: [FDOperations] = []
 
     /// Makes the ring and its receive buffers, or says why io_uring is unavailable.
     init() throws(SystemError) {
+        // Multishot receive, which the backend is built on, came with Linux 6.0.
+        var system = utsname()
+        uname(&system)
+        let release = withUnsafeBytes(of: &system.release) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        let version = release.split(separator: ".").prefix(2).compactMap { Int($0.prefix { $0.isNumber }) }
+        guard version.count == 2, (version[0], version[1]) >= (6, 0) else {
+            throw SystemError(call: "io_uring multishot receive (Linux 6.0) on Linux \(release)", errno: ENOSYS)
+        }
         var error: Int32 = 0
         guard let ring = hp_uring_create(Self.entries, &error) else {
             throw SystemError(call: "io_uring_queue_init", errno: -error)
@@ -70,7 +83,8 @@ final class UringBackend: IOBackend {
 
     func watchWakeups(fd: Int32) throws(SystemError) {
         wakeFD = fd
-        armWakeup()
+        let rc = hp_uring_read(ring, wakeFD, wakeBuffer.baseAddress, 8, Self.wakeup)
+        if rc < 0 { throw SystemError(call: "io_uring read", errno: -rc) }
     }
 
     func start() throws(SystemError) {
@@ -78,70 +92,87 @@ final class UringBackend: IOBackend {
         if rc < 0 { throw SystemError(call: "io_uring_enable_rings", errno: -rc) }
     }
 
-    private func armWakeup() {
-        _ = hp_uring_read(ring, wakeFD, wakeBuffer.baseAddress, 8, Self.wakeup)
-    }
-
     private func newOperation(_ kind: Operation.Kind, _ fd: Int32, _ token: UInt64) -> Int {
-        let op = Operation(kind: kind, token: token, fd: fd)
         while byFD.count <= Int(fd) { byFD.append(FDOperations()) }
         if let index = freeOps.popLast() {
-            ops[index] = op
+            let generation = (ops[index].generation &+ 1) & 0x7FFF_FFFF  // clear of `ignored` and `wakeup`
+            ops[index] = Operation(kind: kind, token: token, fd: fd, generation: generation)
             return index
         }
-        ops.append(op)
+        ops.append(Operation(kind: kind, token: token, fd: fd))
         return ops.count - 1
+    }
+
+    private func userData(_ op: Int) -> UInt64 { UInt64(op) | UInt64(ops[op].generation) << 32 }
+
+    private func release(_ op: Int) { freeOps.append(op) }
+
+    /// The submission queue had no room (the kernel took nothing when it was flushed): the
+    /// operation ends at once with EBUSY.
+    private func refuse(_ op: Int, _ completion: IOCompletion) {
+        release(op)
+        refused.append((ops[op].token, completion))
     }
 
     func connect(fd: Int32, token: UInt64) {
         let op = newOperation(.connect, fd, token)
+        guard hp_uring_poll_add(ring, fd, HP_EV_OUT, userData(op)) == 0 else { return refuse(op, .connected(errno: EBUSY)) }
         byFD[Int(fd)].connect = op
-        _ = hp_uring_poll_add(ring, fd, HP_EV_OUT, UInt64(op))
     }
 
     func receive(fd: Int32, token: UInt64) {
         let op = newOperation(.receive, fd, token)
+        guard hp_uring_recv_multishot(ring, fd, userData(op)) == 0 else { return refuse(op, .receiveEnded(errno: EBUSY)) }
         byFD[Int(fd)].receive = op
-        _ = hp_uring_recv_multishot(ring, fd, UInt64(op))
     }
 
     func send(fd: Int32, token: UInt64, bytes: UnsafeRawBufferPointer) {
         let op = newOperation(.send, fd, token)
+        guard hp_uring_send(ring, fd, bytes.baseAddress, bytes.count, userData(op)) == 0 else {
+            return refuse(op, .sent(-Int(EBUSY)))
+        }
         byFD[Int(fd)].send = op
-        _ = hp_uring_send(ring, fd, bytes.baseAddress, bytes.count, UInt64(op))
     }
 
     func close(fd: Int32, token: UInt64, lastBytes: UnsafeRawBufferPointer?) {
         var cancel: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
         var count: Int32 = 0
-        withUnsafeMutableBytes(of: &cancel) { raw in
-            let targets = raw.bindMemory(to: UInt64.self)
-            if Int(fd) < byFD.count {
-                let under = byFD[Int(fd)]
-                for index in [under.connect, under.receive, under.send, under.watch] where index >= 0 {
-                    ops[index].live = false
-                    targets[Int(count)] = UInt64(index)
+        if Int(fd) < byFD.count {
+            withUnsafeMutableBytes(of: &cancel) { raw in
+                for op in byFD[Int(fd)].all {
+                    ops[op].live = false
+                    raw.storeBytes(of: userData(op), toByteOffset: Int(count) * 8, as: UInt64.self)
                     count += 1
                 }
-                byFD[Int(fd)] = FDOperations()
             }
-            let op = newOperation(.close, fd, token)
-            closesInFlight += 1
-            _ = hp_uring_close(ring, fd, targets.baseAddress, count, lastBytes?.baseAddress, lastBytes?.count ?? 0,
-                               Self.ignored, UInt64(op))
+            byFD[Int(fd)] = FDOperations()
+        }
+        let op = newOperation(.close, fd, token)
+        closesInFlight += 1
+        let rc = withUnsafeBytes(of: &cancel) { raw in
+            hp_uring_close(ring, fd, raw.bindMemory(to: UInt64.self).baseAddress, count, lastBytes?.baseAddress,
+                           lastBytes?.count ?? 0, Self.ignored, userData(op))
+        }
+        if rc != 0 {  // no room for the chain: close(2) now (nothing queued for this fd can still run)
+            closesInFlight -= 1
+            let closed = hp_close(fd)
+            refuse(op, .closed(errno: closed < 0 ? -closed : 0))
         }
     }
 
     func watch(fd: Int32, token: UInt64, interest: IOEvents) throws(SystemError) {
         let op = newOperation(.watch, fd, token)
         ops[op].interest = interest.rawValue
+        guard arm(op) else {
+            release(op)
+            throw SystemError(call: "io_uring poll", errno: EBUSY)
+        }
         byFD[Int(fd)].watch = op
-        arm(op)
     }
 
-    private func arm(_ op: Int) {
-        ops[op].armed = true
-        _ = hp_uring_poll_add(ring, ops[op].fd, ops[op].interest, UInt64(op))
+    private func arm(_ op: Int) -> Bool {
+        ops[op].armed = hp_uring_poll_add(ring, ops[op].fd, ops[op].interest, userData(op)) == 0
+        return ops[op].armed
     }
 
     func unwatch(fd: Int32) {
@@ -150,22 +181,30 @@ final class UringBackend: IOBackend {
         byFD[Int(fd)].watch = -1
         ops[op].live = false
         // An armed poll is removed, and its completion frees it; one being handled is freed after.
-        if ops[op].armed { _ = hp_uring_poll_remove(ring, UInt64(op), Self.ignored) }
+        if ops[op].armed { _ = hp_uring_poll_remove(ring, userData(op), Self.ignored) }
     }
-
-    private func release(_ op: Int) { freeOps.append(op) }
 
     func wait(timeoutNanos: Int64?, _ handle: (UInt64, IOCompletion) -> Void) throws(SystemError) {
         let n = completions.withUnsafeMutableBufferPointer {
-            hp_uring_submit_wait(ring, $0.baseAddress, Int32($0.count), timeoutNanos ?? -1)
+            hp_uring_submit_wait(ring, $0.baseAddress, Int32($0.count), refused.isEmpty ? timeoutNanos ?? -1 : 0)
         }
         if n < 0 { throw SystemError(call: "io_uring_enter", errno: -n) }
+        if !refused.isEmpty {
+            let batch = refused
+            refused.removeAll()
+            for (token, completion) in batch { handle(token, completion) }
+        }
         for i in 0..<Int(n) {
             let c = completions[i]
             switch c.user_data {
-            case Self.ignored: continue
-            case Self.wakeup: armWakeup(); continue
-            default: complete(Int(c.user_data), c.res, c.flags, handle)
+            case Self.ignored:
+                continue
+            case Self.wakeup:
+                _ = hp_uring_read(ring, wakeFD, wakeBuffer.baseAddress, 8, Self.wakeup)
+            default:
+                let op = Int(c.user_data & 0xFFFF_FFFF)
+                guard op < ops.count, ops[op].generation == UInt32(c.user_data >> 32) else { continue }
+                complete(op, c.res, c.flags, handle)
             }
         }
     }
@@ -183,23 +222,25 @@ final class UringBackend: IOBackend {
             }
             guard flags & HP_CQE_F_MORE == 0 else { return }
             // The multishot receive ended: go on after data or a moment without buffers.
-            if ops[op].live && (res > 0 || res == -ENOBUFS) {
-                _ = hp_uring_recv_multishot(ring, fd, UInt64(op))
+            if ops[op].live && (res > 0 || res == -ENOBUFS) && hp_uring_recv_multishot(ring, fd, userData(op)) == 0 {
                 return
             }
+            let live = ops[op].live
             release(op)
-            guard ops[op].live else { return }
+            guard live else { return }
             byFD[Int(fd)].receive = -1
-            handle(token, .receiveEnded(errno: res == 0 ? 0 : -res))
+            handle(token, .receiveEnded(errno: res > 0 || res == -ENOBUFS ? EBUSY : -res))
         case .connect:
+            let live = ops[op].live
             release(op)
-            guard ops[op].live else { return }
+            guard live else { return }
             byFD[Int(fd)].connect = -1
             if res >= 0 { socketErrorReads += 1 }
             handle(token, .connected(errno: res < 0 ? -res : hp_socket_error(fd)))
         case .send:
+            let live = ops[op].live
             release(op)
-            guard ops[op].live else { return }
+            guard live else { return }
             byFD[Int(fd)].send = -1
             handle(token, .sent(Int(res)))
         case .close:
@@ -211,7 +252,10 @@ final class UringBackend: IOBackend {
             if ops[op].live {
                 handle(token, .ready(res < 0 ? .error : IOEvents(rawValue: UInt32(res))))
             }
-            if ops[op].live { arm(op) } else { release(op) }
+            if !ops[op].live || !arm(op) {
+                if ops[op].live { byFD[Int(fd)].watch = -1 }  // unwatched for want of room: c-ares times out
+                release(op)
+            }
         }
     }
 
