@@ -39,12 +39,14 @@ final class EpollBackend: IOBackend {
     private var skippedPoll = false
     /// Bytes one fd may read per turn, so a peer that never stops sending cannot starve the rest.
     static let readBudgetPerTurn = 256 * 1024
-    private let receiveBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 * 1024, alignment: 16)
+    /// What `recv` reads into (allocated last in `init`, so a failed set-up leaks nothing).
+    private let receiveBuffer: UnsafeMutableRawBufferPointer
 
     init() throws(SystemError) {
         let fd = hp_epoll_create()
         guard fd >= 0 else { throw SystemError(call: "epoll_create1", errno: -fd) }
         epfd = fd
+        receiveBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 * 1024, alignment: 16)
     }
 
     deinit { receiveBuffer.deallocate() }

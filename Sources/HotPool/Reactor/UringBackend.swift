@@ -24,7 +24,9 @@ final class UringBackend: IOBackend {
     private var completions = [hp_completion](repeating: hp_completion(), count: 1024)
     private var socketErrorReads = 0
     private var wakeFD: Int32 = -1
-    private let wakeBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 8, alignment: 8)
+    /// Where the wake-up read puts the eventfd's count (allocated last in `init`, so a failed
+    /// set-up leaks nothing).
+    private let wakeBuffer: UnsafeMutableRawBufferPointer
     /// Completions of operations the submission queue had no room for, delivered on the next wait.
     private var refused: [(token: UInt64, completion: IOCompletion)] = []
 
@@ -71,6 +73,7 @@ final class UringBackend: IOBackend {
             throw SystemError(call: "io_uring_register_buf_ring", errno: -rc)
         }
         self.ring = ring
+        wakeBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 8, alignment: 8)
     }
 
     deinit {
