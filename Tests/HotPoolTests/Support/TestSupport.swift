@@ -10,8 +10,9 @@ import Testing
 /// each child through a socket pair that it closes some time after the child exits, so the test
 /// origins and nginx servers of earlier tests would make a plain count drift. So are the event
 /// loops of libdispatch and Foundation's run loops, which come and go with their threads: an
-/// epoll counts only if it holds a reactor's wake-up registration (`Reactor.wakeToken` as its
-/// data), and an eventfd only unless such a foreign epoll watches it.
+/// epoll counts only if it holds an epoll reactor's wake-up registration
+/// (`EpollBackend.wakeData` as its data), an io_uring ring always (only reactors make them), and
+/// an eventfd only unless such a foreign epoll watches it.
 func openFDCount() -> Int {
     let directory = "/proc/self/fd"
     guard let entries = try? FileManager.default.contentsOfDirectory(atPath: directory) else { return -1 }
