@@ -267,6 +267,26 @@ import Testing
         }
     }
 
+    /// A server that streams records carrying no data at a connection nobody reads (1,000 TLS 1.3
+    /// session tickets, about 200 KB) has it retired as `unsolicitedData` once more than
+    /// `readOnBudget` (64 KiB) arrived, rather than read for ever.
+    @Test func idleConnectionFloodedWithTicketsIsRetired() async throws {
+        let origin = try Origin()
+        _ = try await origin.send(["cmd": "tls", "ip": origin.ips[0], "mode": "tickets"])
+        let fds = openFDCount()
+        let pool = try origin.pool()
+        // The tickets stream in while the connection is leased or idle: either way nobody reads it.
+        let connection = try await pool.getConnection(host: Origin.hostName, port: origin.port, ip: origin.ips[0])
+        pool.putConnection(connection)
+        #expect(await eventually { await pool.stats().closedByReason[.unsolicitedData] == 1 }, "retired")
+        let stats = await pool.stats()
+        #expect(stats.closedByReason.values.reduce(0, +) == 1 && stats.totalConnections == 0, "counted once")
+        #expect(try await origin.waitClosed(1, ip: origin.ips[0]), "the server saw it closed")
+        try await pool.close()
+        #expect(openFDCount() == fds, "its fd closed")
+        #expect(hp_tls_live_objects() == 0)
+    }
+
     /// A lease held past `leaseWarningAfter` is reported once; one returned in time is not. Each
     /// lease is on its own IP, so a report names its lease.
     @Test func longLeaseIsReportedOnceWithHostIPAndAge() async throws {

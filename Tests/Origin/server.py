@@ -6,7 +6,7 @@ itself, and is driven by JSON lines on stdin (one reply line each on stdout):
 
   {"cmd":"rule","ip":IP|"*","path":P|"*","action":{...},"times":N}   how to answer; see Conn.answer
   {"cmd":"clear_rules"}
-  {"cmd":"tls","ip":IP,"mode":"good"|"untrusted"|"stall"|"greet"}   for new connections on IP
+  {"cmd":"tls","ip":IP,"mode":"good"|"untrusted"|"stall"|"greet"|"tickets"}   for new connections on IP
   {"cmd":"stats"} / {"cmd":"reset_stats"}                             per-IP counters
   {"cmd":"wait_closed"|"wait_handshakes","ip":IP|"*","count":N,"timeout":S}   until >= N
   {"cmd":"wait_open","ip":IP|"*","count":N,"timeout":S}                until == N
@@ -197,8 +197,12 @@ class Origin:
         tls12.maximum_version = ssl.TLSVersion.TLSv1_2
         # greet: TLS 1.2 with a sound certificate, and an answer nobody asked for in the TCP segment
         # of the server's Finished
+        # tickets: a sound TLS 1.3 handshake followed by 1,000 session tickets (about 200 KB of
+        # records that carry no data)
+        tickets = server_context(directory, "server")
+        tickets.num_tickets = 1000
         self.contexts = {"good": server_context(directory, "server"), "untrusted": server_context(directory, "untrusted"),
-                         "greet": tls12}
+                         "greet": tls12, "tickets": tickets}
         self.tls_mode = {ip: "good" for ip in ips}
         self.rules = []                                 # [ip, path, action, times_left]
         self.cond = threading.Condition()

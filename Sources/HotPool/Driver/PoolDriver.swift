@@ -453,7 +453,13 @@ final class PoolDriver: @unchecked Sendable {
         case .exchange(let op)?: stepExchange(slot, op)
         case nil:
             idleBytes[s] &+= Int32(clamping: bytes.count)
-            let reason = idleBytes[s] > Self.readOnBudget ? .unsolicitedData : unreadInput(slot)
+            var reason: CloseReason?
+            if idleBytes[s] > Self.readOnBudget {
+                logger.debug("the server streams records nobody asked for", metadata: ["ip": "\(machine.ipAddress(slot))"])
+                reason = .unsolicitedData
+            } else {
+                reason = unreadInput(slot)
+            }
             if let reason { send(.unreadInput(machine.table.handle(slot), reason)) }
         }
         hp_tls_feed(tls, nil, 0)  // the bytes are the backend's again; the engine is freed only by `closed`
