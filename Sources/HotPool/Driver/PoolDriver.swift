@@ -362,9 +362,7 @@ final class PoolDriver: @unchecked Sendable {
         guard s < fd.count, fd[s] >= 0 else { return }
         var closeNotify: UnsafeRawBufferPointer?
         if let tls = tls[s], sendCloseNotify, !sending[s], hp_tls_output_pending(tls) == 0, hp_tls_shutdown(tls) == 0 {
-            var bytes: UnsafeRawPointer?
-            let count = hp_tls_output(tls, &bytes)
-            if count > 0 { closeNotify = UnsafeRawBufferPointer(start: bytes, count: count) }
+            closeNotify = lendOutput(tls)
         }
         closing[handle.token] = (tls[s], identity[s])
         reactor.io.close(fd: fd[s], token: handle.token, lastBytes: closeNotify)
@@ -489,12 +487,17 @@ final class PoolDriver: @unchecked Sendable {
     /// Sends what the engine wrote, unless a send is in flight (its completion sends the rest).
     func flush(_ slot: Int32) {
         let s = Int(slot)
-        guard !sending[s], let tls = tls[s] else { return }
+        guard !sending[s], let tls = tls[s], let bytes = lendOutput(tls) else { return }
+        sending[s] = true
+        reactor.io.send(fd: fd[s], token: machine.table.handle(slot).token, bytes: bytes)
+    }
+
+    /// The engine's unsent output, lent for one send (it stays in place until `hp_tls_output_sent`
+    /// or the engine is freed); nil if there is none.
+    private func lendOutput(_ tls: OpaquePointer) -> UnsafeRawBufferPointer? {
         var bytes: UnsafeRawPointer?
         let count = hp_tls_output(tls, &bytes)
-        guard count > 0 else { return }
-        sending[s] = true
-        reactor.io.send(fd: fd[s], token: machine.table.handle(slot).token, bytes: UnsafeRawBufferPointer(start: bytes, count: count))
+        return count > 0 ? UnsafeRawBufferPointer(start: bytes, count: count) : nil
     }
 
     /// Grows the I/O table so `slot` is valid.

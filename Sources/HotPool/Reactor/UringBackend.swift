@@ -138,24 +138,14 @@ final class UringBackend: IOBackend {
     }
 
     func close(fd: Int32, token: UInt64, lastBytes: UnsafeRawBufferPointer?) {
-        var cancel: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
-        var count: Int32 = 0
-        if Int(fd) < byFD.count {
-            withUnsafeMutableBytes(of: &cancel) { raw in
-                for op in byFD[Int(fd)].all {
-                    ops[op].live = false
-                    raw.storeBytes(of: userData(op), toByteOffset: Int(count) * 8, as: UInt64.self)
-                    count += 1
-                }
-            }
-            byFD[Int(fd)] = FDOperations()
-        }
+        let under = Int(fd) < byFD.count ? byFD[Int(fd)].all : []
+        for op in under { ops[op].live = false }
+        if !under.isEmpty { byFD[Int(fd)] = FDOperations() }
+        let cancel = under.map(userData)
         let op = newOperation(.close, fd, token)
         closesInFlight += 1
-        let rc = withUnsafeBytes(of: &cancel) { raw in
-            hp_uring_close(ring, fd, raw.bindMemory(to: UInt64.self).baseAddress, count, lastBytes?.baseAddress,
-                           lastBytes?.count ?? 0, Self.ignored, userData(op))
-        }
+        let rc = hp_uring_close(ring, fd, cancel, Int32(cancel.count), lastBytes?.baseAddress, lastBytes?.count ?? 0,
+                                Self.ignored, userData(op))
         if rc != 0 {  // no room for the chain: close(2) now (nothing queued for this fd can still run)
             closesInFlight -= 1
             let closed = hp_close(fd)
