@@ -16,7 +16,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
-        // Thin C over epoll, eventfd, timerfd, io_uring, sockets, c-ares and OpenSSL 3.0: no policy.
+        // Thin C over epoll, eventfd, timerfd, io_uring, sockets, c-ares, nghttp2 and OpenSSL 3.0: no policy.
         .target(
             name: "CShims",
             path: "CShims",
@@ -25,6 +25,7 @@ let package = Package(
                 .linkedLibrary("crypto"),
                 .linkedLibrary("uring"),
                 .linkedLibrary("cares"),
+                .linkedLibrary("nghttp2"),
             ]
         ),
         .target(

@@ -221,6 +221,12 @@ void hp_tls_free(hp_tls *t) {
     atomic_fetch_sub(&live_ssl_objects, 1);
 }
 
+size_t hp_tls_alpn(const hp_tls *t, const unsigned char **name) {
+    unsigned len = 0;
+    SSL_get0_alpn_selected(t->ssl, name, &len);
+    return len;
+}
+
 long hp_tls_live_objects(void) { return atomic_load(&live_ssl_objects); }
 
 int hp_tls_error_string(hp_tls *t, int code, char *buf, size_t len) {

@@ -174,6 +174,8 @@ size_t hp_tls_output_pending(const hp_tls *tls);
 /// Writes close_notify to the output (not waiting for the peer's): 0, or an HP_TLS_* code.
 int hp_tls_shutdown(hp_tls *tls);
 void hp_tls_free(hp_tls *tls);
+/// The protocol the server chose by ALPN (lent, not NUL-terminated): its length, 0 if none.
+size_t hp_tls_alpn(const hp_tls *tls, const unsigned char **name);
 /// A ClientHello shape, as OpenSSL's own knobs take it. Lists are OpenSSL names joined by ':'.
 typedef struct {
     const char *tls13_ciphersuites;
@@ -208,5 +210,55 @@ long hp_tls_live_objects(void);
 /// Describes the failure behind the last HP_TLS_* code on this thread (verify result or error
 /// queue) into buf, and clears the error queue. Returns the length written.
 int hp_tls_error_string(hp_tls *tls, int code, char *buf, size_t len);
+
+// ---------------------------------------------------------------- HTTP/2 (nghttp2)
+/// A client session over nghttp2 with no socket (sans I/O): received bytes go in with
+/// hp_h2_receive, bytes to send come out of hp_h2_output, and the frames' meaning is reported
+/// through the callbacks while hp_h2_receive runs.
+typedef struct hp_h2 hp_h2;
+
+/// What a session reports; `user` is hp_h2_new's. A nonzero return from on_header or on_data
+/// refuses the stream: it is reset, and on_stream_close reports it.
+typedef struct {
+    /// One response header field (pseudo-header fields first).
+    int (*on_header)(void *user, int32_t stream, const uint8_t *name, size_t namelen, const uint8_t *value, size_t valuelen);
+    /// A header block ended (an interim or final response head, or trailers).
+    void (*on_headers_end)(void *user, int32_t stream, int end_stream);
+    int (*on_data)(void *user, int32_t stream, const uint8_t *bytes, size_t len);
+    /// The stream ended: error_code 0 after a whole response, else the reset's HTTP/2 error code.
+    void (*on_stream_close)(void *user, int32_t stream, uint32_t error_code);
+    void (*on_goaway)(void *user, int32_t last_stream_id, uint32_t error_code);
+    /// The server's SETTINGS arrived; its SETTINGS_MAX_CONCURRENT_STREAMS now.
+    void (*on_settings)(void *user, uint32_t max_concurrent_streams);
+} hp_h2_callbacks;
+
+typedef struct { int32_t id; uint32_t value; } hp_h2_setting;
+typedef struct { const uint8_t *name; size_t namelen; const uint8_t *value; size_t valuelen; } hp_h2_field;
+
+/// A session whose preface is SETTINGS with `settings` in this order (at most 16), then a
+/// connection WINDOW_UPDATE of window_increment (none if 0). NULL when out of memory.
+hp_h2 *hp_h2_new(const hp_h2_callbacks *callbacks, void *user, const hp_h2_setting *settings, size_t count,
+                 uint32_t window_increment);
+/// Queues a request: the fields in this order (copied), a body (copied; none if len is 0) and,
+/// when weight > 0, a priority in its HEADERS frame. Returns the stream id or a negative nghttp2 code.
+int32_t hp_h2_submit_request(hp_h2 *h2, const hp_h2_field *fields, size_t count, const uint8_t *body, size_t len,
+                             int weight, int32_t dependency, int exclusive);
+/// Takes received bytes (the callbacks run). 0, or a negative nghttp2 code: the session is broken.
+int hp_h2_receive(hp_h2 *h2, const uint8_t *bytes, size_t len);
+/// The next bytes to send, lent until the next call on the session: their length (0 = none) or
+/// a negative nghttp2 code.
+long hp_h2_output(hp_h2 *h2, const uint8_t **bytes);
+int hp_h2_reset_stream(hp_h2 *h2, int32_t stream, uint32_t error_code);
+int hp_h2_ping(hp_h2 *h2);
+/// Queues a GOAWAY (NO_ERROR): the session ends once it is sent.
+int hp_h2_goaway(hp_h2 *h2);
+/// 1 while the session still reads or writes (no GOAWAY ended it, no fatal error).
+int hp_h2_is_open(hp_h2 *h2);
+void hp_h2_free(hp_h2 *h2);
+/// nghttp2's text for a negative library code, and for an HTTP/2 error code.
+const char *hp_h2_error_string(int code);
+const char *hp_h2_error_code_name(uint32_t error_code);
+/// Sessions alive in the process (hp_h2_new minus hp_h2_free).
+long hp_h2_live_sessions(void);
 
 #endif

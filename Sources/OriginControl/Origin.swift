@@ -111,6 +111,18 @@ public final class Origin: @unchecked Sendable {
         try await send(["cmd": "sources", "ip": ip, "last": last]).object["sources"] as? [String] ?? []
     }
 
+    /// Has new connections on `ip` ("*" = every IP) handshake in `mode` ("good", "h2" for ALPN
+    /// `h2` offered before `http/1.1`, "untrusted", "stall", "greet", "tickets").
+    public func setTLSMode(_ mode: String, ip: String = "*") async throws {
+        for target in ip == "*" ? ips : [ip] { try await send(["cmd": "tls", "ip": target, "mode": mode]) }
+    }
+
+    /// The HTTP/2 frames the server received on `ip` ("*" = any), the last `last` of them, oldest first.
+    public func recentFrames(ip: String = "*", last: Int) async throws -> [HTTP2FrameRecord] {
+        let frames = try await send(["cmd": "frames", "ip": ip, "last": last]).object["frames"] as? [[String: Any]] ?? []
+        return frames.map(HTTP2FrameRecord.init)
+    }
+
     /// Sets how the server answers `path` on `ip` ("*" = any); `times` limits it to the next N requests.
     public func rule(ip: String = "*", path: String = "*", _ action: [String: Any], times: Int? = nil) async throws {
         var command: [String: Any] = ["cmd": "rule", "ip": ip, "path": path, "action": action]
@@ -121,6 +133,34 @@ public final class Origin: @unchecked Sendable {
     /// Stops the server (closing its stdin ends it) and waits for it to exit. Releasing the
     /// origin stops it too.
     public func stop() { server.stop() }
+}
+
+/// One HTTP/2 frame the origin received, as parsed from the wire.
+public struct HTTP2FrameRecord: Sendable {
+    /// "SETTINGS", "WINDOW_UPDATE", "HEADERS", "PRIORITY", "DATA", "GOAWAY", ...
+    public let type: String
+    public let stream: Int
+    public let flags: [String]
+    /// The number of the connection it came on.
+    public let connection: Int
+    /// SETTINGS parameters in wire order.
+    public let settings: [(id: Int, value: Int)]
+    /// A WINDOW_UPDATE's increment.
+    public let increment: Int?
+    /// A HEADERS or PRIORITY frame's priority.
+    public let priority: (exclusive: Bool, dependsOn: Int, weight: Int)?
+
+    init(_ object: [String: Any]) {
+        type = object["type"] as? String ?? ""
+        stream = object["stream"] as? Int ?? -1
+        flags = object["flags"] as? [String] ?? []
+        connection = object["conn"] as? Int ?? 0
+        settings = (object["settings"] as? [[Int]] ?? []).map { (id: $0[0], value: $0[1]) }
+        increment = object["increment"] as? Int
+        priority = (object["priority"] as? [String: Any]).map {
+            (exclusive: $0["exclusive"] as? Bool ?? false, dependsOn: $0["depends_on"] as? Int ?? -1, weight: $0["weight"] as? Int ?? 0)
+        }
+    }
 }
 
 /// Drives the tests' DNS server (Tests/Origin/dns.py): authoritative for the names a test sets,

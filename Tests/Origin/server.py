@@ -1,26 +1,33 @@
 #!/usr/bin/env python3
-"""HotPool's test origin: a real TLS 1.2/1.3 HTTP/1.1 server, independent of HotPool.
+"""HotPool's test origin: a real TLS 1.2/1.3 HTTP/1.1 and HTTP/2 server, independent of HotPool.
 
 It listens on several loopback IPs (one port) for one test host name, with a test CA it makes
 itself, and is driven by JSON lines on stdin (one reply line each on stdout):
 
   {"cmd":"rule","ip":IP|"*","path":P|"*","action":{...},"times":N}   how to answer; see Conn.answer
   {"cmd":"clear_rules"}
-  {"cmd":"tls","ip":IP,"mode":"good"|"untrusted"|"stall"|"greet"|"tickets"}   for new connections on IP
+  {"cmd":"tls","ip":IP,"mode":"good"|"untrusted"|"stall"|"greet"|"tickets"|"h2"}   for new connections on IP
+      (h2: as good, with ALPN h2 offered before http/1.1; the others offer http/1.1 only)
   {"cmd":"stats"} / {"cmd":"reset_stats"}                             per-IP counters
   {"cmd":"wait_closed"|"wait_handshakes","ip":IP|"*","count":N,"timeout":S}   until >= N
   {"cmd":"wait_open","ip":IP|"*","count":N,"timeout":S}                until == N
-  {"cmd":"close_idle","ip":IP|"*","mode":"notify"|"fin"|"reset","count":N}   close idle connections
+  {"cmd":"close_idle","ip":IP|"*","mode":"notify"|"fin"|"reset"|"goaway","count":N}   close idle connections
+      (goaway: HTTP/2 GOAWAY, then close_notify and FIN once the client closed or after 2 s)
   {"cmd":"send_idle","ip":IP|"*","data":"...","count":N}              stray bytes to idle ones
       (both first wait, at most 5 s, until N connections (default 1) are idle on the IP)
   {"cmd":"requests","ip":IP|"*","last":N}   request heads: method, path, headers (in order),
       and "conn", the number of the connection that carried it (1, 2, ... in accept order)
   {"cmd":"hellos","ip":IP|"*","last":N}     parsed raw ClientHellos, with JA3 and JA4
+  {"cmd":"frames","ip":IP|"*","last":N}     HTTP/2 frames received, in order: type, stream, flags,
+      SETTINGS as [[id, value], ...] in wire order, WINDOW_UPDATE increment, HEADERS and PRIORITY
+      priority (exclusive, depends_on, weight 1-256), and "conn"
   {"cmd":"sources","ip":IP|"*","last":N}    peer (source) IPs of accepted connections, in accept order
   {"cmd":"quit"}  (or EOF on stdin)
 
 A connection is served by its own thread. The raw ClientHello is peeked (MSG_PEEK) before the
 TLS handshake, so it is parsed from the bytes on the wire, not from what OpenSSL reports.
+HTTP/2 is served by the `h2` package (hyper-h2), and its frames are parsed by `hyperframe`
+from the bytes received, so fingerprints are computed from the wire, not from HotPool.
 """
 import argparse, collections, datetime, hashlib, ipaddress, json, os, select, socket, ssl, struct, sys, tempfile, threading, time
 
@@ -28,6 +35,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+import h2.config, h2.connection, h2.errors, h2.events, h2.exceptions
+from hyperframe.frame import Frame, HeadersFrame, PriorityFrame, SettingsFrame, WindowUpdateFrame
 from control import serve_commands
 
 REASONS = {200: "OK", 201: "Created", 204: "No Content", 301: "Moved Permanently", 403: "Forbidden",
@@ -70,11 +79,11 @@ def make_certificates(directory, host, ips):
         _write(os.path.join(directory, name), key, builder.sign(issuer_key or key, hashes.SHA256()))
 
 
-def server_context(directory, name):
+def server_context(directory, name, alpn=("http/1.1",)):
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     ctx.load_cert_chain(os.path.join(directory, name + ".pem"), os.path.join(directory, name + ".key"))
-    ctx.set_alpn_protocols(["http/1.1"])
+    ctx.set_alpn_protocols(list(alpn))
     return ctx
 
 
@@ -202,7 +211,7 @@ class Origin:
         tickets = server_context(directory, "server")
         tickets.num_tickets = 1000
         self.contexts = {"good": server_context(directory, "server"), "untrusted": server_context(directory, "untrusted"),
-                         "greet": tls12, "tickets": tickets}
+                         "greet": tls12, "tickets": tickets, "h2": server_context(directory, "server", ("h2", "http/1.1"))}
         self.tls_mode = {ip: "good" for ip in ips}
         self.rules = []                                 # [ip, path, action, times_left]
         self.cond = threading.Condition()
@@ -212,6 +221,7 @@ class Origin:
         self.hellos = {ip: collections.deque(maxlen=100) for ip in ips}
         self.requests = {ip: collections.deque(maxlen=100) for ip in ips}
         self.sources = {ip: collections.deque(maxlen=100) for ip in ips}   # {"ip": peer IP} per accept
+        self.frames = {ip: collections.deque(maxlen=1000) for ip in ips}
         self.sequence = 0                               # orders captures across IPs
         self.connections = 0                            # numbers accepted connections across IPs
 
@@ -326,6 +336,9 @@ class Conn:
             self.tls = o.contexts[mode].wrap_socket(self.raw, server_side=True)
             self.tls.settimeout(None)
             o.count("handshakes", self.ip)
+            if self.tls.selected_alpn_protocol() == "h2":
+                H2Conn(self).serve()
+                return
             if mode == "greet":
                 self.tls.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello")
                 self.tls.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 0)
@@ -351,6 +364,13 @@ class Conn:
 
     def read_more(self, idle):
         """Reads into the buffer; False on EOF. While idle, carries out control commands."""
+        data = self.receive(idle)
+        self.buffer += data
+        return bool(data)
+
+    def receive(self, idle):
+        """The next bytes read (b"" at EOF, or when a control command ended the connection).
+        While idle, carries out control commands."""
         while self.tls.pending() == 0:
             if idle:
                 with self.origin.cond:
@@ -369,16 +389,17 @@ class Conn:
                     result.append(True)
                     done.set()
                     if not keep:
-                        return False
+                        return b""
                 continue
             break
-        data = self.tls.recv(65536)
-        self.buffer += data
-        return bool(data)
+        return self.tls.recv(65536)
 
     def run_command(self, command):
         """Returns whether the connection stays open."""
         kind = command["kind"]
+        if kind == "goaway" and getattr(self, "h2conn", None):
+            self.h2conn.goaway()
+            return False
         if kind == "send":
             self.tls.sendall(command["data"].encode())
             return True
@@ -510,6 +531,150 @@ class Conn:
         return not close
 
 
+class H2Conn:
+    """One HTTP/2 connection, served on its Conn's thread: hyper-h2 runs the protocol, and each
+    frame the client sent is recorded as hyperframe parses it from the bytes received."""
+
+    PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+    FRAME_TYPES = {0: "DATA", 1: "HEADERS", 2: "PRIORITY", 3: "RST_STREAM", 4: "SETTINGS", 5: "PUSH_PROMISE", 6: "PING",
+                   7: "GOAWAY", 8: "WINDOW_UPDATE", 9: "CONTINUATION"}
+
+    def __init__(self, conn):
+        self.c = conn
+        conn.h2conn = self
+        self.h2 = h2.connection.H2Connection(h2.config.H2Configuration(client_side=False, header_encoding="utf-8"))
+        self.preface_left = len(self.PREFACE)
+        self.unparsed = b""                             # received bytes not yet parsed into frames
+        self.open = set()                               # streams not answered yet
+        self.pending = {}                               # stream -> body bytes waiting for flow control
+
+    def send(self):
+        data = self.h2.data_to_send()
+        if data:
+            self.c.tls.sendall(data)
+
+    def goaway(self):
+        """Runs on this connection's thread (a control command): GOAWAY, then the close."""
+        self.h2.close_connection()
+        self.send()
+
+    def serve(self):
+        self.h2.initiate_connection()
+        self.send()
+        while True:
+            data = self.c.receive(idle=not self.open and not self.pending)
+            if not data:
+                return
+            self.record(data)
+            try:
+                events = self.h2.receive_data(data)
+            except h2.exceptions.ProtocolError:
+                self.send()                             # the GOAWAY h2 queued for it
+                return
+            for event in events:
+                if isinstance(event, h2.events.RequestReceived):
+                    self.open.add(event.stream_id)
+                    self.c.origin.record(self.c.origin.requests, self.c.ip, {
+                        "method": dict(event.headers).get(":method"), "path": dict(event.headers).get(":path", "").split("?")[0],
+                        "pseudo": [[k, v] for k, v in event.headers if k.startswith(":")],
+                        "headers": [[k, v] for k, v in event.headers if not k.startswith(":")],
+                        "conn": self.c.number, "stream": event.stream_id, "body_len": 0})
+                elif isinstance(event, h2.events.DataReceived):
+                    self.h2.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+                elif isinstance(event, h2.events.StreamEnded):
+                    if not self.answer(event.stream_id):
+                        return
+                elif isinstance(event, h2.events.StreamReset):
+                    self.open.discard(event.stream_id)
+                    self.pending.pop(event.stream_id, None)
+                elif isinstance(event, h2.events.ConnectionTerminated):
+                    self.send()
+                    return
+            self.flush_pending()
+            self.send()
+
+    def record(self, data):
+        if self.preface_left:
+            taken = min(self.preface_left, len(data))
+            data, self.preface_left = data[taken:], self.preface_left - taken
+        self.unparsed += data
+        while len(self.unparsed) >= 9:
+            frame, length = Frame.parse_frame_header(memoryview(self.unparsed[:9]))
+            if len(self.unparsed) < 9 + length:
+                return
+            frame.parse_body(memoryview(self.unparsed[9:9 + length]))
+            self.unparsed = self.unparsed[9 + length:]
+            item = {"conn": self.c.number, "type": self.FRAME_TYPES.get(frame.type, str(frame.type)), "stream": frame.stream_id,
+                    "flags": sorted(frame.flags)}
+            if isinstance(frame, SettingsFrame):
+                item["settings"] = [[k, v] for k, v in frame.settings.items()]
+            elif isinstance(frame, WindowUpdateFrame):
+                item["increment"] = frame.window_increment
+            if isinstance(frame, PriorityFrame) or (isinstance(frame, HeadersFrame) and "PRIORITY" in frame.flags):
+                item["priority"] = {"exclusive": bool(frame.exclusive), "depends_on": frame.depends_on,
+                                    "weight": frame.stream_weight + 1}
+            self.c.origin.record(self.c.origin.frames, self.c.ip, item)
+
+    def answer(self, stream):
+        """Answers a whole request by the rule for its path; False when the connection ends."""
+        o = self.c.origin
+        request = next((r for r in reversed(o.recent(o.requests, self.c.ip, 100)) if r["conn"] == self.c.number and
+                        r.get("stream") == stream), {"path": "/"})
+        o.count("requests", self.c.ip)
+        action = o.rule_for(self.c.ip, request["path"])
+        kind = action.get("type", "status")
+        self.open.discard(stream)
+        if kind == "stall":
+            self.open.add(stream)
+            return True
+        if kind == "close":
+            self.c.sock.shutdown(socket.SHUT_RDWR)
+            return False
+        if kind == "reset":
+            self.h2.send_headers(stream, [(":status", "200"), ("content-length", "1000")])
+            self.send()
+            self.c.abort()
+            return False
+        if kind == "rst_stream":
+            self.h2.reset_stream(stream, action.get("code", 2))
+            return True
+        if kind == "raw":
+            self.send()
+            self.c.tls.sendall(action.get("data", "").encode("latin-1"))
+            return True
+        if kind == "goaway":
+            # Answered (last stream = this one) or, with "refuse", not processed (the one before).
+            if action.get("refuse"):
+                self.h2.close_connection(last_stream_id=stream - 2)
+                return True
+        status = action.get("status", 200)
+        body = (b"x" * action["body_size"]) if "body_size" in action else action.get("body", "ok").encode()
+        headers = [(":status", str(status))] + [(k.lower(), v) for k, v in action.get("headers", [])]
+        headers.append(("content-length", str(len(body))))
+        self.h2.send_headers(stream, headers, end_stream=not body)
+        if body:
+            self.pending[stream] = body
+        if kind == "goaway":
+            self.flush_pending()
+            self.h2.close_connection(last_stream_id=stream)
+        return True
+
+    def flush_pending(self):
+        """Sends queued body bytes as far as the flow-control windows allow."""
+        for stream in list(self.pending):
+            data = self.pending[stream]
+            while data:
+                size = min(self.h2.local_flow_control_window(stream), self.h2.max_outbound_frame_size)
+                if size <= 0:
+                    break
+                chunk, data = data[:size], data[size:]
+                self.h2.send_data(stream, chunk, end_stream=not data)
+            if data:
+                self.pending[stream] = data
+            else:
+                del self.pending[stream]
+
+
 # ---------------------------------------------------------------- main
 
 def listen(origin, port):
@@ -565,6 +730,8 @@ def handle(origin, c):
         return {"requests": origin.recent(origin.requests, ip, c.get("last", 1))}
     if cmd == "hellos":
         return {"hellos": origin.recent(origin.hellos, ip, c.get("last", 1))}
+    if cmd == "frames":
+        return {"frames": origin.recent(origin.frames, ip, c.get("last", 1))}
     if cmd == "sources":
         return {"sources": [x["ip"] for x in origin.recent(origin.sources, ip, c.get("last", 1))]}
     return {"error": "unknown command %r" % cmd}

@@ -387,13 +387,12 @@ public final class HotConnPool: Sendable {
             throw HotPoolError.staleConnection
         }
         guard !Task.isCancelled else { throw HotPoolError.cancelled }
-        let bytes = HTTP1Request.serialize(request, body: body, defaultHost: connection.authority, profile: connection.profileHeaders)
-        let isHead = request.method == .head
+        let message = connection.message(request, body: body)
         let (driver, reactor) = (driver, reactor)
         return try await Handoff<Result<HotResponse, HotPoolError>>.wait { handoff in
             if reactor.isOnReactorThread {
-                driver.requestExchange(connection.handle, request: bytes, isHead: isHead, timeout: timeout, handoff)
-            } else if !reactor.post({ driver.requestExchange(connection.handle, request: bytes, isHead: isHead, timeout: timeout, handoff) }) {
+                driver.requestExchange(connection.handle, message, timeout: timeout, handoff)
+            } else if !reactor.post({ driver.requestExchange(connection.handle, message, timeout: timeout, handoff) }) {
                 handoff.tryDeliver(.failure(.poolClosed))
             }
         }.get()

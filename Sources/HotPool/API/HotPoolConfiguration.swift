@@ -70,6 +70,10 @@ public struct HotPoolConfiguration: Sendable {
     public var profile: FingerprintProfile = .chrome
     /// When not empty, new connections take these profiles in turn instead of `profile`.
     public var rotatingProfiles: [FingerprintProfile] = []
+    /// The HTTP versions connections may speak: a profile's ALPN names for versions not listed
+    /// are left out of its ClientHello, and the server picks among the rest (no pick = HTTP/1.1).
+    /// The presets offer `h2` then `http/1.1`, as browsers do.
+    public var httpVersions: Set<HTTPProtocolVersion> = [.http2, .http1_1]
 
     /// The path idle connections are health-checked with: `GET` must be answered 2xx or 3xx
     /// within `validationTimeout`, or the connection is destroyed (`healthCheckFailed`; a 403 also
@@ -112,8 +116,14 @@ public struct HotPoolConfiguration: Sendable {
                        maxBodyBytes: maxResponseBodyBytes)
     }
 
-    /// The profiles connections take in turn.
-    var profiles: [FingerprintSpec] { (rotatingProfiles.isEmpty ? [profile] : rotatingProfiles).map(\.spec) }
+    /// The profiles connections take in turn, offering only the ALPN names of `httpVersions`.
+    var profiles: [FingerprintSpec] {
+        (rotatingProfiles.isEmpty ? [profile] : rotatingProfiles).map { profile in
+            var spec = profile.spec
+            spec.alpn.removeAll { name in HTTPProtocolVersion(rawValue: name).map { !httpVersions.contains($0) } ?? false }
+            return spec
+        }
+    }
 
     func validate() throws(HotPoolError) {
         func positive(_ value: Int, _ name: String) throws(HotPoolError) {
@@ -164,12 +174,31 @@ public struct HotPoolConfiguration: Sendable {
             for header in spec.headers where HTTPField.Name(header.name) == nil || !HTTPField.isValidValue(header.value) {
                 throw .invalidConfiguration("profile \(spec.name): invalid header \(header.name)")
             }
+            try validate(spec.http2, of: spec.name)
         }
         if let healthCheckPath, !healthCheckPath.hasPrefix("/") || healthCheckPath.contains(where: \.isWhitespace) {
             throw .invalidConfiguration("healthCheckPath must be a path starting with /, got \(healthCheckPath)")
         }
         for address in localAddresses where ipFamily(address) == 0 {
             throw .invalidConfiguration("localAddresses must be IP literals, got \(address)")
+        }
+        if httpVersions.isEmpty { throw .invalidConfiguration("httpVersions must not be empty") }
+    }
+
+    private func validate(_ http2: HTTP2Fingerprint, of name: String) throws(HotPoolError) {
+        if http2.settings.count > 16 { throw .invalidConfiguration("profile \(name): at most 16 HTTP/2 settings") }
+        if http2.connectionWindowIncrement > UInt32(Int32.max) {
+            throw .invalidConfiguration("profile \(name): HTTP/2 window increment above 2^31-1")
+        }
+        if let priority = http2.headersPriority, !(1...256).contains(priority.weight) || priority.dependency < 0 {
+            throw .invalidConfiguration("profile \(name): HTTP/2 priority weight must be 1...256 and its dependency >= 0")
+        }
+        if Set(http2.pseudoHeaderOrder) != Set(HTTP2PseudoHeader.allCases) || http2.pseudoHeaderOrder.count != 4 {
+            throw .invalidConfiguration("profile \(name): the HTTP/2 pseudo-header order must name each of the four once")
+        }
+        for header in http2.headers
+        where HTTPField.Name(header.name) == nil || header.name.lowercased() != header.name || !HTTPField.isValidValue(header.value) {
+            throw .invalidConfiguration("profile \(name): invalid HTTP/2 header \(header.name) (names are lower-case)")
         }
     }
 }

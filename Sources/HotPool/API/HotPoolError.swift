@@ -41,6 +41,9 @@ public enum HotPoolError: Error, Hashable, Sendable, CustomStringConvertible {
     case tlsError(host: String, ip: String, reason: String)
     /// The server closed the connection before the response was complete.
     case unexpectedEOF(host: String, ip: String)
+    /// The server (or nghttp2, for a protocol error) reset the request's HTTP/2 stream; `reason`
+    /// names the HTTP/2 error code (`REFUSED_STREAM`: the server did not process the request).
+    case streamReset(host: String, ip: String, reason: String)
     /// The response's status line is not `HTTP/1.x NNN ...`.
     case malformedStatusLine(host: String, ip: String)
     /// A response header line is not `name: value` with a valid name.
@@ -88,6 +91,7 @@ public enum HotPoolError: Error, Hashable, Sendable, CustomStringConvertible {
         case .networkError(let host, let ip, let reason): "network error with \(host) (\(ip)): \(reason)"
         case .tlsError(let host, let ip, let reason): "TLS error with \(host) (\(ip)): \(reason)"
         case .unexpectedEOF(let host, let ip): "\(host) (\(ip)) closed the connection mid-response"
+        case .streamReset(let host, let ip, let reason): "\(host) (\(ip)) reset the HTTP/2 stream: \(reason)"
         case .malformedStatusLine(let host, let ip): "malformed status line from \(host) (\(ip))"
         case .malformedHeader(let host, let ip): "malformed header from \(host) (\(ip))"
         case .responseHeadersTooLarge(let host, let ip, let limit): "response head or trailers from \(host) (\(ip)) exceed \(limit) bytes"

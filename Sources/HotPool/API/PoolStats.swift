@@ -98,6 +98,8 @@ public struct ConnectionStats: Sendable {
     public var profile: String
     /// The local address it was bound to (from `localAddresses`); nil = chosen by the system.
     public var localAddress: String?
+    /// The HTTP version the server chose for it (by ALPN).
+    public var httpVersion: HTTPProtocolVersion
 }
 
 /// Why an IP is out of rotation for a host.

@@ -4,11 +4,14 @@ public struct PooledConnection: Sendable, Hashable {
     let pool: HotConnPool
     let handle: LeaseHandle
     private let identity: ConnectionIdentity
+    /// The HTTP version the server chose for the connection (by ALPN).
+    public let httpVersion: HTTPProtocolVersion
 
     init(pool: HotConnPool, lease: Lease) {
         self.pool = pool
         self.handle = lease.handle
         self.identity = lease.identity
+        self.httpVersion = lease.httpVersion
     }
 
     /// The host name the connection was made for (SNI, Host header).
@@ -19,10 +22,11 @@ public struct PooledConnection: Sendable, Hashable {
     public var port: Int { identity.port }
     /// The name of the fingerprint profile the connection was made with.
     public var profile: String { identity.profile }
-    /// The Host header value for requests that give no authority.
-    var authority: String { identity.authority }
-    /// The profile's request headers for this connection (its Accept-Language chosen).
-    var profileHeaders: ProfileHeaders { identity.profileHeaders }
+
+    /// `request` in the form the connection speaks, with its profile's headers.
+    func message(_ request: HTTPRequest, body: [UInt8]) -> ExchangeMessage {
+        identity.message(request, body: body, http2: httpVersion == .http2)
+    }
 
     /// Sends `request` (and `body`) and reads the whole response, within `requestTimeout`.
     /// The profile's headers are added, in the browser's order, where the request does not set

@@ -19,10 +19,11 @@ extension PoolDriver {
             return send(.dialFailed(handle, .connectFailed(host: target.key.name, ip: target.address, reason: reason)))
         }
         self.fd[s] = fd
+        let headers = profileHeaders[nextProfile].randomElement()!
         identity[s] = ConnectionIdentity(
             host: target.key.name, port: target.key.port, authority: machine.host(of: slot).authority, ip: target.address,
             localAddress: localAddress, profileIndex: nextProfile, profile: profiles[nextProfile].name,
-            profileHeaders: profileHeaders[nextProfile].randomElement()!)
+            headers: headers.http1, http2Headers: headers.http2, pseudoHeaderOrder: profiles[nextProfile].http2.pseudoHeaderOrder)
         nextProfile = (nextProfile + 1) % profiles.count
         io[s] = .dial(DialOp())
         idleBytes[s] = 0
@@ -78,9 +79,20 @@ extension PoolDriver {
         flush(slot)
         switch rc {
         case 0:
-            // Read on: whatever came with the handshake beyond session tickets (bytes, a close)
-            // would otherwise be taken for the answer to the first request.
-            switch unreadInput(slot) {
+            // An HTTP/2 connection sends its preface now, and reads the server's SETTINGS if they
+            // came. An HTTP/1.1 one reads on: whatever came with the handshake beyond session
+            // tickets (bytes, a close) would otherwise be taken for the answer to the first request.
+            let unusable: CloseReason?
+            if isHTTP2Chosen(tls[s]!) {
+                guard let session = HTTP2Session(fingerprint: profiles[identity[s]!.profileIndex].http2) else {
+                    return failDial(slot, .networkError(host: host, ip: ip, reason: "out of memory for the HTTP/2 session"))
+                }
+                http2[s] = session
+                unusable = readHTTP2(slot, session)?.reason
+            } else {
+                unusable = unreadInput(slot)
+            }
+            switch unusable {
             case nil:
                 io[s] = nil
                 metrics.opened()
@@ -98,6 +110,13 @@ extension PoolDriver {
         default:
             failDial(slot, .tlsHandshakeFailed(host: host, ip: ip, reason: tlsErrorString(tls[s], rc)))
         }
+    }
+
+    /// True if the server chose `h2` by ALPN.
+    private func isHTTP2Chosen(_ tls: OpaquePointer) -> Bool {
+        var name: UnsafePointer<UInt8>?
+        let count = hp_tls_alpn(tls, &name)
+        return count == 2 && name![0] == UInt8(ascii: "h") && name![1] == UInt8(ascii: "2")
     }
 
     /// The dial failed: the machine frees the slot (and has the socket closed), then retries or

@@ -1,6 +1,13 @@
 import CShims
 import HTTPTypes
 
+/// A request in the form its connection speaks.
+enum ExchangeMessage: Sendable {
+    /// HTTP/1.1 wire bytes, and whether the request is a HEAD (its response has no body).
+    case http1([UInt8], isHead: Bool)
+    case http2(HTTP2Request)
+}
+
 /// One request/response exchange under way on a leased connection.
 final class ExchangeOp {
     /// Who waits for the response.
@@ -13,15 +20,24 @@ final class ExchangeOp {
         case healthCheck
     }
 
+    /// The HTTP/1.1 request's bytes, and its response's parser.
     let request: [UInt8]
     var parser: HTTP1ResponseParser
+    /// The HTTP/2 request's stream; nil on an HTTP/1.1 connection.
+    let http2: HTTP2Exchange?
     let requester: Requester
     /// The connection an `execute` leased for this exchange.
     var lease: LeaseHandle?
 
-    init(request: [UInt8], parser: HTTP1ResponseParser, requester: Requester) {
-        self.request = request
-        self.parser = parser
+    init(_ message: ExchangeMessage, limits: ResponseLimits, requester: Requester) {
+        switch message {
+        case .http1(let bytes, let isHead):
+            (request, http2) = (bytes, nil)
+            parser = HTTP1ResponseParser(limits: limits, isHeadRequest: isHead)
+        case .http2(let request):
+            (self.request, http2) = ([], HTTP2Exchange(request: request, limits: limits))
+            parser = HTTP1ResponseParser(limits: limits, isHeadRequest: request.isHead)
+        }
         self.requester = requester
     }
 
@@ -43,33 +59,37 @@ extension PoolDriver {
     /// no data (tickets) is a server streaming at a connection it was not asked anything on.
     static let readOnBudget = 64 * 1024
 
-    /// Starts the exchange the machine accepted: the request is encrypted whole and sent; the
-    /// answer is read as it arrives (`received`). Nothing is unread on the connection (see
-    /// `completeExchange` and `received`).
+    /// Starts the exchange the machine accepted: the request is encrypted whole and sent (on an
+    /// HTTP/2 connection, as a new stream); the answer is read as it arrives (`received`).
+    /// Nothing is unread on the connection (see `completeExchange` and `received`).
     func startExchange(_ slot: Int32, _ op: ExchangeOp) {
         let s = Int(slot)
         io[s] = .exchange(op)
         idleBytes[s] = 0
+        if let exchange = op.http2 { return startHTTP2Exchange(slot, op, exchange) }
+        let written = op.request.withUnsafeBytes { writePlaintext(tls[s]!, $0) }
+        guard written else { return failExchange(slot, op, tlsError(slot, HP_TLS_ERROR)) }
+        flush(slot)
+    }
+
+    /// Has the engine encrypt all of `bytes` into its output; false on a TLS failure (a memory
+    /// BIO takes every write whole, so nothing else stops it).
+    func writePlaintext(_ tls: OpaquePointer, _ bytes: UnsafeRawBufferPointer) -> Bool {
         var written = 0
-        while written < op.request.count {
-            // A memory BIO takes every write whole; anything else is a TLS failure.
-            let rc = op.request.withUnsafeBytes { bytes in
-                hp_tls_write(tls[s], bytes.baseAddress! + written, Int32(clamping: bytes.count - written))
-            }
-            guard rc > 0 else { return failExchange(slot, op, tlsError(slot, rc)) }
+        while written < bytes.count {
+            let rc = hp_tls_write(tls, bytes.baseAddress! + written, Int32(clamping: bytes.count - written))
+            guard rc > 0 else { return false }
             written += Int(rc)
         }
-        flush(slot)
+        return true
     }
 
     /// Sends the health-check request on an idle connection the machine took for it.
     func startProbe(_ slot: Int32) {
         let identity = identity[Int(slot)]!
-        let request = HTTP1Request.serialize(
-            HTTPRequest(method: .get, scheme: "https", authority: identity.authority, path: config.healthCheckPath!), body: [],
-            defaultHost: identity.authority, profile: identity.profileHeaders)
-        let parser = HTTP1ResponseParser(limits: config.responseLimits, isHeadRequest: false)
-        startExchange(slot, ExchangeOp(request: request, parser: parser, requester: .healthCheck))
+        let request = HTTPRequest(method: .get, scheme: "https", authority: identity.authority, path: config.healthCheckPath!)
+        let message = identity.message(request, body: [], http2: http2[Int(slot)] != nil)
+        startExchange(slot, ExchangeOp(message, limits: config.responseLimits, requester: .healthCheck))
     }
 
     /// Reads what was fed into the exchange's response until it is complete, fails, or the
@@ -138,7 +158,7 @@ extension PoolDriver {
         finish(op, .failure(error), metrics: metrics)
     }
 
-    private func tlsError(_ slot: Int32, _ rc: Int32) -> HotPoolError {
+    func tlsError(_ slot: Int32, _ rc: Int32) -> HotPoolError {
         .tlsError(host: machine.hostName(slot), ip: machine.ipAddress(slot), reason: tlsErrorString(tls[Int(slot)], rc))
     }
 

@@ -18,20 +18,32 @@ final class ConnectionIdentity: Sendable {
     /// The fingerprint profile: its index in the configuration's `profiles`, and its name.
     let profileIndex: Int
     let profile: String
-    /// The profile's request headers, with this connection's Accept-Language.
-    let profileHeaders: ProfileHeaders
+    /// The profile's request headers, HTTP/1.1 and HTTP/2 forms, with this connection's Accept-Language.
+    let headers: ProfileHeaders
+    let http2Headers: ProfileHeaders
+    let pseudoHeaderOrder: [HTTP2PseudoHeader]
 
     init(host: String, port: Int, authority: String, ip: String, localAddress: String?, profileIndex: Int, profile: String,
-         profileHeaders: ProfileHeaders) {
+         headers: ProfileHeaders, http2Headers: ProfileHeaders, pseudoHeaderOrder: [HTTP2PseudoHeader]) {
         (self.host, self.port, self.authority, self.ip, self.localAddress) = (host, port, authority, ip, localAddress)
-        (self.profileIndex, self.profile, self.profileHeaders) = (profileIndex, profile, profileHeaders)
+        (self.profileIndex, self.profile) = (profileIndex, profile)
+        (self.headers, self.http2Headers, self.pseudoHeaderOrder) = (headers, http2Headers, pseudoHeaderOrder)
+    }
+
+    /// `request` in the form the connection speaks, with the profile's headers.
+    func message(_ request: HTTPRequest, body: [UInt8], http2: Bool) -> ExchangeMessage {
+        http2
+            ? .http2(HTTP2Request(request, body: body, defaultAuthority: authority, profile: http2Headers,
+                                  pseudoHeaderOrder: pseudoHeaderOrder))
+            : .http1(HTTP1Request.serialize(request, body: body, defaultHost: authority, profile: headers), isHead: request.method == .head)
     }
 }
 
-/// A connection handed to a caller: its handle and what it is.
+/// A connection handed to a caller: its handle, what it is, and the HTTP version the server chose.
 struct Lease: Sendable {
     let handle: LeaseHandle
     let identity: ConnectionIdentity
+    let httpVersion: HTTPProtocolVersion
 }
 
 /// An I/O operation under way on a slot.
@@ -59,8 +71,9 @@ final class PoolDriver: @unchecked Sendable {
     /// One TLS context per fingerprint profile (freed by `close`).
     private(set) var tlsContexts: [OpaquePointer]
     let profiles: [FingerprintSpec]
-    /// Per profile, per Accept-Language choice: the request headers a connection adds.
-    let profileHeaders: [[ProfileHeaders]]
+    /// Per profile, per Accept-Language choice: the request headers a connection adds, in the
+    /// HTTP/1.1 and HTTP/2 forms.
+    let profileHeaders: [[(http1: ProfileHeaders, http2: ProfileHeaders)]]
     /// The profile the next dial takes, when profiles rotate.
     var nextProfile = 0
     /// The configured local addresses by family (4, 6), and where each rotation resumes.
@@ -76,6 +89,8 @@ final class PoolDriver: @unchecked Sendable {
     /// Bytes received while no exchange read them, since the last exchange (see `readOnBudget`).
     @exclusivity(unchecked) var idleBytes: [Int32] = []
     @exclusivity(unchecked) var io: [SlotIO?] = []
+    /// The HTTP/2 session of a connection whose server chose `h2`.
+    @exclusivity(unchecked) var http2: [HTTP2Session?] = []
     /// What the connection is (host, IP, fingerprint profile), from its dial on.
     @exclusivity(unchecked) var identity: [ConnectionIdentity?] = []
 
@@ -157,14 +172,19 @@ final class PoolDriver: @unchecked Sendable {
         self.machine = PoolStateMachine(configuration: .init(config))
         self.bytesPerSlot = machine.table.bytesPerSlot + MemoryLayout<Int32>.stride + MemoryLayout<OpaquePointer?>.stride
             + MemoryLayout<Bool>.stride + MemoryLayout<Int32>.stride + MemoryLayout<SlotIO?>.stride
-            + MemoryLayout<ConnectionIdentity?>.stride
+            + MemoryLayout<ConnectionIdentity?>.stride + MemoryLayout<HTTP2Session?>.stride
         self.profiles = config.profiles
         self.profileHeaders = profiles.map { spec in
-            let fields = spec.headers.compactMap { header in HTTPField.Name(header.name).map { HTTPField(name: $0, value: header.value) } }
-            guard !spec.acceptLanguages.isEmpty else { return [ProfileHeaders(fields)] }
-            return spec.acceptLanguages.map { language in
-                ProfileHeaders(fields.map { $0.name == .acceptLanguage ? HTTPField(name: .acceptLanguage, value: language) : $0 })
+            func fields(_ headers: [ProfileHeader]) -> [HTTPField] {
+                headers.compactMap { header in HTTPField.Name(header.name).map { HTTPField(name: $0, value: header.value) } }
             }
+            func choice(_ fields: [HTTPField], _ language: String?) -> ProfileHeaders {
+                guard let language else { return ProfileHeaders(fields) }
+                return ProfileHeaders(fields.map { $0.name == .acceptLanguage ? HTTPField(name: .acceptLanguage, value: language) : $0 })
+            }
+            let (http1, http2) = (fields(spec.headers), fields(spec.http2.headers))
+            let languages: [String?] = spec.acceptLanguages.isEmpty ? [nil] : spec.acceptLanguages
+            return languages.map { (choice(http1, $0), choice(http2, $0)) }
         }
     }
 
@@ -283,12 +303,10 @@ final class PoolDriver: @unchecked Sendable {
         callers[id] = .get(handoff)
     }
 
-    /// A caller's round trip of pre-serialized `request` bytes on the connection it leases.
-    func requestExchange(_ handle: LeaseHandle, request: [UInt8], isHead: Bool, timeout: Duration,
+    /// A caller's round trip of `message` (made on its thread) on the connection it leases.
+    func requestExchange(_ handle: LeaseHandle, _ message: ExchangeMessage, timeout: Duration,
                          _ handoff: Handoff<Result<HotResponse, HotPoolError>>) {
-        requestsAwaitingDecision.append(ExchangeOp(
-            request: request, parser: HTTP1ResponseParser(limits: config.responseLimits, isHeadRequest: isHead),
-            requester: .caller(handoff)))
+        requestsAwaitingDecision.append(ExchangeOp(message, limits: config.responseLimits, requester: .caller(handoff)))
         send(.requestExchange(handle, timeout: timeout.nanoseconds))
     }
 
@@ -303,17 +321,15 @@ final class PoolDriver: @unchecked Sendable {
         // A get on this thread waits in no table: look it up last.
         let caller = id == inlineCaller ? nil : callers.removeValue(forKey: id)
         let identity = identity[Int(handle.slot)]!
+        let isHTTP2 = http2[Int(handle.slot)] != nil
         if case .execute(let pending)? = caller {
-            let op = ExchangeOp(
-                request: HTTP1Request.serialize(pending.request, body: pending.body, defaultHost: identity.authority,
-                                                profile: identity.profileHeaders),
-                parser: HTTP1ResponseParser(limits: config.responseLimits, isHeadRequest: pending.request.method == .head),
-                requester: .execute(pending.handoff))
+            let op = ExchangeOp(identity.message(pending.request, body: pending.body, http2: isHTTP2),
+                                limits: config.responseLimits, requester: .execute(pending.handoff))
             op.lease = handle
             requestsAwaitingDecision.append(op)
             return send(.requestExchange(handle, timeout: pending.timeout))
         }
-        let lease = Lease(handle: handle, identity: identity)
+        let lease = Lease(handle: handle, identity: identity, httpVersion: isHTTP2 ? .http2 : .http1_1)
         if case .get(let handoff)? = caller {
             handoff.tryDeliver(.success(lease))
         } else {
@@ -333,6 +349,7 @@ final class PoolDriver: @unchecked Sendable {
             io[s] = nil
             send(.dialFailed(handle, .timeout(host: host, ip: ip, phase: op.connected ? .tlsHandshake : .connect)))
         case .exchange(let op)?:
+            if let exchange = op.http2 { http2[s]?.cancel(exchange) }
             failExchange(handle.slot, op, .timeout(host: host, ip: ip, phase: .request))
         case nil:
             break
@@ -361,9 +378,15 @@ final class PoolDriver: @unchecked Sendable {
         let s = Int(handle.slot)
         guard s < fd.count, fd[s] >= 0 else { return }
         var closeNotify: UnsafeRawBufferPointer?
-        if let tls = tls[s], sendCloseNotify, !sending[s], hp_tls_output_pending(tls) == 0, hp_tls_shutdown(tls) == 0 {
-            closeNotify = lendOutput(tls)
+        if let tls = tls[s], sendCloseNotify, !sending[s], hp_tls_output_pending(tls) == 0 {
+            // An HTTP/2 connection says GOAWAY first, as browsers do.
+            if let session = http2[s] {
+                session.goAway()
+                _ = session.drainOutput { writePlaintext(tls, $0) }
+            }
+            if hp_tls_shutdown(tls) == 0 { closeNotify = lendOutput(tls) }
         }
+        http2[s] = nil
         closing[handle.token] = (tls[s], identity[s])
         reactor.io.close(fd: fd[s], token: handle.token, lastBytes: closeNotify)
         (fd[s], tls[s], sending[s]) = (-1, nil, false)
@@ -412,7 +435,8 @@ final class PoolDriver: @unchecked Sendable {
                 targetHost: record.host, targetIP: record.ip, requestCount: record.requestCount,
                 errorCount: record.errorCount, isHealthy: record.isHealthy, created: instant(record.created),
                 lastUsed: instant(record.lastUsed), isLeased: record.isLeased,
-                profile: identity[Int(record.slot)]?.profile ?? "", localAddress: identity[Int(record.slot)]?.localAddress)
+                profile: identity[Int(record.slot)]?.profile ?? "", localAddress: identity[Int(record.slot)]?.localAddress,
+                httpVersion: http2[Int(record.slot)] == nil ? .http1_1 : .http2)
         }
     }
 
@@ -448,13 +472,15 @@ final class PoolDriver: @unchecked Sendable {
         if endOfStream { hp_tls_feed_eof(tls) }
         switch io[s] {
         case .dial?: stepHandshake(slot)
-        case .exchange(let op)?: stepExchange(slot, op)
+        case .exchange(let op)?: if op.http2 != nil { stepHTTP2Exchange(slot, op) } else { stepExchange(slot, op) }
         case nil:
             idleBytes[s] &+= Int32(clamping: bytes.count)
             var reason: CloseReason?
             if idleBytes[s] > Self.readOnBudget {
                 logger.debug("the server streams records nobody asked for", metadata: ["ip": "\(machine.ipAddress(slot))"])
                 reason = .unsolicitedData
+            } else if let session = http2[s] {
+                reason = readHTTP2(slot, session)?.reason
             } else {
                 reason = unreadInput(slot)
             }
@@ -509,6 +535,7 @@ final class PoolDriver: @unchecked Sendable {
             idleBytes.append(0)
             io.append(nil)
             identity.append(nil)
+            http2.append(nil)
         }
     }
 }

@@ -78,7 +78,7 @@ public struct FingerprintSpec: Sendable, Hashable {
     public var supportedGroups: [UInt16]
     /// signature_algorithms, in order.
     public var signatureAlgorithms: [UInt16]
-    /// ALPN protocol names, in order.
+    /// ALPN protocol names, in order (`HotPoolConfiguration.httpVersions` can leave some out).
     public var alpn: [String]
     /// Optional extensions to send.
     public var extensions: Set<OptionalExtension>
@@ -89,15 +89,17 @@ public struct FingerprintSpec: Sendable, Hashable {
     /// Request headers added to every request that does not set them, in this order after Host.
     public var headers: [ProfileHeader]
     /// Accept-Language values; each connection takes one at random (the header's value in
-    /// `headers` is replaced). Empty = keep the value in `headers`.
+    /// `headers` and `http2.headers` is replaced). Empty = keep the value in `headers`.
     public var acceptLanguages: [String]
+    /// The HTTP/2 shape of connections whose server picks `h2`.
+    public var http2: HTTP2Fingerprint
 
     /// A spec from its parts.
     public init(
         name: String, tls13CipherSuites: [UInt16], tls12CipherSuites: [UInt16], supportedGroups: [UInt16],
         signatureAlgorithms: [UInt16], alpn: [String], extensions: Set<OptionalExtension>,
         minVersion: TLSVersion = .tls12, maxVersion: TLSVersion = .tls13,
-        headers: [ProfileHeader] = [], acceptLanguages: [String] = []
+        headers: [ProfileHeader] = [], acceptLanguages: [String] = [], http2: HTTP2Fingerprint = .plain
     ) {
         self.name = name
         self.tls13CipherSuites = tls13CipherSuites
@@ -110,6 +112,7 @@ public struct FingerprintSpec: Sendable, Hashable {
         self.maxVersion = maxVersion
         self.headers = headers
         self.acceptLanguages = acceptLanguages
+        self.http2 = http2
     }
 
     /// The cipher suites the ClientHello carries: TLS 1.3 ones (when offered), TLS 1.2 ones,

@@ -13,7 +13,7 @@ final class Nginx {
     private let prefix: String
     private let server = Process()
 
-    init(ip: String = "127.0.0.9") throws {
+    init(ip: String = "127.0.0.9", http2: Bool = true) throws {
         self.ip = ip
         prefix = NSTemporaryDirectory() + "hotpool-nginx-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: prefix + "/logs", withIntermediateDirectories: true)
@@ -36,7 +36,7 @@ final class Nginx {
                 access_log off;
                 client_body_temp_path \(prefix)/tmp;
                 server {
-                    listen \(ip):\(port) ssl;
+                    listen \(ip):\(port) ssl\(http2 ? " http2" : "");
                     server_name \(hostName);
                     ssl_certificate \(prefix)/server.pem;
                     ssl_certificate_key \(prefix)/server.key;

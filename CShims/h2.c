@@ -1,0 +1,199 @@
+// HTTP/2 client sessions over nghttp2, sans I/O: received bytes are fed in, bytes to send are
+// taken out, and what the frames mean is reported through the caller's callbacks.
+#include "CShims.h"
+
+#include <nghttp2/nghttp2.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+static atomic_long live_sessions;
+
+// A request body being sent: nghttp2 pulls it through `read_body`. Bodies are on a list so
+// hp_h2_free releases those whose stream never closed.
+typedef struct body {
+    struct body *prev, *next;
+    uint8_t *bytes;
+    size_t len, offset;
+} body;
+
+struct hp_h2 {
+    nghttp2_session *session;
+    hp_h2_callbacks callbacks;
+    void *user;
+    body *bodies;
+};
+
+static void unlink_body(hp_h2 *h2, body *b) {
+    if (b->prev) b->prev->next = b->next; else h2->bodies = b->next;
+    if (b->next) b->next->prev = b->prev;
+    free(b->bytes);
+    free(b);
+}
+
+static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const uint8_t *name, size_t namelen,
+                     const uint8_t *value, size_t valuelen, uint8_t flags, void *user_data) {
+    (void)session; (void)flags;
+    hp_h2 *h2 = user_data;
+    if (frame->hd.type != NGHTTP2_HEADERS) return 0;  // PUSH_PROMISE: push is off
+    int rc = h2->callbacks.on_header(h2->user, frame->hd.stream_id, name, namelen, value, valuelen);
+    return rc ? NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE : 0;  // resets the stream
+}
+
+static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, void *user_data) {
+    hp_h2 *h2 = user_data;
+    switch (frame->hd.type) {
+    case NGHTTP2_HEADERS:
+        h2->callbacks.on_headers_end(h2->user, frame->hd.stream_id, (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0);
+        break;
+    case NGHTTP2_SETTINGS:
+        if (!(frame->hd.flags & NGHTTP2_FLAG_ACK)) {
+            h2->callbacks.on_settings(
+                h2->user, nghttp2_session_get_remote_settings(session, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS));
+        }
+        break;
+    case NGHTTP2_GOAWAY:
+        h2->callbacks.on_goaway(h2->user, frame->goaway.last_stream_id, frame->goaway.error_code);
+        break;
+    default:
+        break;
+    }
+    return 0;
+}
+
+static int on_data_chunk(nghttp2_session *session, uint8_t flags, int32_t stream_id, const uint8_t *data, size_t len,
+                         void *user_data) {
+    (void)flags;
+    hp_h2 *h2 = user_data;
+    if (h2->callbacks.on_data(h2->user, stream_id, data, len)) {
+        // Refused (over a limit): the stream is cancelled; its close reports it.
+        nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, stream_id, NGHTTP2_CANCEL);
+    }
+    return 0;
+}
+
+static int on_stream_close(nghttp2_session *session, int32_t stream_id, uint32_t error_code, void *user_data) {
+    hp_h2 *h2 = user_data;
+    body *b = nghttp2_session_get_stream_user_data(session, stream_id);
+    if (b) unlink_body(h2, b);
+    h2->callbacks.on_stream_close(h2->user, stream_id, error_code);
+    return 0;
+}
+
+static ssize_t read_body(nghttp2_session *session, int32_t stream_id, uint8_t *buf, size_t length, uint32_t *flags,
+                         nghttp2_data_source *source, void *user_data) {
+    (void)session; (void)stream_id; (void)user_data;
+    body *b = source->ptr;
+    size_t n = b->len - b->offset < length ? b->len - b->offset : length;
+    memcpy(buf, b->bytes + b->offset, n);
+    b->offset += n;
+    if (b->offset == b->len) *flags |= NGHTTP2_DATA_FLAG_EOF;
+    return (ssize_t)n;
+}
+
+hp_h2 *hp_h2_new(const hp_h2_callbacks *callbacks, void *user, const hp_h2_setting *settings, size_t count,
+                 uint32_t window_increment) {
+    hp_h2 *h2 = calloc(1, sizeof *h2);
+    if (!h2) return NULL;
+    h2->callbacks = *callbacks;
+    h2->user = user;
+    nghttp2_session_callbacks *cbs;
+    if (nghttp2_session_callbacks_new(&cbs) != 0) {
+        free(h2);
+        return NULL;
+    }
+    nghttp2_session_callbacks_set_on_header_callback(cbs, on_header);
+    nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv);
+    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data_chunk);
+    nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close);
+    int rc = nghttp2_session_client_new(&h2->session, cbs, h2);
+    nghttp2_session_callbacks_del(cbs);
+    if (rc != 0) {
+        free(h2);
+        return NULL;
+    }
+    // The connection preface: SETTINGS exactly as given (nghttp2 keeps their order), then the
+    // connection window's increment.
+    nghttp2_settings_entry entries[16];
+    if (count > 16) count = 16;
+    for (size_t i = 0; i < count; i++) {
+        entries[i].settings_id = settings[i].id;
+        entries[i].value = settings[i].value;
+    }
+    if (nghttp2_submit_settings(h2->session, NGHTTP2_FLAG_NONE, entries, count) != 0 ||
+        (window_increment &&
+         nghttp2_submit_window_update(h2->session, NGHTTP2_FLAG_NONE, 0, (int32_t)window_increment) != 0)) {
+        nghttp2_session_del(h2->session);
+        free(h2);
+        return NULL;
+    }
+    atomic_fetch_add(&live_sessions, 1);
+    return h2;
+}
+
+int32_t hp_h2_submit_request(hp_h2 *h2, const hp_h2_field *fields, size_t count, const uint8_t *bytes, size_t len,
+                             int weight, int32_t dependency, int exclusive) {
+    nghttp2_nv *nva = malloc((count ? count : 1) * sizeof *nva);
+    if (!nva) return NGHTTP2_ERR_NOMEM;
+    for (size_t i = 0; i < count; i++) {
+        nva[i] = (nghttp2_nv){(uint8_t *)fields[i].name, (uint8_t *)fields[i].value, fields[i].namelen, fields[i].valuelen,
+                              NGHTTP2_NV_FLAG_NONE};
+    }
+    nghttp2_priority_spec priority;
+    if (weight > 0) nghttp2_priority_spec_init(&priority, dependency, weight, exclusive);
+    body *b = NULL;
+    nghttp2_data_provider provider;
+    if (len > 0) {
+        b = calloc(1, sizeof *b);
+        if (b) b->bytes = malloc(len);
+        if (!b || !b->bytes) {
+            free(b);
+            free(nva);
+            return NGHTTP2_ERR_NOMEM;
+        }
+        memcpy(b->bytes, bytes, len);
+        b->len = len;
+        b->next = h2->bodies;
+        if (h2->bodies) h2->bodies->prev = b;
+        h2->bodies = b;
+        provider.source.ptr = b;
+        provider.read_callback = read_body;
+    }
+    int32_t stream = nghttp2_submit_request(h2->session, weight > 0 ? &priority : NULL, nva, count, b ? &provider : NULL, b);
+    free(nva);  // nghttp2 copied the fields
+    if (stream < 0 && b) unlink_body(h2, b);
+    return stream;
+}
+
+int hp_h2_receive(hp_h2 *h2, const uint8_t *bytes, size_t len) {
+    ssize_t rc = nghttp2_session_mem_recv(h2->session, bytes, len);
+    return rc < 0 ? (int)rc : 0;
+}
+
+long hp_h2_output(hp_h2 *h2, const uint8_t **bytes) { return (long)nghttp2_session_mem_send(h2->session, bytes); }
+
+int hp_h2_reset_stream(hp_h2 *h2, int32_t stream, uint32_t error_code) {
+    return nghttp2_submit_rst_stream(h2->session, NGHTTP2_FLAG_NONE, stream, error_code);
+}
+
+int hp_h2_ping(hp_h2 *h2) { return nghttp2_submit_ping(h2->session, NGHTTP2_FLAG_NONE, NULL); }
+
+int hp_h2_goaway(hp_h2 *h2) { return nghttp2_session_terminate_session(h2->session, NGHTTP2_NO_ERROR); }
+
+int hp_h2_is_open(hp_h2 *h2) {
+    return nghttp2_session_want_read(h2->session) || nghttp2_session_want_write(h2->session);
+}
+
+void hp_h2_free(hp_h2 *h2) {
+    if (!h2) return;
+    nghttp2_session_del(h2->session);
+    while (h2->bodies) unlink_body(h2, h2->bodies);
+    free(h2);
+    atomic_fetch_sub(&live_sessions, 1);
+}
+
+const char *hp_h2_error_string(int code) { return nghttp2_strerror(code); }
+
+const char *hp_h2_error_code_name(uint32_t error_code) { return nghttp2_http2_strerror(error_code); }
+
+long hp_h2_live_sessions(void) { return atomic_load(&live_sessions); }

@@ -1,0 +1,65 @@
+import HTTPTypes
+
+/// A request in HTTP/2 form, made on the caller's thread: its header fields (the pseudo-header
+/// fields in the profile's order, then the profile's headers in order with the request's own
+/// values replacing them, then the request's other fields) as lower-case names and values in
+/// one buffer, and its body. nghttp2 copies both when the stream opens.
+struct HTTP2Request: Sendable {
+    /// Where one field's name and value are in `storage`.
+    struct Field: Sendable {
+        let nameStart, nameCount, valueStart, valueCount: Int32
+    }
+
+    private(set) var storage: [UInt8] = []
+    private(set) var fields: [Field] = []
+    let body: [UInt8]
+    let isHead: Bool
+
+    /// Fields HTTP/2 forbids in a request (RFC 9113 8.2.2); `host` goes into `:authority`.
+    private static let connectionSpecific: Set<HTTPField.Name> = [
+        .connection, .init("keep-alive")!, .init("proxy-connection")!, .transferEncoding, .init("upgrade")!, .init("host")!,
+    ]
+
+    init(_ request: HTTPRequest, body: [UInt8], defaultAuthority: String, profile: ProfileHeaders,
+         pseudoHeaderOrder: [HTTP2PseudoHeader]) {
+        self.body = body
+        self.isHead = request.method == .head
+        storage.reserveCapacity(256 + profile.wire.count + body.count)
+        for pseudo in pseudoHeaderOrder {
+            switch pseudo {
+            case .method: append(pseudo.rawValue, request.method.rawValue)
+            case .authority: append(pseudo.rawValue, request.authority ?? request.headerFields[.init("host")!] ?? defaultAuthority)
+            case .scheme: append(pseudo.rawValue, request.scheme ?? "https")
+            case .path: append(pseudo.rawValue, request.path ?? "/")
+            }
+        }
+        for header in profile.fields {
+            let own = request.headerFields[fields: header.name]
+            if own.isEmpty {
+                append(header.name.canonicalName, header.value)
+            } else {
+                for field in own where Self.mayBeSent(field) { append(field.name.canonicalName, field.value) }
+            }
+        }
+        for field in request.headerFields where !profile.names.contains(field.name) && Self.mayBeSent(field) {
+            append(field.name.canonicalName, field.value)
+        }
+        if request.headerFields[.contentLength] == nil && (!body.isEmpty || [.post, .put, .patch].contains(request.method)) {
+            append("content-length", String(body.count))
+        }
+    }
+
+    private static func mayBeSent(_ field: HTTPField) -> Bool {
+        if field.name == .te { return field.value.lowercased() == "trailers" }
+        return !connectionSpecific.contains(field.name)
+    }
+
+    private mutating func append(_ name: String, _ value: String) {
+        let nameStart = storage.count
+        storage.append(contentsOf: name.utf8)
+        let valueStart = storage.count
+        storage.append(contentsOf: value.utf8)
+        fields.append(Field(nameStart: Int32(nameStart), nameCount: Int32(valueStart - nameStart),
+                            valueStart: Int32(valueStart), valueCount: Int32(storage.count - valueStart)))
+    }
+}

@@ -1,0 +1,194 @@
+import CShims
+import HTTPTypes
+
+/// One request's stream on an HTTP/2 connection, and its response as the frames deliver it,
+/// within the pool's `ResponseLimits` (interim responses and trailers are read and dropped).
+final class HTTP2Exchange {
+    /// How the stream ended.
+    enum Outcome {
+        /// A whole response.
+        case answered(HTTPResponse, body: [UInt8])
+        /// Refused here: a limit was passed or a field was malformed (the stream was reset).
+        case refused(ResponseError)
+        /// Reset by the server, or by nghttp2 for a protocol error, with this HTTP/2 error code
+        /// (REFUSED_STREAM, 7: the server did not process it).
+        case reset(errorCode: UInt32)
+    }
+
+    let request: HTTP2Request
+    private let limits: ResponseLimits
+    /// The stream's id once it is open.
+    fileprivate(set) var stream: Int32 = 0
+    /// Set once the stream closed.
+    private(set) var outcome: Outcome?
+
+    private var blockStatus: Int?
+    private var finalStatus: Int?
+    private var fields = HTTPFields()
+    private var body: [UInt8] = []
+    private var headerBytes = 0
+    private var interimResponses = 0
+    private var refusal: ResponseError?
+
+    init(request: HTTP2Request, limits: ResponseLimits) {
+        self.request = request
+        self.limits = limits
+    }
+
+    /// One field of a header block; false refuses the stream.
+    fileprivate func header(_ name: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) -> Bool {
+        guard refusal == nil else { return false }
+        if name.first == UInt8(ascii: ":") {
+            // nghttp2 has checked the response's pseudo-header fields: only :status, 3 digits.
+            if name.elementsEqual(":status".utf8) { blockStatus = Int(String(decoding: value, as: UTF8.self)) }
+            return true
+        }
+        guard finalStatus == nil, let status = blockStatus, status >= 200 else { return true }  // trailers, 1xx fields
+        headerBytes += name.count + value.count + 4  // as "name: value\r\n"
+        if headerBytes > limits.maxHeaderBytes { return refuse(.headersTooLarge) }
+        if fields.count >= limits.maxHeaderFields { return refuse(.tooManyHeaderFields) }
+        guard let fieldName = HTTPField.Name(String(decoding: name, as: UTF8.self)) else { return refuse(.malformedHeader) }
+        fields.append(HTTPField(name: fieldName, value: String(decoding: value, as: UTF8.self)))
+        return true
+    }
+
+    /// A header block ended: an interim response, the final head, or the trailers.
+    fileprivate func headersEnded() {
+        guard refusal == nil, finalStatus == nil, let status = blockStatus else { return }
+        blockStatus = nil
+        if status >= 200 {
+            finalStatus = status
+        } else {
+            interimResponses += 1
+            if interimResponses > ResponseLimits.maxInterimResponses { _ = refuse(.tooManyInterimResponses) }
+        }
+    }
+
+    /// Body bytes; false refuses the stream.
+    fileprivate func data(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        guard refusal == nil else { return false }
+        guard body.count + bytes.count <= limits.maxBodyBytes else { return refuse(.bodyTooLarge) }
+        body.append(contentsOf: bytes)
+        return true
+    }
+
+    fileprivate func closed(errorCode: UInt32) {
+        if let refusal {
+            outcome = .refused(refusal)
+        } else if errorCode == 0, let finalStatus {
+            outcome = .answered(HTTPResponse(status: .init(code: finalStatus), headerFields: fields), body: body)
+        } else {
+            outcome = .reset(errorCode: errorCode == 0 ? 1 : errorCode)  // ended with no response: PROTOCOL_ERROR
+        }
+    }
+
+    private func refuse(_ error: ResponseError) -> Bool {
+        refusal = error
+        return false
+    }
+}
+
+/// An HTTP/2 client connection's protocol state: an nghttp2 session (sans I/O) whose preface
+/// has the fingerprint's SETTINGS and window increment. The driver feeds it the plaintext it
+/// reads and sends what it writes; streams record their responses as `receive` runs.
+final class HTTP2Session {
+    private var session: OpaquePointer!
+    private var streams: [Int32: HTTP2Exchange] = [:]
+    private let priority: HTTP2Priority?
+    /// The last stream the server's GOAWAY said it will process; nil until a GOAWAY comes.
+    private(set) var goAwayLastStream: Int32?
+    /// The server's SETTINGS_MAX_CONCURRENT_STREAMS (unbounded until its SETTINGS come).
+    private(set) var maxConcurrentStreams: UInt32 = .max
+
+    /// Nil when nghttp2 cannot make the session (out of memory).
+    init?(fingerprint: HTTP2Fingerprint) {
+        priority = fingerprint.headersPriority
+        let settings = fingerprint.settings.map { hp_h2_setting(id: Int32($0.id), value: $0.value) }
+        var callbacks = Self.callbacks
+        let user = Unmanaged.passUnretained(self).toOpaque()
+        session = settings.withUnsafeBufferPointer {
+            hp_h2_new(&callbacks, user, $0.baseAddress, $0.count, fingerprint.connectionWindowIncrement)
+        }
+        if session == nil { return nil }
+    }
+
+    deinit {
+        hp_h2_free(session)
+    }
+
+    /// True while the connection can take new streams: no GOAWAY came and no fatal error ended it.
+    var isOpen: Bool { goAwayLastStream == nil && hp_h2_is_open(session) != 0 }
+
+    /// Opens a stream for the exchange's request; returns nil, or nghttp2's reason for refusing it.
+    func open(_ exchange: HTTP2Exchange) -> String? {
+        let request = exchange.request
+        let stream = request.storage.withUnsafeBufferPointer { storage in
+            let base = storage.baseAddress!
+            let fields = request.fields.map { field in
+                hp_h2_field(name: base + Int(field.nameStart), namelen: Int(field.nameCount),
+                            value: base + Int(field.valueStart), valuelen: Int(field.valueCount))
+            }
+            return fields.withUnsafeBufferPointer { fields in
+                request.body.withUnsafeBufferPointer { body in
+                    hp_h2_submit_request(session, fields.baseAddress, fields.count, body.baseAddress, body.count,
+                                         Int32(priority?.weight ?? 0), priority?.dependency ?? 0, priority?.exclusive == true ? 1 : 0)
+                }
+            }
+        }
+        guard stream > 0 else { return String(cString: hp_h2_error_string(stream)) }
+        exchange.stream = stream
+        streams[stream] = exchange
+        return nil
+    }
+
+    /// Stops a stream this side gave up on (a timeout): it is reset and forgotten.
+    func cancel(_ exchange: HTTP2Exchange) {
+        guard streams.removeValue(forKey: exchange.stream) != nil else { return }
+        _ = hp_h2_reset_stream(session, exchange.stream, 8)  // CANCEL
+    }
+
+    /// Takes plaintext from the server; returns nil, or why the session broke (a protocol error).
+    func receive(_ bytes: UnsafeRawBufferPointer) -> String? {
+        let rc = hp_h2_receive(session, bytes.baseAddress?.assumingMemoryBound(to: UInt8.self), bytes.count)
+        return rc < 0 ? String(cString: hp_h2_error_string(rc)) : nil
+    }
+
+    /// Hands each chunk of what the session has to send to `write` (which takes it whole or
+    /// returns false); returns false if a write failed.
+    func drainOutput(_ write: (UnsafeRawBufferPointer) -> Bool) -> Bool {
+        while true {
+            var bytes: UnsafePointer<UInt8>?
+            let count = hp_h2_output(session, &bytes)
+            if count <= 0 { return count == 0 }
+            if !write(UnsafeRawBufferPointer(start: bytes, count: count)) { return false }
+        }
+    }
+
+    /// Queues a GOAWAY: the connection is being closed by this side.
+    func goAway() {
+        _ = hp_h2_goaway(session)
+    }
+
+    // MARK: nghttp2's callbacks (they run inside `receive`)
+
+    private static func of(_ user: UnsafeMutableRawPointer?) -> HTTP2Session {
+        Unmanaged<HTTP2Session>.fromOpaque(user!).takeUnretainedValue()
+    }
+
+    private static let callbacks = hp_h2_callbacks(
+        on_header: { user, stream, name, nameCount, value, valueCount in
+            guard let exchange = of(user).streams[stream] else { return 0 }
+            return exchange.header(UnsafeRawBufferPointer(start: name, count: nameCount),
+                                   UnsafeRawBufferPointer(start: value, count: valueCount)) ? 0 : 1
+        },
+        on_headers_end: { user, stream, _ in of(user).streams[stream]?.headersEnded() },
+        on_data: { user, stream, bytes, count in
+            guard let exchange = of(user).streams[stream] else { return 0 }
+            return exchange.data(UnsafeRawBufferPointer(start: bytes, count: count)) ? 0 : 1
+        },
+        on_stream_close: { user, stream, errorCode in
+            of(user).streams.removeValue(forKey: stream)?.closed(errorCode: errorCode)
+        },
+        on_goaway: { user, lastStream, _ in of(user).goAwayLastStream = lastStream },
+        on_settings: { user, maxStreams in of(user).maxConcurrentStreams = maxStreams })
+}
