@@ -18,6 +18,8 @@ itself, and is driven by JSON lines on stdin (one reply line each on stdout):
   {"cmd":"requests","ip":IP|"*","last":N}   request heads: method, path, headers (in order),
       and "conn", the number of the connection that carried it (1, 2, ... in accept order)
   {"cmd":"hellos","ip":IP|"*","last":N}     parsed raw ClientHellos, with JA3 and JA4
+  {"cmd":"h2_settings","max_concurrent_streams":N}   SETTINGS_MAX_CONCURRENT_STREAMS of new h2 connections
+  {"cmd":"h2_peaks"}                         per h2 connection number: the most streams it had open at once
   {"cmd":"frames","ip":IP|"*","last":N}     HTTP/2 frames received, in order: type, stream, flags,
       SETTINGS as [[id, value], ...] in wire order, WINDOW_UPDATE increment, HEADERS and PRIORITY
       priority (exclusive, depends_on, weight 1-256), and "conn"
@@ -35,8 +37,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-import h2.config, h2.connection, h2.errors, h2.events, h2.exceptions
-from hyperframe.frame import Frame, HeadersFrame, PriorityFrame, SettingsFrame, WindowUpdateFrame
+import h2.config, h2.connection, h2.errors, h2.events, h2.exceptions, h2.settings
+from hyperframe.frame import Frame, GoAwayFrame, HeadersFrame, PriorityFrame, SettingsFrame, WindowUpdateFrame
 from control import serve_commands
 
 REASONS = {200: "OK", 201: "Created", 204: "No Content", 301: "Moved Permanently", 403: "Forbidden",
@@ -222,6 +224,8 @@ class Origin:
         self.requests = {ip: collections.deque(maxlen=100) for ip in ips}
         self.sources = {ip: collections.deque(maxlen=100) for ip in ips}   # {"ip": peer IP} per accept
         self.frames = {ip: collections.deque(maxlen=1000) for ip in ips}
+        self.h2_max_streams = 100                       # SETTINGS_MAX_CONCURRENT_STREAMS of new h2 connections
+        self.h2_peaks = {}                              # h2 connection number -> most streams open at once
         self.sequence = 0                               # orders captures across IPs
         self.connections = 0                            # numbers accepted connections across IPs
 
@@ -368,17 +372,19 @@ class Conn:
         self.buffer += data
         return bool(data)
 
-    def receive(self, idle):
-        """The next bytes read (b"" at EOF, or when a control command ended the connection).
-        While idle, carries out control commands."""
+    def receive(self, idle, timeout=None):
+        """The next bytes read (b"" at EOF, or when a control command ended the connection; None
+        when `timeout` seconds passed first). While idle, carries out control commands."""
         while self.tls.pending() == 0:
             if idle:
                 with self.origin.cond:
                     self.origin.idle[self] = self.ip
                     self.origin.cond.notify_all()
-            ready, _, _ = select.select([self.tls, self.wake_r], [], [])
+            ready, _, _ = select.select([self.tls, self.wake_r], [], [], timeout)
             with self.origin.cond:
                 self.origin.idle.pop(self, None)
+            if not ready:
+                return None
             if self.wake_r in ready:
                 self.wake_r.recv(16)
                 with self.lock:
@@ -547,6 +553,10 @@ class H2Conn:
         self.unparsed = b""                             # received bytes not yet parsed into frames
         self.open = set()                               # streams not answered yet
         self.pending = {}                               # stream -> body bytes waiting for flow control
+        self.delayed = []                               # (due, stream, action): answers held by "delay_ms"
+        self.heads = {}                                 # stream -> request header fields, until answered
+        self.body_len = {}                              # stream -> request body bytes received
+        self.goaway_last = None                         # the last stream our GOAWAY let through
 
     def send(self):
         data = self.h2.data_to_send()
@@ -559,10 +569,22 @@ class H2Conn:
         self.send()
 
     def serve(self):
+        self.h2.local_settings = h2.settings.Settings(
+            client=False, initial_values={h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: self.c.origin.h2_max_streams})
         self.h2.initiate_connection()
         self.send()
         while True:
-            data = self.c.receive(idle=not self.open and not self.pending)
+            timeout = max(0, min(d[0] for d in self.delayed) - time.monotonic()) if self.delayed else None
+            data = self.c.receive(idle=not self.open and not self.pending, timeout=timeout)
+            if data is None:                            # a delayed answer is due
+                now = time.monotonic()
+                for item in [d for d in self.delayed if d[0] <= now]:
+                    self.delayed.remove(item)
+                    if not self.respond(item[1], item[2]):
+                        return
+                self.flush_pending()
+                self.send()
+                continue
             if not data:
                 return
             self.record(data)
@@ -573,20 +595,25 @@ class H2Conn:
                 return
             for event in events:
                 if isinstance(event, h2.events.RequestReceived):
+                    if self.goaway_last is not None and event.stream_id > self.goaway_last:
+                        continue                        # after our GOAWAY: not processed
                     self.open.add(event.stream_id)
-                    self.c.origin.record(self.c.origin.requests, self.c.ip, {
-                        "method": dict(event.headers).get(":method"), "path": dict(event.headers).get(":path", "").split("?")[0],
-                        "pseudo": [[k, v] for k, v in event.headers if k.startswith(":")],
-                        "headers": [[k, v] for k, v in event.headers if not k.startswith(":")],
-                        "conn": self.c.number, "stream": event.stream_id, "body_len": 0})
+                    self.heads[event.stream_id] = event.headers
+                    self.body_len[event.stream_id] = 0
+                    with self.c.origin.cond:
+                        peaks = self.c.origin.h2_peaks
+                        peaks[self.c.number] = max(peaks.get(self.c.number, 0), len(self.open))
                 elif isinstance(event, h2.events.DataReceived):
                     self.h2.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+                    if event.stream_id in self.body_len:
+                        self.body_len[event.stream_id] += len(event.data)
                 elif isinstance(event, h2.events.StreamEnded):
-                    if not self.answer(event.stream_id):
+                    if event.stream_id in self.heads and not self.answer(event.stream_id):
                         return
                 elif isinstance(event, h2.events.StreamReset):
                     self.open.discard(event.stream_id)
                     self.pending.pop(event.stream_id, None)
+                    self.delayed = [d for d in self.delayed if d[1] != event.stream_id]
                 elif isinstance(event, h2.events.ConnectionTerminated):
                     self.send()
                     return
@@ -616,12 +643,28 @@ class H2Conn:
             self.c.origin.record(self.c.origin.frames, self.c.ip, item)
 
     def answer(self, stream):
-        """Answers a whole request by the rule for its path; False when the connection ends."""
+        """Records a whole request and answers it by the rule for its path; False when the
+        connection ends."""
         o = self.c.origin
-        request = next((r for r in reversed(o.recent(o.requests, self.c.ip, 100)) if r["conn"] == self.c.number and
-                        r.get("stream") == stream), {"path": "/"})
+        headers = self.heads.pop(stream)
+        path = dict(headers).get(":path", "").split("?")[0]
+        action = o.rule_for(self.c.ip, path)
+        if action.get("type") == "goaway" and action.get("refuse"):
+            return self.respond(stream, action)     # not processed: neither recorded nor counted
+        o.record(o.requests, self.c.ip, {
+            "method": dict(headers).get(":method"), "path": path, "pseudo": [[k, v] for k, v in headers if k.startswith(":")],
+            "headers": [[k, v] for k, v in headers if not k.startswith(":")], "conn": self.c.number, "stream": stream,
+            "body_len": self.body_len.pop(stream, 0)})
         o.count("requests", self.c.ip)
-        action = o.rule_for(self.c.ip, request["path"])
+        if action.get("delay_ms"):
+            self.delayed.append((time.monotonic() + action["delay_ms"] / 1000, stream, action))
+            return True
+        return self.respond(stream, action)
+
+    def respond(self, stream, action):
+        """Sends the answer an action describes on a stream; False when the connection ends."""
+        if stream not in self.open:                     # the client reset it meanwhile
+            return True
         kind = action.get("type", "status")
         self.open.discard(stream)
         if kind == "stall":
@@ -643,9 +686,11 @@ class H2Conn:
             self.c.tls.sendall(action.get("data", "").encode("latin-1"))
             return True
         if kind == "goaway":
-            # Answered (last stream = this one) or, with "refuse", not processed (the one before).
+            # A graceful GOAWAY, written by hand (hyper-h2 sends nothing after its own): streams up
+            # to the last one it names are still answered, later ones are not processed. The last
+            # is this stream (answered), or with "refuse" the one before (this one not processed).
             if action.get("refuse"):
-                self.h2.close_connection(last_stream_id=stream - 2)
+                self.go_away(stream - 2)
                 return True
         status = action.get("status", 200)
         body = (b"x" * action["body_size"]) if "body_size" in action else action.get("body", "ok").encode()
@@ -656,8 +701,17 @@ class H2Conn:
             self.pending[stream] = body
         if kind == "goaway":
             self.flush_pending()
-            self.h2.close_connection(last_stream_id=stream)
+            self.go_away(stream)
         return True
+
+    def go_away(self, last):
+        self.send()
+        self.goaway_last = last
+        self.c.tls.sendall(GoAwayFrame(stream_id=0, last_stream_id=last, error_code=0).serialize())
+        for stream in [s for s in self.open if s > last]:
+            self.open.discard(stream)
+            self.heads.pop(stream, None)
+        self.delayed = [d for d in self.delayed if d[1] <= last]
 
     def flush_pending(self):
         """Sends queued body bytes as far as the flow-control windows allow."""
@@ -730,6 +784,12 @@ def handle(origin, c):
         return {"requests": origin.recent(origin.requests, ip, c.get("last", 1))}
     if cmd == "hellos":
         return {"hellos": origin.recent(origin.hellos, ip, c.get("last", 1))}
+    if cmd == "h2_settings":
+        origin.h2_max_streams = c["max_concurrent_streams"]
+        return {"ok": True}
+    if cmd == "h2_peaks":
+        with origin.cond:
+            return {"peaks": {str(k): v for k, v in origin.h2_peaks.items()}}
     if cmd == "frames":
         return {"frames": origin.recent(origin.frames, ip, c.get("last", 1))}
     if cmd == "sources":

@@ -374,7 +374,7 @@ public final class HotConnPool: Sendable {
         if let timeout, timeout <= .zero { throw HotPoolError.invalidConfiguration("execute timeout must be positive, not \(timeout)") }
         let timeout = (timeout ?? configuration.requestTimeout).nanoseconds
         return try await ask({ handoff in
-            .execute(PoolDriver.PendingExecute(request: request, body: body, timeout: timeout, handoff: handoff))
+            .execute(PoolDriver.PendingExecute(request: request, body: body, timeout: timeout, handoff: handoff, acquire: acquire))
         }, { .acquire($0, acquire) }).get()
     }
 

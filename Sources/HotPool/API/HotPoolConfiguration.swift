@@ -74,6 +74,9 @@ public struct HotPoolConfiguration: Sendable {
     /// are left out of its ClientHello, and the server picks among the rest (no pick = HTTP/1.1).
     /// The presets offer `h2` then `http/1.1`, as browsers do.
     public var httpVersions: Set<HTTPProtocolVersion> = [.http2, .http1_1]
+    /// The most callers an HTTP/2 connection is leased to at once, one per stream; the server's
+    /// SETTINGS_MAX_CONCURRENT_STREAMS lowers it. An HTTP/1.1 connection has one caller at a time.
+    public var maxStreamsPerConnection: Int = 100
 
     /// The path idle connections are health-checked with: `GET` must be answered 2xx or 3xx
     /// within `validationTimeout`, or the connection is destroyed (`healthCheckFailed`; a 403 also
@@ -183,6 +186,7 @@ public struct HotPoolConfiguration: Sendable {
             throw .invalidConfiguration("localAddresses must be IP literals, got \(address)")
         }
         if httpVersions.isEmpty { throw .invalidConfiguration("httpVersions must not be empty") }
+        try positive(maxStreamsPerConnection, "maxStreamsPerConnection")
     }
 
     private func validate(_ http2: HTTP2Fingerprint, of name: String) throws(HotPoolError) {

@@ -79,16 +79,20 @@ extension PoolDriver {
         flush(slot)
         switch rc {
         case 0:
-            // An HTTP/2 connection sends its preface now, and reads the server's SETTINGS if they
-            // came. An HTTP/1.1 one reads on: whatever came with the handshake beyond session
-            // tickets (bytes, a close) would otherwise be taken for the answer to the first request.
-            let unusable: CloseReason?
-            if isHTTP2Chosen(tls[s]!) {
+            // An HTTP/2 connection sends its preface now, and is dialed once the server's SETTINGS
+            // came (they say how many streams it takes). An HTTP/1.1 one reads on: whatever came
+            // with the handshake beyond session tickets (bytes, a close) would otherwise be taken
+            // for the answer to the first request.
+            if http2[s] == nil && isHTTP2Chosen(tls[s]!) {
                 guard let session = HTTP2Session(fingerprint: profiles[identity[s]!.profileIndex].http2) else {
                     return failDial(slot, .networkError(host: host, ip: ip, reason: "out of memory for the HTTP/2 session"))
                 }
-                http2[s] = session
-                unusable = readHTTP2(slot, session)?.reason
+                http2[s] = HTTP2Connection(session: session)
+            }
+            let unusable: CloseReason?
+            if let session = http2[s]?.session {
+                unusable = readHTTP2(slot, session)?.reason ?? (session.goAwayLastStream != nil ? .remoteClosed : nil)
+                if unusable == nil && !session.settingsReceived { return }
             } else {
                 unusable = unreadInput(slot)
             }
@@ -96,8 +100,13 @@ extension PoolDriver {
             case nil:
                 io[s] = nil
                 metrics.opened()
-                logger.debug("connected", metadata: ["host": "\(host)", "ip": "\(ip)"])
-                send(.dialed(machine.table.handle(slot)))
+                logger.debug("connected", metadata: ["host": "\(host)", "ip": "\(ip)", "http": "\(http2[s] == nil ? "1.1" : "2")"])
+                if let connection = http2[s] {
+                    connection.announcedLimit = connection.streamLimit
+                    send(.dialedMultiplexed(machine.table.handle(slot), streamLimit: connection.streamLimit))
+                } else {
+                    send(.dialed(machine.table.handle(slot)))
+                }
             case .unsolicitedData?:
                 failDial(slot, .networkError(host: host, ip: ip, reason: "the server sent data before any request"))
             case .remoteClosed?:

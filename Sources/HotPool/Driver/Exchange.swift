@@ -28,6 +28,10 @@ final class ExchangeOp {
     let requester: Requester
     /// The connection an `execute` leased for this exchange.
     var lease: LeaseHandle?
+    /// The stream lease it runs on, on an HTTP/2 connection (nil for a health check).
+    var streamLease: LeaseHandle?
+    /// An `execute` not yet retried: asked again once if a GOAWAY leaves its request unprocessed.
+    var retry: PoolDriver.PendingExecute?
 
     init(_ message: ExchangeMessage, limits: ResponseLimits, requester: Requester) {
         switch message {
@@ -63,11 +67,14 @@ extension PoolDriver {
     /// HTTP/2 connection, as a new stream); the answer is read as it arrives (`received`).
     /// Nothing is unread on the connection (see `completeExchange` and `received`).
     func startExchange(_ slot: Int32, _ op: ExchangeOp) {
+        if op.http2 != nil { return startHTTP2Exchange(slot, op) }
         let s = Int(slot)
         io[s] = .exchange(op)
         idleBytes[s] = 0
-        if let exchange = op.http2 { return startHTTP2Exchange(slot, op, exchange) }
-        let written = op.request.withUnsafeBytes { writePlaintext(tls[s]!, $0) }
+        guard let tls = tls[s], http2[s] == nil else {
+            return failExchange(slot, op, .networkError(host: machine.hostName(slot), ip: machine.ipAddress(slot), reason: "HTTP version mismatch"))
+        }
+        let written = op.request.withUnsafeBytes { writePlaintext(tls, $0) }
         guard written else { return failExchange(slot, op, tlsError(slot, HP_TLS_ERROR)) }
         flush(slot)
     }

@@ -1,45 +1,152 @@
 import CShims
 
-/// Exchanges on HTTP/2 connections: each request is a stream of the connection's nghttp2
-/// session; what the server sends between requests (SETTINGS, PING, WINDOW_UPDATE, GOAWAY) is
-/// read by the session as it arrives.
-extension PoolDriver {
-    /// Opens the request's stream and sends its frames.
-    func startHTTP2Exchange(_ slot: Int32, _ op: ExchangeOp, _ exchange: HTTP2Exchange) {
-        let host = machine.hostName(slot), ip = machine.ipAddress(slot)
-        guard let session = http2[Int(slot)] else {
-            return failExchange(slot, op, .networkError(host: host, ip: ip, reason: "an HTTP/2 request on an HTTP/1.1 connection"))
-        }
-        if let why = session.open(exchange) {
-            return failExchange(slot, op, .networkError(host: host, ip: ip, reason: "HTTP/2: \(why)"))
-        }
-        if !sendHTTP2(slot, session) { failExchange(slot, op, tlsError(slot, HP_TLS_ERROR)) }
+/// An HTTP/2 connection's session and the exchanges under way on its streams.
+final class HTTP2Connection {
+    let session: HTTP2Session
+    /// Exchanges under way, by their stream's exchange.
+    var exchanges: [ObjectIdentifier: ExchangeOp] = [:]
+    /// The stream limit the machine was last told (from the dial on).
+    var announcedLimit: Int
+    /// The machine was told of the server's GOAWAY.
+    var goAwayReported = false
+
+    init(session: HTTP2Session) {
+        self.session = session
+        announcedLimit = 0
     }
 
-    /// Reads what arrived into the session and ends the exchange once its stream closed, or the
-    /// connection failed under it.
-    func stepHTTP2Exchange(_ slot: Int32, _ op: ExchangeOp) {
-        guard let session = http2[Int(slot)], let exchange = op.http2 else { return }
-        let broken = readHTTP2(slot, session)
+    /// The session's stream limit as the machine takes it.
+    var streamLimit: Int { Int(min(session.maxConcurrentStreams, UInt32(Int32.max))) }
+}
+
+/// Exchanges on HTTP/2 connections: each request is a stream of the connection's nghttp2
+/// session, many at once; what the server sends between them (SETTINGS, PING, WINDOW_UPDATE,
+/// GOAWAY) is read by the session as it arrives, whether or not a stream is open.
+extension PoolDriver {
+    /// Opens the request's stream and sends its frames (`op.streamLease` names a caller's
+    /// stream lease; nil for a health check).
+    func startHTTP2Exchange(_ slot: Int32, _ op: ExchangeOp) {
         let host = machine.hostName(slot), ip = machine.ipAddress(slot)
-        switch exchange.outcome {
-        case nil:
-            if let broken { failExchange(slot, op, broken.error) }
-        case .answered(let head, let body)?:
-            io[Int(slot)] = nil
-            let unusable = broken?.reason ?? (session.isOpen ? nil : .remoteClosed)
-            send(.exchangeEnded(machine.table.handle(slot), .answered(status: head.status.code, unusable: unusable)))
-            finish(op, .success(HotResponse(head: head, body: body, connectionReusable: unusable == nil)), metrics: metrics)
-        case .refused(let error)?:
-            failExchange(slot, op, HotPoolError(error, host: host, ip: ip, limits: config.responseLimits))
-        case .reset(let code)?:
-            failExchange(slot, op, .streamReset(host: host, ip: ip, reason: String(cString: hp_h2_error_code_name(code))))
+        guard let connection = http2[Int(slot)], let exchange = op.http2 else {
+            return endHTTP2Exchange(slot, op, .failed, .failure(.networkError(host: host, ip: ip, reason: "HTTP version mismatch")))
         }
+        if let why = connection.session.open(exchange) {
+            return endHTTP2Exchange(slot, op, .streamFailed, .failure(.networkError(host: host, ip: ip, reason: "HTTP/2: \(why)")))
+        }
+        connection.exchanges[ObjectIdentifier(exchange)] = op
+        idleBytes[Int(slot)] = 0
+        if !sendHTTP2(slot, connection.session) { failHTTP2Exchanges(slot, tlsError(slot, HP_TLS_ERROR)) }
+    }
+
+    /// Input on an HTTP/2 connection (after its handshake): the session reads it, exchanges whose
+    /// stream closed end, and a broken connection fails those still under way; with none under
+    /// way, the machine hears why the connection can carry no further request.
+    func http2Input(_ slot: Int32, _ connection: HTTP2Connection) {
+        let handle = machine.table.handle(slot)
+        let broken = readHTTP2(slot, connection.session)
+        let goAway = connection.session.goAwayLastStream != nil
+        if goAway && !connection.goAwayReported {
+            // First of all, the connection takes no new stream (a retry must go elsewhere); those
+            // the server still answers run to their end.
+            connection.goAwayReported = true
+            send(.unreadInput(handle, .remoteClosed))
+            guard machine.table.isCurrent(handle) else { return }
+        }
+        for exchange in connection.session.takeEnded() {
+            guard let op = connection.exchanges.removeValue(forKey: ObjectIdentifier(exchange)) else { continue }
+            let host = machine.hostName(slot), ip = machine.ipAddress(slot)
+            switch exchange.outcome! {
+            case .answered(let head, let body):
+                let unusable: CloseReason? = broken?.reason ?? (goAway ? .remoteClosed : nil)
+                endHTTP2Exchange(slot, op, .answered(status: head.status.code, unusable: unusable),
+                                 .success(HotResponse(head: head, body: body, connectionReusable: unusable == nil)))
+            case .refused(let error):
+                endHTTP2Exchange(slot, op, .streamFailed,
+                                 .failure(HotPoolError(error, host: host, ip: ip, limits: config.responseLimits)))
+            case .reset(let code) where code == Self.refusedStream && op.retry != nil:
+                retryElsewhere(slot, op)
+            case .reset(let code):
+                let reason = String(cString: hp_h2_error_code_name(code))
+                endHTTP2Exchange(slot, op, .streamFailed, .failure(.streamReset(host: host, ip: ip, reason: reason)))
+            }
+            guard machine.table.isCurrent(handle) else { return }  // its connection went meanwhile
+        }
+        if let broken {
+            if connection.exchanges.isEmpty { return send(.unreadInput(handle, broken.reason)) }
+            return failHTTP2Exchanges(slot, broken.error)
+        }
+        if connection.streamLimit != connection.announcedLimit {
+            connection.announcedLimit = connection.streamLimit
+            send(.streamLimitChanged(handle, connection.streamLimit))
+        }
+    }
+
+    /// An exchange on the connection ended: the machine hears how (by its stream lease, or as the
+    /// slot's health check), then its requester gets the result.
+    func endHTTP2Exchange(_ slot: Int32, _ op: ExchangeOp, _ outcome: PoolStateMachine.ExchangeOutcome,
+                          _ result: Result<HotResponse, HotPoolError>) {
+        if case .failure(let error) = result {
+            logger.debug("HTTP/2 exchange failed", metadata: ["ip": "\(machine.ipAddress(slot))", "error": "\(error)"])
+        }
+        if let lease = op.streamLease {
+            send(.streamExchangeEnded(lease, outcome))
+        } else {
+            send(.exchangeEnded(machine.table.handle(slot), outcome))
+        }
+        finish(op, result, metrics: metrics)
+    }
+
+    /// HTTP/2's REFUSED_STREAM: the server did not process the request (a GOAWAY named an
+    /// earlier last stream, or it refused the stream).
+    static let refusedStream: UInt32 = 7
+
+    /// An `execute` whose request the server did not process (its stream was refused) runs once
+    /// more on another connection: its lease ends, and it asks for a connection again (the
+    /// machine gives it none that refuses streams).
+    private func retryElsewhere(_ slot: Int32, _ op: ExchangeOp) {
+        guard var pending = op.retry, let lease = op.streamLease else { return }
+        logger.debug("request not processed by the server; retrying it on another connection",
+                     metadata: ["ip": "\(machine.ipAddress(slot))"])
+        send(.streamExchangeEnded(lease, .notProcessed))
+        if machine.isCurrent(lease) { send(.release(lease)) }
+        pending.retried = true
+        let id = newWaiterID()
+        ask(id, .execute(pending), .acquire(id, pending.acquire))
+    }
+
+    /// Fails every exchange under way on the connection (it broke, or is being closed).
+    func failHTTP2Exchanges(_ slot: Int32, _ error: HotPoolError) {
+        guard let connection = http2[Int(slot)] else { return }
+        let ops = connection.exchanges.values
+        connection.exchanges.removeAll()
+        for op in ops { endHTTP2Exchange(slot, op, .failed, .failure(error)) }
+    }
+
+    /// Stops the exchange of a stream lease (its deadline passed, or its caller returned the
+    /// lease): the stream is reset and the exchange fails.
+    func abortStreamExchange(_ lease: LeaseHandle) {
+        guard let connection = http2[Int(lease.slot)],
+              let (key, op) = connection.exchanges.first(where: { $0.value.streamLease == lease }) else { return }
+        connection.exchanges[key] = nil
+        if let exchange = op.http2 { connection.session.cancel(exchange) }
+        sendHTTP2(lease.slot, connection.session)
+        let host = machine.hostName(lease.slot), ip = machine.ipAddress(lease.slot)
+        let error: HotPoolError = machine.isCurrent(lease) ? .timeout(host: host, ip: ip, phase: .request) : .staleConnection
+        endHTTP2Exchange(lease.slot, op, .failed, .failure(error))
+    }
+
+    /// Stops the connection's health check past its deadline.
+    func abortHTTP2Probe(_ slot: Int32) {
+        guard let connection = http2[Int(slot)],
+              let (key, op) = connection.exchanges.first(where: { $0.value.streamLease == nil }) else { return }
+        connection.exchanges[key] = nil
+        if let exchange = op.http2 { connection.session.cancel(exchange) }
+        endHTTP2Exchange(slot, op, .failed, .failure(.timeout(host: machine.hostName(slot), ip: machine.ipAddress(slot), phase: .request)))
     }
 
     /// Feeds what the engine decrypts to the session (its callbacks record each stream's
-    /// response) and sends what the session answers. Returns why the connection can carry no
-    /// further request, with the error an exchange on it fails with; nil while it can.
+    /// response) and sends what the session answers. Returns why the connection broke (the
+    /// server closed it, a TLS or HTTP/2 protocol error), with the error its exchanges fail with.
     func readHTTP2(_ slot: Int32, _ session: HTTP2Session) -> (reason: CloseReason, error: HotPoolError)? {
         let host = machine.hostName(slot), ip = machine.ipAddress(slot)
         let tls = tls[Int(slot)]
@@ -64,7 +171,9 @@ extension PoolDriver {
         }
         // Acknowledgements and window updates go out even when the connection is ending.
         if !sendHTTP2(slot, session), broken == nil { broken = (.networkError, tlsError(slot, HP_TLS_ERROR)) }
-        if broken == nil, session.goAwayLastStream != nil { broken = (.remoteClosed, .connectionClosed(host: host, ip: ip)) }
+        if broken == nil, session.hasEnded {
+            broken = (.networkError, .networkError(host: host, ip: ip, reason: "HTTP/2 protocol error (the session ended)"))
+        }
         return broken
     }
 

@@ -89,8 +89,8 @@ final class PoolDriver: @unchecked Sendable {
     /// Bytes received while no exchange read them, since the last exchange (see `readOnBudget`).
     @exclusivity(unchecked) var idleBytes: [Int32] = []
     @exclusivity(unchecked) var io: [SlotIO?] = []
-    /// The HTTP/2 session of a connection whose server chose `h2`.
-    @exclusivity(unchecked) var http2: [HTTP2Session?] = []
+    /// The HTTP/2 session and streams of a connection whose server chose `h2`.
+    @exclusivity(unchecked) var http2: [HTTP2Connection?] = []
     /// What the connection is (host, IP, fingerprint profile), from its dial on.
     @exclusivity(unchecked) var identity: [ConnectionIdentity?] = []
 
@@ -131,6 +131,10 @@ final class PoolDriver: @unchecked Sendable {
         let body: [UInt8]
         let timeout: Int64
         let handoff: Handoff<Result<HotResponse, HotPoolError>>
+        /// What it asked for, to ask again when a GOAWAY left its request unprocessed.
+        let acquire: PoolStateMachine.AcquireRequest
+        /// It was asked again once already.
+        var retried = false
     }
 
     /// Ids for callers' gets (where caller threads meet: an atomic).
@@ -172,7 +176,7 @@ final class PoolDriver: @unchecked Sendable {
         self.machine = PoolStateMachine(configuration: .init(config))
         self.bytesPerSlot = machine.table.bytesPerSlot + MemoryLayout<Int32>.stride + MemoryLayout<OpaquePointer?>.stride
             + MemoryLayout<Bool>.stride + MemoryLayout<Int32>.stride + MemoryLayout<SlotIO?>.stride
-            + MemoryLayout<ConnectionIdentity?>.stride + MemoryLayout<HTTP2Session?>.stride
+            + MemoryLayout<ConnectionIdentity?>.stride + MemoryLayout<HTTP2Connection?>.stride
         self.profiles = config.profiles
         self.profileHeaders = profiles.map { spec in
             func fields(_ headers: [ProfileHeader]) -> [HTTPField] {
@@ -233,6 +237,11 @@ final class PoolDriver: @unchecked Sendable {
         case .startExchange(let handle):
             metrics.request()
             startExchange(handle.slot, requestsAwaitingDecision.removeFirst())
+        case .startStreamExchange(let lease):
+            metrics.request()
+            let op = requestsAwaitingDecision.removeFirst()
+            op.streamLease = lease
+            startHTTP2Exchange(lease.slot, op)
         case .refuseExchange(let error):
             // A request on a closed connection counts (as the machine counts it); a refused handle does not.
             let counted = if case .connectionClosed = error { true } else { false }
@@ -243,6 +252,7 @@ final class PoolDriver: @unchecked Sendable {
             io[Int(handle.slot)] = nil
             closeSocket(handle, sendCloseNotify: notify)
         case .abort(let handle): abort(handle)
+        case .abortStreamExchange(let lease): abortStreamExchange(lease)
         case .destroy(let destruction): destroy(destruction)
         case .armTimer(let timer, let at):
             if let old = timers[timer] { reactor.cancel(old) }
@@ -314,7 +324,7 @@ final class PoolDriver: @unchecked Sendable {
     /// (unless the connection was destroyed meanwhile, which ended the lease).
     func finish(_ op: ExchangeOp, _ result: Result<HotResponse, HotPoolError>, metrics: PoolMetrics?) {
         op.finish(result, metrics: metrics)
-        if let lease = op.lease, machine.table.isCurrent(lease) { send(.release(lease)) }
+        if let lease = op.lease, machine.isCurrent(lease) { send(.release(lease)) }
     }
 
     private func handOut(_ handle: LeaseHandle, to id: WaiterID) {
@@ -326,6 +336,7 @@ final class PoolDriver: @unchecked Sendable {
             let op = ExchangeOp(identity.message(pending.request, body: pending.body, http2: isHTTP2),
                                 limits: config.responseLimits, requester: .execute(pending.handoff))
             op.lease = handle
+            if !pending.retried { op.retry = pending }
             requestsAwaitingDecision.append(op)
             return send(.requestExchange(handle, timeout: pending.timeout))
         }
@@ -349,10 +360,9 @@ final class PoolDriver: @unchecked Sendable {
             io[s] = nil
             send(.dialFailed(handle, .timeout(host: host, ip: ip, phase: op.connected ? .tlsHandshake : .connect)))
         case .exchange(let op)?:
-            if let exchange = op.http2 { http2[s]?.cancel(exchange) }
             failExchange(handle.slot, op, .timeout(host: host, ip: ip, phase: .request))
         case nil:
-            break
+            abortHTTP2Probe(handle.slot)
         }
     }
 
@@ -360,9 +370,13 @@ final class PoolDriver: @unchecked Sendable {
     /// freed when the close completes).
     private func destroy(_ destruction: PoolStateMachine.Destruction) {
         let slot = destruction.handle.slot
-        if case .exchange(let op)? = io[Int(slot)] {
-            finish(op, .failure(destruction.reason == .poolClosed
-                ? .poolClosed : .connectionClosed(host: destruction.host, ip: destruction.ip)), metrics: metrics)
+        let error: HotPoolError = destruction.reason == .poolClosed
+            ? .poolClosed : .connectionClosed(host: destruction.host, ip: destruction.ip)
+        if case .exchange(let op)? = io[Int(slot)] { finish(op, .failure(error), metrics: metrics) }
+        if let connection = http2[Int(slot)] {
+            let ops = connection.exchanges.values
+            connection.exchanges.removeAll()
+            for op in ops { finish(op, .failure(error), metrics: metrics) }
         }
         io[Int(slot)] = nil
         closeSocket(destruction.handle, sendCloseNotify: destruction.sendCloseNotify)
@@ -380,12 +394,13 @@ final class PoolDriver: @unchecked Sendable {
         var closeNotify: UnsafeRawBufferPointer?
         if let tls = tls[s], sendCloseNotify, !sending[s], hp_tls_output_pending(tls) == 0 {
             // An HTTP/2 connection says GOAWAY first, as browsers do.
-            if let session = http2[s] {
+            if let session = http2[s]?.session {
                 session.goAway()
                 _ = session.drainOutput { writePlaintext(tls, $0) }
             }
             if hp_tls_shutdown(tls) == 0 { closeNotify = lendOutput(tls) }
         }
+        failHTTP2Exchanges(handle.slot, .connectionClosed(host: machine.hostName(handle.slot), ip: machine.ipAddress(handle.slot)))
         http2[s] = nil
         closing[handle.token] = (tls[s], identity[s])
         reactor.io.close(fd: fd[s], token: handle.token, lastBytes: closeNotify)
@@ -472,19 +487,19 @@ final class PoolDriver: @unchecked Sendable {
         if endOfStream { hp_tls_feed_eof(tls) }
         switch io[s] {
         case .dial?: stepHandshake(slot)
-        case .exchange(let op)?: if op.http2 != nil { stepHTTP2Exchange(slot, op) } else { stepExchange(slot, op) }
+        case .exchange(let op)?: stepExchange(slot, op)
         case nil:
-            idleBytes[s] &+= Int32(clamping: bytes.count)
-            var reason: CloseReason?
+            // Bytes count against the budget only while no exchange is under way to read them.
+            let connection = http2[s]
+            idleBytes[s] = connection?.exchanges.isEmpty ?? true ? idleBytes[s] &+ Int32(clamping: bytes.count) : 0
             if idleBytes[s] > Self.readOnBudget {
                 logger.debug("the server streams records nobody asked for", metadata: ["ip": "\(machine.ipAddress(slot))"])
-                reason = .unsolicitedData
-            } else if let session = http2[s] {
-                reason = readHTTP2(slot, session)?.reason
-            } else {
-                reason = unreadInput(slot)
+                send(.unreadInput(machine.table.handle(slot), .unsolicitedData))
+            } else if let connection {
+                http2Input(slot, connection)
+            } else if let reason = unreadInput(slot) {
+                send(.unreadInput(machine.table.handle(slot), reason))
             }
-            if let reason { send(.unreadInput(machine.table.handle(slot), reason)) }
         }
         hp_tls_feed(tls, nil, 0)  // the bytes are the backend's again; the engine is freed only by `closed`
     }
@@ -495,7 +510,12 @@ final class PoolDriver: @unchecked Sendable {
         switch io[Int(slot)] {
         case .dial?: failDial(slot, .tlsHandshakeFailed(host: host, ip: ip, reason: reason))
         case .exchange(let op)?: failExchange(slot, op, .networkError(host: host, ip: ip, reason: reason))
-        case nil: send(.unreadInput(machine.table.handle(slot), .networkError))
+        case nil:
+            if let connection = http2[Int(slot)], !connection.exchanges.isEmpty {
+                failHTTP2Exchanges(slot, .networkError(host: host, ip: ip, reason: reason))
+            } else {
+                send(.unreadInput(machine.table.handle(slot), .networkError))
+            }
         }
     }
 

@@ -94,11 +94,15 @@ final class HTTP2Exchange {
 final class HTTP2Session {
     private var session: OpaquePointer!
     private var streams: [Int32: HTTP2Exchange] = [:]
+    /// Exchanges whose stream closed since the last `takeEnded`, in the order they closed.
+    private var ended: [HTTP2Exchange] = []
     private let priority: HTTP2Priority?
     /// The last stream the server's GOAWAY said it will process; nil until a GOAWAY comes.
     private(set) var goAwayLastStream: Int32?
     /// The server's SETTINGS_MAX_CONCURRENT_STREAMS (unbounded until its SETTINGS come).
     private(set) var maxConcurrentStreams: UInt32 = .max
+    /// The server's first SETTINGS arrived.
+    private(set) var settingsReceived = false
 
     /// Nil when nghttp2 cannot make the session (out of memory).
     init?(fingerprint: HTTP2Fingerprint) {
@@ -116,8 +120,9 @@ final class HTTP2Session {
         hp_h2_free(session)
     }
 
-    /// True while the connection can take new streams: no GOAWAY came and no fatal error ended it.
-    var isOpen: Bool { goAwayLastStream == nil && hp_h2_is_open(session) != 0 }
+    /// True once the session neither reads nor writes: a GOAWAY it sent for a protocol error
+    /// (or the server's GOAWAY, once every stream ended).
+    var hasEnded: Bool { hp_h2_is_open(session) == 0 && goAwayLastStream == nil }
 
     /// Opens a stream for the exchange's request; returns nil, or nghttp2's reason for refusing it.
     func open(_ exchange: HTTP2Exchange) -> String? {
@@ -139,6 +144,12 @@ final class HTTP2Session {
         exchange.stream = stream
         streams[stream] = exchange
         return nil
+    }
+
+    /// The exchanges whose stream closed since the last call, in the order they closed.
+    func takeEnded() -> [HTTP2Exchange] {
+        defer { ended.removeAll(keepingCapacity: true) }
+        return ended
     }
 
     /// Stops a stream this side gave up on (a timeout): it is reset and forgotten.
@@ -187,8 +198,15 @@ final class HTTP2Session {
             return exchange.data(UnsafeRawBufferPointer(start: bytes, count: count)) ? 0 : 1
         },
         on_stream_close: { user, stream, errorCode in
-            of(user).streams.removeValue(forKey: stream)?.closed(errorCode: errorCode)
+            let session = of(user)
+            guard let exchange = session.streams.removeValue(forKey: stream) else { return }
+            exchange.closed(errorCode: errorCode)
+            session.ended.append(exchange)
         },
         on_goaway: { user, lastStream, _ in of(user).goAwayLastStream = lastStream },
-        on_settings: { user, maxStreams in of(user).maxConcurrentStreams = maxStreams })
+        on_settings: { user, maxStreams in
+            let session = of(user)
+            session.maxConcurrentStreams = maxStreams
+            session.settingsReceived = true
+        })
 }

@@ -4,7 +4,9 @@ extension PoolStateMachine {
         guard !closed else { return emit(.refuseExchange(.poolClosed)) }
         guard let slot = leasedSlot(handle) else { return emit(.refuseExchange(.staleConnection)) }
         let s = Int(slot)
-        guard table.operation[s] == .none else { return emit(.refuseExchange(.connectionBusy)) }
+        let multiplexed = table.streamLimit[s] > 0
+        let busy = multiplexed ? streamLeases[slot]?[handle.lease]?.exchangeDeadline != nil : table.operation[s] != .none
+        guard !busy else { return emit(.refuseExchange(.connectionBusy)) }
         counters.totalRequests += 1
         table.requestCount[s] &+= 1
         hostStore[ip: table.ipID[s]].requests += 1
@@ -15,9 +17,15 @@ extension PoolStateMachine {
             hostStore[ip: table.ipID[s]].failures += 1
             return emit(.refuseExchange(.connectionClosed(host: hostName(slot), ip: ipAddress(slot))))
         }
+        let deadline = HotPool.deadline(from: now, after: timeout)
+        armDeadlineTimer(at: deadline)
+        if multiplexed {
+            streamLeases[slot]![handle.lease]!.exchangeDeadline = deadline
+            table.exchanges[s] += 1
+            return emit(.startStreamExchange(handle))
+        }
         table.operation[s] = .exchange
-        table.operationDeadline[s] = HotPool.deadline(from: now, after: timeout)
-        armDeadlineTimer(at: table.operationDeadline[s])
+        table.operationDeadline[s] = deadline
         emit(.startExchange(table.handle(slot)))
     }
 
@@ -35,7 +43,7 @@ extension PoolStateMachine {
             if kind == .exchange { table.lastUsed[s] = now }  // a probe is not a use
             hostStore[ip: ip].consecutiveFailures = 0
             if let unusable { retire(slot, unusable) }
-        case .failed:
+        case .failed, .streamFailed, .notProcessed:
             status = nil
             table.errorCount[s] &+= 1
             if kind == .exchange { counters.failedRequests += 1 }

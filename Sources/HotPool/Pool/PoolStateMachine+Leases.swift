@@ -9,7 +9,7 @@ extension PoolStateMachine {
         let pinned = request.pinnedIP.map { hostStore.ipID(host: host, address: $0) }
         // A pool hit: an idle connection, and no earlier caller of the host waiting. No waiter
         // record is made (the path every warm request takes).
-        if waiters.queuedCount(host) == 0, let slot = table.takeIdle(host: host, ip: pinned, order: configuration.idleOrder) {
+        if waiters.queuedCount(host) == 0, let slot = takeConnection(host: host, ip: pinned) {
             return handOut(slot, to: id)
         }
         let deadline = HotPool.deadline(from: now, after: configuration.acquireTimeout)
@@ -26,7 +26,7 @@ extension PoolStateMachine {
     mutating func serve(_ id: WaiterID) -> Bool {
         let waiter = waiters[id]!
         let host = waiter.host
-        if let slot = table.takeIdle(host: host, ip: waiter.pinnedIP, order: configuration.idleOrder) {
+        if let slot = takeConnection(host: host, ip: waiter.pinnedIP) {
             lease(slot, to: id)
             return true
         }
@@ -96,14 +96,28 @@ extension PoolStateMachine {
         handOut(slot, to: id)
     }
 
-    /// Starts a new lease of a leased slot for the caller `id`.
+    /// An idle connection of the host (to `ip` only, if given), or else one of its HTTP/2
+    /// connections that takes another stream; nil if neither.
+    private mutating func takeConnection(host: Int32, ip: Int32?) -> Int32? {
+        table.takeIdle(host: host, ip: ip, order: configuration.idleOrder) ?? sharedConnection(host: host, ip: ip)
+    }
+
+    /// Starts a new lease of a leased slot for the caller `id` (of one of its streams, on an
+    /// HTTP/2 connection).
     private mutating func handOut(_ slot: Int32, to id: WaiterID) {
         let s = Int(slot)
         table.lastUsed[s] = now
-        table.leasedAt[s] = now
         armDeadlineTimer(at: HotPool.deadline(from: now, after: configuration.leaseWarningAfter))
         markForWarming(table.hostID[s])
-        emit(.lease(id, table.beginLease(slot)))
+        let handle = table.beginLease(slot)
+        if table.streamLimit[s] > 0 {
+            table.streams[s] += 1
+            streamLeases[slot, default: [:]][handle.lease] = StreamLease(leasedAt: now)
+            updateSharing(slot)
+        } else {
+            table.leasedAt[s] = now
+        }
+        emit(.lease(id, handle))
     }
 
     /// Why no IP of the host can be dialed.
@@ -151,8 +165,14 @@ extension PoolStateMachine {
             if waiters[waiter] != nil { requeue(waiter) }
             return
         }
-        // The caller it was dialed for, unless it gave up meanwhile.
-        if waiters[waiter] != nil { lease(slot, to: waiter) } else { handOff(slot) }
+        // The caller it was dialed for, unless it gave up meanwhile (an HTTP/2 connection's other
+        // streams go to the host's other waiters).
+        if waiters[waiter] != nil {
+            lease(slot, to: waiter)
+            offerStreams(slot)
+        } else {
+            handOff(slot)
+        }
     }
 
     mutating func dialFailed(_ handle: SlotHandle, _ error: HotPoolError) {
@@ -192,7 +212,7 @@ extension PoolStateMachine {
 
     /// The slot a caller's handle names; a handle whose lease has ended is counted and refused.
     mutating func leasedSlot(_ handle: LeaseHandle) -> Int32? {
-        guard table.isCurrent(handle) else {
+        guard isCurrent(handle) else {
             counters.staleHandleUses += 1
             return nil
         }
@@ -209,11 +229,13 @@ extension PoolStateMachine {
         handOff(slot)
     }
 
-    /// Gives a sound leased connection to the oldest waiter that can take it, or parks it idle.
+    /// Gives a sound leased connection to the oldest waiter that can take it (an HTTP/2 one to as
+    /// many as it takes streams), or parks it idle.
     mutating func handOff(_ slot: Int32) {
         let ip = table.ipID[Int(slot)]
         if let id = waiters.first(of: table.hostID[Int(slot)], where: { $0.pinnedIP == nil || $0.pinnedIP == ip }) {
-            return lease(slot, to: id)
+            lease(slot, to: id)
+            return offerStreams(slot)
         }
         guard table.idleCount < configuration.maxIdleConnections else { return destroy(slot, .excessIdle) }
         table.makeIdle(slot)
@@ -246,10 +268,14 @@ extension PoolStateMachine {
 
     /// The leased connection can carry no further request: its socket is closed now (with
     /// close_notify only after a clean close by the server) and it is destroyed when it comes back.
+    /// An HTTP/2 connection takes no new streams, and its socket closes once no exchange is under
+    /// way on it (the server still answers those), then when its last lease ends.
     mutating func retire(_ slot: Int32, _ reason: CloseReason) {
-        let notify = reason == .remoteClosed && isSound(slot)
+        let wasSound = isSound(slot)
+        let notify = reason == .remoteClosed && wasSound
         markPendingClose(slot, reason)
-        emit(.closeSocket(table.handle(slot), sendCloseNotify: notify))
+        if table.streamLimit[Int(slot)] > 0 { updateSharing(slot) }
+        if wasSound && table.exchanges[Int(slot)] == 0 { emit(.closeSocket(table.handle(slot), sendCloseNotify: notify)) }
     }
 
     /// Destroys a connection (or a dial) once: counts it under `reason` (a dial as a failed dial),
@@ -259,6 +285,9 @@ extension PoolStateMachine {
         let handle = table.handle(slot)
         let wasDial = table.state[s] == .dialing
         if table.operation[s] == .exchange { counters.failedRequests += 1 }
+        if let leases = streamLeases.removeValue(forKey: slot) {
+            counters.failedRequests += leases.values.count { $0.exchangeDeadline != nil }
+        }
         if wasDial { counters.failedDials += 1 } else { counters.closedByReason[Int(reason.code)] += 1 }
         let host = hostStore[host: table.hostID[s]].key.name, ip = hostStore[ip: table.ipID[s]].address
         let notify = !wasDial && isSound(slot)

@@ -73,6 +73,7 @@ extension PoolStateMachine {
                 next = min(next, HotPool.deadline(from: table.leasedAt[s], after: warnAfter))
             }
         }
+        next = min(next, sweepStreamDeadlines())
         for id in waiters.expired(at: now) {
             let waiter = waiters[id]!
             let host = hostStore[host: waiter.host].key.name

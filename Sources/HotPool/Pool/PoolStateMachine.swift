@@ -35,6 +35,8 @@ struct PoolStateMachine: ~Copyable {
         var probesWithRequest: Bool
         var leaseWarningAfter: Int64
         var idleOrder: IdleOrder
+        /// The most callers an HTTP/2 connection is leased to at once (the server's own limit may be lower).
+        var maxStreamsPerConnection: Int
 
         init(_ config: HotPoolConfiguration) {
             maxConnections = config.maxConnections
@@ -58,6 +60,7 @@ struct PoolStateMachine: ~Copyable {
             probesWithRequest = config.healthCheckPath != nil
             leaseWarningAfter = config.leaseWarningAfter.nanoseconds
             idleOrder = config.idleOrder
+            maxStreamsPerConnection = config.maxStreamsPerConnection
         }
     }
 
@@ -77,6 +80,11 @@ struct PoolStateMachine: ~Copyable {
         case answered(status: Int, unusable: CloseReason?)
         /// A network, TLS or protocol failure, or a timeout.
         case failed
+        /// The request's HTTP/2 stream failed (reset, or refused over a limit); its connection is sound.
+        case streamFailed
+        /// The server did not process the request (its stream was refused): it is retried
+        /// elsewhere and counted there, not here.
+        case notProcessed
     }
 
     /// The machine's timers.
@@ -110,6 +118,8 @@ struct PoolStateMachine: ~Copyable {
         /// A caller asks to run a request on its lease, bounded by `timeout` ns.
         case requestExchange(LeaseHandle, timeout: Int64)
         case exchangeEnded(SlotHandle, ExchangeOutcome)
+        /// A caller's exchange on an HTTP/2 connection ended (`startStreamExchange` began it).
+        case streamExchangeEnded(LeaseHandle, ExchangeOutcome)
         /// Static addresses for a host name (already validated and filtered to IP literals).
         case setAddresses([String], host: String)
         case resolved(hostID: Int32, Result<[String], HotPoolError>)
@@ -123,8 +133,13 @@ struct PoolStateMachine: ~Copyable {
         case unblacklist(address: String, host: String)
         /// `allowOnly(ips:forHost:)`; nil clears the list.
         case allowOnly(Set<String>?, host: String)
-        /// TCP connect and TLS handshake done.
+        /// TCP connect and TLS handshake done: an HTTP/1.1 connection.
         case dialed(SlotHandle)
+        /// TCP connect and TLS handshake done: an HTTP/2 connection, which up to `streamLimit`
+        /// callers may lease at once (within `maxStreamsPerConnection`).
+        case dialedMultiplexed(SlotHandle, streamLimit: Int)
+        /// An HTTP/2 server's SETTINGS changed how many streams it takes at once.
+        case streamLimitChanged(SlotHandle, Int)
         /// The dial failed or was aborted (the machine has its socket closed).
         case dialFailed(SlotHandle, HotPoolError)
         /// A connection nobody reads had input: the server closed it, sent bytes, or failed.
@@ -164,6 +179,9 @@ struct PoolStateMachine: ~Copyable {
         case fail(WaiterID, HotPoolError)
         /// Send the request `requestExchange` asked for; answer with `exchangeEnded`.
         case startExchange(SlotHandle)
+        /// Open a stream for the request `requestExchange` asked for on an HTTP/2 connection;
+        /// answer with `streamExchangeEnded`.
+        case startStreamExchange(LeaseHandle)
         /// The request `requestExchange` asked for fails at once, nothing sent.
         case refuseExchange(HotPoolError)
         /// Send the health-check request; answer with `exchangeEnded`.
@@ -174,6 +192,9 @@ struct PoolStateMachine: ~Copyable {
         /// The operation under way passed its deadline: stop it and report it ended
         /// (`dialFailed` or `exchangeEnded(.failed)`).
         case abort(SlotHandle)
+        /// A stream's exchange passed its deadline, or its caller returned the lease while it ran:
+        /// reset the stream and report it ended (`streamExchangeEnded(.failed)`).
+        case abortStreamExchange(LeaseHandle)
         /// Fail what is under way on the connection, close it, free its resources.
         case destroy(Destruction)
         case armTimer(Timer, at: Int64)
@@ -213,6 +234,16 @@ struct PoolStateMachine: ~Copyable {
     var hostsBeingWarmed: Set<Int32> = []
     /// Dials with no caller under way, across hosts.
     var warmingCount = 0
+    /// The stream leases of HTTP/2 connections, by slot, then by lease number.
+    var streamLeases: [Int32: [UInt32: StreamLease]] = [:]
+
+    /// One caller's lease of a stream of an HTTP/2 connection.
+    struct StreamLease {
+        /// When it began; 0 once a long lease has been reported.
+        var leasedAt: Int64
+        /// The deadline of its exchange under way; nil when none is.
+        var exchangeDeadline: Int64?
+    }
 
     /// Counters only the machine writes; exact, since one thread runs it.
     struct Counters {
@@ -244,6 +275,10 @@ struct PoolStateMachine: ~Copyable {
             if answerWaiters[id] != nil { failAnswerWaiter(id, .cancelled) }
         case .release(let handle):
             guard let slot = leasedSlot(handle) else { break }
+            if table.streamLimit[Int(slot)] > 0 {
+                endStreamLease(handle)
+                break
+            }
             if table.operation[Int(slot)] == .exchange {
                 // Returned with its exchange under way: the exchange is abandoned (and counted failed).
                 markPendingClose(slot, .unhealthyOnReturn)
@@ -251,13 +286,18 @@ struct PoolStateMachine: ~Copyable {
             table.lastUsed[Int(slot)] = now
             takeBack(slot)
         case .remove(let handle):
-            if let slot = leasedSlot(handle) { destroy(slot, .removed) }
+            guard let slot = leasedSlot(handle) else { break }
+            guard table.streamLimit[Int(slot)] > 0 else { destroy(slot, .removed); break }
+            // Other callers' streams on it run to their end; it is destroyed when the last lease ends.
+            retire(slot, .removed)
+            endStreamLease(handle)
         case .rejectValidation(let handle, let status):
             if let slot = leasedSlot(handle) { reject(slot, .validationFailed, status: status) }
         case .foreignHandleUsed:
             counters.staleHandleUses += 1
         case .requestExchange(let handle, let timeout): requestExchange(handle, timeout: timeout)
         case .exchangeEnded(let handle, let outcome): exchangeEnded(handle, outcome)
+        case .streamExchangeEnded(let handle, let outcome): streamExchangeEnded(handle, outcome)
         case .setAddresses(let addresses, let name): setAddresses(addresses, forHost: name)
         case .resolved(let hostID, let result): resolved(hostID, result)
         case .refresh(let id, let request): refresh(id, request)
@@ -266,6 +306,10 @@ struct PoolStateMachine: ~Copyable {
         case .unblacklist(let address, let name): unblacklist(address, forName: name)
         case .allowOnly(let allowed, let name): allowOnly(allowed, forName: name)
         case .dialed(let handle): dialed(handle)
+        case .dialedMultiplexed(let handle, let limit):
+            if table.isCurrent(handle), table.state[Int(handle.slot)] == .dialing { table.streamLimit[Int(handle.slot)] = streamLimit(limit) }
+            dialed(handle)
+        case .streamLimitChanged(let handle, let limit): streamLimitChanged(handle, limit)
         case .dialFailed(let handle, let error): dialFailed(handle, error)
         case .unreadInput(let handle, let reason): unreadInput(handle, reason)
         case .timerFired(let timer): timerFired(timer)

@@ -34,7 +34,8 @@ enum SlotState: UInt8 {
     case dialing
     /// Open, in its host's idle list.
     case idle
-    /// Handed to a caller, or taken by the pool for a health check.
+    /// Handed to a caller (an HTTP/2 connection: to one caller per open stream lease), or taken by
+    /// the pool for a health check.
     case leased
 }
 
@@ -99,6 +100,12 @@ final class ConnectionTable {
     let dialWaiter: Column<UInt64>
     /// When the current lease began; 0 once a long lease has been reported.
     let leasedAt: Column<Int64>
+    /// An HTTP/2 connection's stream limit: how many callers may lease it at once (the server's
+    /// SETTINGS_MAX_CONCURRENT_STREAMS within `maxStreamsPerConnection`); 0 for HTTP/1.1.
+    let streamLimit: Column<Int32>
+    /// An HTTP/2 connection's stream leases, and those with an exchange under way.
+    let streams: Column<Int32>
+    let exchanges: Column<Int32>
 
     // Columns only the transitions below change.
     let state: GuardedColumn<SlotState>
@@ -114,6 +121,9 @@ final class ConnectionTable {
     /// Links of the list of all idle slots, least recently used first.
     private let lruNext: Column<Int32>
     private let lruPrev: Column<Int32>
+    /// On its host's list of leased HTTP/2 connections that take more streams (linked through
+    /// `next` and `prev`, which a leased slot does not use for the idle list).
+    private let isShared: Column<Bool>
 
     /// Bytes one slot takes across the columns.
     let bytesPerSlot: Int
@@ -126,6 +136,8 @@ final class ConnectionTable {
     /// Slots (dialing, idle or leased) per host.
     @exclusivity(unchecked) private var hostLiveCount: [Int32] = []
     @exclusivity(unchecked) private var hostIdleCount: [Int32] = []
+    @exclusivity(unchecked) private var sharedHead: [Int32] = []
+    @exclusivity(unchecked) private var sharedTail: [Int32] = []
 
     @exclusivity(unchecked) private var lruHead: Int32 = none
     @exclusivity(unchecked) private var lruTail: Int32 = none
@@ -156,6 +168,9 @@ final class ConnectionTable {
         operationDeadline = column(Int64.self)
         dialWaiter = column(UInt64.self)
         leasedAt = column(Int64.self)
+        streamLimit = column(Int32.self)
+        streams = column(Int32.self)
+        exchanges = column(Int32.self)
         state = GuardedColumn(column: column(SlotState.self))
         hostID = GuardedColumn(column: column(Int32.self))
         ipID = GuardedColumn(column: column(Int32.self))
@@ -165,6 +180,7 @@ final class ConnectionTable {
         prev = column(Int32.self)
         lruNext = column(Int32.self)
         lruPrev = column(Int32.self)
+        isShared = column(Bool.self)
         bytesPerSlot = bytes
         self.deallocators = deallocators
     }
@@ -243,6 +259,10 @@ final class ConnectionTable {
         operationDeadline[s] = 0
         dialWaiter[s] = 0
         leasedAt[s] = 0
+        streamLimit[s] = 0
+        streams[s] = 0
+        exchanges[s] = 0
+        isShared[s] = false
         next[s] = Self.none
         prev[s] = Self.none
         hostLiveCount[Int(host)] += 1
@@ -299,6 +319,7 @@ final class ConnectionTable {
     func makeIdle(_ slot: Int32) {
         let s = Int(slot)
         precondition(state[s] == .leased)
+        unshare(slot)
         let host = Int(hostID[s])
         state.column[s] = .idle
         lease[s] &+= 1
@@ -321,7 +342,9 @@ final class ConnectionTable {
         switch state[s] {
         case .free: preconditionFailure("slot \(slot) freed twice")
         case .dialing: dialingCount -= 1
-        case .leased: leasedCount -= 1
+        case .leased:
+            unshare(slot)
+            leasedCount -= 1
         case .idle:
             unlinkIdle(slot)
             idleCount -= 1
@@ -333,6 +356,44 @@ final class ConnectionTable {
         operation[s] = .none
         next[s] = freeHead
         freeHead = slot
+    }
+
+    // MARK: HTTP/2 connections that take more streams
+
+    /// The first leased HTTP/2 connection of `host` (to `ip` only, if given) on the list of those
+    /// that take more streams, oldest on the list first, that `usable` accepts.
+    func sharedConnection(host: Int32, ip: Int32? = nil, where usable: (Int32) -> Bool) -> Int32? {
+        guard Int(host) < sharedHead.count else { return nil }
+        var slot = sharedHead[Int(host)]
+        while slot != Self.none && ((ip != nil && ipID[Int(slot)] != ip) || !usable(slot)) { slot = next[Int(slot)] }
+        return slot == Self.none ? nil : slot
+    }
+
+    /// Puts a leased HTTP/2 connection on its host's list of those that take more streams
+    /// (at the tail), or takes it off, as `takesStreams` says.
+    func setShared(_ slot: Int32, _ takesStreams: Bool) {
+        let s = Int(slot)
+        guard takesStreams != isShared[s] else { return }
+        guard takesStreams else { return unshare(slot) }
+        precondition(state[s] == .leased)
+        let host = Int(hostID[s])
+        isShared[s] = true
+        next[s] = Self.none
+        prev[s] = sharedTail[host]
+        if sharedTail[host] != Self.none { next[Int(sharedTail[host])] = slot } else { sharedHead[host] = slot }
+        sharedTail[host] = slot
+    }
+
+    private func unshare(_ slot: Int32) {
+        let s = Int(slot)
+        guard isShared[s] else { return }
+        let host = Int(hostID[s])
+        let (p, n) = (prev[s], next[s])
+        if p != Self.none { next[Int(p)] = n } else { sharedHead[host] = n }
+        if n != Self.none { prev[Int(n)] = p } else { sharedTail[host] = p }
+        next[s] = Self.none
+        prev[s] = Self.none
+        isShared[s] = false
     }
 
     /// The idle slots of `host`, oldest first.
@@ -369,6 +430,8 @@ final class ConnectionTable {
             idleTail.append(Self.none)
             hostLiveCount.append(0)
             hostIdleCount.append(0)
+            sharedHead.append(Self.none)
+            sharedTail.append(Self.none)
         }
     }
 }
