@@ -1,3 +1,4 @@
+import CShims
 import Foundation
 import OriginControl
 import Testing
@@ -87,5 +88,151 @@ import Testing
         #expect(try await origin.waitClosed(1))
         try await pool.close()
         #expect(try await origin.waitClosed(2))
+    }
+
+    // MARK: the seed's destruction paths, on HTTP/2 connections
+
+    @Test func validationFailureDestroysAndA403Blacklists() async throws {
+        let (origin, config) = try await Self.origin()
+        let pool = try origin.pool(config)
+        try await origin.rule(ip: origin.ips[0], path: "/check", ["type": "status", "status": 403])
+        try await origin.rule(ip: origin.ips[1], path: "/check", ["type": "status", "status": 500], times: 1)
+        let first = try await pool.getConnection(host: Origin.hostName, port: origin.port, ip: origin.ips[0])
+        let second = try await pool.getConnection(host: Origin.hostName, port: origin.port, ip: origin.ips[1])
+        pool.putConnection(first)
+        pool.putConnection(second)
+        let fds = openFDCount()
+        // The validation takes the idle connections in turn (the newest first): 500, then 403.
+        let validated = try await pool.getConnection(validating: "https://\(Origin.hostName):\(origin.port)/check")
+        #expect(validated.targetIP != origin.ips[0] && validated.httpVersion == .http2)
+        let stats = await pool.stats()
+        #expect(stats.closedByReason[.validationFailed] == 2 && stats.closedByReason.values.reduce(0, +) == 2, "\(stats.closedByReason.filter { $0.value > 0 })")
+        #expect(await pool.blacklistedIPs(forHost: Origin.hostName).map(\.ip) == [origin.ips[0]])
+        #expect(try await origin.waitClosed(2))
+        #expect(openFDCount() == fds - 1, "two closed, one opened")
+        #expect(try await origin.recentRequests(last: 3).map(\.connection) == [2, 1, 3], "both idle connections validated, then a new one")
+        pool.putConnection(validated)
+        try await pool.close()
+        #expect(hp_h2_live_sessions() == 0)
+    }
+
+    @Test func networkErrorThenPutDestroysAsUnhealthyOnReturn() async throws {
+        try await expectDestruction(.unhealthyOnReturn, http2: true, setup: { origin in
+            try await origin.rule(path: "/reset", ["type": "reset"])
+        }) { pool, _, connection in
+            await #expect(throws: HotPoolError.self) { _ = try await connection.roundTrip(get("/reset")) }
+            let stats = await pool.stats()
+            #expect(stats.failedRequests == 1 && stats.healthyConnections == 0)
+            await #expect(throws: HotPoolError.self) { _ = try await connection.roundTrip(get("/after")) }
+            pool.putConnection(connection)
+        }
+    }
+
+    @Test(arguments: [("notify", CloseReason.remoteClosed), ("fin", .remoteClosed), ("reset", .networkError), ("goaway", .remoteClosed)])
+    func serverCloseWhileIdle(mode: String, reason: CloseReason) async throws {
+        try await expectDestruction(reason, http2: true) { pool, origin, connection in
+            _ = try await connection.roundTrip(get())
+            pool.putConnection(connection)
+            #expect(await pool.stats().idleConnections == 1)
+            #expect(try await origin.closeIdle(ip: origin.ips[0], mode: mode) == 1)
+        }
+    }
+
+    @Test func goAwayAfterAnAnswerClosesTheSocketBeforeThePut() async throws {
+        try await expectDestruction(.remoteClosed, http2: true, setup: { origin in
+            try await origin.rule(path: "/bye", ["type": "goaway", "status": 200, "body": "bye"])
+        }) { pool, origin, connection in
+            let response = try await connection.roundTrip(get("/bye"))
+            #expect(response.body == Array("bye".utf8))
+            // No exchange is under way, so the socket closes now; the lease ends with the put.
+            #expect(try await origin.waitClosed(1, ip: origin.ips[0]))
+            #expect(await pool.stats().healthyConnections == 0)
+            await #expect(throws: HotPoolError.connectionClosed(host: Origin.hostName, ip: origin.ips[0])) {
+                _ = try await connection.roundTrip(get("/after"))
+            }
+            pool.putConnection(connection)
+        }
+    }
+
+    @Test func idleTimeoutFromTheCleanupTimer() async throws {
+        try await expectDestruction(.idleTimeout, http2: true, config: {
+            $0.idleTimeout = .milliseconds(200)
+            $0.cleanupInterval = .milliseconds(100)
+        }) { pool, _, connection in
+            pool.putConnection(connection)
+        }
+    }
+
+    @Test func maxLifetimeDestroysOnTheLastReturn() async throws {
+        try await expectDestruction(.maxLifetime, http2: true) { pool, origin, connection in
+            // A second caller shares the connection; the expired connection goes when both returned.
+            let second = try await pool.getConnection(host: Origin.hostName, port: origin.port, ip: origin.ips[0])
+            #expect(await pool.stats().totalConnections == 1)
+            #expect(await pool.cleanupExpiredConnections(maxLifetime: .zero) == 0, "leased: marked, not destroyed")
+            pool.putConnection(connection)
+            #expect(await pool.stats().totalConnections == 1)
+            #expect(try await second.roundTrip(get()).head.status == .ok, "its lease still works")
+            pool.putConnection(second)
+        }
+    }
+
+    @Test func removeEndsTheCallersLeaseAndDestroysWithTheLast() async throws {
+        try await expectDestruction(.removed, http2: true) { pool, origin, connection in
+            let second = try await pool.getConnection(host: Origin.hostName, port: origin.port, ip: origin.ips[0])
+            pool.removeConnection(connection)
+            await #expect(throws: HotPoolError.staleConnection) { _ = try await connection.roundTrip(get()) }
+            #expect(await pool.stats().totalConnections == 1, "the other caller's lease keeps it until returned")
+            pool.putConnection(second)
+        }
+    }
+
+    @Test func aConnectionThatMustGoTakesNoNewStreamsAndGoesWithItsLastLease() async throws {
+        let (origin, config) = try await Self.origin()
+        let pool = try origin.pool(config)
+        let first = try await pool.getConnection(host: Origin.hostName, port: origin.port, ip: origin.ips[0])
+        let second = try await pool.getConnection(host: Origin.hostName, port: origin.port, ip: origin.ips[0])
+        #expect(await pool.stats().totalConnections == 1, "two streams of one connection")
+        let fds = openFDCount()
+        try pool.blacklist(ip: origin.ips[0], forHost: Origin.hostName, for: .seconds(60))
+        // A new caller gets a new connection, to another IP.
+        let third = try await pool.getConnection(host: Origin.hostName, port: origin.port)
+        #expect(third.targetIP != origin.ips[0])
+        #expect(await pool.stats().totalConnections == 2)
+        pool.putConnection(first)
+        #expect(try await second.roundTrip(get()).head.status == .ok, "the other lease still works")
+        var stats = await pool.stats()
+        #expect(stats.closedByReason[.blacklisted] == 0 && stats.totalConnections == 2, "a lease remains")
+        pool.putConnection(second)
+        stats = await pool.stats()
+        #expect(stats.closedByReason[.blacklisted] == 1 && stats.closedByReason.values.reduce(0, +) == 1)
+        #expect(stats.totalConnections == 1)
+        #expect(try await origin.waitClosed(1, ip: origin.ips[0]))
+        #expect(openFDCount() == fds, "one closed, one opened")
+        pool.putConnection(third)
+        try await pool.close()
+        #expect(hp_h2_live_sessions() == 0)
+    }
+
+    @Test func poolCloseWithStreamsOpenFailsThemAndClosesOnce() async throws {
+        let (origin, config) = try await Self.origin()
+        try await origin.rule(path: "/stall", ["type": "stall"])
+        let fds = openFDCount()
+        let pool = try origin.pool(config)
+        let first = try await pool.getConnection(host: Origin.hostName, port: origin.port, ip: origin.ips[0])
+        let second = try await pool.getConnection(host: Origin.hostName, port: origin.port, ip: origin.ips[0])
+        #expect(await pool.stats().totalConnections == 1, "two leases of one connection")
+        async let stalled: HotPoolError? = {
+            do { _ = try await first.roundTrip(get("/stall")) } catch { return error as? HotPoolError }
+            return nil
+        }()
+        #expect(try await eventually { try await Self.peaks(origin).first == 1 })
+        try await pool.close()
+        #expect(await stalled == .poolClosed)
+        let stats = await pool.stats()
+        #expect(stats.closedByReason[.poolClosed] == 1 && stats.closedByReason.values.reduce(0, +) == 1 && stats.totalConnections == 0)
+        #expect(try await origin.waitClosed(1))
+        await #expect(throws: HotPoolError.poolClosed) { _ = try await second.roundTrip(get()) }
+        #expect(openFDCount() == fds)
+        #expect(hp_h2_live_sessions() == 0 && hp_tls_live_objects() == 0)
     }
 }

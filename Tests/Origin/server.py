@@ -688,9 +688,10 @@ class H2Conn:
         if kind == "goaway":
             # A graceful GOAWAY, written by hand (hyper-h2 sends nothing after its own): streams up
             # to the last one it names are still answered, later ones are not processed. The last
-            # is this stream (answered), or with "refuse" the one before (this one not processed).
+            # is this stream (answered after the GOAWAY), or with "refuse" the one before (this
+            # one not processed).
+            self.go_away(stream - 2 if action.get("refuse") else stream)
             if action.get("refuse"):
-                self.go_away(stream - 2)
                 return True
         status = action.get("status", 200)
         body = (b"x" * action["body_size"]) if "body_size" in action else action.get("body", "ok").encode()
@@ -699,9 +700,6 @@ class H2Conn:
         self.h2.send_headers(stream, headers, end_stream=not body)
         if body:
             self.pending[stream] = body
-        if kind == "goaway":
-            self.flush_pending()
-            self.go_away(stream)
         return True
 
     def go_away(self, last):
