@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# HotPool benchmarks, in one command: installs nginx, wrk and openssl if missing, makes a
+# HotPool benchmarks, in one command: installs nginx, wrk, h2load and openssl if missing, makes a
 # throwaway CA and server certificate, starts nginx (foreground, as a child) over TLS on
 # several loopback IPs, builds the harness in release mode, runs every scenario, stops nginx,
 # prints the table and writes Benchmarks/results.json.
@@ -16,11 +16,12 @@ here="$(cd "$(dirname "$0")" && pwd)"
 [ -d /opt/swift/usr/bin ] && export PATH="/opt/swift/usr/bin:$PATH"
 ips=(127.0.0.11 127.0.0.12 127.0.0.13 127.0.0.14)
 port="${HOTPOOL_BENCH_PORT:-18443}"
+h2port=$((port + 1))  # the same server with http2 on
 host=bench.hotpool.test
 
 # System packages: the peers and the server, and what HotPool itself builds against.
 missing=()
-for pkg in nginx wrk openssl strace liburing-dev libssl-dev libc-ares-dev; do
+for pkg in nginx wrk nghttp2-client openssl strace liburing-dev libssl-dev libc-ares-dev libnghttp2-dev; do
     dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -91,7 +92,10 @@ head -c 16384 /dev/zero | tr '\0' 'b' >"$work/www/16k"
 chmod 644 "$work/www/"*
 
 listens=""
-for ip in "${ips[@]}"; do listens+="        listen $ip:$port ssl backlog=4096;"$'\n'; done
+for ip in "${ips[@]}"; do
+    listens+="        listen $ip:$port ssl backlog=4096;"$'\n'
+    listens+="        listen $ip:$h2port ssl http2 backlog=4096;"$'\n'
+done
 cat >"$work/nginx.conf" <<EOF
 daemon off;
 worker_processes 1;
@@ -138,8 +142,8 @@ swift build -c release --package-path "$here"
 bin="$(swift build -c release --package-path "$here" --show-bin-path)/HotPoolBench"
 
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), kernel $(uname -r), $(date -u +%Y-%m-%dT%H:%M:%SZ)"
-echo "nginx $(nginx -v 2>&1 | cut -d/ -f2) on ${ips[*]} port $port (1 worker), wrk $(wrk -v 2>&1 | head -1 | cut -d' ' -f2), $(openssl version | cut -d' ' -f1-2)"
+echo "nginx $(nginx -v 2>&1 | cut -d/ -f2) on ${ips[*]} port $port, HTTP/2 on $h2port (1 worker), $(h2load --version | head -1), wrk $(wrk -v 2>&1 | head -1 | cut -d' ' -f2), $(openssl version | cut -d' ' -f1-2)"
 ips_csv="$(IFS=,; echo "${ips[*]}")"
 # HOTPOOL_BENCH_WRAPPER runs the harness under a profiler, e.g. "perf record -e cpu-clock -g".
 # shellcheck disable=SC2086
-${HOTPOOL_BENCH_WRAPPER:-} "$bin" --ca "$work/ca.pem" --ips "$ips_csv" --port "$port" --host "$host" --json "$here/results.json" "$@"
+${HOTPOOL_BENCH_WRAPPER:-} "$bin" --ca "$work/ca.pem" --ips "$ips_csv" --port "$port" --http2-port "$h2port" --host "$host" --json "$here/results.json" "$@"

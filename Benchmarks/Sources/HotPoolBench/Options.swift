@@ -3,18 +3,20 @@ import HotPool
 /// What the harness measures against and how long, from the command line (see `usage`).
 struct Options: Sendable {
     static let usage = """
-        usage: HotPoolBench --ca FILE --ips IP[,IP...] --port PORT [--host NAME] [--runs N]
+        usage: HotPoolBench --ca FILE --ips IP[,IP...] --port PORT [--http2-port PORT] [--host NAME] [--runs N]
                             [--duration SECONDS] [--quick] [--json FILE] [--only GROUP[,GROUP...]]
-          groups: getput, throughput, handshake, destruction (close, remove and memory), hosts
+          groups: getput, throughput, http2, handshake, destruction (close, remove and memory), hosts
         """
 
-    static let groups: Set<String> = ["getput", "throughput", "handshake", "destruction", "hosts"]
+    static let groups: Set<String> = ["getput", "throughput", "http2", "handshake", "destruction", "hosts"]
 
     /// PEM of the CA that signed nginx's certificate.
     var caFile = ""
     /// nginx's listen IPs; the pool spreads over all, the peers use the first.
     var ips: [String] = []
     var port = 0
+    /// nginx's port with `http2` on (the same IPs); 0 = none (the http2 group is skipped).
+    var http2Port = 0
     /// The name the certificate is for (the pool's host, with `ips` as its addresses).
     var host = "bench.hotpool.test"
     var runs = 5
@@ -45,6 +47,22 @@ struct Options: Sendable {
         return pool
     }
 
+    /// A pool of `connections` HTTP/2 connections to nginx's first IP, each leased to at most
+    /// `streams` callers at once.
+    func makeHTTP2Pool(connections: Int, streams: Int, backend: IOBackendChoice) throws -> HotConnPool {
+        var configuration = HotPoolConfiguration()
+        configuration.ioBackend = backend
+        configuration.trustedCAFile = caFile
+        configuration.profile = .chrome
+        configuration.maxConnections = connections
+        configuration.maxConnectionsPerHost = connections
+        configuration.maxIdleConnections = connections
+        configuration.maxStreamsPerConnection = streams
+        let pool = try HotConnPool(configuration: configuration)
+        pool.setAddresses([ips[0]], forHost: host)
+        return pool
+    }
+
     /// The options in `arguments` (without the program name); throws with the usage text.
     static func parse(_ arguments: [String]) throws -> Options {
         var options = Options()
@@ -63,6 +81,7 @@ struct Options: Sendable {
             case "--ca": options.caFile = try value(flag)
             case "--ips": options.ips = try value(flag).split(separator: ",").map(String.init)
             case "--port": options.port = try number(flag)
+            case "--http2-port": options.http2Port = try number(flag)
             case "--host": options.host = try value(flag)
             case "--runs": options.runs = try number(flag); runsGiven = true
             case "--duration": options.duration = try number(flag); durationGiven = true

@@ -115,23 +115,30 @@ func throughput(
 }
 
 /// How long each client warms up (opens its connections) before a timed run.
-private let warmUp = Duration.milliseconds(300)
+let warmUp = Duration.milliseconds(300)
 
 /// HotPool: `concurrency` tasks on a fresh pool, each making requests in a loop as `caller` says.
-private func hotPoolLoad(
-    _ options: Options, _ caller: HotPoolCaller, _ backend: IOBackendChoice, concurrency: Int, path: String, bodyBytes: Int
+/// With `http2`, the pool holds `http2.connections` connections to nginx's HTTP/2 port on its
+/// first IP, each leased to at most `http2.streams` tasks at once, and the load fails unless
+/// every connection spoke h2.
+func hotPoolLoad(
+    _ options: Options, _ caller: HotPoolCaller, _ backend: IOBackendChoice, concurrency: Int, path: String, bodyBytes: Int,
+    http2: (connections: Int, streams: Int)? = nil
 ) async throws -> Load {
-    let pool = try options.makePool(connections: concurrency, backend: backend)
-    let request = HTTPRequest(method: .get, scheme: "https", authority: options.authority, path: path)
+    let pool = try http2.map { try options.makeHTTP2Pool(connections: $0.connections, streams: $0.streams, backend: backend) }
+        ?? options.makePool(connections: concurrency, backend: backend)
+    let port = http2 == nil ? options.port : options.http2Port
+    let authority = port == 443 ? options.host : "\(options.host):\(port)"
+    let request = HTTPRequest(method: .get, scheme: "https", authority: authority, path: path)
     let operation: @Sendable () async throws -> Void = switch caller {
     case .global, .executor: {
-        try await pool.withConnection(host: options.host, port: options.port) { connection in
+        try await pool.withConnection(host: options.host, port: port) { connection in
             let response = try await connection.roundTrip(request)
             try check(status: response.head.status.code, bodyBytes: response.body.count, expected: bodyBytes)
         }
     }
     case .execute: {
-        let response = try await pool.execute(request, host: options.host, port: options.port)
+        let response = try await pool.execute(request, host: options.host, port: port)
         try check(status: response.head.status.code, bodyBytes: response.body.count, expected: bodyBytes)
     }
     }
@@ -145,6 +152,13 @@ private func hotPoolLoad(
     // The second read's own hop is not counted in it; the first one's is.
     let hops = (await pool.inboundHops() ?? 0) - hops0 - 1
     let calls = await pool.ioSystemCalls() - calls0
+    if let http2 {
+        let versions = await pool.connectionStats().map(\.httpVersion)
+        guard versions.count <= http2.connections, versions.allSatisfy({ $0 == .http2 }) else {
+            try await pool.close()
+            throw BenchError.unexpected("expected at most \(http2.connections) HTTP/2 connections, had \(versions)")
+        }
+    }
     try await pool.close()
     var load = Load(requests: requests, wallSeconds: span.wallSeconds, cpuSeconds: span.cpuSeconds)
     load.allocationsPerRequest = Double(allocations1 - allocations0) / Double(requests)
@@ -215,7 +229,7 @@ private func wrkSystemCallsPerRequest(_ options: Options, concurrency: Int, path
 }
 
 /// Fails the run unless the answer is a 200 with the whole body.
-private func check(status: Int, bodyBytes: Int, expected: Int) throws {
+func check(status: Int, bodyBytes: Int, expected: Int) throws {
     guard status == 200, bodyBytes == expected else {
         throw BenchError.badResponse("status \(status), \(bodyBytes) body bytes, expected 200 and \(expected)")
     }
