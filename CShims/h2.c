@@ -22,6 +22,10 @@ struct hp_h2 {
     hp_h2_callbacks callbacks;
     void *user;
     body *bodies;
+    // What hp_h2_output gathered: the frames nghttp2 has to send, joined so the caller encrypts
+    // them as one write (one TLS record for many small frames).
+    uint8_t *out;
+    size_t out_cap;
 };
 
 static void unlink_body(hp_h2 *h2, body *b) {
@@ -170,7 +174,33 @@ int hp_h2_receive(hp_h2 *h2, const uint8_t *bytes, size_t len) {
     return rc < 0 ? (int)rc : 0;
 }
 
-long hp_h2_output(hp_h2 *h2, const uint8_t **bytes) { return (long)nghttp2_session_mem_send(h2->session, bytes); }
+long hp_h2_output(hp_h2 *h2, const uint8_t **bytes) {
+    enum { gather_limit = 16384, kept_capacity = 4096 };
+    if (h2->out_cap > kept_capacity) {  // a large flight (a body) is not kept for an idle connection
+        free(h2->out);
+        h2->out = NULL;
+        h2->out_cap = 0;
+    }
+    size_t len = 0;
+    while (len < gather_limit) {
+        const uint8_t *chunk;
+        ssize_t n = nghttp2_session_mem_send(h2->session, &chunk);
+        if (n < 0) return (long)n;
+        if (n == 0) break;
+        if (len + (size_t)n > h2->out_cap) {
+            size_t cap = h2->out_cap ? h2->out_cap * 2 : 512;
+            while (cap < len + (size_t)n) cap *= 2;
+            uint8_t *grown = realloc(h2->out, cap);
+            if (!grown) return NGHTTP2_ERR_NOMEM;
+            h2->out = grown;
+            h2->out_cap = cap;
+        }
+        memcpy(h2->out + len, chunk, (size_t)n);  // the chunk is nghttp2's until its next call
+        len += (size_t)n;
+    }
+    *bytes = h2->out;
+    return (long)len;
+}
 
 int hp_h2_reset_stream(hp_h2 *h2, int32_t stream, uint32_t error_code) {
     return nghttp2_submit_rst_stream(h2->session, NGHTTP2_FLAG_NONE, stream, error_code);
@@ -188,6 +218,7 @@ void hp_h2_free(hp_h2 *h2) {
     if (!h2) return;
     nghttp2_session_del(h2->session);
     while (h2->bodies) unlink_body(h2, h2->bodies);
+    free(h2->out);
     free(h2);
     atomic_fetch_sub(&live_sessions, 1);
 }

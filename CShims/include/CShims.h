@@ -245,8 +245,8 @@ int32_t hp_h2_submit_request(hp_h2 *h2, const hp_h2_field *fields, size_t count,
                              int weight, int32_t dependency, int exclusive);
 /// Takes received bytes (the callbacks run). 0, or a negative nghttp2 code: the session is broken.
 int hp_h2_receive(hp_h2 *h2, const uint8_t *bytes, size_t len);
-/// The next bytes to send, lent until the next call on the session: their length (0 = none) or
-/// a negative nghttp2 code.
+/// The next bytes to send (the frames nghttp2 has queued, joined, up to about 16 KiB), lent
+/// until the next call on the session: their length (0 = none) or a negative nghttp2 code.
 long hp_h2_output(hp_h2 *h2, const uint8_t **bytes);
 int hp_h2_reset_stream(hp_h2 *h2, int32_t stream, uint32_t error_code);
 int hp_h2_ping(hp_h2 *h2);

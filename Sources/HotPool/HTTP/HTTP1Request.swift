@@ -1,11 +1,13 @@
 import HTTPTypes
 
 /// The request headers a connection's fingerprint profile adds, in the browser's order, with
-/// their wire form made once (most requests set none of them, and get the block as it is).
+/// their wire form made once (most requests set none of them, and get the block as it is): the
+/// HTTP/1.1 lines, and the HTTP/2 fields.
 struct ProfileHeaders: Sendable {
     let fields: [HTTPField]
     let names: Set<HTTPField.Name>
     let wire: [UInt8]
+    let http2Block: (storage: [UInt8], fields: [HTTP2Request.Field])
 
     init(_ fields: [HTTPField]) {
         self.fields = fields
@@ -13,6 +15,7 @@ struct ProfileHeaders: Sendable {
         var wire: [UInt8] = []
         for field in fields { HTTP1Request.appendField(field.name.rawName, field.value, to: &wire) }
         self.wire = wire
+        self.http2Block = HTTP2Request.block(fields)
     }
 }
 

@@ -24,7 +24,8 @@ struct HTTP2Request: Sendable {
          pseudoHeaderOrder: [HTTP2PseudoHeader]) {
         self.body = body
         self.isHead = request.method == .head
-        storage.reserveCapacity(256 + profile.wire.count + body.count)
+        storage.reserveCapacity(128 + profile.http2Block.storage.count)
+        fields.reserveCapacity(4 + profile.http2Block.fields.count + request.headerFields.count)
         for pseudo in pseudoHeaderOrder {
             switch pseudo {
             case .method: append(pseudo.rawValue, request.method.rawValue)
@@ -33,20 +34,40 @@ struct HTTP2Request: Sendable {
             case .path: append(pseudo.rawValue, request.path ?? "/")
             }
         }
-        for header in profile.fields {
-            let own = request.headerFields[fields: header.name]
-            if own.isEmpty {
-                append(header.name.canonicalName, header.value)
-            } else {
-                for field in own where Self.mayBeSent(field) { append(field.name.canonicalName, field.value) }
+        if request.headerFields.contains(where: { profile.names.contains($0.name) }) {
+            for header in profile.fields {
+                let own = request.headerFields[fields: header.name]
+                if own.isEmpty {
+                    append(header.name.canonicalName, header.value)
+                } else {
+                    for field in own where Self.mayBeSent(field) { append(field.name.canonicalName, field.value) }
+                }
+            }
+        } else {
+            // Most requests set none of the profile's headers: they get its block as it is.
+            let base = Int32(storage.count)
+            storage.append(contentsOf: profile.http2Block.storage)
+            for field in profile.http2Block.fields {
+                fields.append(Field(nameStart: base + field.nameStart, nameCount: field.nameCount,
+                                    valueStart: base + field.valueStart, valueCount: field.valueCount))
             }
         }
         for field in request.headerFields where !profile.names.contains(field.name) && Self.mayBeSent(field) {
             append(field.name.canonicalName, field.value)
         }
-        if request.headerFields[.contentLength] == nil && (!body.isEmpty || [.post, .put, .patch].contains(request.method)) {
-            append("content-length", String(body.count))
-        }
+        let mayHaveBody = switch request.method { case .post, .put, .patch: true; default: !body.isEmpty }
+        if mayHaveBody && request.headerFields[.contentLength] == nil { append("content-length", String(body.count)) }
+    }
+
+    /// A profile's headers in HTTP/2 form (lower-case names), made once per profile.
+    static func block(_ fields: [HTTPField]) -> (storage: [UInt8], fields: [Field]) {
+        var block = HTTP2Request(storage: [], fields: [], body: [], isHead: false)
+        for field in fields { block.append(field.name.canonicalName, field.value) }
+        return (block.storage, block.fields)
+    }
+
+    private init(storage: [UInt8], fields: [Field], body: [UInt8], isHead: Bool) {
+        (self.storage, self.fields, self.body, self.isHead) = (storage, fields, body, isHead)
     }
 
     private static func mayBeSent(_ field: HTTPField) -> Bool {
