@@ -49,10 +49,12 @@ public final class HotConnPool: Sendable {
         let driver = PoolDriver(config: configuration, reactor: reactor, resolver: resolver, tlsContexts: contexts)
         let executor = HotPoolExecutor(reactor: reactor)
         reactor.ioHandler = { driver.handleIO($0, $1) }
+        reactor.turnEnded = { driver.turnEnded() }
         do {
             try reactor.start()
         } catch {
             reactor.ioHandler = { _, _ in }  // breaks the reactor-driver cycle, so both are freed
+            reactor.turnEnded = {}
             throw HotPoolError.invalidConfiguration("reactor thread: \(error)")
         }
         reactor.post { driver.send(.start) }

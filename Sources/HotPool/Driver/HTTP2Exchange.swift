@@ -9,6 +9,8 @@ final class HTTP2Connection {
     var announcedLimit: Int
     /// The machine was told of the server's GOAWAY.
     var goAwayReported = false
+    /// New streams wait to be sent at the end of the loop's turn (`PoolDriver.turnEnded`).
+    var sendScheduled = false
 
     init(session: HTTP2Session) {
         self.session = session
@@ -35,7 +37,23 @@ extension PoolDriver {
         }
         connection.exchanges[ObjectIdentifier(exchange)] = op
         idleBytes[Int(slot)] = 0
-        if !sendHTTP2(slot, connection.session) { failHTTP2Exchanges(slot, tlsError(slot, HP_TLS_ERROR)) }
+        // The turn's other requests on the connection join this one: one TLS record, one send.
+        if !connection.sendScheduled {
+            connection.sendScheduled = true
+            http2Unsent.append(machine.table.handle(slot))
+        }
+    }
+
+    /// The loop's turn ended: connections with new streams send them.
+    func turnEnded() {
+        guard !http2Unsent.isEmpty else { return }
+        let handles = http2Unsent
+        http2Unsent.removeAll(keepingCapacity: true)
+        for handle in handles where machine.table.isCurrent(handle) {
+            guard let connection = http2[Int(handle.slot)], connection.sendScheduled else { continue }
+            connection.sendScheduled = false
+            if !sendHTTP2(handle.slot, connection.session) { failHTTP2Exchanges(handle.slot, tlsError(handle.slot, HP_TLS_ERROR)) }
+        }
     }
 
     /// Input on an HTTP/2 connection (after its handshake): the session reads it, exchanges whose

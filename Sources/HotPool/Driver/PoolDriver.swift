@@ -91,6 +91,8 @@ final class PoolDriver: @unchecked Sendable {
     @exclusivity(unchecked) var io: [SlotIO?] = []
     /// The HTTP/2 session and streams of a connection whose server chose `h2`.
     @exclusivity(unchecked) var http2: [HTTP2Connection?] = []
+    /// HTTP/2 connections with streams opened this turn, to send at its end.
+    @exclusivity(unchecked) var http2Unsent: [SlotHandle] = []
     /// What the connection is (host, IP, fingerprint profile), from its dial on.
     @exclusivity(unchecked) var identity: [ConnectionIdentity?] = []
 

@@ -24,7 +24,8 @@ final class HTTP2Exchange {
 
     private var blockStatus: Int?
     private var finalStatus: Int?
-    private var fields = HTTPFields()
+    /// The final head's fields, gathered and made into `HTTPFields` once at the end.
+    private var fields: [HTTPField] = []
     private var body: [UInt8] = []
     private var headerBytes = 0
     private var interimResponses = 0
@@ -48,7 +49,7 @@ final class HTTP2Exchange {
         if headerBytes > limits.maxHeaderBytes { return refuse(.headersTooLarge) }
         if fields.count >= limits.maxHeaderFields { return refuse(.tooManyHeaderFields) }
         guard let fieldName = HTTPField.Name(String(decoding: name, as: UTF8.self)) else { return refuse(.malformedHeader) }
-        fields.append(HTTPField(name: fieldName, value: String(decoding: value, as: UTF8.self)))
+        fields.append(HTTPField(name: fieldName, lenientValue: value))  // nghttp2 has checked the value
         return true
     }
 
@@ -76,7 +77,7 @@ final class HTTP2Exchange {
         if let refusal {
             outcome = .refused(refusal)
         } else if errorCode == 0, let finalStatus {
-            outcome = .answered(HTTPResponse(status: .init(code: finalStatus), headerFields: fields), body: body)
+            outcome = .answered(HTTPResponse(status: .init(code: finalStatus), headerFields: HTTPFields(fields)), body: body)
         } else {
             outcome = .reset(errorCode: errorCode == 0 ? 1 : errorCode)  // ended with no response: PROTOCOL_ERROR
         }

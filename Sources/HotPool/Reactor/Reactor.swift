@@ -38,6 +38,9 @@ final class Reactor: @unchecked Sendable {
 
     /// Called on the reactor thread for each I/O completion. Set before `start`.
     var ioHandler: (UInt64, IOCompletion) -> Void = { _, _ in }
+    /// Called on the reactor thread before each wait for I/O, when the turn's jobs have run:
+    /// output the turn gathered goes out in one batch. Set before `start`.
+    var turnEnded: () -> Void = {}
 
     init(io: any IOBackend) throws(SystemError) {
         let fd = hp_eventfd_create()
@@ -165,6 +168,7 @@ final class Reactor: @unchecked Sendable {
             runDueTimers()
             guard running else { break }
             runLocalJobs()
+            turnEnded()
             // Announce the sleep, then look at the inbox once more: a producer either sees
             // `sleeping` and signals the eventfd, or pushed before this check and is seen here.
             sleeping.store(true, ordering: .sequentiallyConsistent)
@@ -195,7 +199,8 @@ final class Reactor: @unchecked Sendable {
                 fatalError("HotPool reactor: \(error)")
             }
         }
-        ioHandler = { _, _ in }  // drops the owner's handler and the references it holds
+        ioHandler = { _, _ in }  // drops the owner's handlers and the references they hold
+        turnEnded = {}
         timers.removeAll()
         // Jobs still queued, or enqueued from now on, run on `lateJobs`: never lost.
         hp_set_current_loop(nil)
