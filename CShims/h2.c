@@ -59,6 +59,9 @@ static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, v
     case NGHTTP2_GOAWAY:
         h2->callbacks.on_goaway(h2->user, frame->goaway.last_stream_id, frame->goaway.error_code);
         break;
+    case NGHTTP2_PING:
+        if (frame->hd.flags & NGHTTP2_FLAG_ACK) h2->callbacks.on_ping_ack(h2->user);
+        break;
     default:
         break;
     }

@@ -230,6 +230,8 @@ typedef struct {
     void (*on_goaway)(void *user, int32_t last_stream_id, uint32_t error_code);
     /// The server's SETTINGS arrived; its SETTINGS_MAX_CONCURRENT_STREAMS now.
     void (*on_settings)(void *user, uint32_t max_concurrent_streams);
+    /// The server acknowledged a PING (hp_h2_ping).
+    void (*on_ping_ack)(void *user);
 } hp_h2_callbacks;
 
 typedef struct { int32_t id; uint32_t value; } hp_h2_setting;

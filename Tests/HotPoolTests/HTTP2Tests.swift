@@ -235,4 +235,36 @@ import Testing
         #expect(openFDCount() == fds)
         #expect(hp_h2_live_sessions() == 0 && hp_tls_live_objects() == 0)
     }
+
+    // MARK: PING health checks
+
+    @Test func idleConnectionsAreCheckedWithPingsAndKept() async throws {
+        let (origin, baseConfig) = try await Self.origin()
+        var config = baseConfig
+        config.pingsIdleHTTP2Connections = true
+        config.healthCheckInterval = .milliseconds(100)
+        let pool = try origin.pool(config)
+        let connection = try await pool.getConnection(host: Origin.hostName, port: origin.port, ip: origin.ips[0])
+        pool.putConnection(connection)
+        let checkedTwice = try await eventually {
+            try await origin.recentFrames(ip: origin.ips[0], last: 100).filter { $0.type == "PING" && !$0.flags.contains("ACK") }.count >= 2
+        }
+        #expect(checkedTwice)
+        let stats = await pool.stats()
+        #expect(stats.idleConnections == 1 && stats.closedByReason.values.reduce(0, +) == 0)
+        #expect(try await origin.stats().requests.values.reduce(0, +) == 0, "no request sent")
+        try await pool.close()
+    }
+
+    @Test func aPingNotAcknowledgedInTimeFailsTheHealthCheck() async throws {
+        try await expectDestruction(.healthCheckFailed, http2: true, config: {
+            $0.pingsIdleHTTP2Connections = true
+            $0.healthCheckInterval = .milliseconds(100)
+            $0.validationTimeout = .milliseconds(300)
+        }, cause: { pool, origin, connection in
+            pool.putConnection(connection)
+            let muted = try await origin.closeIdle(ip: origin.ips[0], mode: "mute")
+            #expect(muted == 1)
+        })
+    }
 }

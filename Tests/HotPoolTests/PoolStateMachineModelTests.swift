@@ -195,7 +195,7 @@ struct ModelRun: ~Copyable {
                 model.connections[slot]?.exchange = true
             case .refuseExchange:
                 break
-            case .startStreamExchange, .abortStreamExchange:
+            case .startStreamExchange, .abortStreamExchange, .ping:
                 check(false, "a stream action, but this model dials HTTP/1.1 connections only")
             case .probe(let slot):
                 // An idle connection's health check, or a recovery dial's probe.

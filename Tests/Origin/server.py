@@ -11,8 +11,8 @@ itself, and is driven by JSON lines on stdin (one reply line each on stdout):
   {"cmd":"stats"} / {"cmd":"reset_stats"}                             per-IP counters
   {"cmd":"wait_closed"|"wait_handshakes","ip":IP|"*","count":N,"timeout":S}   until >= N
   {"cmd":"wait_open","ip":IP|"*","count":N,"timeout":S}                until == N
-  {"cmd":"close_idle","ip":IP|"*","mode":"notify"|"fin"|"reset"|"goaway","count":N}   close idle connections
-      (goaway: HTTP/2 GOAWAY, then close_notify and FIN once the client closed or after 2 s)
+  {"cmd":"close_idle","ip":IP|"*","mode":"notify"|"fin"|"reset"|"goaway"|"mute","count":N}   close idle connections
+      (goaway: HTTP/2 GOAWAY, then the close; mute: an HTTP/2 connection stays open and sends nothing more)
   {"cmd":"send_idle","ip":IP|"*","data":"...","count":N}              stray bytes to idle ones
       (both first wait, at most 5 s, until N connections (default 1) are idle on the IP)
   {"cmd":"requests","ip":IP|"*","last":N}   request heads: method, path, headers (in order),
@@ -406,6 +406,9 @@ class Conn:
         if kind == "goaway" and getattr(self, "h2conn", None):
             self.h2conn.goaway()
             return False
+        if kind == "mute" and getattr(self, "h2conn", None):
+            self.h2conn.muted = True
+            return True
         if kind == "send":
             self.tls.sendall(command["data"].encode())
             return True
@@ -557,10 +560,11 @@ class H2Conn:
         self.heads = {}                                 # stream -> request header fields, until answered
         self.body_len = {}                              # stream -> request body bytes received
         self.goaway_last = None                         # the last stream our GOAWAY let through
+        self.muted = False                              # "mute": nothing is sent any more
 
     def send(self):
         data = self.h2.data_to_send()
-        if data:
+        if data and not self.muted:
             self.c.tls.sendall(data)
 
     def goaway(self):

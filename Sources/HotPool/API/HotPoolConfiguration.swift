@@ -27,8 +27,8 @@ public struct HotPoolConfiguration: Sendable {
     public var maxLifetime: Duration = .seconds(300)
     /// Bound on the validation request of `getConnection(validating:)`.
     public var validationTimeout: Duration = .seconds(10)
-    /// How often idle connections are health-checked (when `healthCheckPath` is set): each idle
-    /// connection unused and unchecked for this long is probed.
+    /// How often idle connections are health-checked (when `healthCheckPath` is set, or
+    /// `pingsIdleHTTP2Connections`): each idle connection unused and unchecked for this long is probed.
     public var healthCheckInterval: Duration = .seconds(30)
     /// How often idle and expired connections are swept.
     public var cleanupInterval: Duration = .seconds(60)
@@ -84,6 +84,11 @@ public struct HotPoolConfiguration: Sendable {
     /// no caller gets it meanwhile. nil = no probe requests (idle connections are still watched
     /// for the server closing them).
     public var healthCheckPath: String?
+    /// Idle HTTP/2 connections are health-checked with a PING instead (cheap: no request, nothing
+    /// logged by the server), even when `healthCheckPath` is nil: no acknowledgement within
+    /// `validationTimeout` destroys the connection (`healthCheckFailed`). HTTP/1.1 connections are
+    /// checked with `healthCheckPath` as before; recovery probes still send it.
+    public var pingsIdleHTTP2Connections = false
 
     /// Bound on one request/response exchange on a pooled connection.
     public var requestTimeout: Duration = .seconds(30)

@@ -11,6 +11,8 @@ final class HTTP2Connection {
     var goAwayReported = false
     /// New streams wait to be sent at the end of the loop's turn (`PoolDriver.turnEnded`).
     var sendScheduled = false
+    /// A health check's PING is under way.
+    var pinging = false
 
     init(session: HTTP2Session) {
         self.session = session
@@ -89,6 +91,10 @@ extension PoolDriver {
             }
             guard machine.table.isCurrent(handle) else { return }  // its connection went meanwhile
         }
+        if connection.pinging && (broken != nil || connection.session.pingsUnanswered == 0) {
+            endPing(slot, connection, passed: broken == nil)
+            guard machine.table.isCurrent(handle) else { return }
+        }
         if let broken {
             if connection.exchanges.isEmpty { return send(.unreadInput(handle, broken.reason)) }
             return failHTTP2Exchanges(slot, broken.error)
@@ -153,8 +159,24 @@ extension PoolDriver {
         endHTTP2Exchange(lease.slot, op, .failed, .failure(error))
     }
 
+    /// A health check: a PING, which passes once acknowledged.
+    func startPing(_ slot: Int32) {
+        guard let connection = http2[Int(slot)], connection.session.ping() else {
+            return send(.exchangeEnded(machine.table.handle(slot), .failed))
+        }
+        connection.pinging = true
+        if !sendHTTP2(slot, connection.session) { endPing(slot, connection, passed: false) }
+    }
+
+    /// The health check's PING was acknowledged, or not (the connection broke, or its deadline passed).
+    private func endPing(_ slot: Int32, _ connection: HTTP2Connection, passed: Bool) {
+        connection.pinging = false
+        send(.exchangeEnded(machine.table.handle(slot), passed ? .answered(status: 200, unusable: nil) : .failed))
+    }
+
     /// Stops the connection's health check past its deadline.
     func abortHTTP2Probe(_ slot: Int32) {
+        if let connection = http2[Int(slot)], connection.pinging { return endPing(slot, connection, passed: false) }
         guard let connection = http2[Int(slot)],
               let (key, op) = connection.exchanges.first(where: { $0.value.streamLease == nil }) else { return }
         connection.exchanges[key] = nil

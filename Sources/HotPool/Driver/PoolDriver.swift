@@ -250,6 +250,7 @@ final class PoolDriver: @unchecked Sendable {
             if counted { metrics.request() }
             finish(requestsAwaitingDecision.removeFirst(), .failure(error), metrics: counted ? metrics : nil)
         case .probe(let handle): startProbe(handle.slot)
+        case .ping(let handle): startPing(handle.slot)
         case .closeSocket(let handle, let notify):
             io[Int(handle.slot)] = nil
             closeSocket(handle, sendCloseNotify: notify)

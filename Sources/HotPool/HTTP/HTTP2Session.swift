@@ -104,6 +104,8 @@ final class HTTP2Session {
     private(set) var maxConcurrentStreams: UInt32 = .max
     /// The server's first SETTINGS arrived.
     private(set) var settingsReceived = false
+    /// PINGs sent and not yet acknowledged.
+    private(set) var pingsUnanswered = 0
 
     /// Nil when nghttp2 cannot make the session (out of memory).
     init?(fingerprint: HTTP2Fingerprint) {
@@ -176,6 +178,13 @@ final class HTTP2Session {
         }
     }
 
+    /// Queues a PING; false if nghttp2 refused it.
+    func ping() -> Bool {
+        guard hp_h2_ping(session) == 0 else { return false }
+        pingsUnanswered += 1
+        return true
+    }
+
     /// Queues a GOAWAY: the connection is being closed by this side.
     func goAway() {
         _ = hp_h2_goaway(session)
@@ -209,5 +218,9 @@ final class HTTP2Session {
             let session = of(user)
             session.maxConcurrentStreams = maxStreams
             session.settingsReceived = true
+        },
+        on_ping_ack: { user in
+            let session = of(user)
+            session.pingsUnanswered = max(0, session.pingsUnanswered - 1)
         })
 }

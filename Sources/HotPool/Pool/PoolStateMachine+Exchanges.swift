@@ -72,21 +72,23 @@ extension PoolStateMachine {
     mutating func probeIdleConnections(interval: Int64) {
         for slot in 0..<Int32(table.slotCount) where table.state[Int(slot)] == .idle {
             let s = Int(slot)
-            guard now - max(table.lastUsed[s], table.lastChecked[s]) >= interval else { continue }
+            let ping = configuration.pingsIdleHTTP2Connections && table.streamLimit[s] > 0
+            guard ping || configuration.probesWithRequest, now - max(table.lastUsed[s], table.lastChecked[s]) >= interval else { continue }
             table.take(idle: slot)
-            startProbe(slot)
+            startProbe(slot, ping: ping)
         }
     }
 
-    /// Sends the probe request on a slot the pool holds itself (a health check, a recovery
-    /// probe), bounded by `validationTimeout`; answered with `exchangeEnded`.
-    mutating func startProbe(_ slot: Int32) {
+    /// Sends the probe request (or, for an HTTP/2 health check, a PING) on a slot the pool holds
+    /// itself (a health check, a recovery probe), bounded by `validationTimeout`; answered with
+    /// `exchangeEnded`.
+    mutating func startProbe(_ slot: Int32, ping: Bool = false) {
         let s = Int(slot)
         table.leasedAt[s] = 0  // the pool's own lease, never reported as a leak
         table.operation[s] = .probe
         table.operationDeadline[s] = HotPool.deadline(from: now, after: configuration.validationTimeout)
         armDeadlineTimer(at: table.operationDeadline[s])
-        emit(.probe(table.handle(slot)))
+        emit(ping ? .ping(table.handle(slot)) : .probe(table.handle(slot)))
     }
 
     // MARK: reading the state

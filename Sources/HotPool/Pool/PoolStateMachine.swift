@@ -19,7 +19,7 @@ struct PoolStateMachine: ~Copyable {
         var idleTimeout: Int64
         var maxLifetime: Int64
         var validationTimeout: Int64
-        /// nil = no health-check probes (no `healthCheckPath`).
+        /// nil = no health-check probes (no `healthCheckPath`, no PINGs).
         var healthCheckInterval: Int64?
         var cleanupInterval: Int64
         /// How long a 403 blacklists an IP, and each failure ejection's step.
@@ -33,6 +33,8 @@ struct PoolStateMachine: ~Copyable {
         var minIdlePerHost: Int
         /// Recovery probes and health checks send a request, not only dial.
         var probesWithRequest: Bool
+        /// Idle HTTP/2 connections are health-checked with a PING.
+        var pingsIdleHTTP2Connections: Bool
         var leaseWarningAfter: Int64
         var idleOrder: IdleOrder
         /// The most callers an HTTP/2 connection is leased to at once (the server's own limit may be lower).
@@ -48,7 +50,8 @@ struct PoolStateMachine: ~Copyable {
             idleTimeout = config.idleTimeout.nanoseconds
             maxLifetime = config.maxLifetime.nanoseconds
             validationTimeout = config.validationTimeout.nanoseconds
-            healthCheckInterval = config.healthCheckPath == nil ? nil : config.healthCheckInterval.nanoseconds
+            healthCheckInterval = config.healthCheckPath == nil && !config.pingsIdleHTTP2Connections
+                ? nil : config.healthCheckInterval.nanoseconds
             cleanupInterval = config.cleanupInterval.nanoseconds
             blacklistTimeout = config.blacklistTimeout.nanoseconds
             maxBlacklistTime = config.maxBlacklistTime.nanoseconds
@@ -58,6 +61,7 @@ struct PoolStateMachine: ~Copyable {
             maxEjectedShare = config.maxEjectedShare
             minIdlePerHost = config.minIdlePerHost
             probesWithRequest = config.healthCheckPath != nil
+            pingsIdleHTTP2Connections = config.pingsIdleHTTP2Connections
             leaseWarningAfter = config.leaseWarningAfter.nanoseconds
             idleOrder = config.idleOrder
             maxStreamsPerConnection = config.maxStreamsPerConnection
@@ -186,6 +190,8 @@ struct PoolStateMachine: ~Copyable {
         case refuseExchange(HotPoolError)
         /// Send the health-check request; answer with `exchangeEnded`.
         case probe(SlotHandle)
+        /// Send an HTTP/2 PING (a health check); answer with `exchangeEnded` (`.answered` once acknowledged).
+        case ping(SlotHandle)
         /// Close the socket now: a retired connection's (its slot lives on until the caller
         /// returns it) or a failed dial's (its slot is free already).
         case closeSocket(SlotHandle, sendCloseNotify: Bool)
