@@ -236,6 +236,38 @@ import Testing
         #expect(hp_h2_live_sessions() == 0 && hp_tls_live_objects() == 0)
     }
 
+    // MARK: what a server can make the pool spend, and bytes nobody asked for
+
+    @Test func aResponseOverALimitFailsItsStreamOnlyAndTheConnectionGoesOn() async throws {
+        let (origin, baseConfig) = try await Self.origin()
+        var config = baseConfig
+        config.maxResponseBodyBytes = 1000
+        config.maxResponseHeaderFields = 5
+        try await origin.rule(path: "/big", ["type": "status", "status": 200, "body_size": 5000])
+        try await origin.rule(path: "/fields", ["type": "status", "status": 200, "headers": (0..<10).map { ["x-f\($0)", "v"] }])
+        let pool = try origin.pool(config)
+        let connection = try await pool.getConnection(host: Origin.hostName, port: origin.port)
+        await #expect(throws: HotPoolError.responseBodyTooLarge(host: Origin.hostName, ip: connection.targetIP, limit: 1000)) {
+            _ = try await connection.roundTrip(get("/big"))
+        }
+        await #expect(throws: HotPoolError.tooManyResponseHeaderFields(host: Origin.hostName, ip: connection.targetIP, limit: 5)) {
+            _ = try await connection.roundTrip(get("/fields"))
+        }
+        #expect(try await connection.roundTrip(get("/small")).body == Array("ok".utf8), "the stream was reset, not the connection")
+        let stats = await pool.stats()
+        #expect(stats.failedRequests == 2 && stats.healthyConnections == 1 && stats.connectionsOpened == 1)
+        pool.putConnection(connection)
+        try await pool.close()
+    }
+
+    @Test func bytesThatAreNotHTTP2OnAnIdleConnectionDestroyItOnce() async throws {
+        try await expectDestruction(.networkError, http2: true, cause: { pool, origin, connection in
+            pool.putConnection(connection)
+            let sent = try await origin.sendIdle(ip: origin.ips[0], data: "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi")
+            #expect(sent == 1)
+        })
+    }
+
     // MARK: PING health checks
 
     @Test func idleConnectionsAreCheckedWithPingsAndKept() async throws {
