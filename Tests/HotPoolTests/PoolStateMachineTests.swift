@@ -198,7 +198,10 @@ extension [PoolStateMachine.Action] {
     }
 
     @Test func aHealthCheckTakesTheConnectionOutOfTheIdleListAndA403BlacklistsItsIP() {
-        var h = harness { $0.healthCheckInterval = 1_000 }
+        var h = harness {
+            $0.healthCheckInterval = 1_000
+            $0.probesWithRequest = true  // a healthCheckPath is set
+        }
         let lease = h.connect("a.test")
         _ = h.send(.release(lease))
         h.now += 1_000
