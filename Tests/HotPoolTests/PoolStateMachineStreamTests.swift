@@ -117,4 +117,27 @@ import Testing
         #expect(h.stats.failedRequests == 2 && h.stats.totalConnections == 0)
         #expect(h.send(.release(first)) == [] && h.send(.release(second)) == [])
     }
+
+    @Test func aRejectedValidationOnASharedConnectionLetsTheOtherStreamsFinish() {
+        var h = harness()
+        let first = connect(&h, limit: 10)
+        let validating = leases(h.acquire("a.test").1)[0]
+        let slot = SlotHandle(slot: first.slot, generation: 0)
+        _ = h.send(.requestExchange(first, timeout: 1_000_000))
+        #expect(h.send(.rejectValidation(validating, status: 403)).destroyed == [], "another caller's exchange is under way")
+        #expect(h.machine.hostStore[ip: h.machine.table.ipID[Int(slot.slot)]].blacklistedUntil > h.now, "the 403 blacklists the IP")
+        #expect(h.send(.streamExchangeEnded(first, .answered(status: 200, unusable: nil))) == [.closeSocket(slot, sendCloseNotify: false)])
+        #expect(h.send(.release(first)).destroyed == [.validationFailed])
+        #expect(h.stats.closedByReason.values.reduce(0, +) == 1 && h.stats.failedRequests == 0)
+    }
+
+    @Test func oneBrokenConnectionIsOneFailureOfItsIP() {
+        var h = harness()
+        let held = [connect(&h, limit: 10)] + (0..<4).map { _ in leases(h.acquire("a.test").1)[0] }
+        for lease in held { _ = h.send(.requestExchange(lease, timeout: 1_000_000)) }
+        for lease in held { _ = h.send(.streamExchangeEnded(lease, .failed)) }
+        let ip = h.machine.table.ipID[Int(held[0].slot)]
+        #expect(h.machine.hostStore[ip: ip].consecutiveFailures == 1)
+        #expect(h.stats.failedRequests == 5)
+    }
 }

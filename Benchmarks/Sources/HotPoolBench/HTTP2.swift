@@ -1,7 +1,4 @@
-import AsyncHTTPClient
-import Glibc
 import HotPool
-import NIOSSL
 
 /// HTTP/2 keep-alive GETs against nginx's `http2` port: `connections` connections carrying up to
 /// `streams` requests each at once (`connections × streams` callers in a closed loop), for
@@ -32,7 +29,7 @@ func http2Throughput(_ options: Options, connections: Int, streams: Int, path: S
             ours.append(try await hotPoolLoad(options, load.caller, load.backend, concurrency: concurrency, path: path,
                                               bodyBytes: bodyBytes, http2: (connections, streams)))
         }
-        let theirs = try await asyncHTTPClientHTTP2Load(options, concurrency: concurrency, path: path, bodyBytes: bodyBytes)
+        let theirs = try await asyncHTTPClientLoad(options, concurrency: concurrency, path: path, bodyBytes: bodyBytes, http2: true)
         let reference = try h2loadLoad(options, connections: connections, streams: streams, path: path)
         for index in rows.indices {
             rows[index].rate.samples.append(ours[index].requestsPerSecond)
@@ -48,32 +45,6 @@ func http2Throughput(_ options: Options, connections: Int, streams: Int, path: S
     }
     return rows.map(\.rate) + [ahc.rate, h2load.rate] + rows.map(\.cpu) + [ahc.cpu, h2load.cpu]
         + rows.flatMap { [$0.h2loadCPU, $0.ahcRate] } + rows.map(\.calls)
-}
-
-/// AsyncHTTPClient speaking HTTP/2 (ALPN picks it), `concurrency` tasks doing execute + collect in
-/// a loop; the load fails if a response came over HTTP/1.1.
-private func asyncHTTPClientHTTP2Load(_ options: Options, concurrency: Int, path: String, bodyBytes: Int) async throws -> Load {
-    var tls = TLSConfiguration.makeClientConfiguration()
-    tls.trustRoots = .file(options.caFile)
-    var configuration = HTTPClient.Configuration(tlsConfiguration: tls)
-    configuration.httpVersion = .automatic
-    let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
-    let request = HTTPClientRequest(url: "https://\(options.ips[0]):\(options.http2Port)\(path)")
-    let operation: @Sendable () async throws -> Void = {
-        let response = try await client.execute(request, timeout: .seconds(30))
-        let body = try await response.body.collect(upTo: 1 << 20)
-        guard response.version.major == 2 else { throw BenchError.unexpected("AsyncHTTPClient spoke HTTP/\(response.version.major)") }
-        try check(status: Int(response.status.code), bodyBytes: body.readableBytes, expected: bodyBytes)
-    }
-    do {
-        _ = try await closedLoop(concurrency: concurrency, duration: warmUp, operation)
-        let (requests, span) = try await closedLoop(concurrency: concurrency, duration: .seconds(options.duration), operation)
-        try await client.shutdown()
-        return Load(requests: requests, wallSeconds: span.wallSeconds, cpuSeconds: span.cpuSeconds)
-    } catch {
-        try? await client.shutdown()
-        throw error
-    }
 }
 
 /// h2load (nghttp2's load tool), one thread, `connections` clients with `streams` streams each,

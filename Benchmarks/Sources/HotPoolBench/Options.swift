@@ -33,23 +33,10 @@ struct Options: Sendable {
     /// A URL on the first nginx IP, for the peers (the certificate has IP SANs).
     func url(_ path: String) -> String { "https://\(ips[0]):\(port)\(path)" }
 
-    /// A pool over nginx's IPs whose limits admit `connections` connections, all of them idle.
-    func makePool(connections: Int, backend: IOBackendChoice = .epoll) throws -> HotConnPool {
-        var configuration = HotPoolConfiguration()
-        configuration.ioBackend = backend
-        configuration.trustedCAFile = caFile
-        configuration.profile = .chrome
-        configuration.maxConnections = connections
-        configuration.maxConnectionsPerHost = connections
-        configuration.maxIdleConnections = connections
-        let pool = try HotConnPool(configuration: configuration)
-        pool.setAddresses(ips, forHost: host)
-        return pool
-    }
-
-    /// A pool of `connections` HTTP/2 connections to nginx's first IP, each leased to at most
+    /// A pool over nginx's IPs whose limits admit `connections` connections, all of them idle;
+    /// with `streams`, connections to its first IP only (as h2load's), each leased to at most
     /// `streams` callers at once.
-    func makeHTTP2Pool(connections: Int, streams: Int, backend: IOBackendChoice) throws -> HotConnPool {
+    func makePool(connections: Int, backend: IOBackendChoice = .epoll, streams: Int? = nil) throws -> HotConnPool {
         var configuration = HotPoolConfiguration()
         configuration.ioBackend = backend
         configuration.trustedCAFile = caFile
@@ -57,9 +44,9 @@ struct Options: Sendable {
         configuration.maxConnections = connections
         configuration.maxConnectionsPerHost = connections
         configuration.maxIdleConnections = connections
-        configuration.maxStreamsPerConnection = streams
+        if let streams { configuration.maxStreamsPerConnection = streams }
         let pool = try HotConnPool(configuration: configuration)
-        pool.setAddresses([ips[0]], forHost: host)
+        pool.setAddresses(streams == nil ? ips : [ips[0]], forHost: host)
         return pool
     }
 

@@ -115,7 +115,7 @@ func throughput(
 }
 
 /// How long each client warms up (opens its connections) before a timed run.
-let warmUp = Duration.milliseconds(300)
+private let warmUp = Duration.milliseconds(300)
 
 /// HotPool: `concurrency` tasks on a fresh pool, each making requests in a loop as `caller` says.
 /// With `http2`, the pool holds `http2.connections` connections to nginx's HTTP/2 port on its
@@ -125,8 +125,7 @@ func hotPoolLoad(
     _ options: Options, _ caller: HotPoolCaller, _ backend: IOBackendChoice, concurrency: Int, path: String, bodyBytes: Int,
     http2: (connections: Int, streams: Int)? = nil
 ) async throws -> Load {
-    let pool = try http2.map { try options.makeHTTP2Pool(connections: $0.connections, streams: $0.streams, backend: backend) }
-        ?? options.makePool(connections: concurrency, backend: backend)
+    let pool = try options.makePool(connections: http2?.connections ?? concurrency, backend: backend, streams: http2?.streams)
     let port = http2 == nil ? options.port : options.http2Port
     let authority = port == 443 ? options.host : "\(options.host):\(port)"
     let request = HTTPRequest(method: .get, scheme: "https", authority: authority, path: path)
@@ -167,19 +166,23 @@ func hotPoolLoad(
     return load
 }
 
-/// AsyncHTTPClient: its own pool with `concurrency` HTTP/1.1 connections per host, trusting the
-/// test CA, and `concurrency` tasks each doing execute + collect in a loop.
-private func asyncHTTPClientLoad(_ options: Options, concurrency: Int, path: String, bodyBytes: Int) async throws -> Load {
+/// AsyncHTTPClient: its own pool, trusting the test CA, and `concurrency` tasks each doing
+/// execute + collect in a loop: over `concurrency` HTTP/1.1 connections, or with `http2` over
+/// HTTP/2 to nginx's `http2` port (ALPN picks it; the load fails if a response came over HTTP/1.1).
+func asyncHTTPClientLoad(_ options: Options, concurrency: Int, path: String, bodyBytes: Int, http2: Bool = false) async throws -> Load {
     var tls = TLSConfiguration.makeClientConfiguration()
     tls.trustRoots = .file(options.caFile)
     var configuration = HTTPClient.Configuration(tlsConfiguration: tls)
-    configuration.httpVersion = .http1Only
+    configuration.httpVersion = http2 ? .automatic : .http1Only
     configuration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = concurrency
     let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
-    let request = HTTPClientRequest(url: options.url(path))
+    let request = HTTPClientRequest(url: http2 ? "https://\(options.ips[0]):\(options.http2Port)\(path)" : options.url(path))
     let operation: @Sendable () async throws -> Void = {
         let response = try await client.execute(request, timeout: .seconds(30))
         let body = try await response.body.collect(upTo: 1 << 20)
+        guard response.version.major == (http2 ? 2 : 1) else {
+            throw BenchError.unexpected("AsyncHTTPClient spoke HTTP/\(response.version.major)")
+        }
         try check(status: Int(response.status.code), bodyBytes: body.readableBytes, expected: bodyBytes)
     }
     do {
@@ -229,7 +232,7 @@ private func wrkSystemCallsPerRequest(_ options: Options, concurrency: Int, path
 }
 
 /// Fails the run unless the answer is a 200 with the whole body.
-func check(status: Int, bodyBytes: Int, expected: Int) throws {
+private func check(status: Int, bodyBytes: Int, expected: Int) throws {
     guard status == 200, bodyBytes == expected else {
         throw BenchError.badResponse("status \(status), \(bodyBytes) body bytes, expected 200 and \(expected)")
     }

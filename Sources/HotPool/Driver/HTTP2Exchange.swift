@@ -46,15 +46,21 @@ extension PoolDriver {
         }
     }
 
-    /// The loop's turn ended: connections with new streams send them.
+    /// The loop's turn ended: connections with new streams send them (and streams opened while
+    /// sending, by callers a failure let in, go out in the same turn).
     func turnEnded() {
-        guard !http2Unsent.isEmpty else { return }
-        let handles = http2Unsent
-        http2Unsent.removeAll(keepingCapacity: true)
-        for handle in handles where machine.table.isCurrent(handle) {
-            guard let connection = http2[Int(handle.slot)], connection.sendScheduled else { continue }
-            connection.sendScheduled = false
-            if !sendHTTP2(handle.slot, connection.session) { failHTTP2Exchanges(handle.slot, tlsError(handle.slot, HP_TLS_ERROR)) }
+        while !http2Unsent.isEmpty {
+            let handles = http2Unsent
+            http2Unsent.removeAll(keepingCapacity: true)
+            for handle in handles where machine.table.isCurrent(handle) {
+                guard let connection = http2[Int(handle.slot)], connection.sendScheduled else { continue }
+                connection.sendScheduled = false
+                if !sendHTTP2(handle.slot, connection.session) {
+                    failHTTP2Exchanges(handle.slot, tlsError(handle.slot, HP_TLS_ERROR))
+                } else {
+                    _ = endClosedStreams(handle.slot, connection, broken: nil)
+                }
+            }
         }
     }
 
@@ -72,25 +78,7 @@ extension PoolDriver {
             send(.unreadInput(handle, .remoteClosed))
             guard machine.table.isCurrent(handle) else { return }
         }
-        for exchange in connection.session.takeEnded() {
-            guard let op = connection.exchanges.removeValue(forKey: ObjectIdentifier(exchange)) else { continue }
-            let host = machine.hostName(slot), ip = machine.ipAddress(slot)
-            switch exchange.outcome! {
-            case .answered(let head, let body):
-                let unusable: CloseReason? = broken?.reason ?? (goAway ? .remoteClosed : nil)
-                endHTTP2Exchange(slot, op, .answered(status: head.status.code, unusable: unusable),
-                                 .success(HotResponse(head: head, body: body, connectionReusable: unusable == nil)))
-            case .refused(let error):
-                endHTTP2Exchange(slot, op, .streamFailed,
-                                 .failure(HotPoolError(error, host: host, ip: ip, limits: config.responseLimits)))
-            case .reset(let code) where code == Self.refusedStream && op.retry != nil:
-                retryElsewhere(slot, op)
-            case .reset(let code):
-                let reason = String(cString: hp_h2_error_code_name(code))
-                endHTTP2Exchange(slot, op, .streamFailed, .failure(.streamReset(host: host, ip: ip, reason: reason)))
-            }
-            guard machine.table.isCurrent(handle) else { return }  // its connection went meanwhile
-        }
+        guard endClosedStreams(slot, connection, broken: broken?.reason) else { return }
         if connection.pinging && (broken != nil || connection.session.pingsUnanswered == 0) {
             endPing(slot, connection, passed: broken == nil)
             guard machine.table.isCurrent(handle) else { return }
@@ -103,6 +91,34 @@ extension PoolDriver {
             connection.announcedLimit = connection.streamLimit
             send(.streamLimitChanged(handle, connection.streamLimit))
         }
+    }
+
+    /// Ends the exchanges whose stream closed (answered, refused, or reset by the server, or by
+    /// nghttp2 when a stream opened after a GOAWAY goes out); an answer on a connection that
+    /// broke or got a GOAWAY says it can carry no further request. False if the connection went
+    /// meanwhile.
+    private func endClosedStreams(_ slot: Int32, _ connection: HTTP2Connection, broken: CloseReason?) -> Bool {
+        let handle = machine.table.handle(slot)
+        for exchange in connection.session.takeEnded() {
+            guard let op = connection.exchanges.removeValue(forKey: ObjectIdentifier(exchange)) else { continue }
+            let host = machine.hostName(slot), ip = machine.ipAddress(slot)
+            switch exchange.outcome! {
+            case .answered(let head, let body):
+                let unusable: CloseReason? = broken ?? (connection.session.goAwayLastStream != nil ? .remoteClosed : nil)
+                endHTTP2Exchange(slot, op, .answered(status: head.status.code, unusable: unusable),
+                                 .success(HotResponse(head: head, body: body, connectionReusable: unusable == nil)))
+            case .refused(let error):
+                endHTTP2Exchange(slot, op, .streamFailed,
+                                 .failure(HotPoolError(error, host: host, ip: ip, limits: config.responseLimits)))
+            case .reset(let code) where code == Self.refusedStream && op.retry != nil:
+                retryElsewhere(slot, op)
+            case .reset(let code):
+                let reason = String(cString: hp_h2_error_code_name(code))
+                endHTTP2Exchange(slot, op, .streamFailed, .failure(.streamReset(host: host, ip: ip, reason: reason)))
+            }
+            guard machine.table.isCurrent(handle) else { return false }
+        }
+        return true
     }
 
     /// An exchange on the connection ended: the machine hears how (by its stream lease, or as the
@@ -125,10 +141,13 @@ extension PoolDriver {
     static let refusedStream: UInt32 = 7
 
     /// An `execute` whose request the server did not process (its stream was refused) runs once
-    /// more on another connection: its lease ends, and it asks for a connection again (the
-    /// machine gives it none that refuses streams).
+    /// more: its lease ends, and it asks for a connection again (after a GOAWAY, the machine
+    /// gives it another connection).
     private func retryElsewhere(_ slot: Int32, _ op: ExchangeOp) {
-        guard var pending = op.retry, let lease = op.streamLease else { return }
+        guard var pending = op.retry, let lease = op.streamLease else {
+            let error = HotPoolError.streamReset(host: machine.hostName(slot), ip: machine.ipAddress(slot), reason: "REFUSED_STREAM")
+            return endHTTP2Exchange(slot, op, .streamFailed, .failure(error))
+        }
         logger.debug("request not processed by the server; retrying it on another connection",
                      metadata: ["ip": "\(machine.ipAddress(slot))"])
         send(.streamExchangeEnded(lease, .notProcessed))
@@ -168,10 +187,12 @@ extension PoolDriver {
         if !sendHTTP2(slot, connection.session) { endPing(slot, connection, passed: false) }
     }
 
-    /// The health check's PING was acknowledged, or not (the connection broke, or its deadline passed).
-    private func endPing(_ slot: Int32, _ connection: HTTP2Connection, passed: Bool) {
+    /// The health check's PING was acknowledged, or not (the connection broke, or its deadline
+    /// passed). Acknowledged after the server's GOAWAY, the connection goes all the same.
+    func endPing(_ slot: Int32, _ connection: HTTP2Connection, passed: Bool) {
         connection.pinging = false
-        send(.exchangeEnded(machine.table.handle(slot), passed ? .answered(status: 200, unusable: nil) : .failed))
+        let unusable: CloseReason? = connection.goAwayReported ? .remoteClosed : nil
+        send(.exchangeEnded(machine.table.handle(slot), passed ? .answered(status: 200, unusable: unusable) : .failed))
     }
 
     /// Stops the connection's health check past its deadline.

@@ -240,8 +240,8 @@ final class PoolDriver: @unchecked Sendable {
             metrics.request()
             startExchange(handle.slot, requestsAwaitingDecision.removeFirst())
         case .startStreamExchange(let lease):
-            metrics.request()
             let op = requestsAwaitingDecision.removeFirst()
+            if !op.isRetry { metrics.request() }  // the machine counts a retried request once
             op.streamLease = lease
             startHTTP2Exchange(lease.slot, op)
         case .refuseExchange(let error):
@@ -339,7 +339,7 @@ final class PoolDriver: @unchecked Sendable {
             let op = ExchangeOp(identity.message(pending.request, body: pending.body, http2: isHTTP2),
                                 limits: config.responseLimits, requester: .execute(pending.handoff))
             op.lease = handle
-            if !pending.retried { op.retry = pending }
+            if pending.retried { op.isRetry = true } else { op.retry = pending }
             requestsAwaitingDecision.append(op)
             return send(.requestExchange(handle, timeout: pending.timeout))
         }
@@ -492,14 +492,12 @@ final class PoolDriver: @unchecked Sendable {
         case .dial?: stepHandshake(slot)
         case .exchange(let op)?: stepExchange(slot, op)
         case nil:
-            // Bytes count against the budget only while no exchange is under way to read them.
-            let connection = http2[s]
-            idleBytes[s] = connection?.exchanges.isEmpty ?? true ? idleBytes[s] &+ Int32(clamping: bytes.count) : 0
+            // An HTTP/2 session reads everything (nghttp2 bounds what a server can make it do).
+            if let connection = http2[s] { return http2Input(slot, connection) }
+            idleBytes[s] &+= Int32(clamping: bytes.count)
             if idleBytes[s] > Self.readOnBudget {
                 logger.debug("the server streams records nobody asked for", metadata: ["ip": "\(machine.ipAddress(slot))"])
                 send(.unreadInput(machine.table.handle(slot), .unsolicitedData))
-            } else if let connection {
-                http2Input(slot, connection)
             } else if let reason = unreadInput(slot) {
                 send(.unreadInput(machine.table.handle(slot), reason))
             }
@@ -514,10 +512,12 @@ final class PoolDriver: @unchecked Sendable {
         case .dial?: failDial(slot, .tlsHandshakeFailed(host: host, ip: ip, reason: reason))
         case .exchange(let op)?: failExchange(slot, op, .networkError(host: host, ip: ip, reason: reason))
         case nil:
+            let handle = machine.table.handle(slot)
+            if let connection = http2[Int(slot)], connection.pinging { endPing(slot, connection, passed: false) }
             if let connection = http2[Int(slot)], !connection.exchanges.isEmpty {
                 failHTTP2Exchanges(slot, .networkError(host: host, ip: ip, reason: reason))
-            } else {
-                send(.unreadInput(machine.table.handle(slot), .networkError))
+            } else if machine.table.isCurrent(handle) {  // the failed health check may have destroyed it
+                send(.unreadInput(handle, .networkError))
             }
         }
     }

@@ -83,8 +83,9 @@ extension PoolStateMachine {
         case .failed:
             table.errorCount[s] &+= 1
             counters.failedRequests += 1
+            // One broken connection is one failure of its IP, however many streams it failed.
+            if isSound(slot) { recordFailure(ip) }
             markPendingClose(slot, .unhealthyOnReturn)
-            recordFailure(ip)
         case .streamFailed:
             table.errorCount[s] &+= 1
             counters.failedRequests += 1

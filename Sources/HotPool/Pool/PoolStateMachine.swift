@@ -298,7 +298,13 @@ struct PoolStateMachine: ~Copyable {
             retire(slot, .removed)
             endStreamLease(handle)
         case .rejectValidation(let handle, let status):
-            if let slot = leasedSlot(handle) { reject(slot, .validationFailed, status: status) }
+            guard let slot = leasedSlot(handle) else { break }
+            guard table.streamLimit[Int(slot)] > 0 else { reject(slot, .validationFailed, status: status); break }
+            // Other callers' streams on it run to their end; it is destroyed when the last lease ends.
+            let ip = table.ipID[Int(slot)]
+            retire(slot, .validationFailed)
+            endStreamLease(handle)
+            if status == 403 { blacklist(ip, .forbidden, period: configuration.blacklistTimeout) }
         case .foreignHandleUsed:
             counters.staleHandleUses += 1
         case .requestExchange(let handle, let timeout): requestExchange(handle, timeout: timeout)
