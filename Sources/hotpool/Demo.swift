@@ -131,6 +131,43 @@ struct HotPoolDemo {
         guard destroyed == stats.connectionsOpened, server2.totalOpen == 0 else {
             throw DemoError.unbalanced("opened \(stats.connectionsOpened), destroyed \(destroyed), server open \(server2.totalOpen)")
         }
+        try await http2()
+    }
+
+    /// HTTP/2: a second origin speaks h2 and holds each answer 100 ms; 64 callers at once share two
+    /// connections, one stream each.
+    static func http2() async throws {
+        step("HTTP/2: 64 requests at once, at most 2 connections (a second origin, on 127.0.0.5, speaking h2)")
+        let origin = try Origin(ips: ["127.0.0.5"])
+        defer { origin.stop() }
+        try await origin.setTLSMode("h2")
+        try await origin.rule(["type": "status", "status": 200, "body": "ok", "delay_ms": 100])
+        var config = origin.configuration()
+        config.maxConnectionsPerHost = 2
+        let pool = try origin.pool(config)
+        let answered = try await withThrowingTaskGroup(of: Int.self) { group in
+            for i in 0..<64 {
+                group.addTask {
+                    let request = HTTPRequest(method: .get, scheme: "https", authority: Origin.hostName, path: "/h2/\(i)")
+                    return try await pool.execute(request, host: Origin.hostName, port: origin.port).head.status.code
+                }
+            }
+            return try await group.reduce(into: 0) { count, status in if status == 200 { count += 1 } }
+        }
+        let versions = Set(await pool.connectionStats().map { $0.httpVersion.rawValue })
+        let peaks = try await origin.send(["cmd": "h2_peaks"]).object["peaks"] as? [String: Int] ?? [:]
+        let server = try await origin.stats()
+        print("  \(answered) of 64 answered 200 over \(server.totalHandshakes) connections (\(versions.sorted().joined(separator: ", "))); "
+              + "streams open at once per connection at the server: \(peaks.values.sorted(by: >).map(String.init).joined(separator: ", "))")
+        try await pool.close()
+        let stats = await pool.stats()
+        _ = try await origin.waitClosed(server.totalHandshakes)
+        let after = try await origin.stats()
+        let destroyed = stats.closedByReason.values.reduce(0, +)
+        print("  pool closed: \(destroyed) connections destroyed (\(stats.closedByReason[.poolClosed] ?? 0) poolClosed), server has \(after.totalOpen) open")
+        guard answered == 64, destroyed == stats.connectionsOpened, after.totalOpen == 0 else {
+            throw DemoError.unbalanced("HTTP/2: answered \(answered), opened \(stats.connectionsOpened), destroyed \(destroyed)")
+        }
     }
 
     static func step(_ title: String) { print("\n== \(title)") }
