@@ -165,14 +165,21 @@ extension PoolDriver {
         for op in ops { endHTTP2Exchange(slot, op, .failed, .failure(error)) }
     }
 
+    /// Takes the exchange `matches` picks off the connection and resets its stream; nil if none.
+    private func cancelExchange(_ slot: Int32, where matches: (ExchangeOp) -> Bool) -> ExchangeOp? {
+        guard let connection = http2[Int(slot)], let (key, op) = connection.exchanges.first(where: { matches($0.value) }) else {
+            return nil
+        }
+        connection.exchanges[key] = nil
+        if let exchange = op.http2 { connection.session.cancel(exchange) }
+        sendHTTP2(slot, connection.session)
+        return op
+    }
+
     /// Stops the exchange of a stream lease (its deadline passed, or its caller returned the
     /// lease): the stream is reset and the exchange fails.
     func abortStreamExchange(_ lease: LeaseHandle) {
-        guard let connection = http2[Int(lease.slot)],
-              let (key, op) = connection.exchanges.first(where: { $0.value.streamLease == lease }) else { return }
-        connection.exchanges[key] = nil
-        if let exchange = op.http2 { connection.session.cancel(exchange) }
-        sendHTTP2(lease.slot, connection.session)
+        guard let op = cancelExchange(lease.slot, where: { $0.streamLease == lease }) else { return }
         let host = machine.hostName(lease.slot), ip = machine.ipAddress(lease.slot)
         let error: HotPoolError = machine.isCurrent(lease) ? .timeout(host: host, ip: ip, phase: .request) : .staleConnection
         endHTTP2Exchange(lease.slot, op, .failed, .failure(error))
@@ -198,10 +205,7 @@ extension PoolDriver {
     /// Stops the connection's health check past its deadline.
     func abortHTTP2Probe(_ slot: Int32) {
         if let connection = http2[Int(slot)], connection.pinging { return endPing(slot, connection, passed: false) }
-        guard let connection = http2[Int(slot)],
-              let (key, op) = connection.exchanges.first(where: { $0.value.streamLease == nil }) else { return }
-        connection.exchanges[key] = nil
-        if let exchange = op.http2 { connection.session.cancel(exchange) }
+        guard let op = cancelExchange(slot, where: { $0.streamLease == nil }) else { return }
         endHTTP2Exchange(slot, op, .failed, .failure(.timeout(host: machine.hostName(slot), ip: machine.ipAddress(slot), phase: .request)))
     }
 

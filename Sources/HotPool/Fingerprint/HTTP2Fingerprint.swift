@@ -8,9 +8,13 @@ public enum HTTPProtocolVersion: String, Sendable, Hashable, CaseIterable {
 
 /// An HTTP/2 pseudo-header field of a request.
 public enum HTTP2PseudoHeader: String, Sendable, Hashable, CaseIterable {
+    /// `:method` (`m` in an Akamai fingerprint).
     case method = ":method"
+    /// `:authority` (`a`).
     case authority = ":authority"
+    /// `:scheme` (`s`).
     case scheme = ":scheme"
+    /// `:path` (`p`).
     case path = ":path"
 
     /// Its letter in an Akamai fingerprint.
