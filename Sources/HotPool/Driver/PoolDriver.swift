@@ -376,11 +376,7 @@ final class PoolDriver: @unchecked Sendable {
         let error: HotPoolError = destruction.reason == .poolClosed
             ? .poolClosed : .connectionClosed(host: destruction.host, ip: destruction.ip)
         if case .exchange(let op)? = io[Int(slot)] { finish(op, .failure(error), metrics: metrics) }
-        if let connection = http2[Int(slot)] {
-            let ops = connection.exchanges.values
-            connection.exchanges.removeAll()
-            for op in ops { finish(op, .failure(error), metrics: metrics) }
-        }
+        failHTTP2Exchanges(slot, error)  // their ends reach a machine that has freed the slot: ignored
         io[Int(slot)] = nil
         closeSocket(destruction.handle, sendCloseNotify: destruction.sendCloseNotify)
         identity[Int(slot)] = nil
@@ -403,7 +399,9 @@ final class PoolDriver: @unchecked Sendable {
             }
             if hp_tls_shutdown(tls) == 0 { closeNotify = lendOutput(tls) }
         }
-        failHTTP2Exchanges(handle.slot, .connectionClosed(host: machine.hostName(handle.slot), ip: machine.ipAddress(handle.slot)))
+        if let connection = http2[s], !connection.exchanges.isEmpty {
+            failHTTP2Exchanges(handle.slot, .connectionClosed(host: machine.hostName(handle.slot), ip: machine.ipAddress(handle.slot)))
+        }
         http2[s] = nil
         closing[handle.token] = (tls[s], identity[s])
         reactor.io.close(fd: fd[s], token: handle.token, lastBytes: closeNotify)

@@ -15,9 +15,10 @@ struct HTTP2Request: Sendable {
     let body: [UInt8]
     let isHead: Bool
 
+    private static let host = HTTPField.Name("host")!
     /// Fields HTTP/2 forbids in a request (RFC 9113 8.2.2); `host` goes into `:authority`.
     private static let connectionSpecific: Set<HTTPField.Name> = [
-        .connection, .init("keep-alive")!, .init("proxy-connection")!, .transferEncoding, .init("upgrade")!, .init("host")!,
+        .connection, .init("keep-alive")!, .init("proxy-connection")!, .transferEncoding, .init("upgrade")!, host,
     ]
 
     init(_ request: HTTPRequest, body: [UInt8], defaultAuthority: String, profile: ProfileHeaders,
@@ -29,7 +30,7 @@ struct HTTP2Request: Sendable {
         for pseudo in pseudoHeaderOrder {
             switch pseudo {
             case .method: append(pseudo.rawValue, request.method.rawValue)
-            case .authority: append(pseudo.rawValue, request.authority ?? request.headerFields[.init("host")!] ?? defaultAuthority)
+            case .authority: append(pseudo.rawValue, request.authority ?? request.headerFields[Self.host] ?? defaultAuthority)
             case .scheme: append(pseudo.rawValue, request.scheme ?? "https")
             case .path: append(pseudo.rawValue, request.path ?? "/")
             }
