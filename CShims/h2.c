@@ -9,6 +9,9 @@
 
 static atomic_long live_sessions;
 
+_Static_assert(HP_H2_ERR_FLOODED == NGHTTP2_ERR_FLOODED, "flood code");
+_Static_assert(HP_H2_ERR_NOMEM == NGHTTP2_ERR_NOMEM, "out-of-memory code");
+
 // A request body being sent: nghttp2 pulls it through `read_body`. Bodies are on a list so
 // hp_h2_free releases those whose stream never closed.
 typedef struct body {
@@ -99,7 +102,8 @@ static ssize_t read_body(nghttp2_session *session, int32_t stream_id, uint8_t *b
 }
 
 hp_h2 *hp_h2_new(const hp_h2_callbacks *callbacks, void *user, const hp_h2_setting *settings, size_t count,
-                 uint32_t window_increment) {
+                 uint32_t window_increment, int *error) {
+    *error = NGHTTP2_ERR_NOMEM;
     hp_h2 *h2 = calloc(1, sizeof *h2);
     if (!h2) return NULL;
     h2->callbacks = *callbacks;
@@ -113,27 +117,42 @@ hp_h2 *hp_h2_new(const hp_h2_callbacks *callbacks, void *user, const hp_h2_setti
     nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv);
     nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data_chunk);
     nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close);
-    int rc = nghttp2_session_client_new(&h2->session, cbs, h2);
+    // Received DATA opens the flow-control windows again only when the caller says it was
+    // consumed (hp_h2_consume): what a server can make the session buffer is bounded by them.
+    nghttp2_option *option;
+    if (nghttp2_option_new(&option) != 0) {
+        nghttp2_session_callbacks_del(cbs);
+        free(h2);
+        return NULL;
+    }
+    nghttp2_option_set_no_auto_window_update(option, 1);
+    int rc = nghttp2_session_client_new2(&h2->session, cbs, h2, option);
+    nghttp2_option_del(option);
     nghttp2_session_callbacks_del(cbs);
     if (rc != 0) {
+        *error = rc;
         free(h2);
         return NULL;
     }
     // The connection preface: SETTINGS exactly as given (nghttp2 keeps their order), then the
     // connection window's increment.
-    nghttp2_settings_entry entries[16];
-    if (count > 16) count = 16;
+    nghttp2_settings_entry entries[HP_H2_MAX_SETTINGS];
+    if (count > HP_H2_MAX_SETTINGS) count = HP_H2_MAX_SETTINGS;
     for (size_t i = 0; i < count; i++) {
         entries[i].settings_id = settings[i].id;
         entries[i].value = settings[i].value;
     }
-    if (nghttp2_submit_settings(h2->session, NGHTTP2_FLAG_NONE, entries, count) != 0 ||
-        (window_increment &&
-         nghttp2_submit_window_update(h2->session, NGHTTP2_FLAG_NONE, 0, (int32_t)window_increment) != 0)) {
+    rc = nghttp2_submit_settings(h2->session, NGHTTP2_FLAG_NONE, entries, count);
+    if (rc == 0 && window_increment) {
+        rc = nghttp2_submit_window_update(h2->session, NGHTTP2_FLAG_NONE, 0, (int32_t)window_increment);
+    }
+    if (rc != 0) {
+        *error = rc;
         nghttp2_session_del(h2->session);
         free(h2);
         return NULL;
     }
+    *error = 0;
     atomic_fetch_add(&live_sessions, 1);
     return h2;
 }
@@ -203,6 +222,11 @@ long hp_h2_output(hp_h2 *h2, const uint8_t **bytes) {
     }
     *bytes = h2->out;
     return (long)len;
+}
+
+int hp_h2_consume(hp_h2 *h2, int32_t stream, size_t len) {
+    return stream > 0 ? nghttp2_session_consume(h2->session, stream, len)
+                      : nghttp2_session_consume_connection(h2->session, len);
 }
 
 int hp_h2_reset_stream(hp_h2 *h2, int32_t stream, uint32_t error_code) {

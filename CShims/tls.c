@@ -178,7 +178,7 @@ int hp_tls_write(hp_tls *t, const void *buf, int len) {
 }
 
 void hp_tls_feed(hp_tls *t, const void *bytes, size_t len) {
-    t->in = bytes;
+    t->in = len ? bytes : NULL;
     t->in_len = len;
 }
 
@@ -205,6 +205,10 @@ void hp_tls_output_sent(hp_tls *t, size_t n) {
 }
 
 size_t hp_tls_output_pending(const hp_tls *t) { return t->out_len; }
+
+int hp_tls_close_notify_received(const hp_tls *t) { return (SSL_get_shutdown(t->ssl) & SSL_RECEIVED_SHUTDOWN) != 0; }
+
+int hp_tls_input_lent(const hp_tls *t) { return t->in != NULL; }
 
 int hp_tls_shutdown(hp_tls *t) {
     ERR_clear_error();

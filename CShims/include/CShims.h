@@ -160,7 +160,8 @@ int hp_tls_read(hp_tls *tls, void *buf, int len);
 /// > 0 plaintext bytes taken (their ciphertext joins the output), or an HP_TLS_* code.
 int hp_tls_write(hp_tls *tls, const void *buf, int len);
 /// Lends `len` received ciphertext bytes: the next calls read from them (a read goes on until
-/// they are all taken or it returns). The span must stay valid until the next hp_tls_feed.
+/// they are all taken or it returns). The span must stay valid until the next hp_tls_feed;
+/// hp_tls_feed(tls, NULL, 0) takes it back.
 void hp_tls_feed(hp_tls *tls, const void *bytes, size_t len);
 /// The peer ended its stream: once the fed bytes are read, reads say HP_TLS_CLOSED.
 void hp_tls_feed_eof(hp_tls *tls);
@@ -171,6 +172,11 @@ size_t hp_tls_output(hp_tls *tls, const void **bytes);
 void hp_tls_output_sent(hp_tls *tls, size_t n);
 /// Bytes of output not yet sent.
 size_t hp_tls_output_pending(const hp_tls *tls);
+/// 1 if the peer's close_notify was read: its end of stream was a TLS close, not a bare TCP FIN
+/// (which reads as HP_TLS_CLOSED too, and may have cut what it sent short).
+int hp_tls_close_notify_received(const hp_tls *tls);
+/// 1 while received bytes are lent to the engine (hp_tls_feed), which must not outlive them.
+int hp_tls_input_lent(const hp_tls *tls);
 /// Writes close_notify to the output (not waiting for the peer's): 0, or an HP_TLS_* code.
 int hp_tls_shutdown(hp_tls *tls);
 void hp_tls_free(hp_tls *tls);
@@ -235,21 +241,36 @@ typedef struct {
 } hp_h2_callbacks;
 
 typedef struct { int32_t id; uint32_t value; } hp_h2_setting;
+/// The most settings a preface sends.
+#define HP_H2_MAX_SETTINGS 16
+/// nghttp2's codes for "the peer floods the session with frames to acknowledge faster than it
+/// reads the acknowledgements" and "out of memory".
+#define HP_H2_ERR_FLOODED (-904)
+#define HP_H2_ERR_NOMEM (-901)
 typedef struct { const uint8_t *name; size_t namelen; const uint8_t *value; size_t valuelen; } hp_h2_field;
 
-/// A session whose preface is SETTINGS with `settings` in this order (at most 16), then a
-/// connection WINDOW_UPDATE of window_increment (none if 0). NULL when out of memory.
+/// A session whose preface is SETTINGS with `settings` in this order (at most
+/// HP_H2_MAX_SETTINGS), then a connection WINDOW_UPDATE of window_increment (none if 0). Received
+/// DATA is given back to the flow-control windows only through hp_h2_consume. NULL with the
+/// nghttp2 code in *error when nghttp2 refuses the preface (a setting or increment out of range:
+/// NGHTTP2_ERR_INVALID_ARGUMENT, NGHTTP2_ERR_FLOW_CONTROL) or is out of memory (HP_H2_ERR_NOMEM).
 hp_h2 *hp_h2_new(const hp_h2_callbacks *callbacks, void *user, const hp_h2_setting *settings, size_t count,
-                 uint32_t window_increment);
+                 uint32_t window_increment, int *error);
 /// Queues a request: the fields in this order (copied), a body (copied; none if len is 0) and,
 /// when weight > 0, a priority in its HEADERS frame. Returns the stream id or a negative nghttp2 code.
 int32_t hp_h2_submit_request(hp_h2 *h2, const hp_h2_field *fields, size_t count, const uint8_t *body, size_t len,
                              int weight, int32_t dependency, int exclusive);
-/// Takes received bytes (the callbacks run). 0, or a negative nghttp2 code: the session is broken.
+/// Takes received bytes (the callbacks run). 0, or a negative nghttp2 code: the session is broken
+/// (HP_H2_ERR_FLOODED: the peer sent more PING or SETTINGS frames than the session could queue
+/// acknowledgements for, which happens when the caller stops taking the session's output).
 int hp_h2_receive(hp_h2 *h2, const uint8_t *bytes, size_t len);
 /// The next bytes to send (the frames nghttp2 has queued, joined, up to about 16 KiB), lent
 /// until the next call on the session: their length (0 = none) or a negative nghttp2 code.
 long hp_h2_output(hp_h2 *h2, const uint8_t **bytes);
+/// `len` bytes of DATA the session delivered on `stream` were consumed: its window and the
+/// connection's open by that much (stream 0: the connection's window only, for a stream that
+/// ended). 0, or a negative nghttp2 code.
+int hp_h2_consume(hp_h2 *h2, int32_t stream, size_t len);
 int hp_h2_reset_stream(hp_h2 *h2, int32_t stream, uint32_t error_code);
 int hp_h2_ping(hp_h2 *h2);
 /// Queues a GOAWAY (NO_ERROR): the session ends once it is sent.

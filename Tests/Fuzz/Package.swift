@@ -1,6 +1,7 @@
 // swift-tools-version:6.0
-// The libFuzzer target for the HTTP/1.1 response parser: its own package, so the top-level
-// `swift test` never builds it. Build and run it through `run.sh`, which passes the sanitizer flags.
+// The libFuzzer targets (the HTTP/1.1 response parser, request framing): their own package, so the
+// top-level `swift test` never builds them. Build and run them through `run.sh`, which passes the
+// sanitizer flags.
 import PackageDescription
 
 /// SwiftPM names a path dependency after its folder (`main` here, whatever a clone is called).
@@ -20,6 +21,11 @@ let package = Package(
             name: "ResponseParserFuzz",
             dependencies: ["CLibFuzzer", .product(name: "HotPool", package: hotPoolPackage)],
             path: "Sources/ResponseParserFuzz"
+        ),
+        .executableTarget(
+            name: "RequestFramingFuzz",
+            dependencies: ["CLibFuzzer", .product(name: "HotPool", package: hotPoolPackage)],
+            path: "Sources/RequestFramingFuzz"
         ),
     ],
     swiftLanguageModes: [.v6]

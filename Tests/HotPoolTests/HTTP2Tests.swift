@@ -7,13 +7,6 @@ import Testing
 /// HTTP/2 connections: multiplexing, stream limits, GOAWAY, and the seed's destruction paths,
 /// against the test origin serving h2 (hyper-h2) and nginx.
 @Suite struct HTTP2Tests {
-    /// A test origin serving h2 on every IP, and its configuration.
-    private static func origin() async throws -> (Origin, HotPoolConfiguration) {
-        let origin = try Origin()
-        try await origin.setTLSMode("h2")
-        return (origin, origin.configuration())
-    }
-
     /// The most streams each of the origin's h2 connections had open at once, by connection number.
     private static func peaks(_ origin: Origin) async throws -> [Int] {
         let peaks = try await origin.send(["cmd": "h2_peaks"]).object["peaks"] as? [String: Int] ?? [:]
@@ -21,7 +14,7 @@ import Testing
     }
 
     @Test func concurrentRequestsShareTwoConnectionsWithinTheServersStreamLimit() async throws {
-        let (origin, baseConfig) = try await Self.origin()
+        let (origin, baseConfig) = try await http2Origin()
         try await origin.send(["cmd": "h2_settings", "max_concurrent_streams": 10])
         try await origin.rule(["type": "status", "status": 200, "body": "slow", "delay_ms": 150])
         var config = baseConfig
@@ -49,7 +42,7 @@ import Testing
     }
 
     @Test func goAwayMidLoadLosesNoRequestAndDestroysTheConnectionOnce() async throws {
-        let (origin, baseConfig) = try await Self.origin()
+        let (origin, baseConfig) = try await http2Origin()
         try await origin.rule(["type": "status", "status": 200, "body": "ok", "delay_ms": 300])
         try await origin.rule(path: "/goaway", ["type": "goaway", "refuse": true], times: 1)
         var config = baseConfig
@@ -93,7 +86,7 @@ import Testing
     // MARK: the seed's destruction paths, on HTTP/2 connections
 
     @Test func validationFailureDestroysAndA403Blacklists() async throws {
-        let (origin, config) = try await Self.origin()
+        let (origin, config) = try await http2Origin()
         let pool = try origin.pool(config)
         try await origin.rule(ip: origin.ips[0], path: "/check", ["type": "status", "status": 403])
         try await origin.rule(ip: origin.ips[1], path: "/check", ["type": "status", "status": 500], times: 1)
@@ -187,7 +180,7 @@ import Testing
     }
 
     @Test func aConnectionThatMustGoTakesNoNewStreamsAndGoesWithItsLastLease() async throws {
-        let (origin, config) = try await Self.origin()
+        let (origin, config) = try await http2Origin()
         let pool = try origin.pool(config)
         let first = try await pool.getConnection(host: Origin.hostName, port: origin.port, ip: origin.ips[0])
         let second = try await pool.getConnection(host: Origin.hostName, port: origin.port, ip: origin.ips[0])
@@ -214,7 +207,7 @@ import Testing
     }
 
     @Test func poolCloseWithStreamsOpenFailsThemAndClosesOnce() async throws {
-        let (origin, config) = try await Self.origin()
+        let (origin, config) = try await http2Origin()
         try await origin.rule(path: "/stall", ["type": "stall"])
         let fds = openFDCount()
         let pool = try origin.pool(config)
@@ -239,7 +232,7 @@ import Testing
     // MARK: what a server can make the pool spend, and bytes nobody asked for
 
     @Test func aResponseOverALimitFailsItsStreamOnlyAndTheConnectionGoesOn() async throws {
-        let (origin, baseConfig) = try await Self.origin()
+        let (origin, baseConfig) = try await http2Origin()
         var config = baseConfig
         config.maxResponseBodyBytes = 1000
         config.maxResponseHeaderFields = 5
@@ -271,7 +264,7 @@ import Testing
     // MARK: PING health checks
 
     @Test func idleConnectionsAreCheckedWithPingsAndKept() async throws {
-        let (origin, baseConfig) = try await Self.origin()
+        let (origin, baseConfig) = try await http2Origin()
         var config = baseConfig
         config.pingsIdleHTTP2Connections = true
         config.healthCheckInterval = .milliseconds(100)

@@ -226,6 +226,67 @@ import Testing
         #expect(try await origin.waitClosed(2))
     }
 
+    /// A Content-Length of 999,999,999,999,999,999 with no body limit (`Int.max`): nothing is
+    /// reserved up front, so the process does not abort; the body that never comes ends with a
+    /// clear error (the deadline, or the server's close), and the pool goes on.
+    @Test func aHugeContentLengthWithNoBodyLimitFailsClearlyAndThePoolGoesOn() async throws {
+        let origin = try Origin()
+        var config = origin.configuration()
+        config.maxResponseBodyBytes = .max
+        config.requestTimeout = .seconds(1)
+        let pool = try origin.pool(config)
+        let head = "HTTP/1.1 200 OK\r\nContent-Length: 999999999999999999\r\n\r\nabc"
+        try await origin.rule(path: "/huge", ["type": "raw", "data": head], times: 1)
+        try await origin.rule(path: "/huge-then-fin", ["type": "raw", "data": head, "fin": true], times: 1)
+        let stalled = try await pool.getConnection(host: Origin.hostName, port: origin.port, ip: origin.ips[0])
+        let closed = try await pool.getConnection(host: Origin.hostName, port: origin.port, ip: origin.ips[1])
+        await #expect(throws: HotPoolError.timeout(host: Origin.hostName, ip: origin.ips[0], phase: .request)) {
+            _ = try await stalled.roundTrip(get("/huge"))
+        }
+        await #expect(throws: HotPoolError.unexpectedEOF(host: Origin.hostName, ip: origin.ips[1])) {
+            _ = try await closed.roundTrip(get("/huge-then-fin"))
+        }
+        pool.putConnection(stalled)
+        pool.putConnection(closed)
+        #expect(try await pool.execute(get(), host: Origin.hostName, port: origin.port).body == Array("ok".utf8))
+        let stats = await pool.stats()
+        #expect(stats.closedByReason[.unhealthyOnReturn] == 2 && stats.closedByReason.values.reduce(0, +) == 2)
+        try await pool.close()
+        #expect(try await origin.waitClosed(3))
+    }
+
+    /// A body delimited by the connection's close and cut by a bare FIN (no close_notify) is
+    /// returned flagged, as browsers take it; with `closeDelimitedBodyRequiresCloseNotify` it is
+    /// `unexpectedEOF`, as curl reports it. One that ends with close_notify is complete either way.
+    @Test(arguments: [false, true])
+    func aCloseDelimitedBodyCutByABareFINIsFlaggedOrRefused(requiresCloseNotify: Bool) async throws {
+        let origin = try Origin()
+        var config = origin.configuration()
+        config.closeDelimitedBodyRequiresCloseNotify = requiresCloseNotify
+        let pool = try origin.pool(config)
+        try await origin.rule(path: "/cut", ["type": "raw", "data": "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\npartial", "fin": true])
+        try await origin.rule(path: "/whole", ["type": "status", "status": 200, "body": "whole", "framing": "close"])
+        let whole = try await pool.execute(get("/whole"), host: Origin.hostName, port: origin.port)
+        #expect(whole.body == Array("whole".utf8) && !whole.bodyEndedWithoutCloseNotify, "close_notify: complete")
+        if requiresCloseNotify {
+            await #expect {
+                _ = try await pool.execute(get("/cut"), host: Origin.hostName, port: origin.port)
+            } throws: { error in
+                if case .unexpectedEOF = error as? HotPoolError { return true }
+                return false
+            }
+        } else {
+            let cut = try await pool.execute(get("/cut"), host: Origin.hostName, port: origin.port)
+            #expect(cut.body == Array("partial".utf8) && cut.bodyEndedWithoutCloseNotify, "a bare FIN: returned, flagged")
+        }
+        let stats = await pool.stats()
+        #expect(stats.closedByReason[.remoteClosed] == (requiresCloseNotify ? 1 : 2), "\(stats.closedByReason)")
+        #expect(stats.closedByReason[.unhealthyOnReturn] == (requiresCloseNotify ? 1 : 0))
+        #expect(stats.closedByReason.values.reduce(0, +) == 2 && stats.totalConnections == 0)
+        try await pool.close()
+        #expect(try await origin.waitClosed(2))
+    }
+
     /// 70,000 header fields under a 4 MB head limit: a clear error, no crash.
     @Test func seventyThousandHeaderFieldsFailClearly() async throws {
         try await expectDestruction(.unhealthyOnReturn, config: { config in

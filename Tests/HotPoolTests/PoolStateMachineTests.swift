@@ -343,13 +343,14 @@ extension [PoolStateMachine.Action] {
         }
         let ip = Self.ips[0]
         for error in [HotPoolError.localAddressUnavailable(host: "a.test", ip: ip), .localAddressUnavailable(host: "a.test", ip: ip),
-                      .timeout(host: "a.test", ip: ip, phase: .connect), .timeout(host: "a.test", ip: ip, phase: .connect)] {
+                      .timeout(host: "a.test", ip: ip, phase: .connect), .timeout(host: "a.test", ip: ip, phase: .connect),
+                      .invalidConfiguration("nghttp2 refused the HTTP/2 preface"), .invalidConfiguration("nghttp2 refused the HTTP/2 preface")] {
             guard case .dial(let slot, _)? = h.acquire("a.test", pinned: ip).1.first(where: \.isDial) else { Issue.record("no dial"); return }
             h.now += 10  // the caller's acquire time, shorter than connectTimeout, runs out
             _ = h.send(.dialFailed(slot, error))
         }
         #expect(h.machine.blacklistedIPs(forName: "a.test").isEmpty)
-        #expect(h.stats.failedDials == 4)
+        #expect(h.stats.failedDials == 6)
     }
 
     @Test func minIdleReplacesConnectionsTheServerClosedAtTheNextCleanupNotAtOnce() {

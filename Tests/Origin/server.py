@@ -14,12 +14,16 @@ itself, and is driven by JSON lines on stdin (one reply line each on stdout):
   {"cmd":"close_idle","ip":IP|"*","mode":"notify"|"fin"|"reset"|"goaway"|"mute","count":N}   close idle connections
       (goaway: HTTP/2 GOAWAY, then the close; mute: an HTTP/2 connection stays open and sends nothing more)
   {"cmd":"send_idle","ip":IP|"*","data":"...","count":N}              stray bytes to idle ones
-      (both first wait, at most 5 s, until N connections (default 1) are idle on the IP)
+  {"cmd":"ping_idle","ip":IP|"*","pings":P,"batch":B,"interval_ms":T,"count":N}
+      P HTTP/2 PING frames to idle h2 ones, in writes of B (default 1000) frames T ms apart
+      (these first wait, at most 5 s, until N connections (default 1) are idle on the IP)
   {"cmd":"requests","ip":IP|"*","last":N}   request heads: method, path, headers (in order),
       and "conn", the number of the connection that carried it (1, 2, ... in accept order)
   {"cmd":"hellos","ip":IP|"*","last":N}     parsed raw ClientHellos, with JA3 and JA4
   {"cmd":"h2_settings","max_concurrent_streams":N}   SETTINGS_MAX_CONCURRENT_STREAMS of new h2 connections
   {"cmd":"h2_peaks"}                         per h2 connection number: the most streams it had open at once
+  {"cmd":"h2_flow"}                          {"sent": DATA payload bytes sent on every h2 connection,
+      "waiting": body bytes queued now that the client's flow-control windows hold back}
   {"cmd":"frames","ip":IP|"*","last":N}     HTTP/2 frames received, in order: type, stream, flags,
       SETTINGS as [[id, value], ...] in wire order, WINDOW_UPDATE increment, HEADERS and PRIORITY
       priority (exclusive, depends_on, weight 1-256), and "conn"
@@ -38,7 +42,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 import h2.config, h2.connection, h2.errors, h2.events, h2.exceptions, h2.settings
-from hyperframe.frame import Frame, GoAwayFrame, HeadersFrame, PriorityFrame, SettingsFrame, WindowUpdateFrame
+from hyperframe.frame import Frame, GoAwayFrame, HeadersFrame, PingFrame, PriorityFrame, SettingsFrame, WindowUpdateFrame
 from control import serve_commands
 
 REASONS = {200: "OK", 201: "Created", 204: "No Content", 301: "Moved Permanently", 403: "Forbidden",
@@ -226,6 +230,8 @@ class Origin:
         self.frames = {ip: collections.deque(maxlen=1000) for ip in ips}
         self.h2_max_streams = 100                       # SETTINGS_MAX_CONCURRENT_STREAMS of new h2 connections
         self.h2_peaks = {}                              # h2 connection number -> most streams open at once
+        self.h2_sent = 0                                # DATA payload bytes sent on h2 connections
+        self.h2_waiting = {}                            # h2 connection number -> body bytes held by flow control
         self.sequence = 0                               # orders captures across IPs
         self.connections = 0                            # numbers accepted connections across IPs
 
@@ -353,6 +359,7 @@ class Conn:
         finally:
             with o.cond:
                 o.idle.pop(self, None)
+                o.h2_waiting.pop(self.number, None)
             for s in (self.tls, self.raw, self.wake_r, self.wake_w):
                 try:
                     if s:
@@ -411,6 +418,12 @@ class Conn:
             return True
         if kind == "send":
             self.tls.sendall(command["data"].encode())
+            return True
+        if kind == "pings" and getattr(self, "h2conn", None):
+            try:
+                H2Conn.send_pings(self.tls, command["pings"], command.get("batch", 1000), command.get("interval_ms", 0))
+            except (OSError, ssl.SSLError):
+                return False                            # the client closed it meanwhile
             return True
         if kind == "reset":
             self.abort()
@@ -561,11 +574,29 @@ class H2Conn:
         self.body_len = {}                              # stream -> request body bytes received
         self.goaway_last = None                         # the last stream our GOAWAY let through
         self.muted = False                              # "mute": nothing is sent any more
+        self.held = set()                               # streams whose body is sent without END_STREAM ("hold_end")
 
     def send(self):
         data = self.h2.data_to_send()
         if data and not self.muted:
             self.c.tls.sendall(data)
+
+    @staticmethod
+    def pings(count):
+        """`count` PING frames (not acknowledgements), each with its own opaque data."""
+        return b"".join(PingFrame(0, opaque_data=struct.pack("!Q", i)).serialize() for i in range(count))
+
+    @staticmethod
+    def send_pings(sock, count, batch, interval_ms, until=None):
+        """Sends `count` PING frames (with `until`, as many as fit before that monotonic time) in
+        writes of `batch` frames, `interval_ms` apart: paced so, a client that keeps up reads each
+        write on its own, and nghttp2 never sees more than its flood limit queued at once."""
+        sent = 0
+        while (time.monotonic() < until) if until is not None else (sent < count):
+            frames = batch if until is not None else min(batch, count - sent)
+            sock.sendall(H2Conn.pings(frames))
+            sent += frames
+            time.sleep(interval_ms / 1000)
 
     def goaway(self):
         """Runs on this connection's thread (a control command): GOAWAY, then the close."""
@@ -666,7 +697,12 @@ class H2Conn:
         return self.respond(stream, action)
 
     def respond(self, stream, action):
-        """Sends the answer an action describes on a stream; False when the connection ends."""
+        """Sends the answer an action describes on a stream; False when the connection ends.
+
+        As for HTTP/1.1 (status, stall, close, reset, raw), plus: "hold_end": true sends the body
+        without ever ending the stream; rst_stream {"code"}; goaway {"refuse"}; ping_flood
+        {"seconds", "batch", "interval_ms"}: stops reading and streams PING frames.
+        """
         if stream not in self.open:                     # the client reset it meanwhile
             return True
         kind = action.get("type", "status")
@@ -685,6 +721,15 @@ class H2Conn:
         if kind == "rst_stream":
             self.h2.reset_stream(stream, action.get("code", 2))
             return True
+        if kind == "ping_flood":
+            # Stops reading (a small receive buffer, soon full) and streams PING frames, each asking
+            # for an acknowledgement, for at most "seconds" or until the client closes.
+            self.send()
+            self.c.tls.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            self.c.tls.settimeout(2)                    # a client that stops reading ends it too
+            self.send_pings(self.c.tls, 0, action.get("batch", 1000), action.get("interval_ms", 0),
+                            until=time.monotonic() + action.get("seconds", 10))
+            return False
         if kind == "raw":
             self.send()
             self.c.tls.sendall(action.get("data", "").encode("latin-1"))
@@ -702,6 +747,8 @@ class H2Conn:
         headers = [(":status", str(status))] + [(k.lower(), v) for k, v in action.get("headers", [])]
         headers.append(("content-length", str(len(body))))
         self.h2.send_headers(stream, headers, end_stream=not body)
+        if action.get("hold_end"):
+            self.held.add(stream)
         if body:
             self.pending[stream] = body
         return True
@@ -716,7 +763,9 @@ class H2Conn:
         self.delayed = [d for d in self.delayed if d[1] <= last]
 
     def flush_pending(self):
-        """Sends queued body bytes as far as the flow-control windows allow."""
+        """Sends queued body bytes as far as the flow-control windows allow (a held stream's last
+        DATA frame does not end it)."""
+        sent = 0
         for stream in list(self.pending):
             data = self.pending[stream]
             while data:
@@ -724,11 +773,15 @@ class H2Conn:
                 if size <= 0:
                     break
                 chunk, data = data[:size], data[size:]
-                self.h2.send_data(stream, chunk, end_stream=not data)
+                self.h2.send_data(stream, chunk, end_stream=not data and stream not in self.held)
+                sent += len(chunk)
             if data:
                 self.pending[stream] = data
             else:
                 del self.pending[stream]
+        with self.c.origin.cond:
+            self.c.origin.h2_sent += sent
+            self.c.origin.h2_waiting[self.c.number] = sum(len(d) for d in self.pending.values())
 
 
 # ---------------------------------------------------------------- main
@@ -782,6 +835,9 @@ def handle(origin, c):
         return {"closed": origin.command_idle(ip, {"kind": c.get("mode", "notify")}, c.get("count", 1))}
     if cmd == "send_idle":
         return {"sent": origin.command_idle(ip, {"kind": "send", "data": c.get("data", "")}, c.get("count", 1))}
+    if cmd == "ping_idle":
+        command = {"kind": "pings", "pings": c.get("pings", 1), "batch": c.get("batch", 1000), "interval_ms": c.get("interval_ms", 0)}
+        return {"sent": origin.command_idle(ip, command, c.get("count", 1))}
     if cmd == "requests":
         return {"requests": origin.recent(origin.requests, ip, c.get("last", 1))}
     if cmd == "hellos":
@@ -792,6 +848,9 @@ def handle(origin, c):
     if cmd == "h2_peaks":
         with origin.cond:
             return {"peaks": {str(k): v for k, v in origin.h2_peaks.items()}}
+    if cmd == "h2_flow":
+        with origin.cond:
+            return {"sent": origin.h2_sent, "waiting": sum(origin.h2_waiting.values())}
     if cmd == "frames":
         return {"frames": origin.recent(origin.frames, ip, c.get("last", 1))}
     if cmd == "sources":

@@ -364,7 +364,9 @@ public final class HotConnPool: Sendable {
     /// Sends `request` (and `body`) to `host:port` and returns the whole response, the get, the
     /// round trip and the put done as one chain on the reactor: one hop from any thread, none
     /// from a task on `executor`. Connections are chosen and returned as `withConnection` and
-    /// `roundTrip` do (the profile's headers added, an unhealthy connection destroyed), within
+    /// `roundTrip` do (the profile's headers added, the request framed by the pool, a request it
+    /// cannot frame refused with `invalidRequest` before anything is asked, an unhealthy
+    /// connection destroyed), within
     /// `acquireTimeout` to get a connection and `timeout` (default `requestTimeout`) for the
     /// round trip. Cancelling the task fails a caller still waiting for a connection with
     /// `cancelled`; a request already sent is answered.
@@ -373,6 +375,7 @@ public final class HotConnPool: Sendable {
         isolation: isolated (any Actor)? = #isolation
     ) async throws -> HotResponse {
         let acquire = try acquireRequest(host: host, port: port, ip: nil)
+        if let problem = RequestFraming.problem(request, bodyCount: body.count) { throw HotPoolError.invalidRequest(problem) }
         if let timeout, timeout <= .zero { throw HotPoolError.invalidConfiguration("execute timeout must be positive, not \(timeout)") }
         let timeout = (timeout ?? configuration.requestTimeout).nanoseconds
         return try await ask({ handoff in
@@ -389,6 +392,7 @@ public final class HotConnPool: Sendable {
             throw HotPoolError.staleConnection
         }
         guard !Task.isCancelled else { throw HotPoolError.cancelled }
+        if let problem = RequestFraming.problem(request, bodyCount: body.count) { throw HotPoolError.invalidRequest(problem) }
         let message = connection.message(request, body: body)
         let (driver, reactor) = (driver, reactor)
         return try await Handoff<Result<HotResponse, HotPoolError>>.wait { handoff in

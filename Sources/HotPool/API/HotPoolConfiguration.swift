@@ -94,8 +94,16 @@ public struct HotPoolConfiguration: Sendable {
     public var requestTimeout: Duration = .seconds(30)
     /// Largest response head accepted.
     public var maxResponseHeaderBytes: Int = 64 * 1024
-    /// Largest response body accepted.
+    /// Largest response body accepted (`Int.max`: no limit). Bytes are held as they arrive (a
+    /// Content-Length reserves nothing up front); an HTTP/2 connection holds at most about twice
+    /// this plus its receive window of bodies at once, whatever the number of its streams (see
+    /// README, "Limits").
     public var maxResponseBodyBytes: Int = 64 * 1024 * 1024
+    /// A body that runs to the connection's close (HTTP/1.x, neither Content-Length nor chunked)
+    /// counts as complete only if the server ended its TLS stream with close_notify: a bare TCP
+    /// FIN fails the request with `unexpectedEOF` (as curl does). Off by default, as in browsers:
+    /// such a body is returned, with `HotResponse.bodyEndedWithoutCloseNotify` set.
+    public var closeDelimitedBodyRequiresCloseNotify = false
     /// Most header fields accepted in one response head; at most `maxResponseHeaderFieldsLimit`.
     public var maxResponseHeaderFields: Int = 1000
     /// A connection leased longer than this is reported in the log (a likely missing put).
@@ -182,6 +190,9 @@ public struct HotPoolConfiguration: Sendable {
             for header in spec.headers where HTTPField.Name(header.name) == nil || !HTTPField.isValidValue(header.value) {
                 throw .invalidConfiguration("profile \(spec.name): invalid header \(header.name)")
             }
+            for header in spec.headers + spec.http2.headers where HTTPField.Name(header.name).map(RequestFraming.fields.contains) == true {
+                throw .invalidConfiguration("profile \(spec.name): \(header.name) frames each request and is set by the pool")
+            }
             try validate(spec.http2, of: spec.name)
         }
         if let healthCheckPath, !healthCheckPath.hasPrefix("/") || healthCheckPath.contains(where: \.isWhitespace) {
@@ -195,9 +206,23 @@ public struct HotPoolConfiguration: Sendable {
     }
 
     private func validate(_ http2: HTTP2Fingerprint, of name: String) throws(HotPoolError) {
-        if http2.settings.count > 16 { throw .invalidConfiguration("profile \(name): at most 16 HTTP/2 settings") }
-        if http2.connectionWindowIncrement > UInt32(Int32.max) {
-            throw .invalidConfiguration("profile \(name): HTTP/2 window increment above 2^31-1")
+        if http2.settings.count > Int(HP_H2_MAX_SETTINGS) {
+            throw .invalidConfiguration("profile \(name): at most \(HP_H2_MAX_SETTINGS) HTTP/2 settings")
+        }
+        var seen = Set<UInt16>()
+        for setting in http2.settings {
+            let label = "HTTP/2 setting \(HTTP2Setting.names[setting.id].map { "\($0) (\(setting.id))" } ?? String(setting.id))"
+            guard seen.insert(setting.id).inserted else { throw .invalidConfiguration("profile \(name): \(label) is sent twice") }
+            if let allowed = HTTP2Setting.allowedValues[setting.id], !allowed.contains(setting.value) {
+                throw .invalidConfiguration("profile \(name): \(label) must be within \(allowed) (RFC 9113 6.5.2), got \(setting.value)")
+            }
+        }
+        if http2.connectionWindowIncrement > HTTP2Fingerprint.maxConnectionWindowIncrement {
+            throw .invalidConfiguration("""
+                profile \(name): the HTTP/2 connection window increment must be within \
+                0...\(HTTP2Fingerprint.maxConnectionWindowIncrement) (the window, 65535 at first, may not pass 2^31-1), \
+                got \(http2.connectionWindowIncrement)
+                """)
         }
         if let priority = http2.headersPriority, !(1...256).contains(priority.weight) || priority.dependency < 0 {
             throw .invalidConfiguration("profile \(name): HTTP/2 priority weight must be 1...256 and its dependency >= 0")

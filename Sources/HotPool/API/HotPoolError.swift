@@ -11,6 +11,10 @@ public enum HotPoolError: Error, Hashable, Sendable, CustomStringConvertible {
     case invalidHostName(String)
     /// Only `https` is supported.
     case unsupportedScheme(String)
+    /// The request cannot be sent as given (nothing was sent): more than one Host field, a
+    /// Content-Length that is not the body's length, a Transfer-Encoding (the pool frames
+    /// bodies), or a path or Host holding a space or control byte.
+    case invalidRequest(String)
     /// The host name did not resolve to any address.
     case noAddresses(host: String, reason: String)
     /// Every address of the host is blacklisted.
@@ -39,7 +43,8 @@ public enum HotPoolError: Error, Hashable, Sendable, CustomStringConvertible {
     case networkError(host: String, ip: String, reason: String)
     /// A TLS error after the handshake.
     case tlsError(host: String, ip: String, reason: String)
-    /// The server closed the connection before the response was complete.
+    /// The server closed the connection before the response was complete (or, with
+    /// `closeDelimitedBodyRequiresCloseNotify`, ended a close-delimited body with no TLS close_notify).
     case unexpectedEOF(host: String, ip: String)
     /// The server (or nghttp2, for a protocol error) reset the request's HTTP/2 stream; `reason`
     /// names the HTTP/2 error code (`REFUSED_STREAM`: the server did not process the request).
@@ -76,6 +81,7 @@ public enum HotPoolError: Error, Hashable, Sendable, CustomStringConvertible {
         case .invalidURL(let url): "invalid URL: \(url)"
         case .invalidHostName(let name): "invalid host name: \(String(reflecting: name))"
         case .unsupportedScheme(let scheme): "unsupported scheme \(scheme) (only https)"
+        case .invalidRequest(let why): "invalid request: \(why)"
         case .noAddresses(let host, let reason): "no addresses for \(host): \(reason)"
         case .allAddressesBlacklisted(let host): "every address of \(host) is blacklisted"
         case .addressBlacklisted(let host, let ip): "\(ip) is blacklisted for \(host)"
@@ -119,8 +125,14 @@ public enum HotPoolError: Error, Hashable, Sendable, CustomStringConvertible {
         }
     }
 
-    /// A failure on this side, not the server's: no local address could be bound.
-    var isLocal: Bool { if case .localAddressUnavailable = self { true } else { false } }
+    /// A failure on this side, not the server's: no local address could be bound, or the
+    /// configuration cannot work (nghttp2 refused a profile's HTTP/2 preface).
+    var isLocal: Bool {
+        switch self {
+        case .localAddressUnavailable, .invalidConfiguration: true
+        default: false
+        }
+    }
 
     var isTimeout: Bool { if case .timeout = self { true } else { false } }
 }

@@ -31,6 +31,11 @@ public struct PooledConnection: Sendable, Hashable {
     /// Sends `request` (and `body`) and reads the whole response, within `requestTimeout`.
     /// The profile's headers are added, in the browser's order, where the request does not set
     /// them. The body is returned as sent: a `Content-Encoding` the profile asked for is not undone.
+    /// The pool frames the request: one Host (the request's own `Host` field replaces the pool's
+    /// value; over HTTP/2 it is `:authority`), and a `Content-Length` equal to the body's length; a
+    /// request with several Host fields, a Content-Length that disagrees with the body, a
+    /// `Transfer-Encoding`, or a space or control byte in its path or Host throws
+    /// `HotPoolError.invalidRequest`, and nothing is sent.
     /// A network or TLS failure, or a malformed answer, closes the connection and marks it
     /// unhealthy: return it with `putConnection`, which destroys it. A cancelled task's call
     /// throws `HotPoolError.cancelled` without sending anything.
@@ -54,6 +59,14 @@ public struct HotResponse: Sendable {
     public var head: HTTPResponse
     /// The body, de-chunked.
     public var body: [UInt8]
+    /// True when the body ran to the close of the connection (an HTTP/1.x response with neither
+    /// Content-Length nor chunked coding) and that close was a bare TCP FIN with no TLS
+    /// close_notify: the body may have been cut short (a server crash, an injected FIN). Such a
+    /// body is returned, as browsers take it, and flagged here; with
+    /// `HotPoolConfiguration.closeDelimitedBodyRequiresCloseNotify` it fails with
+    /// `unexpectedEOF` instead, as curl reports it. Always false for bodies framed by length,
+    /// chunks or HTTP/2.
+    public var bodyEndedWithoutCloseNotify = false
     /// Whether the connection can carry another request after this response (the server did
     /// not close it or send more than was asked).
     var connectionReusable = true

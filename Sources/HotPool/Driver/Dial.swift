@@ -84,10 +84,15 @@ extension PoolDriver {
             // with the handshake beyond session tickets (bytes, a close) would otherwise be taken
             // for the answer to the first request.
             if http2[s] == nil && isHTTP2Chosen(tls[s]!) {
-                guard let session = HTTP2Session(fingerprint: profiles[identity[s]!.profileIndex].http2) else {
-                    return failDial(slot, .networkError(host: host, ip: ip, reason: "out of memory for the HTTP/2 session"))
+                let profile = profiles[identity[s]!.profileIndex]
+                do {
+                    http2[s] = HTTP2Connection(session: try HTTP2Session(fingerprint: profile.http2, heldBodyLimit: config.maxResponseBodyBytes))
+                } catch {
+                    // A preface nghttp2 refuses is the configuration's fault, not the IP's.
+                    return failDial(slot, error.isOutOfMemory
+                        ? .networkError(host: host, ip: ip, reason: "out of memory for the HTTP/2 session")
+                        : .invalidConfiguration("profile \(profile.name): nghttp2 refused the HTTP/2 preface: \(error)"))
                 }
-                http2[s] = HTTP2Connection(session: session)
             }
             let unusable: CloseReason?
             if let session = http2[s]?.session {

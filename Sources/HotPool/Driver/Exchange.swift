@@ -61,8 +61,10 @@ final class ExchangeOp {
 }
 
 extension PoolDriver {
-    /// Socket bytes a connection nobody reads may receive: more than a few TLS records that carry
-    /// no data (tickets) is a server streaming at a connection it was not asked anything on.
+    /// Socket bytes a connection may receive while nothing was asked on it (since its last
+    /// exchange or health check): more than a few TLS records that carry no data (tickets), or on
+    /// HTTP/2 a few control frames (SETTINGS, a keep-alive PING), is a server streaming at a
+    /// connection it was not asked anything on.
     static let readOnBudget = 64 * 1024
 
     /// Starts the exchange the machine accepted: the request is encrypted whole and sent (on an
@@ -105,7 +107,8 @@ extension PoolDriver {
     /// engine wants more.
     func stepExchange(_ slot: Int32, _ op: ExchangeOp) {
         switch readResponse(slot, op) {
-        case .complete(let response): completeExchange(slot, op, response)
+        case .complete(let response, let endedWithoutCloseNotify):
+            completeExchange(slot, op, response, endedWithoutCloseNotify: endedWithoutCloseNotify)
         case .failed(let error): failExchange(slot, op, error)
         case .wantsMore: flush(slot)  // what reading wrote (a KeyUpdate's answer) goes out
         }
@@ -113,7 +116,9 @@ extension PoolDriver {
 
     /// How a round trip's reading ended for now.
     private enum ReadOutcome {
-        case complete(HTTP1ResponseParser.Complete)
+        /// The whole response; `endedWithoutCloseNotify` when its body ran to a close of the
+        /// connection that came with no TLS close_notify (it may be cut short).
+        case complete(HTTP1ResponseParser.Complete, endedWithoutCloseNotify: Bool)
         case failed(HotPoolError)
         /// Everything fed was read.
         case wantsMore
@@ -122,22 +127,26 @@ extension PoolDriver {
     /// Reads and parses until the response is complete, fails, or no read can go on now.
     private func readResponse(_ slot: Int32, _ op: ExchangeOp) -> ReadOutcome {
         let tls = tls[Int(slot)]
+        let host = machine.hostName(slot), ip = machine.ipAddress(slot)
         while true {
             let rc = hp_tls_read(tls, readBuffer.baseAddress, Int32(readBuffer.count))
             do {
                 if rc > 0 {
                     if let response = try op.parser.feed(UnsafeRawBufferPointer(rebasing: readBuffer[..<Int(rc)])) {
-                        return .complete(response)
+                        return .complete(response, endedWithoutCloseNotify: false)
                     }
                 } else if rc == HP_TLS_WANT_READ || rc == HP_TLS_WANT_WRITE {
                     return .wantsMore
                 } else if rc == HP_TLS_CLOSED {
-                    return .complete(try op.parser.finishAtEOF())
+                    let response = try op.parser.finishAtEOF()  // a close-delimited body, or it throws
+                    let unconfirmed = hp_tls_close_notify_received(tls) == 0
+                    if unconfirmed && config.closeDelimitedBodyRequiresCloseNotify { return .failed(.unexpectedEOF(host: host, ip: ip)) }
+                    return .complete(response, endedWithoutCloseNotify: unconfirmed)
                 } else {
                     return .failed(tlsError(slot, rc))
                 }
             } catch {
-                return .failed(HotPoolError(error, host: machine.hostName(slot), ip: machine.ipAddress(slot), limits: config.responseLimits))
+                return .failed(HotPoolError(error, host: host, ip: ip, limits: config.responseLimits))
             }
         }
     }
@@ -146,14 +155,17 @@ extension PoolDriver {
     /// its head allows it and nothing else is unread: bytes after the response (in the same
     /// read, or read on here to the end of what arrived) could only be taken for the answer to a
     /// later request, so the machine retires it, as it does after a close from the server.
-    private func completeExchange(_ slot: Int32, _ op: ExchangeOp, _ response: HTTP1ResponseParser.Complete) {
+    private func completeExchange(_ slot: Int32, _ op: ExchangeOp, _ response: HTTP1ResponseParser.Complete,
+                                  endedWithoutCloseNotify: Bool) {
         io[Int(slot)] = nil
         let unusable: CloseReason? =
             if op.parser.trailingBytes > 0 { .unsolicitedData }
             else if !response.keepAlive { .remoteClosed }
             else { unreadInput(slot) }
         send(.exchangeEnded(machine.table.handle(slot), .answered(status: response.head.status.code, unusable: unusable)))
-        finish(op, .success(HotResponse(head: response.head, body: response.body, connectionReusable: unusable == nil)), metrics: metrics)
+        let answer = HotResponse(head: response.head, body: response.body, bodyEndedWithoutCloseNotify: endedWithoutCloseNotify,
+                                 connectionReusable: unusable == nil)
+        finish(op, .success(answer), metrics: metrics)
     }
 
     /// The exchange failed (or timed out): the machine marks the connection unhealthy and has its

@@ -79,18 +79,33 @@ extension PoolDriver {
             guard machine.table.isCurrent(handle) else { return }
         }
         guard endClosedStreams(slot, connection, broken: broken?.reason) else { return }
-        if connection.pinging && (broken != nil || connection.session.pingsUnanswered == 0) {
-            endPing(slot, connection, passed: broken == nil)
+        if let broken { return http2Broke(slot, connection, broken) }
+        if connection.pinging && connection.session.pingsUnanswered == 0 {
+            endPing(slot, connection, passed: true)
             guard machine.table.isCurrent(handle) else { return }
-        }
-        if let broken {
-            if connection.exchanges.isEmpty { return send(.unreadInput(handle, broken.reason)) }
-            return failHTTP2Exchanges(slot, broken.error)
         }
         if connection.streamLimit != connection.announcedLimit {
             connection.announcedLimit = connection.streamLimit
             send(.streamLimitChanged(handle, connection.streamLimit))
         }
+    }
+
+    /// The connection can carry nothing more (the server closed or reset it, a TLS or protocol
+    /// error, a flood): its health check fails, its exchanges fail with `broken.error`, and with
+    /// none under way the machine hears why. A flood is the server's misconduct, not a failure of
+    /// its IP: the machine hears of it first, so the connection goes as `unsolicitedData` however
+    /// many exchanges it fails.
+    func http2Broke(_ slot: Int32, _ connection: HTTP2Connection, _ broken: (reason: CloseReason, error: HotPoolError)) {
+        let handle = machine.table.handle(slot)
+        if connection.pinging {
+            endPing(slot, connection, passed: false)
+            guard machine.table.isCurrent(handle) else { return }
+        }
+        if connection.exchanges.isEmpty || broken.reason == .unsolicitedData {
+            send(.unreadInput(handle, broken.reason))
+            guard machine.table.isCurrent(handle) else { return }
+        }
+        failHTTP2Exchanges(slot, broken.error)
     }
 
     /// Ends the exchanges whose stream closed (answered, refused, or reset by the server, or by
@@ -110,7 +125,7 @@ extension PoolDriver {
             case .refused(let error):
                 endHTTP2Exchange(slot, op, .streamFailed,
                                  .failure(HotPoolError(error, host: host, ip: ip, limits: config.responseLimits)))
-            case .reset(let code) where code == Self.refusedStream && op.retry != nil:
+            case .reset(let code) where code == HTTP2ErrorCode.refusedStream && op.retry != nil:
                 retryElsewhere(slot, op)
             case .reset(let code):
                 let reason = String(cString: hp_h2_error_code_name(code))
@@ -135,10 +150,6 @@ extension PoolDriver {
         }
         finish(op, result, metrics: metrics)
     }
-
-    /// HTTP/2's REFUSED_STREAM: the server did not process the request (a GOAWAY named an
-    /// earlier last stream, or it refused the stream).
-    static let refusedStream: UInt32 = 7
 
     /// An `execute` whose request the server did not process (its stream was refused) runs once
     /// more: its lease ends, and it asks for a connection again (after a GOAWAY, the machine
@@ -191,6 +202,7 @@ extension PoolDriver {
             return send(.exchangeEnded(machine.table.handle(slot), .failed))
         }
         connection.pinging = true
+        idleBytes[Int(slot)] = 0  // its acknowledgement is no input nobody asked for
         if !sendHTTP2(slot, connection.session) { endPing(slot, connection, passed: false) }
     }
 
@@ -220,8 +232,10 @@ extension PoolDriver {
             let rc = hp_tls_read(tls, readBuffer.baseAddress, Int32(readBuffer.count))
             switch rc {
             case 1...:
-                if let why = session.receive(UnsafeRawBufferPointer(rebasing: readBuffer[..<Int(rc)])) {
-                    broken = (.networkError, .networkError(host: host, ip: ip, reason: "HTTP/2: \(why)"))
+                if let failure = session.receive(UnsafeRawBufferPointer(rebasing: readBuffer[..<Int(rc)])) {
+                    broken = failure.isFlood
+                        ? (.unsolicitedData, .networkError(host: host, ip: ip, reason: Self.floodReason))
+                        : (.networkError, .networkError(host: host, ip: ip, reason: "HTTP/2: \(failure)"))
                     break reading
                 }
             case HP_TLS_WANT_READ, HP_TLS_WANT_WRITE:
@@ -242,11 +256,16 @@ extension PoolDriver {
         return broken
     }
 
-    /// Encrypts what the session has to send and sends it; false on a TLS failure.
+    /// Why an HTTP/2 connection whose server floods it is closed.
+    static let floodReason = "HTTP/2 flood: the server sends PING or SETTINGS frames faster than it reads their acknowledgements"
+
+    /// Encrypts what the session has to send, up to the connection's cap on unsent output
+    /// (`maxUnsentOutput`; the rest stays queued in the session and follows as sends complete),
+    /// and sends it; false on a TLS failure.
     @discardableResult
     func sendHTTP2(_ slot: Int32, _ session: HTTP2Session) -> Bool {
         guard let tls = tls[Int(slot)] else { return false }
-        let written = session.drainOutput { writePlaintext(tls, $0) }
+        let written = session.drainOutput(while: { hp_tls_output_pending(tls) < Self.maxUnsentOutput }) { writePlaintext(tls, $0) }
         flush(slot)
         return written
     }

@@ -161,6 +161,10 @@ final class PoolDriver: @unchecked Sendable {
     /// The first close(2) error met while the pool closed, and the figures frozen at close.
     private(set) var closeError: HotPoolError?
     private(set) var frozenStats: PoolStats?
+    /// Unsent TLS output a connection may hold: past it an HTTP/2 session's frames (acknowledgements
+    /// a server asks for, request bodies) wait in the session, where nghttp2's own flood guard
+    /// ends a session whose server keeps asking without reading the answers.
+    static let maxUnsentOutput = 1 << 20
     /// Scratch buffer for TLS reads (every read happens on this thread).
     let readBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 * 1024, alignment: 16)
 
@@ -395,7 +399,9 @@ final class PoolDriver: @unchecked Sendable {
             // An HTTP/2 connection says GOAWAY first, as browsers do.
             if let session = http2[s]?.session {
                 session.goAway()
-                _ = session.drainOutput { writePlaintext(tls, $0) }
+                // One gathered write (at most about 16 KiB): nghttp2 sends control frames, the
+                // GOAWAY among them, before request frames and bodies.
+                _ = session.drainOutput(while: { hp_tls_output_pending(tls) == 0 }) { writePlaintext(tls, $0) }
             }
             if hp_tls_shutdown(tls) == 0 { closeNotify = lendOutput(tls) }
         }
@@ -485,22 +491,27 @@ final class PoolDriver: @unchecked Sendable {
         let s = Int(slot)
         guard let tls = tls[s] else { return }
         hp_tls_feed(tls, bytes.baseAddress, bytes.count)
+        // The bytes are the backend's again once this returns, on every path (the engine itself is
+        // freed only by `closed`, so it outlives whatever the input led to).
+        defer { hp_tls_feed(tls, nil, 0) }
         if endOfStream { hp_tls_feed_eof(tls) }
         switch io[s] {
         case .dial?: stepHandshake(slot)
         case .exchange(let op)?: stepExchange(slot, op)
         case nil:
-            // An HTTP/2 session reads everything (nghttp2 bounds what a server can make it do).
-            if let connection = http2[s] { return http2Input(slot, connection) }
-            idleBytes[s] &+= Int32(clamping: bytes.count)
-            if idleBytes[s] > Self.readOnBudget {
-                logger.debug("the server streams records nobody asked for", metadata: ["ip": "\(machine.ipAddress(slot))"])
-                send(.unreadInput(machine.table.handle(slot), .unsolicitedData))
-            } else if let reason = unreadInput(slot) {
-                send(.unreadInput(machine.table.handle(slot), reason))
+            let connection = http2[s]
+            // Input while nothing was asked (no exchange, no health check under way) has a budget.
+            if connection.map({ $0.exchanges.isEmpty && !$0.pinging }) ?? true {
+                idleBytes[s] &+= Int32(clamping: bytes.count)
+                if idleBytes[s] > Self.readOnBudget {
+                    logger.debug("the server streams records nobody asked for", metadata: ["ip": "\(machine.ipAddress(slot))"])
+                    return send(.unreadInput(machine.table.handle(slot), .unsolicitedData))
+                }
             }
+            // An HTTP/2 session reads what comes (its frames are bounded by nghttp2 and the budget).
+            if let connection { return http2Input(slot, connection) }
+            if let reason = unreadInput(slot) { send(.unreadInput(machine.table.handle(slot), reason)) }
         }
-        hp_tls_feed(tls, nil, 0)  // the bytes are the backend's again; the engine is freed only by `closed`
     }
 
     /// A receive or a send failed with `errno` (a reset, say): what the slot was doing fails.
@@ -510,13 +521,9 @@ final class PoolDriver: @unchecked Sendable {
         case .dial?: failDial(slot, .tlsHandshakeFailed(host: host, ip: ip, reason: reason))
         case .exchange(let op)?: failExchange(slot, op, .networkError(host: host, ip: ip, reason: reason))
         case nil:
-            let handle = machine.table.handle(slot)
-            if let connection = http2[Int(slot)], connection.pinging { endPing(slot, connection, passed: false) }
-            if let connection = http2[Int(slot)], !connection.exchanges.isEmpty {
-                failHTTP2Exchanges(slot, .networkError(host: host, ip: ip, reason: reason))
-            } else if machine.table.isCurrent(handle) {  // the failed health check may have destroyed it
-                send(.unreadInput(handle, .networkError))
-            }
+            let error = HotPoolError.networkError(host: host, ip: ip, reason: reason)
+            if let connection = http2[Int(slot)] { return http2Broke(slot, connection, (.networkError, error)) }
+            send(.unreadInput(machine.table.handle(slot), .networkError))
         }
     }
 
@@ -524,11 +531,11 @@ final class PoolDriver: @unchecked Sendable {
     private func sent(_ slot: Int32, _ count: Int) {
         let s = Int(slot)
         sending[s] = false
-        guard count < 0 else {
-            hp_tls_output_sent(tls[s], count)
-            return flush(slot)
-        }
-        ioFailed(slot, errno: Int32(-count))
+        guard count >= 0 else { return ioFailed(slot, errno: Int32(-count)) }
+        hp_tls_output_sent(tls[s], count)
+        guard let connection = http2[s] else { return flush(slot) }
+        // The frames an HTTP/2 session holds beyond the output cap go out as room comes.
+        if !sendHTTP2(slot, connection.session) { http2Broke(slot, connection, (.networkError, tlsError(slot, HP_TLS_ERROR))) }
     }
 
     /// Sends what the engine wrote, unless a send is in flight (its completion sends the rest).

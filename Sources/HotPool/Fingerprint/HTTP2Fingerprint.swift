@@ -36,6 +36,21 @@ public struct HTTP2Setting: Sendable, Hashable {
     }
 }
 
+extension HTTP2Setting {
+    /// The names of the parameters RFC 9113 section 6.5.2 defines (with RFC 8441's 8 and RFC 9218's 9).
+    static let names: [UInt16: String] = [
+        1: "SETTINGS_HEADER_TABLE_SIZE", 2: "SETTINGS_ENABLE_PUSH", 3: "SETTINGS_MAX_CONCURRENT_STREAMS",
+        4: "SETTINGS_INITIAL_WINDOW_SIZE", 5: "SETTINGS_MAX_FRAME_SIZE", 6: "SETTINGS_MAX_HEADER_LIST_SIZE",
+        8: "SETTINGS_ENABLE_CONNECT_PROTOCOL", 9: "SETTINGS_NO_RFC7540_PRIORITIES",
+    ]
+
+    /// The values those RFCs allow, for the parameters that restrict them; any other parameter
+    /// (an unknown one is ignored by its receiver) takes any 32-bit value.
+    static let allowedValues: [UInt16: ClosedRange<UInt32>] = [
+        2: 0...1, 4: 0...HTTP2Fingerprint.maxWindowSize, 5: 16_384...16_777_215, 8: 0...1, 9: 0...1,
+    ]
+}
+
 /// The RFC 7540 priority a request's HEADERS frame carries.
 public struct HTTP2Priority: Sendable, Hashable {
     /// The stream it depends on (0 = the root).
@@ -80,6 +95,13 @@ public struct HTTP2Fingerprint: Sendable, Hashable {
         self.pseudoHeaderOrder = pseudoHeaderOrder
         self.headers = headers
     }
+
+    /// The largest flow-control window HTTP/2 allows, 2^31-1 (RFC 9113 section 6.9.1).
+    static let maxWindowSize: UInt32 = 0x7FFF_FFFF
+    /// Every connection's receive window before the preface's WINDOW_UPDATE (RFC 9113 section 6.9.2).
+    static let initialConnectionWindow: UInt32 = 65_535
+    /// The largest `connectionWindowIncrement`: the window it opens may not pass `maxWindowSize`.
+    public static let maxConnectionWindowIncrement = maxWindowSize - initialConnectionWindow
 
     /// The Akamai fingerprint this shape produces: `id:value;…|increment|0|m,a,s,p` (no PRIORITY
     /// frames are sent, so the third part is `0`; no WINDOW_UPDATE gives `00`).

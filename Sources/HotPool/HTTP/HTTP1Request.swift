@@ -21,10 +21,11 @@ struct ProfileHeaders: Sendable {
 
 /// HTTP/1.1 request serialization.
 enum HTTP1Request {
-    /// The request head and body as wire bytes: request line, `Host`, the profile's headers in
-    /// their order (the request's own value replacing a profile value of the same name), the
-    /// request's other fields in order, a `Content-Length` when a body is sent and none was
-    /// given, and the body.
+    /// The request head and body as wire bytes: request line, one `Host` (the request's own Host
+    /// field, else its authority, else `defaultHost`), the profile's headers in their order (the
+    /// request's own value replacing a profile value of the same name), the request's other
+    /// fields in order, a `Content-Length` when a body is sent and none was given, and the body.
+    /// The request passed `RequestFraming.problem`.
     static func serialize(_ request: HTTPRequest, body: [UInt8], defaultHost: String,
                           profile: ProfileHeaders) -> [UInt8] {
         var out: [UInt8] = []
@@ -33,7 +34,7 @@ enum HTTP1Request {
         out.append(0x20)
         append(request.path ?? "/", to: &out)
         append(" HTTP/1.1\r\nHost: ", to: &out)
-        append(request.authority ?? defaultHost, to: &out)
+        append(RequestFraming.hostValue(request, default: defaultHost), to: &out)
         append("\r\n", to: &out)
         if request.headerFields.contains(where: { profile.names.contains($0.name) }) {
             for header in profile.fields {
@@ -47,11 +48,10 @@ enum HTTP1Request {
         } else {
             out.append(contentsOf: profile.wire)
         }
-        for field in request.headerFields where !profile.names.contains(field.name) {
+        for field in request.headerFields where !profile.names.contains(field.name) && field.name != RequestFraming.host {
             appendField(field.name.rawName, field.value, to: &out)
         }
-        let framed = request.headerFields[.contentLength] != nil || request.headerFields[.transferEncoding] != nil
-        if !framed && (!body.isEmpty || [.post, .put, .patch].contains(request.method)) {
+        if request.headerFields[.contentLength] == nil && (!body.isEmpty || [.post, .put, .patch].contains(request.method)) {
             append("Content-Length: \(body.count)\r\n", to: &out)
         }
         append("\r\n", to: &out)

@@ -27,6 +27,10 @@ struct ResponseLimits: Sendable, Equatable {
     static let maxInterimResponses = 10
     /// Bytes of one chunk-size line, extensions and line end included.
     static let maxChunkLineBytes = 1024
+    /// Body bytes reserved from a Content-Length before they arrive: most bodies in one
+    /// allocation, while a larger one grows as it comes, so a length the server never honours
+    /// (up to `Int.max` with no body limit) costs nothing up front.
+    static let bodyBytesReservedUpFront = 64 * 1024
 }
 
 /// An incremental HTTP/1.1 response parser (sans I/O): fed bytes as they arrive, it frames the
@@ -196,7 +200,7 @@ struct HTTP1ResponseParser {
         }
         if let length = parsed.contentLength {
             guard length <= limits.maxBodyBytes else { throw .bodyTooLarge }
-            body.reserveCapacity(length)  // filled in place, whatever the reads' sizes
+            body.reserveCapacity(min(length, ResponseLimits.bodyBytesReservedUpFront))
             phase = .fixed(remaining: length)
         } else {
             keepAlive = false

@@ -1,9 +1,10 @@
 import HTTPTypes
 
 /// A request in HTTP/2 form, made on the caller's thread: its header fields (the pseudo-header
-/// fields in the profile's order, then the profile's headers in order with the request's own
-/// values replacing them, then the request's other fields) as lower-case names and values in
-/// one buffer, and its body. nghttp2 copies both when the stream opens.
+/// fields in the profile's order, `:authority` from `RequestFraming.hostValue`, then the
+/// profile's headers in order with the request's own values replacing them, then the request's
+/// other fields) as lower-case names and values in one buffer, and its body. nghttp2 copies both
+/// when the stream opens. The request passed `RequestFraming.problem`.
 struct HTTP2Request: Sendable {
     /// Where one field's name and value are in `storage`.
     struct Field: Sendable {
@@ -15,10 +16,9 @@ struct HTTP2Request: Sendable {
     let body: [UInt8]
     let isHead: Bool
 
-    private static let host = HTTPField.Name("host")!
     /// Fields HTTP/2 forbids in a request (RFC 9113 8.2.2); `host` goes into `:authority`.
     private static let connectionSpecific: Set<HTTPField.Name> = [
-        .connection, .init("keep-alive")!, .init("proxy-connection")!, .transferEncoding, .init("upgrade")!, host,
+        .connection, .init("keep-alive")!, .init("proxy-connection")!, .transferEncoding, .init("upgrade")!, RequestFraming.host,
     ]
 
     init(_ request: HTTPRequest, body: [UInt8], defaultAuthority: String, profile: ProfileHeaders,
@@ -30,7 +30,7 @@ struct HTTP2Request: Sendable {
         for pseudo in pseudoHeaderOrder {
             switch pseudo {
             case .method: append(pseudo.rawValue, request.method.rawValue)
-            case .authority: append(pseudo.rawValue, request.authority ?? request.headerFields[Self.host] ?? defaultAuthority)
+            case .authority: append(pseudo.rawValue, RequestFraming.hostValue(request, default: defaultAuthority))
             case .scheme: append(pseudo.rawValue, request.scheme ?? "https")
             case .path: append(pseudo.rawValue, request.path ?? "/")
             }

@@ -22,6 +22,9 @@ final class HTTP2Exchange {
     /// Set once the stream closed.
     private(set) var outcome: Outcome?
 
+    /// Body bytes received whose flow-control window the session has not opened again yet.
+    fileprivate var unconsumedBytes = 0
+
     private var blockStatus: Int?
     private var finalStatus: Int?
     /// The final head's fields, gathered and made into `HTTPFields` once at the end.
@@ -73,13 +76,16 @@ final class HTTP2Exchange {
         return true
     }
 
+    /// Body bytes it holds (received and not yet handed to its requester).
+    fileprivate var heldBytes: Int { body.count }
+
     fileprivate func closed(errorCode: UInt32) {
         if let refusal {
             outcome = .refused(refusal)
         } else if errorCode == 0, let finalStatus {
             outcome = .answered(HTTPResponse(status: .init(code: finalStatus), headerFields: HTTPFields(fields)), body: body)
         } else {
-            outcome = .reset(errorCode: errorCode == 0 ? 1 : errorCode)  // ended with no response: PROTOCOL_ERROR
+            outcome = .reset(errorCode: errorCode == 0 ? HTTP2ErrorCode.protocolError : errorCode)  // ended with no response
         }
     }
 
@@ -89,15 +95,36 @@ final class HTTP2Exchange {
     }
 }
 
+/// Why nghttp2 refused a session or broke one: its library code and text.
+struct HTTP2SessionError: Error, CustomStringConvertible {
+    let code: Int32
+    /// The server sent more PING or SETTINGS frames than the session could queue acknowledgements
+    /// for (its output was not taken: the connection's unsent output is over its cap).
+    var isFlood: Bool { code == HP_H2_ERR_FLOODED }
+    var isOutOfMemory: Bool { code == HP_H2_ERR_NOMEM }
+    var description: String { String(cString: hp_h2_error_string(code)) }
+}
+
 /// An HTTP/2 client connection's protocol state: an nghttp2 session (sans I/O) whose preface
 /// has the fingerprint's SETTINGS and window increment. The driver feeds it the plaintext it
 /// reads and sends what it writes; streams record their responses as `receive` runs.
+///
+/// Response bodies are bounded per connection through flow control: a stream's DATA opens the
+/// windows again (WINDOW_UPDATE) at once while the connection's open streams hold at most
+/// `heldBodyLimit` body bytes; past it, only the oldest open stream's does, and the others' wait
+/// until streams end. So a connection holds at most about `heldBodyLimit`, plus one response
+/// (the oldest, within its own limit), plus its receive window, whatever the server sends.
 final class HTTP2Session {
     private var session: OpaquePointer!
     private var streams: [Int32: HTTP2Exchange] = [:]
     /// Exchanges whose stream closed since the last `takeEnded`, in the order they closed.
     private var ended: [HTTP2Exchange] = []
     private let priority: HTTP2Priority?
+    /// Body bytes the open streams hold, and past which only the oldest one's window opens.
+    private var heldBodyBytes = 0
+    private let heldBodyLimit: Int
+    /// Open streams whose received bytes wait for their window to open.
+    private var streamsWaitingForWindow = 0
     /// The last stream the server's GOAWAY said it will process; nil until a GOAWAY comes.
     private(set) var goAwayLastStream: Int32?
     /// The server's SETTINGS_MAX_CONCURRENT_STREAMS (unbounded until its SETTINGS come).
@@ -107,16 +134,18 @@ final class HTTP2Session {
     /// PINGs sent and not yet acknowledged.
     private(set) var pingsUnanswered = 0
 
-    /// Nil when nghttp2 cannot make the session (out of memory).
-    init?(fingerprint: HTTP2Fingerprint) {
+    /// Throws when nghttp2 refuses the fingerprint's preface (a setting out of range) or is out of memory.
+    init(fingerprint: HTTP2Fingerprint, heldBodyLimit: Int) throws(HTTP2SessionError) {
         priority = fingerprint.headersPriority
+        self.heldBodyLimit = heldBodyLimit
         let settings = fingerprint.settings.map { hp_h2_setting(id: Int32($0.id), value: $0.value) }
         var callbacks = Self.callbacks
         let user = Unmanaged.passUnretained(self).toOpaque()
+        var error: Int32 = 0
         session = settings.withUnsafeBufferPointer {
-            hp_h2_new(&callbacks, user, $0.baseAddress, $0.count, fingerprint.connectionWindowIncrement)
+            hp_h2_new(&callbacks, user, $0.baseAddress, $0.count, fingerprint.connectionWindowIncrement, &error)
         }
-        if session == nil { return nil }
+        if session == nil { throw HTTP2SessionError(code: error) }
     }
 
     deinit {
@@ -158,24 +187,28 @@ final class HTTP2Session {
     /// Stops a stream this side gave up on (a timeout): it is reset and forgotten.
     func cancel(_ exchange: HTTP2Exchange) {
         guard streams.removeValue(forKey: exchange.stream) != nil else { return }
-        _ = hp_h2_reset_stream(session, exchange.stream, 8)  // CANCEL
+        _ = hp_h2_reset_stream(session, exchange.stream, HTTP2ErrorCode.cancel)
+        release(exchange)
     }
 
-    /// Takes plaintext from the server; returns nil, or why the session broke (a protocol error).
-    func receive(_ bytes: UnsafeRawBufferPointer) -> String? {
+    /// Takes plaintext from the server; returns nil, or why the session broke (a protocol error,
+    /// a flood).
+    func receive(_ bytes: UnsafeRawBufferPointer) -> HTTP2SessionError? {
         let rc = hp_h2_receive(session, bytes.baseAddress?.assumingMemoryBound(to: UInt8.self), bytes.count)
-        return rc < 0 ? String(cString: hp_h2_error_string(rc)) : nil
+        return rc < 0 ? HTTP2SessionError(code: rc) : nil
     }
 
     /// Hands each chunk of what the session has to send to `write` (which takes it whole or
-    /// returns false); returns false if a write failed.
-    func drainOutput(_ write: (UnsafeRawBufferPointer) -> Bool) -> Bool {
-        while true {
+    /// returns false) while `hasRoom` holds; returns false if a write failed. Frames left behind
+    /// stay queued in the session for the next call.
+    func drainOutput(while hasRoom: () -> Bool, _ write: (UnsafeRawBufferPointer) -> Bool) -> Bool {
+        while hasRoom() {
             var bytes: UnsafePointer<UInt8>?
             let count = hp_h2_output(session, &bytes)
             if count <= 0 { return count == 0 }
             if !write(UnsafeRawBufferPointer(start: bytes, count: count)) { return false }
         }
+        return true
     }
 
     /// Queues a PING; false if nghttp2 refused it.
@@ -188,6 +221,42 @@ final class HTTP2Session {
     /// Queues a GOAWAY: the connection is being closed by this side.
     func goAway() {
         _ = hp_h2_goaway(session)
+    }
+
+    // MARK: flow control
+
+    /// Body bytes arrived on an open stream: its window opens again now if the connection holds
+    /// little enough, else once it does (or once the stream is the oldest open one).
+    private func received(_ count: Int, on exchange: HTTP2Exchange) {
+        heldBodyBytes += count
+        if exchange.unconsumedBytes == 0 { streamsWaitingForWindow += 1 }
+        exchange.unconsumedBytes += count
+        if heldBodyBytes <= heldBodyLimit || exchange.stream == streams.keys.min() { openWindow(exchange) }
+    }
+
+    /// Gives the exchange's received bytes back to the flow-control windows (a WINDOW_UPDATE goes
+    /// out once nghttp2 finds enough given back).
+    private func openWindow(_ exchange: HTTP2Exchange) {
+        _ = hp_h2_consume(session, exchange.stream, exchange.unconsumedBytes)
+        exchange.unconsumedBytes = 0
+        streamsWaitingForWindow -= 1
+    }
+
+    /// A stream ended (or was given up): its bytes leave the connection's count, the connection
+    /// window gets back what the stream's was still holding, and waiting streams' windows open,
+    /// oldest first, as far as the connection may take more.
+    private func release(_ exchange: HTTP2Exchange) {
+        heldBodyBytes -= exchange.heldBytes
+        if exchange.unconsumedBytes > 0 {
+            _ = hp_h2_consume(session, 0, exchange.unconsumedBytes)  // the stream is closed: its connection share
+            exchange.unconsumedBytes = 0
+            streamsWaitingForWindow -= 1
+        }
+        guard streamsWaitingForWindow > 0 else { return }
+        for (age, stream) in streams.keys.sorted().enumerated() {
+            let waiting = streams[stream]!
+            if waiting.unconsumedBytes > 0 && (age == 0 || heldBodyBytes <= heldBodyLimit) { openWindow(waiting) }
+        }
     }
 
     // MARK: nghttp2's callbacks (they run inside `receive`)
@@ -204,13 +273,23 @@ final class HTTP2Session {
         },
         on_headers_end: { user, stream, _ in of(user).streams[stream]?.headersEnded() },
         on_data: { user, stream, bytes, count in
-            guard let exchange = of(user).streams[stream] else { return 0 }
-            return exchange.data(UnsafeRawBufferPointer(start: bytes, count: count)) ? 0 : 1
+            let session = of(user)
+            guard let exchange = session.streams[stream] else {
+                _ = hp_h2_consume(session.session, stream, count)  // a stream given up: its bytes are dropped
+                return 0
+            }
+            guard exchange.data(UnsafeRawBufferPointer(start: bytes, count: count)) else {
+                _ = hp_h2_consume(session.session, stream, count)  // refused here: the stream is reset
+                return 1
+            }
+            session.received(count, on: exchange)
+            return 0
         },
         on_stream_close: { user, stream, errorCode in
             let session = of(user)
             guard let exchange = session.streams.removeValue(forKey: stream) else { return }
             exchange.closed(errorCode: errorCode)
+            session.release(exchange)
             session.ended.append(exchange)
         },
         on_goaway: { user, lastStream, _ in of(user).goAwayLastStream = lastStream },
@@ -223,4 +302,14 @@ final class HTTP2Session {
             let session = of(user)
             session.pingsUnanswered = max(0, session.pingsUnanswered - 1)
         })
+}
+
+/// HTTP/2 error codes (RFC 9113 section 7) the pool sends or acts on.
+enum HTTP2ErrorCode {
+    /// The stream is no longer needed.
+    static let cancel: UInt32 = 0x8
+    /// The server did not process the request: it is safe to retry.
+    static let refusedStream: UInt32 = 0x7
+    /// A protocol error (what a stream that ended with no response is taken for).
+    static let protocolError: UInt32 = 0x1
 }

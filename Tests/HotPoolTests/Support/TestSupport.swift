@@ -127,3 +127,24 @@ final class CapturedLog: Sendable {
         }
     }
 }
+
+/// A test origin serving h2 on every IP, and its configuration.
+func http2Origin() async throws -> (Origin, HotPoolConfiguration) {
+    let origin = try Origin()
+    try await origin.setTLSMode("h2")
+    return (origin, origin.configuration())
+}
+
+/// Expects `HotConnPool.init` to refuse `config` with `invalidConfiguration` saying `reason`; a
+/// pool it makes after all is closed (and the test fails).
+func expectInvalidConfiguration(_ config: HotPoolConfiguration, saying reason: String,
+                                sourceLocation: SourceLocation = #_sourceLocation) async throws {
+    do {
+        let pool = try HotConnPool(configuration: config)
+        try await pool.close()
+        Issue.record("accepted; expected invalidConfiguration saying \(reason)", sourceLocation: sourceLocation)
+    } catch {
+        guard case .invalidConfiguration(let why) = error as? HotPoolError else { throw error }
+        #expect(why.contains(reason), "\(why)", sourceLocation: sourceLocation)
+    }
+}
