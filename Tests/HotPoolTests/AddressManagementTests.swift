@@ -139,6 +139,63 @@ import Testing
         try await pool.close()
     }
 
+    @Test func aHostUsesAtMostMaxAddressesPerLookupOfAnAnswerTheFirstOnesWithoutRepeats() async throws {
+        let (origin, dns) = (try Origin(), try DNSServer())
+        let distinct = (0..<300).map { "127.1.\($0 / 100).\($0 % 100 + 1)" }
+        // The first ten thrice each: a cap applied before the repeats are dropped would keep fewer.
+        // (Too big for a UDP reply: c-ares asks again over TCP.)
+        try await dns.set(host, distinct.prefix(10).flatMap { [$0, $0, $0] } + distinct.dropFirst(10) + distinct.prefix(50))
+        for cap in [HotPoolConfiguration().maxAddressesPerLookup, 8] {
+            var config = resolving(origin, dns)
+            config.maxAddressesPerLookup = cap
+            let pool = try HotConnPool(configuration: config)
+            #expect(try await pool.refreshAddresses(host: host, port: origin.port) == Array(distinct.prefix(cap)))
+            #expect(await pool.ipStats(forHost: host).map(\.ip).sorted() == distinct.prefix(cap).sorted(), "no record of the others")
+            try await pool.close()
+        }
+        var zero = resolving(origin, dns)
+        zero.maxAddressesPerLookup = 0
+        #expect(throws: HotPoolError.invalidConfiguration("maxAddressesPerLookup must be > 0, got 0")) {
+            try HotConnPool(configuration: zero)
+        }
+    }
+
+    @Test func theRecordOfAnIPDNSDroppedGoesAtTheCleanupOnceNoConnectionUsesIt() async throws {
+        let (origin, dns) = (try Origin(), try DNSServer())
+        let (a, b, c) = (origin.ips[0], origin.ips[1], origin.ips[2])
+        let never = "127.0.0.201"  // given by DNS, never dialed
+        try await dns.set(host, [a, b, c, never])
+        var config = resolving(origin, dns)
+        config.cleanupInterval = .milliseconds(100)
+        let baseline = openFDCount()
+        let pool = try HotConnPool(configuration: config)
+        func recorded() async -> Set<String> { Set(await pool.ipStats(forHost: host).map(\.ip)) }
+        let held = try await pool.getConnection(host: host, port: origin.port)
+        #expect(held.targetIP == a)
+        // c goes from DNS with no connection: its record goes at the next cleanup, while the host
+        // has a connection (and so keeps its own record).
+        try await dns.set(host, [a, b, never])
+        #expect(try await pool.refreshAddresses(host: host, port: origin.port) == [a, b, never])
+        #expect(await eventually { await recorded() == [a, b, never] }, "c's record freed")
+        // a goes while leased, with `never`: the cleanup that frees `never` keeps a's record.
+        try await dns.set(host, [b])
+        #expect(try await pool.refreshAddresses(host: host, port: origin.port) == [b])
+        #expect(await eventually { await recorded() == [a, b] }, "never's record freed")
+        let entry = try #require(await pool.ipStats(forHost: host).first { $0.ip == a })
+        #expect(entry.openConnections == 1 && !entry.inRotation && entry.requests == 0)
+        pool.putConnection(held)
+        #expect(await eventually { await pool.stats().closedByReason[.addressRemoved] == 1 })
+        #expect(await eventually { await recorded() == [b] }, "a's record freed once its connection was destroyed")
+        #expect(try await origin.waitClosed(1, ip: a))
+        // The host's next connection goes to b.
+        let next = try await pool.getConnection(host: host, port: origin.port)
+        #expect(next.targetIP == b)
+        pool.putConnection(next)
+        try await pool.close()
+        #expect(openFDCount() == baseline)
+        #expect(hp_tls_live_objects() == 0)
+    }
+
     @Test func setAddressesOverridesDNSAndRefreshReturnsThem() async throws {
         let (origin, dns) = (try Origin(), try DNSServer())
         try await dns.set(host, [origin.ips[0]])
@@ -316,6 +373,42 @@ import Testing
         #expect(await eventually { await pool.stats().idleConnections == 4 }, "re-dialed to 4 idle")
         #expect(try await origin.waitHandshakes(8))
         try await pool.close()
+        #expect(hp_tls_live_objects() == 0)
+    }
+
+    @Test func minIdlePerHostKeepsAHostWhoseIdleConnectionsTheServerClosedLongAfterItsLastRequest() async throws {
+        let origin = try Origin()
+        var config = origin.configuration()
+        config.minIdlePerHost = 3
+        config.cleanupInterval = .milliseconds(300)
+        config.idleTimeout = .milliseconds(600)
+        let baseline = openFDCount()
+        let pool = try origin.pool(config)
+        let fds = openFDCount()
+        let connection = try await pool.getConnection(host: host, port: origin.port)
+        _ = try await connection.roundTrip(get("/once"))
+        pool.putConnection(connection)
+        // Three dialed to keep 3 idle beside the leased one; the cleanup then closes the fourth.
+        #expect(try await origin.waitHandshakes(4))
+        #expect(await eventually {
+            let stats = await pool.stats()
+            return stats.idleConnections == 3 && stats.totalConnections == 3
+        })
+        // The host's last request is older than idleTimeout once every connection has been idle
+        // that long (each was last used after it).
+        #expect(await eventually {
+            await pool.connectionStats().allSatisfy { ContinuousClock.now - $0.lastUsed >= config.idleTimeout }
+        })
+        #expect(try await origin.closeIdle(ip: "*", mode: "notify", count: 3) == 3)
+        #expect(try await origin.waitHandshakes(7), "the 3 connections the server closed are replaced, no more")
+        #expect(await eventually { await pool.stats().idleConnections == 3 })
+        let stats = await pool.stats()
+        #expect(stats.closedByReason[.remoteClosed] == 3 && stats.closedByReason[.idleTimeout] == 1, "\(stats.closedByReason)")
+        #expect(stats.closedByReason.values.reduce(0, +) == 4, "each closed connection counted once")
+        #expect(try await serverSeesThePoolsConnections(pool, origin))
+        #expect(openFDCount() == fds + 3, "the closed connections' fds are closed")
+        try await pool.close()
+        #expect(openFDCount() == baseline)
         #expect(hp_tls_live_objects() == 0)
     }
 

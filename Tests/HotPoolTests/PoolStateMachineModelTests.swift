@@ -14,6 +14,8 @@ import Testing
         enum State { case dialing, idle, leased, probing }
         struct Connection {
             let host: String
+            /// The IP it was dialed to.
+            let address: String
             var state: State
             /// The caller's lease, while a caller holds it.
             var lease: LeaseHandle?
@@ -21,7 +23,10 @@ import Testing
         }
         struct Caller {
             let host: String
-            let pinned: Bool
+            let pinnedIP: String?
+            var pinned: Bool { pinnedIP != nil }
+            /// The IPs its dials failed on.
+            var failedIPs: [String] = []
             /// A `prewarm` or `refreshAddresses` caller: answered once, never leased.
             var asksForAnswer = false
             let sequence: Int
@@ -37,6 +42,9 @@ import Testing
         var closedByReason: [CloseReason: Int] = [:]
         var failedDials = 0
         var sequence = 0
+        /// Hosts a caller asked for that have addresses: `minIdlePerHost` keeps them warm, so
+        /// their records live as long as the pool.
+        var keptWarm: Set<String> = []
 
         func count(_ state: State) -> Int { connections.values.filter { $0.state == state }.count }
     }
@@ -100,6 +108,7 @@ struct ModelRun: ~Copyable {
         c.dnsUpdateInterval = 700
         c.consecutiveFailuresToEject = 5
         c.minIdlePerHost = 1
+        c.maxAddressesPerLookup = 2
         c.probesWithRequest = true
         c.leaseWarningAfter = 400
     }
@@ -141,19 +150,52 @@ struct ModelRun: ~Copyable {
         case .exchangeEnded(let slot, _):
             model.connections[slot]?.exchange = false
             if model.connections[slot]?.state == .probing { returning.append(slot) }
+        case .close:
+            model.keptWarm = []  // only while the pool is open
         case .dialFailed(let slot, _):
-            if model.connections.removeValue(forKey: slot) != nil { model.failedDials += 1 }
-            for (id, caller) in model.callers where caller.dial == slot { model.callers[id]!.dial = nil }
+            let address = model.connections.removeValue(forKey: slot)?.address
+            if address != nil { model.failedDials += 1 }
+            for (id, caller) in model.callers where caller.dial == slot {
+                model.callers[id]!.dial = nil
+                if let address { model.callers[id]!.failedIPs.append(address) }
+            }
         default:
             break
         }
+        let isCleanup = switch event {
+        case .timerFired(.cleanup), .cleanupIdle: true
+        default: false
+        }
+        let runningBlacklistings = isCleanup ? blacklistings() : []
         apply(h.send(event))
         for slot in returning where model.connections[slot]?.state == .leased && model.connections[slot]?.lease == nil
             || model.connections[slot]?.state == .probing {
             model.connections[slot]!.state = .idle
         }
         checkRules()
+        if isCleanup {
+            checkDroppedIPsFreed()
+            check(runningBlacklistings.isSubset(of: blacklistings()), "a cleanup forgot a blacklisting that still runs")
+        }
         while !owed.isEmpty { send(owed.removeFirst()) }
+    }
+
+    /// The blacklistings still running, as host name and address (DNS may have dropped the IP).
+    func blacklistings() -> Set<[String]> {
+        let store = h.machine.hostStore
+        var running = Set<[String]>()
+        for host in store.hostIDs {
+            for ip in store[host: host].ipRecords where store[ip: ip].blacklistReason != nil && store[ip: ip].blacklistedUntil > h.now {
+                running.insert([store[host: host].key.name, store[ip: ip].address])
+            }
+        }
+        return running
+    }
+
+    /// A caller asked for `host`: one with set or literal addresses is kept warm from now on
+    /// (dns.test once a lookup of it answers).
+    mutating func asked(_ host: String) {
+        if PoolStateMachineModelTests.staticIPs[host] != nil || host == "192.0.2.9" { model.keptWarm.insert(host) }
     }
 
     mutating func apply(_ actions: [PoolStateMachine.Action]) {
@@ -163,7 +205,7 @@ struct ModelRun: ~Copyable {
                 model.lookups[id] = key
             case .dial(let slot, let target):
                 check(model.connections[slot] == nil, "dial on a live slot \(slot)")
-                model.connections[slot] = .init(host: target.key.name, state: .dialing)
+                model.connections[slot] = .init(host: target.key.name, address: target.address, state: .dialing)
                 let waiter = WaiterID(raw: h.machine.table.dialWaiter[Int(slot.slot)])
                 if model.callers[waiter] != nil {
                     model.callers[waiter]!.dial = slot
@@ -264,6 +306,53 @@ struct ModelRun: ~Copyable {
             }
             check(!overtaken, "a later caller of \(served.host) was served before an earlier one still waiting")
         }
+        for host in model.keptWarm {
+            check(!h.machine.hostStore.hostIDs(named: host).isEmpty, "the record of \(host), kept warm by minIdlePerHost, was reclaimed")
+        }
+        checkIPReferences()
+    }
+
+    /// Every IP record id the machine holds names the record it was given for (same host, same
+    /// address): none was freed, and perhaps reused, while a connection, a dial or a waiter
+    /// still referred to it.
+    func checkIPReferences() {
+        let store = h.machine.hostStore, table = h.machine.table
+        func names(_ ip: Int32, host: Int32, _ address: String) -> Bool {
+            store[ip: ip].host == host && store[ip: ip].address == address && store[host: host].ipRecords.contains(ip)
+        }
+        for (handle, connection) in model.connections {
+            let s = Int(handle.slot)
+            check(names(table.ipID[s], host: table.hostID[s], connection.address), "slot \(handle.slot) refers to a freed IP record")
+        }
+        for (id, waiter) in h.machine.waiters.waiters {
+            guard let caller = model.callers[id] else { check(false, "waiter \(id.raw) unknown to the model"); continue }
+            let pinnedOK = switch (caller.pinnedIP, waiter.pinnedIP) {
+            case (nil, nil): true
+            case (let address?, let ip?): names(ip, host: waiter.host, address)
+            default: false
+            }
+            check(pinnedOK, "waiter \(id.raw)'s pinned IP record is not its pinned IP's")
+            check(waiter.failedIPs.count == caller.failedIPs.count
+                  && zip(waiter.failedIPs, caller.failedIPs).allSatisfy { names($0, host: waiter.host, $1) },
+                  "waiter \(id.raw)'s failed IP records are not the IPs its dials failed on")
+        }
+        for ip in store.droppedIPs { check(store[ip: ip].removed && store[ip: ip].host >= 0, "a dropped IP record is not marked removed") }
+    }
+
+    /// After a cleanup, the record of an IP DNS dropped is left only while a connection or dial
+    /// goes to it, a caller pinned to it or whose dial failed on it waits, or its blacklisting runs.
+    func checkDroppedIPsFreed() {
+        let store = h.machine.hostStore
+        for host in store.hostIDs {
+            let name = store[host: host].key.name
+            for ip in store[host: host].ipRecords where store[ip: ip].removed {
+                let record = store[ip: ip]
+                let used = model.connections.values.contains { $0.host == name && $0.address == record.address }
+                    || model.callers.values.contains { $0.host == name && ($0.pinnedIP == record.address || $0.failedIPs.contains(record.address)) }
+                check(used || (record.blacklistReason != nil && record.blacklistedUntil > h.now),
+                      "the record of \(record.address), dropped by DNS and unused, outlived the cleanup")
+            }
+        }
     }
 
     mutating func step(_ step: Int) {
@@ -274,10 +363,13 @@ struct ModelRun: ~Copyable {
             var pinned: String?
             if host == "s0.test" && Int.random(in: 0..<7, using: &rng) == 0 {
                 pinned = ["192.0.2.2", "203.0.113.7"].randomElement(using: &rng)
+            } else if host == "dns.test" && Int.random(in: 0..<7, using: &rng) == 0 {
+                pinned = ["203.0.113.1", "203.0.113.4"].randomElement(using: &rng)  // DNS gives them, then drops them
             }
             let id = h.newWaiter()
             model.sequence += 1
-            model.callers[id] = .init(host: host, pinned: pinned != nil, sequence: model.sequence)
+            model.callers[id] = .init(host: host, pinnedIP: pinned, sequence: model.sequence)
+            asked(host)
             send(.acquire(id, .init(key: HostKey(name: host, port: 443), pinnedIP: pinned, nameIsAddress: host == "192.0.2.9")))
         case 18..<22:
             if let id = model.callers.keys.randomElement(using: &rng) { send(.cancel(id)) }
@@ -328,10 +420,19 @@ struct ModelRun: ~Copyable {
         case 74..<76:
             if let (id, key) = model.lookups.randomElement(using: &rng) {
                 model.lookups[id] = nil
-                let answers = [["203.0.113.1", "203.0.113.2"], ["203.0.113.2", "203.0.113.3"], ["203.0.113.1"]]
+                // The last answer is longer than maxAddressesPerLookup.
+                let answers = [["203.0.113.1", "203.0.113.2"], ["203.0.113.2", "203.0.113.3"], ["203.0.113.1"],
+                               ["203.0.113.3", "203.0.113.1", "203.0.113.4"]]
                 let answer: Result<[String], HotPoolError> = Int.random(in: 0..<4, using: &rng) == 0
                     ? .failure(.noAddresses(host: key.name, reason: "NXDOMAIN")) : .success(answers.randomElement(using: &rng)!)
+                if case .success = answer { model.keptWarm.insert(key.name) }
                 send(.resolved(hostID: id, answer))
+                if case .success(let addresses) = answer {
+                    let store = h.machine.hostStore
+                    let rotation = store[host: id].ipIDs.map { store[ip: $0].address }
+                    check(rotation == Array(addresses.prefix(h.machine.configuration.maxAddressesPerLookup)),
+                          "rotation \(rotation) after the answer \(addresses)")
+                }
             }
         case 76..<86:
             h.now += Int64.random(in: 0...30, using: &rng)
@@ -349,7 +450,8 @@ struct ModelRun: ~Copyable {
             let host = PoolStateMachineModelTests.hosts.randomElement(using: &rng)!
             let id = h.newWaiter()
             model.sequence += 1
-            model.callers[id] = .init(host: host, pinned: false, asksForAnswer: true, sequence: model.sequence)
+            model.callers[id] = .init(host: host, pinnedIP: nil, asksForAnswer: true, sequence: model.sequence)
+            asked(host)
             let request = PoolStateMachine.AcquireRequest(key: HostKey(name: host, port: 443), pinnedIP: nil, nameIsAddress: host == "192.0.2.9")
             send(Bool.random(using: &rng) ? .prewarm(id, request, count: Int.random(in: 0...6, using: &rng)) : .refresh(id, request))
         case 90:

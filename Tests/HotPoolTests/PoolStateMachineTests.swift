@@ -368,6 +368,93 @@ extension [PoolStateMachine.Action] {
         #expect(h.send(.timerFired(.cleanup)).hasDial, "re-dialed at the cleanup")
     }
 
+    @Test func aHostMinIdlePerHostKeepsWarmIsNeverReclaimedButOneWhoseLookupFailedIs() {
+        var h = harness {
+            $0.minIdlePerHost = 1
+            $0.cleanupInterval = 1_000
+            $0.idleTimeout = 1_000
+        }
+        guard case .dial(let first, _)? = h.send(.prewarm(h.newWaiter(), MachineHarness.request("a.test"), count: 0)).first(where: \.isDial)
+        else { Issue.record("no warming dial"); return }
+        _ = h.send(.dialed(first))
+        let (missing, asked) = h.acquire("missing.test")
+        guard case .resolve(let lookup, _)? = asked.first else { Issue.record("no lookup: \(asked)"); return }
+        let error = HotPoolError.noAddresses(host: "missing.test", reason: "NXDOMAIN")
+        #expect(h.send(.resolved(hostID: lookup, .failure(error))) == [.fail(missing, error)])
+        #expect(h.machine.hostStore.count == 2)
+        // Long after the last get, the server closes the host's only connection.
+        h.now += 2_000
+        _ = h.send(.unreadInput(first, .remoteClosed))
+        let cleanup = h.send(.timerFired(.cleanup))
+        #expect(cleanup.contains { if case .dial(_, let target) = $0 { target.key.name == "a.test" } else { false } }, "\(cleanup)")
+        #expect(h.machine.hostStore.count == 1, "the host with no addresses is reclaimed, the warm one kept")
+    }
+
+    @Test func aLookupUsesAtMostMaxAddressesPerLookupOfItsAnswerTheFirstOnes() {
+        var h = harness { $0.maxAddressesPerLookup = 2 }
+        let id = h.newWaiter()
+        guard case .resolve(let host, _)? = h.send(.refresh(id, MachineHarness.request("dns.test"))).first
+        else { Issue.record("no lookup"); return }
+        let answer = ["203.0.113.1", "203.0.113.2", "203.0.113.3"]
+        #expect(h.send(.resolved(hostID: host, .success(answer))) == [.reportAddresses(id, Array(answer.prefix(2)))])
+        #expect(h.machine.ipRecords(forName: "dns.test").map(\.record.address) == Array(answer.prefix(2)), "no record of the third")
+    }
+
+    /// An IP record DNS dropped stays while a connection, a dial, a waiter (pinned to it, or
+    /// whose dial failed on it) or a running blacklisting refers to it, and goes at the first
+    /// cleanup after; its id is reused.
+    @Test func theRecordOfAnIPDNSDroppedIsFreedAtTheCleanupOnceNothingRefersToIt() {
+        var h = harness {
+            $0.maxConnectionsPerHost = 3
+            $0.cleanupInterval = 1_000
+        }
+        let (a, b, c, d, e, f, g) = ("203.0.113.1", "203.0.113.2", "203.0.113.3", "203.0.113.4", "203.0.113.5", "203.0.113.6", "203.0.113.7")
+        func recorded() -> Set<String> { Set(h.machine.ipRecords(forName: "dns.test").map(\.record.address)) }
+        func dial(_ actions: [PoolStateMachine.Action]) -> (SlotHandle, String)? {
+            for action in actions { if case .dial(let slot, let target) = action { return (slot, target.address) } }
+            return nil
+        }
+        /// A lookup of dns.test now, answered with `answer`.
+        func resolve(_ answer: [String]) -> [PoolStateMachine.Action] {
+            guard case .resolve(let host, _)? = h.send(.refresh(h.newWaiter(), MachineHarness.request("dns.test"))).first else { return [] }
+            return h.send(.resolved(hostID: host, .success(answer)))
+        }
+        _ = resolve([a, b, c, d, e, f])
+        let leased = h.connect("dns.test")  // to a
+        let (retrying, toB) = h.acquire("dns.test")
+        guard let (failed, bAddress) = dial(toB),
+              let (toC, cAddress) = dial(h.send(.dialFailed(failed, .connectFailed(host: "dns.test", ip: b, reason: "refused"))))
+        else { Issue.record("no dials"); return }
+        #expect([bAddress, cAddress] == [b, c], "b failed for the caller, who now dials c")
+        let (pinnedDialing, toD) = h.acquire("dns.test", pinned: d)
+        let (pinnedWaiting, waits) = h.acquire("dns.test", pinned: e)
+        guard let (dSlot, _) = dial(toD), waits == [] else { Issue.record("\(toD) \(waits)"); return }
+        _ = h.send(.blacklistManually(address: f, host: "dns.test", period: 5_000))
+        _ = resolve([g])
+        h.now += 1_000
+        _ = h.send(.timerFired(.cleanup))
+        #expect(recorded() == [a, b, c, d, e, f, g], "each dropped IP is still referred to")
+        #expect(h.send(.cancel(pinnedWaiting)) == [.fail(pinnedWaiting, .cancelled)])
+        _ = h.send(.remove(leased))
+        let refused = HotPoolError.connectFailed(host: "dns.test", ip: d, reason: "refused")
+        #expect(h.send(.dialFailed(dSlot, refused)).contains(.fail(pinnedDialing, refused)))
+        _ = h.send(.dialFailed(toC, .connectFailed(host: "dns.test", ip: c, reason: "refused")))  // the caller now dials g
+        _ = h.send(.cancel(retrying))
+        #expect(h.stats.waitingCallers == 0 && h.stats.dialingConnections == 1, "only the dial to g is left")
+        h.now += 1_000
+        _ = h.send(.timerFired(.cleanup))
+        #expect(recorded() == [f, g], "f's blacklisting runs on")
+        h.now += 3_000
+        _ = h.send(.timerFired(.cleanup))
+        #expect(recorded() == [g])
+        #expect(h.machine.hostStore.droppedIPs.isEmpty)
+        // An IP DNS gives again takes a freed id (no new one), and is dialed under its own address.
+        _ = resolve([g, a])
+        #expect(h.machine.hostStore.ips.count == 7)
+        let next = dial(h.acquire("dns.test").1)
+        #expect(next?.1 == a && recorded() == [g, a])
+    }
+
     @Test func theStateMachineImportsNoCAndNoSystemModule() throws {
         let sources = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
             .appendingPathComponent("../../Sources/HotPool").standardized

@@ -56,11 +56,18 @@ public struct HotPoolConfiguration: Sendable {
     /// DNS servers as "ip", "ip:port" or "[ipv6]:port"; empty = the system's configuration
     /// (/etc/resolv.conf, and /etc/hosts first).
     public var dnsServers: [String] = []
-    /// Idle connections kept ready per host the pool has served: re-dialed as connections are
-    /// leased, expire or are destroyed (those the server closed, and failed dials, at the next
-    /// cleanup, so a server that drops every connection is not re-dialed in a loop), within
-    /// every limit, and kept past `idleTimeout`; paused while all of a host's IPs are
-    /// blacklisted. 0 = none.
+    /// The most addresses a host takes from one DNS answer: the first ones in the server's
+    /// order, repeats left out. The rest are ignored (no record, no connection), which bounds
+    /// what a server answering with thousands of records costs.
+    public var maxAddressesPerLookup: Int = 64
+    /// Idle connections kept ready per host the pool has served (every host a get, `prewarm` or
+    /// `refreshAddresses` asked for that has addresses: set, a literal, or a lookup that
+    /// answered): re-dialed as connections are leased, expire or are destroyed (those the server
+    /// closed, and failed dials, at the next cleanup, so a server that drops every connection is
+    /// not re-dialed in a loop), within every limit, and kept past `idleTimeout`; paused while
+    /// all of a host's IPs are blacklisted. Above 0, the record of every host served (with its
+    /// IP records) is kept while the pool is open, never reclaimed after `idleTimeout`: memory
+    /// grows with the number of hosts served. 0 = none.
     public var minIdlePerHost: Int = 0
     /// Further IPs tried by `getConnection(validating:)` and after failed dials.
     public var maxRetries: Int = 3
@@ -170,6 +177,7 @@ public struct HotPoolConfiguration: Sendable {
         if !(0...1).contains(maxEjectedShare) { throw .invalidConfiguration("maxEjectedShare must be within 0...1, got \(maxEjectedShare)") }
         try positive(blacklistTimeout, "blacklistTimeout")
         try positive(maxBlacklistTime, "maxBlacklistTime")
+        try positive(maxAddressesPerLookup, "maxAddressesPerLookup")
         for server in dnsServers where !isValidDNSServer(server) {
             throw .invalidConfiguration("dnsServers: \(server) is not ip, ip:port or [ipv6]:port")
         }

@@ -100,10 +100,11 @@ final class Resolver {
             return done(.failure(.noAddresses(host: name, reason: String(cString: hp_dns_error_string(status)))))
         }
         var list: [String] = []
+        var seen = Set<String>(minimumCapacity: count)
         for _ in 0..<count {
             let address = String(cString: cursor)
             cursor += address.utf8.count + 1
-            if !list.contains(address) { list.append(address) }
+            if seen.insert(address).inserted { list.append(address) }
         }
         done(list.isEmpty ? .failure(.noAddresses(host: name, reason: "no IPv4 or IPv6 address")) : .success(list))
     }

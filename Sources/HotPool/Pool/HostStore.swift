@@ -32,7 +32,8 @@ struct HostRecord {
     var hasAddresses = false
     var addressesFromDNS = false
     /// Every IP record made for this host (current addresses, earlier ones, pinned IPs): what
-    /// goes when the host's record is reclaimed.
+    /// goes when the host's record is reclaimed. Those of IPs DNS dropped go earlier, once
+    /// nothing refers to them (`freeDroppedIPs`).
     var ipRecords: [Int32] = []
     /// When a caller last asked for the host (monotonic ns).
     var lastUsed: Int64
@@ -97,6 +98,9 @@ struct HostStore {
     private var ipIndex: [String: [Int32: Int32]] = [:]
     private var freeHostIDs: [Int32] = []
     private var freeIPIDs: [Int32] = []
+    /// The records marked `removed` (DNS no longer gives their IP): `freeDroppedIPs` frees them
+    /// once nothing refers to them, without a walk over every IP record.
+    private(set) var droppedIPs: Set<Int32> = []
     /// Addresses given by `setAddresses`, by host name (kept when a host's record is reclaimed).
     private var staticAddresses: [String: [String]] = [:]
     /// The caller's access rules by host name (kept when a host's record is reclaimed): the
@@ -177,28 +181,34 @@ struct HostStore {
 
     mutating func assign(_ addresses: [String], to host: Int32, fromDNS: Bool) {
         let ids = addresses.map { ipID(host: host, address: $0) }
-        for id in ids { ips[Int(id)].removed = false }
+        for id in ids where ips[Int(id)].removed {
+            ips[Int(id)].removed = false
+            droppedIPs.remove(id)
+        }
         hosts[Int(host)].ipIDs = ids
         hosts[Int(host)].hasAddresses = true
         hosts[Int(host)].addressesFromDNS = fromDNS
     }
 
-    /// Takes a DNS answer for a host whose addresses come from DNS: new IPs join the rotation
-    /// (each awaiting its first connection, unless this is the host's first answer), and IPs no
-    /// longer given are marked removed. Returns the removed ones.
+    /// Takes a DNS answer (without repeats) for a host whose addresses come from DNS: new IPs
+    /// join the rotation (each awaiting its first connection, unless this is the host's first
+    /// answer), and IPs no longer given are marked removed. Returns the removed ones. O(n) in
+    /// the old and new addresses.
     mutating func applyResolved(_ addresses: [String], to host: Int32, now: Int64) -> [Int32] {
         let first = !hosts[Int(host)].hasAddresses
         let old = hosts[Int(host)].ipIDs
+        let oldSet = Set(old)
         assign(addresses, to: host, fromDNS: true)
-        let current = hosts[Int(host)].ipIDs
+        let current = Set(hosts[Int(host)].ipIDs)
         for id in current {
             ips[Int(id)].lastResolved = now
-            if !first && !old.contains(id) { ips[Int(id)].awaitingFirstConnection = true }
+            if !first && !oldSet.contains(id) { ips[Int(id)].awaitingFirstConnection = true }
         }
         let gone = old.filter { !current.contains($0) }
         for id in gone {
             ips[Int(id)].removed = true
             ips[Int(id)].awaitingFirstConnection = false
+            droppedIPs.insert(id)
         }
         return gone
     }
@@ -239,18 +249,34 @@ struct HostStore {
             hostIndex[host.key] = nil
             hostIDsByName[host.key.name]?.removeAll { $0 == id }
             if hostIDsByName[host.key.name]?.isEmpty == true { hostIDsByName[host.key.name] = nil }
-            for ip in host.ipRecords {
-                let address = ips[Int(ip)].address
-                ipIndex[address]?[id] = nil
-                if ipIndex[address]?.isEmpty == true { ipIndex[address] = nil }
-                ips[Int(ip)] = IPRecord(address: "", host: -1)
-                freeIPIDs.append(ip)
-            }
+            for ip in host.ipRecords { freeIP(ip) }
             // What the place holds until its id is reused (so the strings are freed).
             hosts[Int(id)] = HostRecord(id: -1, key: HostKey(name: "", port: 0), now: 0)
             freeHostIDs.append(id)
         }
         return idle.count
+    }
+
+    /// Frees the records of IPs DNS dropped for which `isUnused` holds (nothing else may refer
+    /// to their ids, which are reused); their hosts keep their other records.
+    mutating func freeDroppedIPs(where isUnused: (Int32, IPRecord) -> Bool) {
+        let unused = droppedIPs.filter { isUnused($0, ips[Int($0)]) }
+        var byHost: [Int32: Set<Int32>] = [:]
+        for ip in unused { byHost[ips[Int(ip)].host, default: []].insert(ip) }
+        for (host, freed) in byHost { hosts[Int(host)].ipRecords.removeAll { freed.contains($0) } }
+        for ip in unused { freeIP(ip) }
+    }
+
+    /// Frees one IP record: out of the index, its id free for reuse. Its host's `ipRecords` is
+    /// the caller's to update.
+    private mutating func freeIP(_ ip: Int32) {
+        let (address, host) = (ips[Int(ip)].address, ips[Int(ip)].host)
+        ipIndex[address]?[host] = nil
+        if ipIndex[address]?.isEmpty == true { ipIndex[address] = nil }
+        droppedIPs.remove(ip)
+        // What the place holds until its id is reused (so the string is freed).
+        ips[Int(ip)] = IPRecord(address: "", host: -1)
+        freeIPIDs.append(ip)
     }
 
     /// Sets (or, with nil, clears) the allow list of the hosts named `name`; returns the records
@@ -280,6 +306,7 @@ struct HostStore {
         hostIndex.removeAll()
         hostIDsByName.removeAll()
         ipIndex.removeAll()
+        droppedIPs.removeAll()
         staticAddresses.removeAll()
         allowLists.removeAll()
         manualBlacklist.removeAll()

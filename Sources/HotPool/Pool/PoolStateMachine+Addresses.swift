@@ -42,7 +42,8 @@ extension PoolStateMachine {
         case .success(let addresses):
             // Addresses set by `setAddresses` meanwhile win over DNS.
             if !record.hasAddresses || record.addressesFromDNS {
-                for ip in hostStore.applyResolved(addresses, to: host, now: now) { destroyIdleConnections(to: ip) }
+                let used = Array(addresses.prefix(configuration.maxAddressesPerLookup))
+                for ip in hostStore.applyResolved(used, to: host, now: now) { destroyIdleConnections(to: ip) }
             }
             let current = hostStore[host: host].ipIDs.map { hostStore[ip: $0].address }
             for id in refreshWaiters { emit(.reportAddresses(id, current)) }

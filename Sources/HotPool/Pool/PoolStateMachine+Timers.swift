@@ -33,6 +33,7 @@ extension PoolStateMachine {
             cleanupIdle()
             reclaimIdleHosts()
             cleanupExpired(maxLifetime: configuration.maxLifetime)
+            freeUnusedDroppedIPs()
             // Hosts whose warming dials failed, or whose connections the server closed, are topped
             // up again once a cleanup interval.
             for host in hostStore.hostIDs { markForWarming(host) }
@@ -114,15 +115,34 @@ extension PoolStateMachine {
 
     /// Frees the records of hosts with nothing going on for `idleTimeout` (no connection, waiter,
     /// lookup or blacklisted IP; manual blacklistings and allow lists are kept by name), so a crawler touching millions of hosts stays bounded. A later
-    /// get makes the record anew (with the addresses `setAddresses` gave, which stay).
+    /// get makes the record anew (with the addresses `setAddresses` gave, which stay). Hosts
+    /// `minIdlePerHost` keeps warm are never freed: their connections are replaced by the
+    /// cleanup, which needs their records.
     @discardableResult
     mutating func reclaimIdleHosts() -> Int {
         let idleTimeout = configuration.idleTimeout
-        let (table, waiters, now, ips) = (table, waiters, now, hostStore.ips)
+        let (table, waiters, now, ips, configuration) = (table, waiters, now, hostStore.ips, configuration)
         return hostStore.reclaim { host in
-            table.liveCount(host: host.id) == 0 && waiters.queuedCount(host.id) == 0 && !host.resolving
-                && now - host.lastUsed >= idleTimeout
+            !configuration.keepsWarm(host) && table.liveCount(host: host.id) == 0 && waiters.queuedCount(host.id) == 0
+                && !host.resolving && now - host.lastUsed >= idleTimeout
                 && !host.ipRecords.contains { ips[Int($0)].blacklistReason != nil && !ips[Int($0)].removed }
+        }
+    }
+
+    /// Frees the records of IPs DNS dropped that nothing refers to any more: no connection or
+    /// dial in the table (a recovery probe is one of those), no waiter pinned to it or whose dial
+    /// failed on it, and no blacklisting still running. (One that ran out is forgotten: the
+    /// recovery pass never probes a dropped IP, so the record would stay until its host goes.
+    /// Should DNS give the IP again, it joins the rotation with no probe and its ejections count
+    /// from zero; a manual blacklisting is kept by name and applies again.) A walk over the
+    /// table's slots and the waiters, on a cleanup with dropped records only.
+    mutating func freeUnusedDroppedIPs() {
+        guard !hostStore.droppedIPs.isEmpty else { return }
+        var inUse = waiters.referencedIPs
+        for slot in 0..<table.slotCount where table.state[slot] != .free { inUse.insert(table.ipID[slot]) }
+        let now = now
+        hostStore.freeDroppedIPs { id, record in
+            !inUse.contains(id) && (record.blacklistReason == nil || record.blacklistedUntil <= now)
         }
     }
 }

@@ -28,6 +28,8 @@ struct PoolStateMachine: ~Copyable {
         var maxBlacklistTime: Int64
         var blacklistCheckInterval: Int64
         var dnsUpdateInterval: Int64
+        /// The most addresses of one DNS answer a host uses (the first ones).
+        var maxAddressesPerLookup: Int
         var consecutiveFailuresToEject: Int
         var maxEjectedShare: Double
         var minIdlePerHost: Int
@@ -57,6 +59,7 @@ struct PoolStateMachine: ~Copyable {
             maxBlacklistTime = config.maxBlacklistTime.nanoseconds
             blacklistCheckInterval = config.blacklistCheckInterval.nanoseconds
             dnsUpdateInterval = config.dnsUpdateInterval.nanoseconds
+            maxAddressesPerLookup = config.maxAddressesPerLookup
             consecutiveFailuresToEject = config.consecutiveFailuresToEject
             maxEjectedShare = config.maxEjectedShare
             minIdlePerHost = config.minIdlePerHost
@@ -65,6 +68,14 @@ struct PoolStateMachine: ~Copyable {
             leaseWarningAfter = config.leaseWarningAfter.nanoseconds
             idleOrder = config.idleOrder
             maxStreamsPerConnection = config.maxStreamsPerConnection
+        }
+
+        /// True for a host `minIdlePerHost` keeps warm, the hosts `warm` tops up: with
+        /// `minIdlePerHost` > 0, every host with addresses (set, a literal, or a lookup that
+        /// answered) that a caller asked for (a get, a prewarm, a refresh), for as long as the
+        /// pool is open. A host whose lookup never answered is not: nothing can be dialed for it.
+        func keepsWarm(_ host: HostRecord) -> Bool {
+            minIdlePerHost > 0 && host.hasAddresses
         }
     }
 
@@ -95,7 +106,7 @@ struct PoolStateMachine: ~Copyable {
     enum Timer: CaseIterable {
         /// Operation and wait deadlines, long-lease reports: armed for the earliest one due.
         case deadlines
-        /// The periodic idle and lifetime sweep.
+        /// The periodic idle and lifetime sweep, which also frees the host and IP records nothing uses.
         case cleanup
         /// The periodic health check of idle connections.
         case healthCheck
@@ -126,6 +137,7 @@ struct PoolStateMachine: ~Copyable {
         case streamExchangeEnded(LeaseHandle, ExchangeOutcome)
         /// Static addresses for a host name (already validated and filtered to IP literals).
         case setAddresses([String], host: String)
+        /// A lookup's answer: its addresses in the server's order, without repeats.
         case resolved(hostID: Int32, Result<[String], HotPoolError>)
         /// `refreshAddresses`: the host is resolved now.
         case refresh(WaiterID, AcquireRequest)
@@ -328,6 +340,7 @@ struct PoolStateMachine: ~Copyable {
         case .cleanupIdle:
             lastCleanupCount = cleanupIdle()
             reclaimIdleHosts()
+            freeUnusedDroppedIPs()
         case .cleanupExpired(let lifetime): lastCleanupCount = cleanupExpired(maxLifetime: lifetime)
         case .close: close()
         }

@@ -102,6 +102,16 @@ struct WaiterQueue {
         return waiter
     }
 
+    /// The IP records waiters refer to: those they are pinned to and those their dials failed on.
+    var referencedIPs: Set<Int32> {
+        var ids = Set<Int32>()
+        for waiter in waiters.values {
+            if let pinned = waiter.pinnedIP { ids.insert(pinned) }
+            ids.formUnion(waiter.failedIPs)
+        }
+        return ids
+    }
+
     mutating func recordFailedDial(_ id: WaiterID, ip: Int32) {
         waiters[id]?.failedIPs.append(ip)
     }
