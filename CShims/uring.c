@@ -36,6 +36,19 @@ static atomic_int simulated_init_error;
 
 void hp_uring_simulate_init_error(int err) { atomic_store(&simulated_init_error, err); }
 
+/// Attempts to queue a submission still to find the queue full (hp_uring_simulate_full_queue).
+static atomic_int simulated_full_queues;
+
+void hp_uring_simulate_full_queue(int count) { atomic_store(&simulated_full_queues, count); }
+
+/// Takes one simulated full queue if any is left: true when this attempt is to find no room.
+static int simulating_full_queue(void) {
+    int left = atomic_load(&simulated_full_queues);
+    while (left > 0 && !atomic_compare_exchange_weak(&simulated_full_queues, &left, left - 1)) {
+    }
+    return left > 0;
+}
+
 hp_uring *hp_uring_create(unsigned entries, int *err) {
     int simulated = atomic_load(&simulated_init_error);
     if (simulated) {
@@ -135,6 +148,7 @@ void hp_uring_recycle_buffer(hp_uring *r, unsigned id) {
 }
 
 static struct io_uring_sqe *next_sqe(hp_uring *r) {
+    if (simulating_full_queue()) return NULL;  // as if a flush made no room
     struct io_uring_sqe *sqe = io_uring_get_sqe(&r->ring);
     if (!sqe) {  // queue full: flush it and try once more
         r->enters++;
@@ -190,6 +204,7 @@ int hp_uring_close(hp_uring *r, int fd, const uint64_t *cancel, int cancel_count
                    size_t last_len, uint64_t side_data, uint64_t user_data) {
     // One chain: make room for all of it first, so no flush splits it.
     unsigned needed = (unsigned)cancel_count + (last_len ? 1u : 0u) + 1u;
+    if (simulating_full_queue()) return -EBUSY;  // as if a flush made no room
     if (io_uring_sq_space_left(&r->ring) < needed) {
         r->enters++;
         io_uring_submit(&r->ring);

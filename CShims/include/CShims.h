@@ -91,6 +91,10 @@ typedef struct {
 hp_uring *hp_uring_create(unsigned entries, int *err);
 /// Makes hp_uring_create fail with `err` (0: no longer), as a kernel or sandbox without io_uring does.
 void hp_uring_simulate_init_error(int err);
+/// Makes the next `count` attempts to queue a submission on any ring (any operation; a close's
+/// whole chain is one attempt) find the submission queue full, as when the kernel cannot take
+/// what is queued: they return -EBUSY (0: none any more).
+void hp_uring_simulate_full_queue(int count);
 /// Enables the ring for the calling thread, the only one that may submit from now on.
 int hp_uring_enable(hp_uring *ring);
 /// Closes the ring and frees its buffers (operations in flight are cancelled); only

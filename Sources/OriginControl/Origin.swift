@@ -84,6 +84,14 @@ public final class Origin: @unchecked Sendable {
         try await send(["cmd": "send_idle", "ip": ip, "data": data, "count": count]).object["sent"] as? Int ?? 0
     }
 
+    /// Has the server's connections on `ip` that a `deaf` rule stopped reading (they read no
+    /// more, a request's body included) read again, everything until the client closes, once at
+    /// least `count` are deaf there (waiting at most 5 s). Returns how many.
+    @discardableResult
+    public func hear(ip: String = "*", count: Int = 1) async throws -> Int {
+        try await send(["cmd": "hear", "ip": ip, "count": count]).object["heard"] as? Int ?? 0
+    }
+
     /// The last `last` requests the server read on `ip` ("*" = any), oldest first.
     public func recentRequests(ip: String = "*", last: Int) async throws -> [OriginRequest] {
         let requests = try await send(["cmd": "requests", "ip": ip, "last": last]).object["requests"] as? [[String: Any]]

@@ -11,17 +11,9 @@ import Testing
     /// and then waits for a TLS answer that never comes, so a get stays under way until cancelled
     /// or closed.
     private static func silentListener() throws -> (fd: Int32, port: Int) {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        try #require(fd >= 0)
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
-        }
-        try #require(bound && listen(fd, 4096) == 0)
-        return (fd, Int(UInt16(bigEndian: address.sin_port)))
+        let listener = try loopbackSocket(SOCK_STREAM)
+        try #require(listen(listener.fd, 4096) == 0)
+        return listener
     }
 
     @Test func cancelRacingCloseAnswersTheCallerOnceAndNeverTraps() async throws {

@@ -16,7 +16,9 @@ itself, and is driven by JSON lines on stdin (one reply line each on stdout):
   {"cmd":"send_idle","ip":IP|"*","data":"...","count":N}              stray bytes to idle ones
   {"cmd":"ping_idle","ip":IP|"*","pings":P,"batch":B,"interval_ms":T,"count":N}
       P HTTP/2 PING frames to idle h2 ones, in writes of B (default 1000) frames T ms apart
-      (these first wait, at most 5 s, until N connections (default 1) are idle on the IP)
+      (these three first wait, at most 5 s, until N connections (default 1) are idle on the IP)
+  {"cmd":"hear","ip":IP|"*","count":N}      connections a "deaf" rule stopped read again, to the
+      client's close (first waits, at most 5 s, until N (default 1) are deaf on the IP)
   {"cmd":"requests","ip":IP|"*","last":N}   request heads: method, path, headers (in order),
       and "conn", the number of the connection that carried it (1, 2, ... in accept order)
   {"cmd":"hellos","ip":IP|"*","last":N}     parsed raw ClientHellos, with JA3 and JA4
@@ -224,6 +226,7 @@ class Origin:
         self.counters = {}
         self.reset_stats()
         self.idle = {}                                  # Conn -> ip, for connections waiting for a request
+        self.deaf = {}                                  # Conn -> ip, for connections a "deaf" rule stopped reading
         self.hellos = {ip: collections.deque(maxlen=100) for ip in ips}
         self.requests = {ip: collections.deque(maxlen=100) for ip in ips}
         self.sources = {ip: collections.deque(maxlen=100) for ip in ips}   # {"ip": peer IP} per accept
@@ -302,6 +305,20 @@ class Origin:
             targets = idle_here()
         return sum(1 for c in targets if c.command(command))
 
+    def hear(self, ip, count):
+        """Waits (bounded) until count connections are deaf on ip, then has every deaf one there
+        read again; returns how many."""
+        def deaf_here():
+            return [c for c, cip in self.deaf.items() if ip in ("*", cip)]
+        with self.cond:
+            self.cond.wait_for(lambda: len(deaf_here()) >= count, 5)
+            targets = deaf_here()
+            for c in targets:
+                del self.deaf[c]
+        for c in targets:
+            c.wake_w.send(b"x")
+        return len(targets)
+
 
 class Conn:
     """One accepted connection, served by its own thread."""
@@ -330,7 +347,7 @@ class Conn:
             self.raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             mode = o.tls_mode[self.ip]
             if mode == "stall":
-                self.wait_for_peer_close()
+                self.read_to_end()
                 return
             record = peek_client_hello(self.raw)
             if record is None:
@@ -368,9 +385,10 @@ class Conn:
                     pass
             o.count("closed", self.ip)
 
-    def wait_for_peer_close(self):
-        self.raw.settimeout(None)
-        while self.raw.recv(65536):
+    def read_to_end(self):
+        """Reads (and drops) everything until the client closes."""
+        self.sock.settimeout(None)
+        while self.sock.recv(65536):
             pass
 
     def read_more(self, idle):
@@ -460,16 +478,17 @@ class Conn:
         headers = [[k, v.strip()] for k, v in (line.split(":", 1) for line in lines[1:] if line)]
         lower = {k.lower(): v for k, v in headers}
         body_len = int(lower.get("content-length", "0"))
-        while len(self.buffer) < body_len:
+        path = target.split("?", 1)[0]
+        o = self.origin
+        action = o.rule_for(self.ip, path)             # before the body, which a "deaf" rule leaves unread
+        while action.get("type") != "deaf" and len(self.buffer) < body_len:
             if not self.read_more(idle=False):
                 return False
         self.buffer = self.buffer[body_len:]
-        path = target.split("?", 1)[0]
-        o = self.origin
         o.count("requests", self.ip)
         o.record(o.requests, self.ip, {"method": method, "path": path, "target": target, "headers": headers, "body_len": body_len,
                                          "conn": self.number})
-        keep = self.answer(o.rule_for(self.ip, path))
+        keep = self.answer(action)
         return keep and "close" not in lower.get("connection", "").lower()
 
     def answer(self, action):
@@ -485,6 +504,8 @@ class Conn:
         endless: {"head", "repeat"}: the head, then "repeat" over and over (at most 30 s)
         reset:  {"after_bytes"}: that much of a 200 with a 1000-byte body, then a TCP RST
         stall:  never answer (until the client closes)
+        deaf:   never answer, and read nothing more (the request's body included) until a "hear"
+                command, then everything until the client closes
         close:  close without answering (TCP FIN, no close_notify)
         """
         kind = action.get("type", "status")
@@ -522,9 +543,14 @@ class Conn:
             self.abort()
             return False
         if kind == "stall":
-            self.tls.settimeout(None)
-            while self.tls.recv(65536):
-                pass
+            self.read_to_end()
+            return False
+        if kind == "deaf":
+            with self.origin.cond:
+                self.origin.deaf[self] = self.ip
+                self.origin.cond.notify_all()
+            self.wake_r.recv(1)                         # until a "hear" command (Origin.hear)
+            self.read_to_end()
             return False
         if kind == "close":
             self.sock.shutdown(socket.SHUT_RDWR)
@@ -838,6 +864,8 @@ def handle(origin, c):
     if cmd == "ping_idle":
         command = {"kind": "pings", "pings": c.get("pings", 1), "batch": c.get("batch", 1000), "interval_ms": c.get("interval_ms", 0)}
         return {"sent": origin.command_idle(ip, command, c.get("count", 1))}
+    if cmd == "hear":
+        return {"heard": origin.hear(ip, c.get("count", 1))}
     if cmd == "requests":
         return {"requests": origin.recent(origin.requests, ip, c.get("last", 1))}
     if cmd == "hellos":

@@ -4,7 +4,8 @@ import Glibc
 /// The io_uring backend: a loop turn's operations are queued as submissions and go to the
 /// kernel with one `io_uring_enter` that also waits for completions. Receives are multishot into
 /// a ring of provided buffers, so an idle connection holds no receive buffer; a close is one
-/// linked chain (cancel, close_notify, close).
+/// linked chain (cancel, close_notify, close). A submission that must not be lost (a close's
+/// chain, a poll's removal, the wake-up read) and finds no room is queued again on a later turn.
 final class UringBackend: IOBackend {
     let name = "io_uring"
     var systemCalls: Int { hp_uring_enters(ring) + socketErrorReads }
@@ -29,6 +30,23 @@ final class UringBackend: IOBackend {
     private let wakeBuffer: UnsafeMutableRawBufferPointer
     /// Completions of operations the submission queue had no room for, delivered on the next wait.
     private var refused: [(token: UInt64, completion: IOCompletion)] = []
+
+    /// A submission that must not be lost: when the queue has no room for it (even after a
+    /// flush), it is queued again on the next turn, whose wait does not block meanwhile.
+    private enum RetriedSubmission {
+        /// A close's chain: cancel the operations with user data `cancel`, send `lastBytes` if
+        /// any, close the fd of the close operation `op`. Its fd stays open until then, so the
+        /// operations in flight on it end before it closes, and `closesInFlight` counts it (the
+        /// owner keeps what a send in flight reads until `.closed`).
+        case close(op: Int, cancel: [UInt64], lastBytes: UnsafeRawBufferPointer?)
+        /// The removal of the poll with user data `target` (one that completed meanwhile is not
+        /// found, which is harmless: the generation in the user data names no other poll).
+        case pollRemove(target: UInt64)
+        /// The read of the wake-up eventfd: without it, posts from other threads would not end a wait.
+        case wakeupRead
+    }
+    /// Submissions that found no room, in the order they were made.
+    private var deferred: [RetriedSubmission] = []
 
     /// An operation in flight. Its user data is its index in `ops` and its generation, so a
     /// cancel or a late completion aimed at an operation whose index was reused finds nothing.
@@ -86,8 +104,7 @@ final class UringBackend: IOBackend {
 
     func watchWakeups(fd: Int32) throws(SystemError) {
         wakeFD = fd
-        let rc = hp_uring_read(ring, wakeFD, wakeBuffer.baseAddress, 8, Self.wakeup)
-        if rc < 0 { throw SystemError(call: "io_uring read", errno: -rc) }
+        guard queue(.wakeupRead) else { throw SystemError(call: "io_uring read", errno: EBUSY) }
     }
 
     func start() throws(SystemError) {
@@ -144,13 +161,9 @@ final class UringBackend: IOBackend {
         let cancel = under.map(userData)
         let op = newOperation(.close, fd, token)
         closesInFlight += 1
-        let rc = hp_uring_close(ring, fd, cancel, Int32(cancel.count), lastBytes?.baseAddress, lastBytes?.count ?? 0,
-                                Self.ignored, userData(op))
-        if rc != 0 {  // no room for the chain: close(2) now (nothing queued for this fd can still run)
-            closesInFlight -= 1
-            let closed = hp_close(fd)
-            refuse(op, .closed(errno: closed < 0 ? -closed : 0))
-        }
+        // Never close(2) here: what is in flight on fd holds the socket open (the peer would see
+        // no close) and a send would go on reading bytes its owner frees at `.closed`.
+        queueOrDefer(.close(op: op, cancel: cancel, lastBytes: lastBytes))
     }
 
     func watch(fd: Int32, token: UInt64, interest: IOEvents) throws(SystemError) {
@@ -174,12 +187,34 @@ final class UringBackend: IOBackend {
         byFD[Int(fd)].watch = -1
         ops[op].live = false
         // An armed poll is removed, and its completion frees it; one being handled is freed after.
-        if ops[op].armed { _ = hp_uring_poll_remove(ring, userData(op), Self.ignored) }
+        if ops[op].armed { queueOrDefer(.pollRemove(target: userData(op))) }
+    }
+
+    /// Queues `submission`; false when the queue has no room for it.
+    private func queue(_ submission: RetriedSubmission) -> Bool {
+        switch submission {
+        case .close(let op, let cancel, let lastBytes):
+            hp_uring_close(ring, ops[op].fd, cancel, Int32(cancel.count), lastBytes?.baseAddress, lastBytes?.count ?? 0,
+                           Self.ignored, userData(op)) == 0
+        case .pollRemove(let target):
+            hp_uring_poll_remove(ring, target, Self.ignored) == 0
+        case .wakeupRead:
+            hp_uring_read(ring, wakeFD, wakeBuffer.baseAddress, UInt32(wakeBuffer.count), Self.wakeup) == 0
+        }
+    }
+
+    /// Queues `submission`, or keeps it for the next turn when the queue has no room.
+    private func queueOrDefer(_ submission: RetriedSubmission) {
+        if !queue(submission) { deferred.append(submission) }
     }
 
     func wait(timeoutNanos: Int64?, _ handle: (UInt64, IOCompletion) -> Void) throws(SystemError) {
+        // What found no room before goes in this submission; what still finds none waits for the next.
+        deferred = deferred.filter { !queue($0) }
+        // Refused operations' completions are due now, and deferred submissions must not wait for I/O.
+        let mustNotBlock = !refused.isEmpty || !deferred.isEmpty
         let n = completions.withUnsafeMutableBufferPointer {
-            hp_uring_submit_wait(ring, $0.baseAddress, Int32($0.count), refused.isEmpty ? timeoutNanos ?? -1 : 0)
+            hp_uring_submit_wait(ring, $0.baseAddress, Int32($0.count), mustNotBlock ? 0 : timeoutNanos ?? -1)
         }
         if n < 0 { throw SystemError(call: "io_uring_enter", errno: -n) }
         if !refused.isEmpty {
@@ -193,7 +228,7 @@ final class UringBackend: IOBackend {
             case Self.ignored:
                 continue
             case Self.wakeup:
-                _ = hp_uring_read(ring, wakeFD, wakeBuffer.baseAddress, 8, Self.wakeup)
+                queueOrDefer(.wakeupRead)
             default:
                 let op = Int(c.user_data & 0xFFFF_FFFF)
                 guard op < ops.count, ops[op].generation == UInt32(c.user_data >> 32) else { continue }

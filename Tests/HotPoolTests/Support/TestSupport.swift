@@ -44,17 +44,40 @@ func openFDCount() -> Int {
 
 /// The inodes of this network namespace's TCP sockets (/proc/net/tcp and tcp6, 10th column).
 private func tcpSocketInodes() -> Set<String> {
-    var inodes = Set<String>()
-    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+    Set(socketTableRows(["tcp", "tcp6"]).filter { $0.count > 9 }.map { String($0[9]) })
+}
+
+/// This network namespace's UDP sockets connected to 127.0.0.1:`port` (/proc/net/udp, whose 3rd
+/// column is the remote address): those a descriptor names and those only an operation in
+/// flight still holds open.
+func udpSocketsConnected(toLoopbackPort port: Int) -> Int {
+    let remote = "0100007F:" + String(format: "%04X", port)
+    return socketTableRows(["udp"]).filter { $0.count > 2 && $0[2] == remote }.count
+}
+
+/// The rows of the socket tables `tables` of /proc/net (one per socket, split into columns).
+private func socketTableRows(_ tables: [String]) -> [[Substring]] {
+    tables.flatMap { table -> [[Substring]] in
         // procfs files report size 0, so read to the end rather than by size.
-        guard let data = FileHandle(forReadingAtPath: table)?.readDataToEndOfFile() else { continue }
-        let text = String(decoding: data, as: UTF8.self)
-        for line in text.split(separator: "\n").dropFirst() {
-            let fields = line.split(separator: " ")
-            if fields.count > 9 { inodes.insert(String(fields[9])) }
-        }
+        guard let data = FileHandle(forReadingAtPath: "/proc/net/" + table)?.readDataToEndOfFile() else { return [] }
+        return String(decoding: data, as: UTF8.self).split(separator: "\n").dropFirst().map { $0.split(separator: " ") }
     }
-    return inodes
+}
+
+/// A socket of `type` bound to a free port of 127.0.0.1 (a listener once listening, a UDP server
+/// that never reads), and that port.
+func loopbackSocket(_ type: __socket_type) throws -> (fd: Int32, port: Int) {
+    let fd = socket(AF_INET, Int32(type.rawValue), 0)
+    try #require(fd >= 0)
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let bound = withUnsafeMutablePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+    }
+    try #require(bound)
+    return (fd, Int(UInt16(bigEndian: address.sin_port)))
 }
 
 /// A GET request for `path`.
@@ -70,6 +93,31 @@ func eventually(_ timeout: Duration = .seconds(5), _ condition: () async throws 
         try? await Task.sleep(for: .milliseconds(20))
     }
     return try await condition()
+}
+
+/// Whether `work` ends within `bound` (rethrowing its error). A `work` that hangs is left
+/// running, unawaited, so a hang fails the test instead of hanging the run.
+func ends(within bound: Duration, _ work: @escaping @Sendable () async throws -> Void) async throws -> Bool {
+    let (outcomes, continuation) = AsyncStream.makeStream(of: Result<Void, any Error>?.self)
+    Task {
+        do {
+            try await work()
+            continuation.yield(.success(()))
+        } catch {
+            continuation.yield(.failure(error))
+        }
+    }
+    let timer = Task {
+        try? await Task.sleep(for: bound)
+        continuation.yield(nil)  // the bound passed first
+    }
+    var iterator = outcomes.makeAsyncIterator()
+    let first = await iterator.next() ?? nil
+    timer.cancel()
+    continuation.finish()
+    guard let first else { return false }
+    try first.get()
+    return true
 }
 
 /// Which of the origin's connections `connection` is: makes a round trip on it and returns the
