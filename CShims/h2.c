@@ -225,12 +225,17 @@ long hp_h2_output(hp_h2 *h2, const uint8_t **bytes) {
 }
 
 int hp_h2_consume(hp_h2 *h2, int32_t stream, size_t len) {
-    return stream > 0 ? nghttp2_session_consume(h2->session, stream, len)
+    return stream > 0 ? nghttp2_session_consume_stream(h2->session, stream, len)
                       : nghttp2_session_consume_connection(h2->session, len);
 }
 
 int hp_h2_reset_stream(hp_h2 *h2, int32_t stream, uint32_t error_code) {
     return nghttp2_submit_rst_stream(h2->session, NGHTTP2_FLAG_NONE, stream, error_code);
+}
+
+long hp_h2_stream_receive_window(hp_h2 *h2, int32_t stream) {
+    int32_t window = nghttp2_session_get_stream_local_window_size(h2->session, stream);
+    return window > 0 ? window : 0;
 }
 
 int hp_h2_ping(hp_h2 *h2) { return nghttp2_submit_ping(h2->session, NGHTTP2_FLAG_NONE, NULL); }

@@ -206,6 +206,8 @@ void hp_tls_output_sent(hp_tls *t, size_t n) {
 
 size_t hp_tls_output_pending(const hp_tls *t) { return t->out_len; }
 
+// OpenSSL sets SSL_RECEIVED_SHUTDOWN only for a close_notify: with SSL_OP_IGNORE_UNEXPECTED_EOF a
+// bare FIN (the memory BIO's EOF) also ends SSL_read with SSL_ERROR_ZERO_RETURN, but leaves it clear.
 int hp_tls_close_notify_received(const hp_tls *t) { return (SSL_get_shutdown(t->ssl) & SSL_RECEIVED_SHUTDOWN) != 0; }
 
 int hp_tls_input_lent(const hp_tls *t) { return t->in != NULL; }

@@ -271,11 +271,15 @@ int hp_h2_receive(hp_h2 *h2, const uint8_t *bytes, size_t len);
 /// The next bytes to send (the frames nghttp2 has queued, joined, up to about 16 KiB), lent
 /// until the next call on the session: their length (0 = none) or a negative nghttp2 code.
 long hp_h2_output(hp_h2 *h2, const uint8_t **bytes);
-/// `len` bytes of DATA the session delivered on `stream` were consumed: its window and the
-/// connection's open by that much (stream 0: the connection's window only, for a stream that
-/// ended). 0, or a negative nghttp2 code.
+/// `len` bytes of DATA the session delivered were consumed: `stream`'s window opens by that
+/// much (stream 0: the connection's window). Each byte is given back to both, separately, so a
+/// caller can hold a stream's window shut while the connection's stays open. 0, or a negative
+/// nghttp2 code.
 int hp_h2_consume(hp_h2 *h2, int32_t stream, size_t len);
 int hp_h2_reset_stream(hp_h2 *h2, int32_t stream, uint32_t error_code);
+/// DATA bytes the server may still send on `stream` before its window opens again (0 for a
+/// stream the session no longer knows).
+long hp_h2_stream_receive_window(hp_h2 *h2, int32_t stream);
 int hp_h2_ping(hp_h2 *h2);
 /// Queues a GOAWAY (NO_ERROR): the session ends once it is sent.
 int hp_h2_goaway(hp_h2 *h2);

@@ -24,6 +24,8 @@ artifacts="${FUZZ_ARTIFACTS:-/tmp/hotpool-fuzz-artifacts}"
 export SWIFT_BACKTRACE="${SWIFT_BACKTRACE:-enable=no}"
 
 declare -A corpus=([ResponseParserFuzz]=corpus [RequestFramingFuzz]=corpus-request-framing)
+work=""
+trap '[ -n "$work" ] && rm -rf "$work"' EXIT  # the temporary corpus goes on every exit, a finding's too
 for target in "${targets[@]}"; do
     # Only the fuzz products: the root package's executable and tests are not built.
     build=(swift build -c release --product "$target" -Xswiftc -sanitize=fuzzer,address)
@@ -37,6 +39,7 @@ for target in "${targets[@]}"; do
     # Run from the temporary folder, where libFuzzer's own files (fuzz-N.log with -jobs) land too.
     # shellcheck disable=SC2086
     (cd "$work" && "$bin" corpus -max_total_time="$seconds" -max_len=4096 -print_final_stats=1 \
-        -artifact_prefix="$artifacts/" ${FUZZ_OPTIONS:-}) || { rm -rf "$work"; exit 1; }
+        -artifact_prefix="$artifacts/" ${FUZZ_OPTIONS:-})
     rm -rf "$work"
+    work=""
 done

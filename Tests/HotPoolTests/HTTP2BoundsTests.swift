@@ -56,6 +56,29 @@ import Testing
         #expect(hp_tls_live_objects() == 0 && hp_h2_live_sessions() == 0)
     }
 
+    /// A server that floods a connection with PING frames while the pool's own PING health check
+    /// is under way on it: the connection goes once as `unsolicitedData`, not as a failed health
+    /// check, and its IP is charged with no failure (the server's misconduct, as with a request).
+    @Test func aPingFloodDuringAHealthCheckIsNoFailureOfTheIP() async throws {
+        try await expectDestruction(.unsolicitedData, http2: true, config: {
+            $0.pingsIdleHTTP2Connections = true
+            $0.healthCheckInterval = .milliseconds(100)
+            $0.validationTimeout = .seconds(30)  // the flood must end the check, not its deadline
+        }, cause: { pool, origin, connection in
+            pool.putConnection(connection)
+            // Muted, the server acknowledges nothing: the health check's PING stays under way.
+            #expect(try await origin.closeIdle(ip: origin.ips[0], mode: "mute") == 1)
+            let checking = try await eventually {
+                try await origin.recentFrames(ip: origin.ips[0], last: 20).contains { $0.type == "PING" && !$0.flags.contains("ACK") }
+            }
+            #expect(checking, "the health check's PING reached the server")
+            let command: [String: Any] = ["cmd": "ping_idle", "ip": origin.ips[0], "pings": 0, "batch": 100, "interval_ms": 0.5, "seconds": 20]
+            #expect(try await origin.send(command).object["sent"] as? Int == 1)
+            #expect(await eventually { await pool.stats().closedByReason[.unsolicitedData] == 1 })
+            #expect(await pool.ipStats(forHost: Origin.hostName).allSatisfy { $0.failures == 0 }, "a flood charges no IP with a failure")
+        })
+    }
+
     /// An idle connection the server streams PING frames at (reading the acknowledgements) has
     /// the budget of input nobody asked for that HTTP/1.1 connections have: it is destroyed
     /// once, as `unsolicitedData`.
@@ -92,6 +115,32 @@ import Testing
         try await pool.close()
     }
 
+    /// A stream refused here (its body passed the limit) while the server has DATA in flight on
+    /// it, far past the budget of input nobody asked for: those bytes were asked for (the server
+    /// may send up to the stream's window before it reads the reset), so the connection, whose
+    /// only stream it was, is kept.
+    @Test func dataInFlightOnAStreamResetHereIsNoInputNobodyAskedFor() async throws {
+        let (origin, baseConfig) = try await http2Origin()
+        var config = baseConfig
+        config.maxResponseBodyBytes = 16 << 10
+        let pool = try origin.pool(config)
+        try await origin.rule(path: "/big", ["type": "status", "status": 200, "body_size": 2 << 20])  // within Chrome's 6 MiB window
+        let connection = try await pool.getConnection(host: Origin.hostName, port: origin.port, ip: origin.ips[0])
+        await #expect(throws: HotPoolError.responseBodyTooLarge(host: Origin.hostName, ip: origin.ips[0], limit: 16 << 10)) {
+            _ = try await connection.roundTrip(get("/big"))
+        }
+        let slot = Int(connection.handle.slot)
+        let arrived = await eventually {
+            await Task(executorPreference: pool.executor) { Int(pool.driver.idleBytes[slot]) > PoolDriver.readOnBudget }.value
+        }
+        #expect(arrived, "the bytes in flight arrived after the stream ended")
+        #expect((try? await connection.roundTrip(get()))?.body == Array("ok".utf8), "the connection is kept")
+        let stats = await pool.stats()
+        #expect(stats.closedByReason.values.reduce(0, +) == 0 && stats.connectionsOpened == 1, "\(stats.closedByReason)")
+        pool.putConnection(connection)
+        try await pool.close()
+    }
+
     // MARK: response bodies and flow control
 
     /// A Chrome spec whose HTTP/2 receive windows are the protocol's initial 65,535 bytes, so
@@ -115,9 +164,9 @@ import Testing
     }
 
     /// Eight streams each given 200 KB of body that never ends, with a 256 KB body limit: the
-    /// connection opens its windows again only while its streams hold at most the limit (and for
-    /// the oldest stream), so the server can send about limit + one body + one window, not all
-    /// 1.6 MB (nghttp2's automatic window updates let everything in).
+    /// connection opens its streams' windows again only while they hold at most the limit (and
+    /// the oldest stream's), so the server can send about limit + one body + one stream window
+    /// per stream, not all 1.6 MB (nghttp2's automatic window updates let everything in).
     @Test func responseBodiesOnManyStreamsAreBoundedPerConnection() async throws {
         let (origin, baseConfig) = try await http2Origin()
         var config = Self.smallWindowsOneConnection(baseConfig)
@@ -133,14 +182,16 @@ import Testing
         }
         #expect(failures == streams, "no held response completes")
         let sent = try await Self.flow(origin).sent
-        let bound = config.maxResponseBodyBytes + body + 2 * Self.window
+        let bound = config.maxResponseBodyBytes + body + streams * Self.window
         #expect(sent <= bound, "the server sent \(sent) bytes of body; at most \(bound) expected, \(streams * body) without a bound")
         #expect(await pool.stats().connectionsOpened == 1)
         try await pool.close()
     }
 
     /// Bodies that together pass the limit, on one connection at once, all arrive: the oldest
-    /// stream's window always opens, and the others' as streams end.
+    /// stream's window always opens, and the others' as streams end. The server sends one frame
+    /// per stream in turn, so streams that wait receive more than half the connection's window:
+    /// were it held back for them, nghttp2 would never update it and every stream would stall.
     @Test func bodiesThatTogetherPassTheLimitAllArrive() async throws {
         let (origin, baseConfig) = try await http2Origin()
         let pool = try origin.pool(Self.smallWindowsOneConnection(baseConfig))

@@ -174,7 +174,7 @@ struct ModelRun: ~Copyable {
         }
         checkRules()
         if isCleanup {
-            checkDroppedIPsFreed()
+            checkIPsOutOfRotationFreed()
             check(runningBlacklistings.isSubset(of: blacklistings()), "a cleanup forgot a blacklisting that still runs")
         }
         while !owed.isEmpty { send(owed.removeFirst()) }
@@ -336,21 +336,29 @@ struct ModelRun: ~Copyable {
                   && zip(waiter.failedIPs, caller.failedIPs).allSatisfy { names($0, host: waiter.host, $1) },
                   "waiter \(id.raw)'s failed IP records are not the IPs its dials failed on")
         }
-        for ip in store.droppedIPs { check(store[ip: ip].removed && store[ip: ip].host >= 0, "a dropped IP record is not marked removed") }
+        for ip in store.ipsOutOfRotation {
+            check(store[ip: ip].host >= 0 && !store[host: store[ip: ip].host].ipIDs.contains(ip), "a record out of rotation is in its host's rotation")
+        }
+        for host in store.hostIDs {
+            for ip in store[host: host].ipRecords where !store[host: host].ipIDs.contains(ip) {
+                check(store.ipsOutOfRotation.contains(ip), "the record of \(store[ip: ip].address), out of rotation, will never be freed")
+            }
+        }
     }
 
-    /// After a cleanup, the record of an IP DNS dropped is left only while a connection or dial
-    /// goes to it, a caller pinned to it or whose dial failed on it waits, or its blacklisting runs.
-    func checkDroppedIPsFreed() {
+    /// After a cleanup, the record of an IP out of its host's rotation (DNS dropped it, or only a
+    /// pinned caller or a manual rule named it) is left only while a connection or dial goes to
+    /// it, a caller pinned to it or whose dial failed on it waits, or its blacklisting runs.
+    func checkIPsOutOfRotationFreed() {
         let store = h.machine.hostStore
         for host in store.hostIDs {
             let name = store[host: host].key.name
-            for ip in store[host: host].ipRecords where store[ip: ip].removed {
+            for ip in store[host: host].ipRecords where !store[host: host].ipIDs.contains(ip) {
                 let record = store[ip: ip]
                 let used = model.connections.values.contains { $0.host == name && $0.address == record.address }
                     || model.callers.values.contains { $0.host == name && ($0.pinnedIP == record.address || $0.failedIPs.contains(record.address)) }
                 check(used || (record.blacklistReason != nil && record.blacklistedUntil > h.now),
-                      "the record of \(record.address), dropped by DNS and unused, outlived the cleanup")
+                      "the record of \(record.address), out of rotation and unused, outlived the cleanup")
             }
         }
     }

@@ -23,6 +23,23 @@ import Testing
         actions.compactMap { if case .lease(_, let lease) = $0 { lease } else { nil } }
     }
 
+    @Test func inputNobodyAskedForDuringAPingHealthCheckDestroysTheConnectionOnceWithNoFailureOfItsIP() {
+        var h = harness {
+            $0.healthCheckInterval = 1_000
+            $0.pingsIdleHTTP2Connections = true
+        }
+        let lease = connect(&h, limit: 100)
+        _ = h.send(.release(lease))
+        h.now += 1_000
+        let slot = SlotHandle(slot: lease.slot, generation: 0)
+        #expect(h.send(.timerFired(.healthCheck)).contains(.ping(slot)))
+        let ip = h.machine.table.ipID[Int(slot.slot)]
+        #expect(h.send(.unreadInput(slot, .unsolicitedData)).destroyed == [.unsolicitedData])
+        #expect(h.machine.hostStore[ip: ip].consecutiveFailures == 0)
+        #expect(h.send(.exchangeEnded(slot, .failed)) == [], "the check's end, reported late, is ignored")
+        #expect(h.stats.closedByReason.values.reduce(0, +) == 1 && h.stats.totalConnections == 0)
+    }
+
     @Test func callersShareAConnectionUpToItsStreamLimitThenWaitForAStream() {
         var h = harness { $0.maxConnectionsPerHost = 1 }
         let first = connect(&h, limit: 3)

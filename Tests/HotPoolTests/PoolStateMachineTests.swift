@@ -353,6 +353,16 @@ extension [PoolStateMachine.Action] {
         #expect(h.stats.failedDials == 6)
     }
 
+    @Test func aDialThatFailsForTheConfigurationFailsItsCallerAtOnceWithNoOtherIPTried() {
+        var h = harness { $0.maxRetries = 3 }
+        let (id, actions) = h.acquire("a.test")
+        guard case .dial(let slot, _)? = actions.first(where: \.isDial) else { Issue.record("no dial"); return }
+        let error = HotPoolError.invalidConfiguration("nghttp2 refused the HTTP/2 preface")
+        let failed = h.send(.dialFailed(slot, error))
+        #expect(failed.contains(.fail(id, error)) && !failed.hasDial, "\(failed)")
+        #expect(h.stats.failedDials == 1 && h.stats.waitingCallers == 0)
+    }
+
     @Test func minIdleReplacesConnectionsTheServerClosedAtTheNextCleanupNotAtOnce() {
         var h = harness {
             $0.minIdlePerHost = 1
@@ -447,12 +457,35 @@ extension [PoolStateMachine.Action] {
         h.now += 3_000
         _ = h.send(.timerFired(.cleanup))
         #expect(recorded() == [g])
-        #expect(h.machine.hostStore.droppedIPs.isEmpty)
+        #expect(h.machine.hostStore.ipsOutOfRotation.isEmpty)
         // An IP DNS gives again takes a freed id (no new one), and is dialed under its own address.
         _ = resolve([g, a])
         #expect(h.machine.hostStore.ips.count == 7)
         let next = dial(h.acquire("dns.test").1)
         #expect(next?.1 == a && recorded() == [g, a])
+    }
+
+    /// The record of an IP only a pinned caller named goes once nothing refers to it, though its
+    /// host, kept for `minIdlePerHost`, is never reclaimed: a caller pinning many IPs over time
+    /// does not grow the host without bound.
+    @Test func theRecordOfAPinnedIPOutOfRotationIsFreedOnceUnusedThoughItsHostIsKeptWarm() {
+        var h = harness {
+            $0.minIdlePerHost = 1
+            $0.cleanupInterval = 1_000
+        }
+        let pinned = "198.51.100.7"
+        func recorded() -> Set<String> { Set(h.machine.ipRecords(forName: "a.test").map(\.record.address)) }
+        guard case .dial(let slot, let target)? = h.acquire("a.test", pinned: pinned).1.first(where: \.isDial), target.address == pinned,
+              let lease = h.send(.dialed(slot)).leaseHandle
+        else { Issue.record("no pinned connection"); return }
+        h.now += 1_000
+        _ = h.send(.timerFired(.cleanup))
+        #expect(recorded().contains(pinned), "its connection refers to it")
+        _ = h.send(.remove(lease))
+        h.now += 1_000
+        _ = h.send(.timerFired(.cleanup))
+        #expect(recorded() == Set(Self.ips), "freed; the host and its rotation stay")
+        #expect(h.machine.hostStore.ipsOutOfRotation.isEmpty)
     }
 
     @Test func theStateMachineImportsNoCAndNoSystemModule() throws {

@@ -14,8 +14,9 @@ itself, and is driven by JSON lines on stdin (one reply line each on stdout):
   {"cmd":"close_idle","ip":IP|"*","mode":"notify"|"fin"|"reset"|"goaway"|"mute","count":N}   close idle connections
       (goaway: HTTP/2 GOAWAY, then the close; mute: an HTTP/2 connection stays open and sends nothing more)
   {"cmd":"send_idle","ip":IP|"*","data":"...","count":N}              stray bytes to idle ones
-  {"cmd":"ping_idle","ip":IP|"*","pings":P,"batch":B,"interval_ms":T,"count":N}
-      P HTTP/2 PING frames to idle h2 ones, in writes of B (default 1000) frames T ms apart
+  {"cmd":"ping_idle","ip":IP|"*","pings":P,"batch":B,"interval_ms":T,"count":N,"seconds":S}
+      P HTTP/2 PING frames to idle h2 ones, in writes of B (default 1000) frames T ms apart (with S:
+      stops reading and sends them for at most S seconds, then closes, as the ping_flood action)
       (these three first wait, at most 5 s, until N connections (default 1) are idle on the IP)
   {"cmd":"hear","ip":IP|"*","count":N}      connections a "deaf" rule stopped read again, to the
       client's close (first waits, at most 5 s, until N (default 1) are deaf on the IP)
@@ -438,11 +439,16 @@ class Conn:
             self.tls.sendall(command["data"].encode())
             return True
         if kind == "pings" and getattr(self, "h2conn", None):
+            flood = command.get("seconds")
             try:
-                H2Conn.send_pings(self.tls, command["pings"], command.get("batch", 1000), command.get("interval_ms", 0))
+                if flood:                               # stops reading, as the ping_flood action
+                    self.tls.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+                    self.tls.settimeout(2)
+                H2Conn.send_pings(self.tls, command["pings"], command.get("batch", 1000), command.get("interval_ms", 0),
+                                  until=time.monotonic() + flood if flood else None)
             except (OSError, ssl.SSLError):
                 return False                            # the client closed it meanwhile
-            return True
+            return not flood
         if kind == "reset":
             self.abort()
         elif kind == "notify":
@@ -789,22 +795,25 @@ class H2Conn:
         self.delayed = [d for d in self.delayed if d[1] <= last]
 
     def flush_pending(self):
-        """Sends queued body bytes as far as the flow-control windows allow (a held stream's last
-        DATA frame does not end it)."""
-        sent = 0
-        for stream in list(self.pending):
-            data = self.pending[stream]
-            while data:
+        """Sends queued body bytes as far as the flow-control windows allow, one frame per stream
+        in turn (as servers share a connection between streams; a held stream's last DATA frame
+        does not end it)."""
+        sent, progressed = 0, True
+        while self.pending and progressed:
+            progressed = False
+            for stream in list(self.pending):
+                data = self.pending[stream]
                 size = min(self.h2.local_flow_control_window(stream), self.h2.max_outbound_frame_size)
                 if size <= 0:
-                    break
+                    continue
                 chunk, data = data[:size], data[size:]
                 self.h2.send_data(stream, chunk, end_stream=not data and stream not in self.held)
                 sent += len(chunk)
-            if data:
-                self.pending[stream] = data
-            else:
-                del self.pending[stream]
+                progressed = True
+                if data:
+                    self.pending[stream] = data
+                else:
+                    del self.pending[stream]
         with self.c.origin.cond:
             self.c.origin.h2_sent += sent
             self.c.origin.h2_waiting[self.c.number] = sum(len(d) for d in self.pending.values())
@@ -862,7 +871,8 @@ def handle(origin, c):
     if cmd == "send_idle":
         return {"sent": origin.command_idle(ip, {"kind": "send", "data": c.get("data", "")}, c.get("count", 1))}
     if cmd == "ping_idle":
-        command = {"kind": "pings", "pings": c.get("pings", 1), "batch": c.get("batch", 1000), "interval_ms": c.get("interval_ms", 0)}
+        command = {"kind": "pings", "pings": c.get("pings", 1), "batch": c.get("batch", 1000), "interval_ms": c.get("interval_ms", 0),
+                   "seconds": c.get("seconds")}
         return {"sent": origin.command_idle(ip, command, c.get("count", 1))}
     if cmd == "hear":
         return {"heard": origin.hear(ip, c.get("count", 1))}

@@ -222,13 +222,13 @@ public struct HotPoolConfiguration: Sendable {
             let label = "HTTP/2 setting \(HTTP2Setting.names[setting.id].map { "\($0) (\(setting.id))" } ?? String(setting.id))"
             guard seen.insert(setting.id).inserted else { throw .invalidConfiguration("profile \(name): \(label) is sent twice") }
             if let allowed = HTTP2Setting.allowedValues[setting.id], !allowed.contains(setting.value) {
-                throw .invalidConfiguration("profile \(name): \(label) must be within \(allowed) (RFC 9113 6.5.2), got \(setting.value)")
+                throw .invalidConfiguration("profile \(name): \(label) must be within \(allowed), got \(setting.value)")
             }
         }
         if http2.connectionWindowIncrement > HTTP2Fingerprint.maxConnectionWindowIncrement {
             throw .invalidConfiguration("""
                 profile \(name): the HTTP/2 connection window increment must be within \
-                0...\(HTTP2Fingerprint.maxConnectionWindowIncrement) (the window, 65535 at first, may not pass 2^31-1), \
+                0...\(HTTP2Fingerprint.maxConnectionWindowIncrement) (the window, \(HTTP2Fingerprint.initialConnectionWindow) at first, may not pass \(HTTP2Fingerprint.maxWindowSize)), \
                 got \(http2.connectionWindowIncrement)
                 """)
         }

@@ -39,6 +39,7 @@ extension PoolDriver {
         }
         connection.exchanges[ObjectIdentifier(exchange)] = op
         idleBytes[Int(slot)] = 0
+        connection.session.windowsOfStreamsResetHere = 0
         // The turn's other requests on the connection join this one: one TLS record, one send.
         if !connection.sendScheduled {
             connection.sendScheduled = true
@@ -93,15 +94,20 @@ extension PoolDriver {
     /// The connection can carry nothing more (the server closed or reset it, a TLS or protocol
     /// error, a flood): its health check fails, its exchanges fail with `broken.error`, and with
     /// none under way the machine hears why. A flood is the server's misconduct, not a failure of
-    /// its IP: the machine hears of it first, so the connection goes as `unsolicitedData` however
-    /// many exchanges it fails.
+    /// its IP nor of a health check: the machine hears of it first, so the connection goes as
+    /// `unsolicitedData` however many exchanges it fails.
     func http2Broke(_ slot: Int32, _ connection: HTTP2Connection, _ broken: (reason: CloseReason, error: HotPoolError)) {
         let handle = machine.table.handle(slot)
+        if broken.reason == .unsolicitedData {
+            connection.pinging = false
+            send(.unreadInput(handle, broken.reason))
+            guard machine.table.isCurrent(handle) else { return }
+        }
         if connection.pinging {
             endPing(slot, connection, passed: false)
             guard machine.table.isCurrent(handle) else { return }
         }
-        if connection.exchanges.isEmpty || broken.reason == .unsolicitedData {
+        if connection.exchanges.isEmpty {
             send(.unreadInput(handle, broken.reason))
             guard machine.table.isCurrent(handle) else { return }
         }
@@ -203,6 +209,7 @@ extension PoolDriver {
         }
         connection.pinging = true
         idleBytes[Int(slot)] = 0  // its acknowledgement is no input nobody asked for
+        connection.session.windowsOfStreamsResetHere = 0
         if !sendHTTP2(slot, connection.session) { endPing(slot, connection, passed: false) }
     }
 
@@ -226,7 +233,7 @@ extension PoolDriver {
     /// server closed it, a TLS or HTTP/2 protocol error), with the error its exchanges fail with.
     func readHTTP2(_ slot: Int32, _ session: HTTP2Session) -> (reason: CloseReason, error: HotPoolError)? {
         let host = machine.hostName(slot), ip = machine.ipAddress(slot)
-        let tls = tls[Int(slot)]
+        guard let tls = tls[Int(slot)] else { return (.networkError, tlsError(slot, HP_TLS_ERROR)) }
         var broken: (reason: CloseReason, error: HotPoolError)?
         reading: while true {
             let rc = hp_tls_read(tls, readBuffer.baseAddress, Int32(readBuffer.count))
@@ -236,6 +243,13 @@ extension PoolDriver {
                     broken = failure.isFlood
                         ? (.unsolicitedData, .networkError(host: host, ip: ip, reason: Self.floodReason))
                         : (.networkError, .networkError(host: host, ip: ip, reason: "HTTP/2: \(failure)"))
+                    break reading
+                }
+                // What the record asks for leaves nghttp2 at once (within the cap), so it holds
+                // acknowledgements only while the server does not read them, never because one
+                // read brought many records.
+                if !encryptHTTP2Output(tls, session) {
+                    broken = (.networkError, tlsError(slot, HP_TLS_ERROR))
                     break reading
                 }
             case HP_TLS_WANT_READ, HP_TLS_WANT_WRITE:
@@ -265,8 +279,14 @@ extension PoolDriver {
     @discardableResult
     func sendHTTP2(_ slot: Int32, _ session: HTTP2Session) -> Bool {
         guard let tls = tls[Int(slot)] else { return false }
-        let written = session.drainOutput(while: { hp_tls_output_pending(tls) < Self.maxUnsentOutput }) { writePlaintext(tls, $0) }
+        let written = encryptHTTP2Output(tls, session)
         flush(slot)
         return written
+    }
+
+    /// Encrypts what the session has to send into the engine's output while that holds less than
+    /// `maxUnsentOutput`; false on a TLS failure.
+    private func encryptHTTP2Output(_ tls: OpaquePointer, _ session: HTTP2Session) -> Bool {
+        session.drainOutput(while: { hp_tls_output_pending(tls) < Self.maxUnsentOutput }) { writePlaintext(tls, $0) }
     }
 }

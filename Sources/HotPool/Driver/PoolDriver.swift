@@ -500,10 +500,11 @@ final class PoolDriver: @unchecked Sendable {
         case .exchange(let op)?: stepExchange(slot, op)
         case nil:
             let connection = http2[s]
-            // Input while nothing was asked (no exchange, no health check under way) has a budget.
+            // Input while nothing was asked (no exchange, no health check under way) has a budget,
+            // beyond the DATA still in flight on streams this side reset.
             if connection.map({ $0.exchanges.isEmpty && !$0.pinging }) ?? true {
                 idleBytes[s] &+= Int32(clamping: bytes.count)
-                if idleBytes[s] > Self.readOnBudget {
+                if Int(idleBytes[s]) > Self.readOnBudget + (connection?.session.windowsOfStreamsResetHere ?? 0) {
                     logger.debug("the server streams records nobody asked for", metadata: ["ip": "\(machine.ipAddress(slot))"])
                     return send(.unreadInput(machine.table.handle(slot), .unsolicitedData))
                 }
@@ -535,7 +536,11 @@ final class PoolDriver: @unchecked Sendable {
         hp_tls_output_sent(tls[s], count)
         guard let connection = http2[s] else { return flush(slot) }
         // The frames an HTTP/2 session holds beyond the output cap go out as room comes.
-        if !sendHTTP2(slot, connection.session) { http2Broke(slot, connection, (.networkError, tlsError(slot, HP_TLS_ERROR))) }
+        guard sendHTTP2(slot, connection.session) else {
+            let error = tlsError(slot, HP_TLS_ERROR)
+            if case .dial? = io[s] { return failDial(slot, error) }  // its preface, before the server's SETTINGS
+            return http2Broke(slot, connection, (.networkError, error))
+        }
     }
 
     /// Sends what the engine wrote, unless a send is in flight (its completion sends the rest).

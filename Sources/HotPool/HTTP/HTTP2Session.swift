@@ -97,6 +97,7 @@ final class HTTP2Exchange {
 
 /// Why nghttp2 refused a session or broke one: its library code and text.
 struct HTTP2SessionError: Error, CustomStringConvertible {
+    /// nghttp2's negative library code (`NGHTTP2_ERR_*`).
     let code: Int32
     /// The server sent more PING or SETTINGS frames than the session could queue acknowledgements
     /// for (its output was not taken: the connection's unsent output is over its cap).
@@ -109,11 +110,14 @@ struct HTTP2SessionError: Error, CustomStringConvertible {
 /// has the fingerprint's SETTINGS and window increment. The driver feeds it the plaintext it
 /// reads and sends what it writes; streams record their responses as `receive` runs.
 ///
-/// Response bodies are bounded per connection through flow control: a stream's DATA opens the
-/// windows again (WINDOW_UPDATE) at once while the connection's open streams hold at most
-/// `heldBodyLimit` body bytes; past it, only the oldest open stream's does, and the others' wait
-/// until streams end. So a connection holds at most about `heldBodyLimit`, plus one response
-/// (the oldest, within its own limit), plus its receive window, whatever the server sends.
+/// Response bodies are bounded per connection through flow control on the streams' windows: a
+/// stream's DATA opens its window again (WINDOW_UPDATE) at once while the connection's open
+/// streams hold at most `heldBodyLimit` body bytes; past it, only the oldest open stream's does,
+/// and the others' wait until streams end. So a connection holds at most about `heldBodyLimit`,
+/// plus one response (the oldest, within its own limit), plus one stream window for each other
+/// open stream, whatever the server sends. The connection's window opens again for every byte at
+/// once: held back for waiting streams it could starve the oldest one (nghttp2 sends the
+/// connection's WINDOW_UPDATE only once half the window was given back).
 final class HTTP2Session {
     private var session: OpaquePointer!
     private var streams: [Int32: HTTP2Exchange] = [:]
@@ -133,6 +137,11 @@ final class HTTP2Session {
     private(set) var settingsReceived = false
     /// PINGs sent and not yet acknowledged.
     private(set) var pingsUnanswered = 0
+    /// DATA bytes the server may still send on streams this side reset (their windows when
+    /// reset): bytes in flight, not input nobody asked for. The driver zeroes it when a stream or
+    /// a PING starts: the server sent what was in flight before it read the reset, so before the
+    /// answer to what follows it.
+    var windowsOfStreamsResetHere = 0
 
     /// Throws when nghttp2 refuses the fingerprint's preface (a setting out of range) or is out of memory.
     init(fingerprint: HTTP2Fingerprint, heldBodyLimit: Int) throws(HTTP2SessionError) {
@@ -187,6 +196,7 @@ final class HTTP2Session {
     /// Stops a stream this side gave up on (a timeout): it is reset and forgotten.
     func cancel(_ exchange: HTTP2Exchange) {
         guard streams.removeValue(forKey: exchange.stream) != nil else { return }
+        windowsOfStreamsResetHere += hp_h2_stream_receive_window(session, exchange.stream)
         _ = hp_h2_reset_stream(session, exchange.stream, HTTP2ErrorCode.cancel)
         release(exchange)
     }
@@ -226,7 +236,8 @@ final class HTTP2Session {
     // MARK: flow control
 
     /// Body bytes arrived on an open stream: its window opens again now if the connection holds
-    /// little enough, else once it does (or once the stream is the oldest open one).
+    /// little enough, else once it does (or once the stream is the oldest open one). The
+    /// connection's window has them back already.
     private func received(_ count: Int, on exchange: HTTP2Exchange) {
         heldBodyBytes += count
         if exchange.unconsumedBytes == 0 { streamsWaitingForWindow += 1 }
@@ -234,22 +245,20 @@ final class HTTP2Session {
         if heldBodyBytes <= heldBodyLimit || exchange.stream == streams.keys.min() { openWindow(exchange) }
     }
 
-    /// Gives the exchange's received bytes back to the flow-control windows (a WINDOW_UPDATE goes
-    /// out once nghttp2 finds enough given back).
+    /// Gives the exchange's received bytes back to its stream's window (a WINDOW_UPDATE goes out
+    /// once nghttp2 finds enough given back).
     private func openWindow(_ exchange: HTTP2Exchange) {
         _ = hp_h2_consume(session, exchange.stream, exchange.unconsumedBytes)
         exchange.unconsumedBytes = 0
         streamsWaitingForWindow -= 1
     }
 
-    /// A stream ended (or was given up): its bytes leave the connection's count, the connection
-    /// window gets back what the stream's was still holding, and waiting streams' windows open,
-    /// oldest first, as far as the connection may take more.
+    /// A stream ended (or was given up): its bytes leave the connection's count, and waiting
+    /// streams' windows open, oldest first, as far as the connection may take more.
     private func release(_ exchange: HTTP2Exchange) {
         heldBodyBytes -= exchange.heldBytes
         if exchange.unconsumedBytes > 0 {
-            _ = hp_h2_consume(session, 0, exchange.unconsumedBytes)  // the stream is closed: its connection share
-            exchange.unconsumedBytes = 0
+            exchange.unconsumedBytes = 0  // its stream is closed: no window to open
             streamsWaitingForWindow -= 1
         }
         guard streamsWaitingForWindow > 0 else { return }
@@ -274,14 +283,10 @@ final class HTTP2Session {
         on_headers_end: { user, stream, _ in of(user).streams[stream]?.headersEnded() },
         on_data: { user, stream, bytes, count in
             let session = of(user)
-            guard let exchange = session.streams[stream] else {
-                _ = hp_h2_consume(session.session, stream, count)  // a stream given up: its bytes are dropped
-                return 0
-            }
-            guard exchange.data(UnsafeRawBufferPointer(start: bytes, count: count)) else {
-                _ = hp_h2_consume(session.session, stream, count)  // refused here: the stream is reset
-                return 1
-            }
+            _ = hp_h2_consume(session.session, 0, count)
+            // A stream given up, or refused here, is reset: its own window stays as it is.
+            guard let exchange = session.streams[stream] else { return 0 }
+            guard exchange.data(UnsafeRawBufferPointer(start: bytes, count: count)) else { return 1 }
             session.received(count, on: exchange)
             return 0
         },
@@ -289,6 +294,7 @@ final class HTTP2Session {
             let session = of(user)
             guard let exchange = session.streams.removeValue(forKey: stream) else { return }
             exchange.closed(errorCode: errorCode)
+            if case .refused = exchange.outcome { session.windowsOfStreamsResetHere += hp_h2_stream_receive_window(session.session, stream) }
             session.release(exchange)
             session.ended.append(exchange)
         },

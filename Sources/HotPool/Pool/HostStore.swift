@@ -32,8 +32,8 @@ struct HostRecord {
     var hasAddresses = false
     var addressesFromDNS = false
     /// Every IP record made for this host (current addresses, earlier ones, pinned IPs): what
-    /// goes when the host's record is reclaimed. Those of IPs DNS dropped go earlier, once
-    /// nothing refers to them (`freeDroppedIPs`).
+    /// goes when the host's record is reclaimed. Those out of its rotation go earlier, once
+    /// nothing refers to them (`freeIPsOutOfRotation`).
     var ipRecords: [Int32] = []
     /// When a caller last asked for the host (monotonic ns).
     var lastUsed: Int64
@@ -98,9 +98,11 @@ struct HostStore {
     private var ipIndex: [String: [Int32: Int32]] = [:]
     private var freeHostIDs: [Int32] = []
     private var freeIPIDs: [Int32] = []
-    /// The records marked `removed` (DNS no longer gives their IP): `freeDroppedIPs` frees them
-    /// once nothing refers to them, without a walk over every IP record.
-    private(set) var droppedIPs: Set<Int32> = []
+    /// The records of IPs not in their host's rotation: DNS or `setAddresses` no longer gives
+    /// them (DNS's are marked `removed`), or only a pinned caller or a manual rule named them.
+    /// `freeIPsOutOfRotation` frees them once nothing refers to them, without a walk over every
+    /// IP record, so a host kept for `minIdlePerHost` does not keep every IP ever pinned.
+    private(set) var ipsOutOfRotation: Set<Int32> = []
     /// Addresses given by `setAddresses`, by host name (kept when a host's record is reclaimed).
     private var staticAddresses: [String: [String]] = [:]
     /// The caller's access rules by host name (kept when a host's record is reclaimed): the
@@ -176,15 +178,19 @@ struct HostStore {
         }
         ipIndex[address, default: [:]][host] = id
         hosts[Int(host)].ipRecords.append(id)
+        ipsOutOfRotation.insert(id)  // until `assign` puts it in
         return id
     }
 
+    /// Makes `addresses` the host's rotation; the IPs it had and no longer has leave it.
     mutating func assign(_ addresses: [String], to host: Int32, fromDNS: Bool) {
         let ids = addresses.map { ipID(host: host, address: $0) }
-        for id in ids where ips[Int(id)].removed {
+        for id in ids {
             ips[Int(id)].removed = false
-            droppedIPs.remove(id)
+            ipsOutOfRotation.remove(id)
         }
+        let current = Set(ids)
+        for id in hosts[Int(host)].ipIDs where !current.contains(id) { ipsOutOfRotation.insert(id) }
         hosts[Int(host)].ipIDs = ids
         hosts[Int(host)].hasAddresses = true
         hosts[Int(host)].addressesFromDNS = fromDNS
@@ -208,7 +214,6 @@ struct HostStore {
         for id in gone {
             ips[Int(id)].removed = true
             ips[Int(id)].awaitingFirstConnection = false
-            droppedIPs.insert(id)
         }
         return gone
     }
@@ -257,10 +262,10 @@ struct HostStore {
         return idle.count
     }
 
-    /// Frees the records of IPs DNS dropped for which `isUnused` holds (nothing else may refer
-    /// to their ids, which are reused); their hosts keep their other records.
-    mutating func freeDroppedIPs(where isUnused: (Int32, IPRecord) -> Bool) {
-        let unused = droppedIPs.filter { isUnused($0, ips[Int($0)]) }
+    /// Frees the records of IPs out of their host's rotation for which `isUnused` holds (nothing
+    /// else may refer to their ids, which are reused); their hosts keep their other records.
+    mutating func freeIPsOutOfRotation(where isUnused: (Int32, IPRecord) -> Bool) {
+        let unused = ipsOutOfRotation.filter { isUnused($0, ips[Int($0)]) }
         var byHost: [Int32: Set<Int32>] = [:]
         for ip in unused { byHost[ips[Int(ip)].host, default: []].insert(ip) }
         for (host, freed) in byHost { hosts[Int(host)].ipRecords.removeAll { freed.contains($0) } }
@@ -273,7 +278,7 @@ struct HostStore {
         let (address, host) = (ips[Int(ip)].address, ips[Int(ip)].host)
         ipIndex[address]?[host] = nil
         if ipIndex[address]?.isEmpty == true { ipIndex[address] = nil }
-        droppedIPs.remove(ip)
+        ipsOutOfRotation.remove(ip)
         // What the place holds until its id is reused (so the string is freed).
         ips[Int(ip)] = IPRecord(address: "", host: -1)
         freeIPIDs.append(ip)
@@ -306,7 +311,7 @@ struct HostStore {
         hostIndex.removeAll()
         hostIDsByName.removeAll()
         ipIndex.removeAll()
-        droppedIPs.removeAll()
+        ipsOutOfRotation.removeAll()
         staticAddresses.removeAll()
         allowLists.removeAll()
         manualBlacklist.removeAll()

@@ -181,8 +181,9 @@ extension PoolStateMachine {
         let ip = table.ipID[s]
         let id = WaiterID(raw: table.dialWaiter[s])
         let probing = hostStore[ip: ip].recoverySlot == handle.slot
-        // The IP's fault, unless no local address could be bound or the caller's own acquire
-        // time, shorter than connectTimeout, ran out.
+        // The IP's fault, unless the failure is on this side (no local address could be bound,
+        // a configuration that cannot work) or the caller's own acquire time, shorter than
+        // connectTimeout, ran out.
         let ipAtFault = !error.isLocal && !(error.isTimeout && now - table.created[s] < configuration.connectTimeout)
         endDial(handle.slot)
         table.free(handle.slot)
@@ -192,8 +193,10 @@ extension PoolStateMachine {
         if probing { return recoveryFailed(ip) }
         if ipAtFault { recordFailure(ip) }
         guard let waiter = waiters[id] else { return }
-        // An unpinned caller with retries and acquire time left tries another IP.
+        // An unpinned caller with retries and acquire time left tries another IP, unless the
+        // configuration cannot work (every IP would fail alike).
         waiters.recordFailedDial(id, ip: ip)
+        if case .invalidConfiguration = error { return fail(id, error) }
         guard waiter.pinnedIP == nil, now < waiter.deadline, waiter.failedIPs.count < configuration.maxRetries else {
             return fail(id, error)
         }
@@ -310,6 +313,9 @@ extension PoolStateMachine {
         switch (table.state[Int(slot)], table.operation[Int(slot)]) {
         case (.idle, _): destroy(slot, reason)
         case (.leased, .none): if isSound(slot) { retire(slot, reason) }
+        // A health check under way ends with its connection: the server's doing, not a failed
+        // check of its IP.
+        case (.leased, .probe): destroy(slot, reason)
         default: break
         }
     }

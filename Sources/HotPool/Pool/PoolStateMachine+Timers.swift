@@ -33,7 +33,7 @@ extension PoolStateMachine {
             cleanupIdle()
             reclaimIdleHosts()
             cleanupExpired(maxLifetime: configuration.maxLifetime)
-            freeUnusedDroppedIPs()
+            freeUnusedIPsOutOfRotation()
             // Hosts whose warming dials failed, or whose connections the server closed, are topped
             // up again once a cleanup interval.
             for host in hostStore.hostIDs { markForWarming(host) }
@@ -129,19 +129,19 @@ extension PoolStateMachine {
         }
     }
 
-    /// Frees the records of IPs DNS dropped that nothing refers to any more: no connection or
-    /// dial in the table (a recovery probe is one of those), no waiter pinned to it or whose dial
-    /// failed on it, and no blacklisting still running. (One that ran out is forgotten: the
-    /// recovery pass never probes a dropped IP, so the record would stay until its host goes.
-    /// Should DNS give the IP again, it joins the rotation with no probe and its ejections count
-    /// from zero; a manual blacklisting is kept by name and applies again.) A walk over the
-    /// table's slots and the waiters, on a cleanup with dropped records only.
-    mutating func freeUnusedDroppedIPs() {
-        guard !hostStore.droppedIPs.isEmpty else { return }
+    /// Frees the records of IPs out of their host's rotation (DNS dropped them, or only a pinned
+    /// caller named them) that nothing refers to any more: no connection or dial in the table (a
+    /// recovery probe is one of those), no waiter pinned to it or whose dial failed on it, and no
+    /// blacklisting still running. (One that ran out is forgotten rather than probed: no rotation
+    /// waits for the IP. Should it come back, or a caller pin it again, it starts with no
+    /// blacklisting and counts from zero; a manual blacklisting is kept by name and applies
+    /// again.) A walk over the table's slots and the waiters, on a cleanup with such records only.
+    mutating func freeUnusedIPsOutOfRotation() {
+        guard !hostStore.ipsOutOfRotation.isEmpty else { return }
         var inUse = waiters.referencedIPs
         for slot in 0..<table.slotCount where table.state[slot] != .free { inUse.insert(table.ipID[slot]) }
         let now = now
-        hostStore.freeDroppedIPs { id, record in
+        hostStore.freeIPsOutOfRotation { id, record in
             !inUse.contains(id) && (record.blacklistReason == nil || record.blacklistedUntil <= now)
         }
     }

@@ -340,7 +340,7 @@ struct PoolStateMachine: ~Copyable {
         case .cleanupIdle:
             lastCleanupCount = cleanupIdle()
             reclaimIdleHosts()
-            freeUnusedDroppedIPs()
+            freeUnusedIPsOutOfRotation()
         case .cleanupExpired(let lifetime): lastCleanupCount = cleanupExpired(maxLifetime: lifetime)
         case .close: close()
         }

@@ -47,6 +47,16 @@ final class UringBackend: IOBackend {
     }
     /// Submissions that found no room, in the order they were made.
     private var deferred: [RetriedSubmission] = []
+    /// How many submissions of each kind found no room and were queued again (diagnostics: the
+    /// tests read them to know the path they mean to take was taken).
+    private(set) var deferrals = Deferrals()
+
+    /// Counts of `RetriedSubmission`s that found no room, by kind.
+    struct Deferrals {
+        var closes = 0
+        var pollRemovals = 0
+        var wakeupReads = 0
+    }
 
     /// An operation in flight. Its user data is its index in `ops` and its generation, so a
     /// cancel or a late completion aimed at an operation whose index was reused finds nothing.
@@ -205,7 +215,13 @@ final class UringBackend: IOBackend {
 
     /// Queues `submission`, or keeps it for the next turn when the queue has no room.
     private func queueOrDefer(_ submission: RetriedSubmission) {
-        if !queue(submission) { deferred.append(submission) }
+        guard !queue(submission) else { return }
+        deferred.append(submission)
+        switch submission {
+        case .close: deferrals.closes += 1
+        case .pollRemove: deferrals.pollRemovals += 1
+        case .wakeupRead: deferrals.wakeupReads += 1
+        }
     }
 
     func wait(timeoutNanos: Int64?, _ handle: (UInt64, IOCompletion) -> Void) throws(SystemError) {
