@@ -234,7 +234,10 @@ int hp_h2_reset_stream(hp_h2 *h2, int32_t stream, uint32_t error_code) {
 }
 
 long hp_h2_stream_receive_window(hp_h2 *h2, int32_t stream) {
+    if (nghttp2_session_get_stream_remote_close(h2->session, stream) != 0) return 0;  // ended, or unknown (-1)
     int32_t window = nghttp2_session_get_stream_local_window_size(h2->session, stream);
+    int32_t connection = nghttp2_session_get_local_window_size(h2->session);
+    if (connection < window) window = connection;
     return window > 0 ? window : 0;
 }
 

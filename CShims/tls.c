@@ -31,6 +31,9 @@ struct hp_tls {
     unsigned char *retired;
 };
 
+// BIO_CTRL_EOF answers 0 even after the peer's end of stream, so OpenSSL never handles a bare
+// FIN itself (as a fatal unexpected-EOF error, or with SSL_OP_IGNORE_UNEXPECTED_EOF as a close it
+// cannot tell from close_notify): the read fails with SSL_ERROR_SYSCALL and map_result decides.
 static long bio_ctrl(BIO *bio, int cmd, long num, void *ptr) {
     (void)bio; (void)num; (void)ptr;
     return cmd == BIO_CTRL_FLUSH ? 1 : 0;
@@ -94,8 +97,6 @@ SSL_CTX *hp_tls_ctx_new(int verify, const char *ca_file, char *err, size_t errle
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
     // Buffers are released while a connection is idle; a hot pool holds many idle connections.
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
-    // EOF without close_notify reads as a clean close: close-delimited HTTP bodies need it.
-    SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
     // Take whole lent spans, not a record header then its body.
     SSL_CTX_set_read_ahead(ctx, 1);
     if (verify) {
@@ -155,7 +156,8 @@ static int map_result(hp_tls *t, int rc) {
     case SSL_ERROR_WANT_READ: return HP_TLS_WANT_READ;
     case SSL_ERROR_WANT_WRITE: return HP_TLS_WANT_WRITE;
     case SSL_ERROR_ZERO_RETURN: return HP_TLS_CLOSED;
-    // The BIO's own failure (out of memory) is an error; only the peer's end of stream is a close.
+    // The BIO's own failure (out of memory) is an error; only the peer's end of stream (a bare
+    // FIN) is a close, which hp_tls_close_notify_received tells from a TLS close.
     case SSL_ERROR_SYSCALL: return t->in_eof && ERR_peek_error() == 0 ? HP_TLS_CLOSED : HP_TLS_ERROR;
     default: return HP_TLS_ERROR;
     }
@@ -206,8 +208,10 @@ void hp_tls_output_sent(hp_tls *t, size_t n) {
 
 size_t hp_tls_output_pending(const hp_tls *t) { return t->out_len; }
 
-// OpenSSL sets SSL_RECEIVED_SHUTDOWN only for a close_notify: with SSL_OP_IGNORE_UNEXPECTED_EOF a
-// bare FIN (the memory BIO's EOF) also ends SSL_read with SSL_ERROR_ZERO_RETURN, but leaves it clear.
+// Set only by a close_notify. A bare FIN reaches OpenSSL as a BIO read of 0 whose BIO_eof is
+// false (bio_ctrl answers 0 to BIO_CTRL_EOF), so it fails the read with SSL_ERROR_SYSCALL, which
+// map_result reads as a close; OpenSSL neither sets this flag for it nor raises its own
+// unexpected-EOF error.
 int hp_tls_close_notify_received(const hp_tls *t) { return (SSL_get_shutdown(t->ssl) & SSL_RECEIVED_SHUTDOWN) != 0; }
 
 int hp_tls_input_lent(const hp_tls *t) { return t->in != NULL; }

@@ -277,8 +277,9 @@ long hp_h2_output(hp_h2 *h2, const uint8_t **bytes);
 /// nghttp2 code.
 int hp_h2_consume(hp_h2 *h2, int32_t stream, size_t len);
 int hp_h2_reset_stream(hp_h2 *h2, int32_t stream, uint32_t error_code);
-/// DATA bytes the server may still send on `stream` before its window opens again (0 for a
-/// stream the session no longer knows).
+/// DATA bytes the server may still send on `stream` before a window opens again: the least of
+/// its window and the connection's (0 once the server ended the stream, or for a stream the
+/// session no longer knows).
 long hp_h2_stream_receive_window(hp_h2 *h2, int32_t stream);
 int hp_h2_ping(hp_h2 *h2);
 /// Queues a GOAWAY (NO_ERROR): the session ends once it is sent.

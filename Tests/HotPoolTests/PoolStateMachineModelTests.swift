@@ -421,7 +421,9 @@ struct ModelRun: ~Copyable {
                 send(.rejectValidation(lease, status: Bool.random(using: &rng) ? 403 : 500))
             }
         case 72..<74:
-            if let slot = model.connections.filter({ $0.value.state == .idle || ($0.value.state == .leased && !$0.value.exchange) })
+            if Bool.random(using: &rng), let slot = model.connections.filter({ $0.value.state == .probing }).keys.randomElement(using: &rng) {
+                send(.unreadInput(slot, .unsolicitedData))  // a flood during a health check or a recovery probe
+            } else if let slot = model.connections.filter({ $0.value.state == .idle || ($0.value.state == .leased && !$0.value.exchange) })
                 .keys.randomElement(using: &rng) {
                 send(.unreadInput(slot, .remoteClosed))
             }

@@ -300,6 +300,9 @@ extension [PoolStateMachine.Action] {
         }
         #expect(eject() == 100, "the first ejection lasts blacklistTimeout")
         #expect(h.machine.blacklistedIPs(forName: "a.test").map(\.reason) == [.failures])
+        let local = recoveryDial()!
+        _ = h.send(.dialFailed(local, .localAddressUnavailable(host: "a.test", ip: ip)))
+        #expect(h.machine.blacklistedIPs(forName: "a.test").first?.until == h.now, "a fault on this side neither doubles it nor stops the next probe")
         let failed = recoveryDial()!
         _ = h.send(.dialFailed(failed, .connectFailed(host: "a.test", ip: ip, reason: "refused")))
         #expect(h.machine.blacklistedIPs(forName: "a.test").first.map { $0.until - h.now } == 200, "a failed probe doubles it")
@@ -351,16 +354,6 @@ extension [PoolStateMachine.Action] {
         }
         #expect(h.machine.blacklistedIPs(forName: "a.test").isEmpty)
         #expect(h.stats.failedDials == 6)
-    }
-
-    @Test func aDialThatFailsForTheConfigurationFailsItsCallerAtOnceWithNoOtherIPTried() {
-        var h = harness { $0.maxRetries = 3 }
-        let (id, actions) = h.acquire("a.test")
-        guard case .dial(let slot, _)? = actions.first(where: \.isDial) else { Issue.record("no dial"); return }
-        let error = HotPoolError.invalidConfiguration("nghttp2 refused the HTTP/2 preface")
-        let failed = h.send(.dialFailed(slot, error))
-        #expect(failed.contains(.fail(id, error)) && !failed.hasDial, "\(failed)")
-        #expect(h.stats.failedDials == 1 && h.stats.waitingCallers == 0)
     }
 
     @Test func minIdleReplacesConnectionsTheServerClosedAtTheNextCleanupNotAtOnce() {

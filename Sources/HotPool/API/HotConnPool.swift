@@ -421,7 +421,7 @@ public final class HotConnPool: Sendable {
 
     /// Destroys idle connections unused for `idleTimeout` now, and frees the records of hosts
     /// with no connection, waiter or blacklisted IP that no caller asked for that long (unless
-    /// `minIdlePerHost` keeps them warm) and of IPs DNS dropped that nothing uses (as the cleanup
+    /// `minIdlePerHost` keeps them warm) and of IPs out of rotation that nothing uses (as the cleanup
     /// timer does); returns how many connections were destroyed.
     public func cleanupIdleConnections(isolation: isolated (any Actor)? = #isolation) async -> Int {
         await onReactor(whenClosed: { _ in 0 }) { driver in

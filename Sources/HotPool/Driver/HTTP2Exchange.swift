@@ -99,7 +99,6 @@ extension PoolDriver {
     func http2Broke(_ slot: Int32, _ connection: HTTP2Connection, _ broken: (reason: CloseReason, error: HotPoolError)) {
         let handle = machine.table.handle(slot)
         if broken.reason == .unsolicitedData {
-            connection.pinging = false
             send(.unreadInput(handle, broken.reason))
             guard machine.table.isCurrent(handle) else { return }
         }

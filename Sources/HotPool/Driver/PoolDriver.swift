@@ -503,7 +503,8 @@ final class PoolDriver: @unchecked Sendable {
             // Input while nothing was asked (no exchange, no health check under way) has a budget,
             // beyond the DATA still in flight on streams this side reset.
             if connection.map({ $0.exchanges.isEmpty && !$0.pinging }) ?? true {
-                idleBytes[s] &+= Int32(clamping: bytes.count)
+                let (sum, overflow) = idleBytes[s].addingReportingOverflow(Int32(clamping: bytes.count))
+                idleBytes[s] = overflow ? .max : sum
                 if Int(idleBytes[s]) > Self.readOnBudget + (connection?.session.windowsOfStreamsResetHere ?? 0) {
                     logger.debug("the server streams records nobody asked for", metadata: ["ip": "\(machine.ipAddress(slot))"])
                     return send(.unreadInput(machine.table.handle(slot), .unsolicitedData))

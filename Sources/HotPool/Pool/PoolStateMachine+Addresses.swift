@@ -166,13 +166,14 @@ extension PoolStateMachine {
 
     /// The recovery pass: each blacklisted IP whose time is up is dialed (and, with a
     /// `healthCheckPath`, probed) within the limits; it returns to rotation only if that succeeds.
-    /// IPs that DNS dropped or the allow list leaves out are not probed (no connection could go there).
+    /// IPs out of rotation (DNS dropped them, or only a pinned caller named them) or left out by
+    /// the allow list are not probed (no rotation to return to; the cleanup forgets them).
     mutating func probeBlacklistedIPs() {
         for host in hostStore.hostIDs {
             for ip in hostStore[host: host].ipRecords {
                 let record = hostStore[ip: ip]
                 guard record.blacklistReason != nil, record.blacklistedUntil <= now, record.recoverySlot < 0,
-                      !record.removed, !record.disallowed,
+                      !hostStore.ipsOutOfRotation.contains(ip), !record.disallowed,
                       table.liveCount(host: host) < configuration.maxConnectionsPerHost,
                       table.liveCount < configuration.maxConnections else { continue }
                 hostStore[ip: ip].recoverySlot = startDial(host: host, ip: ip, dialer: .recovery)

@@ -190,13 +190,15 @@ extension PoolStateMachine {
         counters.failedDials += 1
         emit(.closeSocket(handle, sendCloseNotify: false))
         shouldServeWaiters = true
-        if probing { return recoveryFailed(ip) }
+        if probing {
+            // A fault on this side says nothing of the IP: the next pass probes it again.
+            guard ipAtFault else { return hostStore[ip: ip].recoverySlot = -1 }
+            return recoveryFailed(ip)
+        }
         if ipAtFault { recordFailure(ip) }
         guard let waiter = waiters[id] else { return }
-        // An unpinned caller with retries and acquire time left tries another IP, unless the
-        // configuration cannot work (every IP would fail alike).
+        // An unpinned caller with retries and acquire time left tries another IP (and profile).
         waiters.recordFailedDial(id, ip: ip)
-        if case .invalidConfiguration = error { return fail(id, error) }
         guard waiter.pinnedIP == nil, now < waiter.deadline, waiter.failedIPs.count < configuration.maxRetries else {
             return fail(id, error)
         }
@@ -313,9 +315,14 @@ extension PoolStateMachine {
         switch (table.state[Int(slot)], table.operation[Int(slot)]) {
         case (.idle, _): destroy(slot, reason)
         case (.leased, .none): if isSound(slot) { retire(slot, reason) }
-        // A health check under way ends with its connection: the server's doing, not a failed
-        // check of its IP.
-        case (.leased, .probe): destroy(slot, reason)
+        // Bytes nobody asked for (a flood) end a health check under way with its connection: the
+        // server's misconduct, not a failed check of its IP (a recovery probe's IP stays out).
+        // A GOAWAY lets the check finish: its answer still counts.
+        case (.leased, .probe) where reason == .unsolicitedData:
+            let ip = table.ipID[Int(slot)]
+            let recovering = hostStore[ip: ip].recoverySlot == slot
+            destroy(slot, reason)
+            if recovering { recoveryFailed(ip) }
         default: break
         }
     }
