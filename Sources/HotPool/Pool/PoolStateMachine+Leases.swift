@@ -192,7 +192,10 @@ extension PoolStateMachine {
         shouldServeWaiters = true
         if probing {
             // A fault on this side says nothing of the IP: the next pass probes it again.
-            guard ipAtFault else { return hostStore[ip: ip].recoverySlot = -1 }
+            guard ipAtFault else {
+                hostStore[ip: ip].recoverySlot = -1
+                return
+            }
             return recoveryFailed(ip)
         }
         if ipAtFault { recordFailure(ip) }
