@@ -439,16 +439,15 @@ class Conn:
             self.tls.sendall(command["data"].encode())
             return True
         if kind == "pings" and getattr(self, "h2conn", None):
-            flood = command.get("seconds")
+            batch, interval_ms, seconds = command.get("batch", 1000), command.get("interval_ms", 0), command.get("seconds")
             try:
-                if flood:                               # stops reading, as the ping_flood action
-                    self.tls.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-                    self.tls.settimeout(2)
-                H2Conn.send_pings(self.tls, command["pings"], command.get("batch", 1000), command.get("interval_ms", 0),
-                                  until=time.monotonic() + flood if flood else None)
+                if seconds:
+                    H2Conn.flood_pings(self.tls, batch, interval_ms, seconds)
+                    return False
+                H2Conn.send_pings(self.tls, command["pings"], batch, interval_ms)
             except (OSError, ssl.SSLError):
                 return False                            # the client closed it meanwhile
-            return not flood
+            return True
         if kind == "reset":
             self.abort()
         elif kind == "notify":
@@ -630,6 +629,15 @@ class H2Conn:
             sent += frames
             time.sleep(interval_ms / 1000)
 
+    @staticmethod
+    def flood_pings(sock, batch, interval_ms, seconds):
+        """Stops reading (a small receive buffer, soon full) and streams PING frames, each asking
+        for an acknowledgement, for at most `seconds` or until the client closes (a client that
+        stops reading ends it too: sends time out)."""
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.settimeout(2)
+        H2Conn.send_pings(sock, 0, batch, interval_ms, until=time.monotonic() + seconds)
+
     def goaway(self):
         """Runs on this connection's thread (a control command): GOAWAY, then the close."""
         self.h2.close_connection()
@@ -754,13 +762,8 @@ class H2Conn:
             self.h2.reset_stream(stream, action.get("code", 2))
             return True
         if kind == "ping_flood":
-            # Stops reading (a small receive buffer, soon full) and streams PING frames, each asking
-            # for an acknowledgement, for at most "seconds" or until the client closes.
             self.send()
-            self.c.tls.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-            self.c.tls.settimeout(2)                    # a client that stops reading ends it too
-            self.send_pings(self.c.tls, 0, action.get("batch", 1000), action.get("interval_ms", 0),
-                            until=time.monotonic() + action.get("seconds", 10))
+            self.flood_pings(self.c.tls, action.get("batch", 1000), action.get("interval_ms", 0), action.get("seconds", 10))
             return False
         if kind == "raw":
             self.send()

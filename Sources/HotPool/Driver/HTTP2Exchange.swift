@@ -39,7 +39,6 @@ extension PoolDriver {
         }
         connection.exchanges[ObjectIdentifier(exchange)] = op
         idleBytes[Int(slot)] = 0
-        connection.session.windowsOfStreamsResetHere = 0
         // The turn's other requests on the connection join this one: one TLS record, one send.
         if !connection.sendScheduled {
             connection.sendScheduled = true
@@ -208,7 +207,6 @@ extension PoolDriver {
         }
         connection.pinging = true
         idleBytes[Int(slot)] = 0  // its acknowledgement is no input nobody asked for
-        connection.session.windowsOfStreamsResetHere = 0
         if !sendHTTP2(slot, connection.session) { endPing(slot, connection, passed: false) }
     }
 

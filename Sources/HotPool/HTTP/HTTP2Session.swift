@@ -138,10 +138,10 @@ final class HTTP2Session {
     /// PINGs sent and not yet acknowledged.
     private(set) var pingsUnanswered = 0
     /// DATA bytes the server may still send on streams this side reset (their windows when
-    /// reset): bytes in flight, not input nobody asked for. The driver zeroes it when a stream or
-    /// a PING starts: the server sent what was in flight before it read the reset, so before the
+    /// reset): bytes in flight, not input nobody asked for. Zeroed when a stream or a PING
+    /// starts: the server sent what was in flight before it read the reset, so before the
     /// answer to what follows it.
-    var windowsOfStreamsResetHere = 0
+    private(set) var windowsOfStreamsResetHere = 0
 
     /// Throws when nghttp2 refuses the fingerprint's preface (a setting out of range) or is out of memory.
     init(fingerprint: HTTP2Fingerprint, heldBodyLimit: Int) throws(HTTP2SessionError) {
@@ -184,6 +184,7 @@ final class HTTP2Session {
         guard stream > 0 else { return String(cString: hp_h2_error_string(stream)) }
         exchange.stream = stream
         streams[stream] = exchange
+        windowsOfStreamsResetHere = 0
         return nil
     }
 
@@ -225,6 +226,7 @@ final class HTTP2Session {
     func ping() -> Bool {
         guard hp_h2_ping(session) == 0 else { return false }
         pingsUnanswered += 1
+        windowsOfStreamsResetHere = 0
         return true
     }
 
