@@ -28,17 +28,54 @@ let package = Package(
                 .linkedLibrary("nghttp2"),
             ]
         ),
+        // The vocabulary every layer shares: handles and ids, close reasons, errors, durations
+        // and deadlines, the configuration and its value types, statistics. No C.
         .target(
-            name: "HotPool",
+            name: "HotPoolCore",
             dependencies: [
-                "CShims",
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // The pool's decisions: events in, actions out, injected clock; the struct-of-arrays
+        // connection table, hosts and IPs, waiters. No C, no I/O: it cannot reach a socket.
+        .target(
+            name: "HotPoolStateMachine",
+            dependencies: ["HotPoolCore", .product(name: "DequeModule", package: "swift-collections")]
+        ),
+        // The reactor thread, the epoll and io_uring backends, timers, the inbox and handoffs
+        // where threads meet, TLS contexts, the c-ares resolver.
+        .target(
+            name: "HotPoolIO",
+            dependencies: ["CShims", "HotPoolCore", .product(name: "DequeModule", package: "swift-collections")]
+        ),
+        // HTTP on the wire: the HTTP/1.1 serializer and response parser, the nghttp2 session,
+        // the request framing rules.
+        .target(
+            name: "HotPoolHTTP",
+            dependencies: ["CShims", "HotPoolCore", .product(name: "HTTPTypes", package: "swift-http-types")]
+        ),
+        // Executes the machine's actions with the I/O and HTTP layers: connections' I/O,
+        // exchanges over HTTP/1.1 and HTTP/2, the callers waiting, metrics.
+        .target(
+            name: "HotPoolDriver",
+            dependencies: [
+                "CShims", "HotPoolCore", "HotPoolStateMachine", "HotPoolIO", "HotPoolHTTP",
                 .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
+            ]
+        ),
+        // The public API; re-exports HotPoolCore, so `import HotPool` is all a user writes.
+        .target(
+            name: "HotPool",
+            dependencies: [
+                "HotPoolCore", "HotPoolStateMachine", "HotPoolIO", "HotPoolHTTP", "HotPoolDriver",
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-            ],
-            path: "Sources/HotPool"
+            ]
         ),
         // Drives the test origin (Tests/Origin/server.py) for the tests and the demo.
         .target(
@@ -54,7 +91,8 @@ let package = Package(
         .testTarget(
             name: "HotPoolTests",
             dependencies: [
-                "HotPool", "CShims", "OriginControl",
+                "HotPool", "HotPoolCore", "HotPoolStateMachine", "HotPoolIO", "HotPoolHTTP", "HotPoolDriver",
+                "CShims", "OriginControl",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],

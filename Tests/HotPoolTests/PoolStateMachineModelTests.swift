@@ -1,5 +1,10 @@
 import Testing
 @testable import HotPool
+@testable import HotPoolCore
+@testable import HotPoolDriver
+@testable import HotPoolHTTP
+@testable import HotPoolIO
+@testable import HotPoolStateMachine
 
 /// The state machine against a small reference model, over a million random events: a fake
 /// driver answers its actions (dials complete or fail, exchanges end, lookups answer, timers

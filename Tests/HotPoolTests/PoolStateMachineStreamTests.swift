@@ -1,5 +1,10 @@
 import Testing
 @testable import HotPool
+@testable import HotPoolCore
+@testable import HotPoolDriver
+@testable import HotPoolHTTP
+@testable import HotPoolIO
+@testable import HotPoolStateMachine
 
 /// The machine's HTTP/2 rules, without sockets: stream leases, limits, and a connection that
 /// must go taking no new streams and closing once quiet.

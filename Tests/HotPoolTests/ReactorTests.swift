@@ -3,6 +3,11 @@ import Glibc
 import Synchronization
 import Testing
 @testable import HotPool
+@testable import HotPoolCore
+@testable import HotPoolDriver
+@testable import HotPoolHTTP
+@testable import HotPoolIO
+@testable import HotPoolStateMachine
 
 /// Collects values on the reactor thread (touched only there).
 private final class ReactorLog: @unchecked Sendable {

@@ -2,6 +2,11 @@ import Foundation
 import OriginControl
 import Testing
 @testable import HotPool
+@testable import HotPoolCore
+@testable import HotPoolDriver
+@testable import HotPoolHTTP
+@testable import HotPoolIO
+@testable import HotPoolStateMachine
 
 /// The pool frames every request itself: one Host (the caller's own replacing the pool's), and a
 /// Content-Length that is the body's; a request whose fields would frame it otherwise is refused
@@ -39,7 +44,7 @@ import Testing
     func theCallersHostReplacesThePoolsOnce(http2: Bool) async throws {
         let (origin, pool) = try await Self.pool(http2: http2)
         var request = get("/vhost")
-        request.headerFields[RequestFraming.host] = "vhost.example"
+        request.headerFields[HTTPField.Name.hostField] = "vhost.example"
         _ = try await pool.execute(request, host: Origin.hostName, port: origin.port)
         let seen = try #require(try await Self.recorded(origin, last: 1).first)
         if http2 {
@@ -93,8 +98,8 @@ import Testing
     func requestsWithAmbiguousFramingAreRefused(http2: Bool) async throws {
         let (origin, pool) = try await Self.pool(http2: http2)
         var twoHosts = get("/two-hosts")
-        twoHosts.headerFields.append(HTTPField(name: RequestFraming.host, value: "a.example"))
-        twoHosts.headerFields.append(HTTPField(name: RequestFraming.host, value: "b.example"))
+        twoHosts.headerFields.append(HTTPField(name: HTTPField.Name.hostField, value: "a.example"))
+        twoHosts.headerFields.append(HTTPField(name: HTTPField.Name.hostField, value: "b.example"))
         var chunked = HTTPRequest(method: .post, scheme: "https", authority: Origin.hostName, path: "/chunked")
         chunked.headerFields[.transferEncoding] = "chunked"
         var twoLengths = HTTPRequest(method: .post, scheme: "https", authority: Origin.hostName, path: "/two-lengths")
@@ -102,7 +107,7 @@ import Testing
         twoLengths.headerFields.append(HTTPField(name: .contentLength, value: "2"))
         let spaced = get("/a b")
         var spacedHost = get("/spaced-host")
-        spacedHost.headerFields[RequestFraming.host] = "a.example evil"
+        spacedHost.headerFields[HTTPField.Name.hostField] = "a.example evil"
         let cases: [(HTTPRequest, String)] = [
             (twoHosts, "more than one Host field"),
             (chunked, "Transfer-Encoding is set by the pool"),

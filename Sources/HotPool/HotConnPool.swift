@@ -1,0 +1,518 @@
+import CShims
+import FoundationEssentials
+@_exported import HotPoolCore
+import HotPoolDriver
+import HotPoolHTTP
+import HotPoolIO
+import HotPoolStateMachine
+import ServiceLifecycle
+import Synchronization
+
+@_exported import HTTPTypes
+import CShims
+import FoundationEssentials
+import ServiceLifecycle
+import Synchronization
+
+/// A pool of warm TLS connections to the IPs behind hosts, with HTTP/1.1 round trips over them.
+///
+/// Each pool runs one reactor thread that owns all of its state, so nothing is shared and
+/// nothing is locked. A call made on that thread (from a task or actor on `executor`) reaches
+/// the pool directly; a call from any other thread posts an event to it and awaits the answer.
+/// `execute` does a whole request (get, round trip, put) in one such hop. Call `close()` when
+/// done (or run the pool as a swift-service-lifecycle `Service`): it destroys every connection
+/// and ends the thread.
+public final class HotConnPool: Sendable {
+    let reactor: Reactor
+    let driver: PoolDriver
+    /// The configuration the pool was made with.
+    public let configuration: HotPoolConfiguration
+    /// The pool's reactor thread as a task and serial executor: tasks and actors running on it
+    /// call the pool with no thread hop (see `HotPoolExecutor`). Keep the pool alive, and
+    /// open, for as long as they use it.
+    public let executor: HotPoolExecutor
+    /// Set once a close has begun.
+    private let closing = Atomic<Bool>(false)
+
+    /// Creates the pool and starts its reactor thread.
+    /// - Throws: `HotPoolError.invalidConfiguration` for unusable values or an unreadable CA file.
+    public init(configuration: HotPoolConfiguration = .init()) throws {
+        try configuration.validate()
+        var contexts: [OpaquePointer] = []
+        do {
+            for spec in configuration.profiles {
+                contexts.append(try TLSContext.make(spec, trustedCAFile: configuration.trustedCAFile))
+            }
+        } catch {
+            contexts.forEach(hp_tls_ctx_free)
+            throw error
+        }
+        let reactor: Reactor
+        let resolver: Resolver
+        do {
+            reactor = try Reactor(io: Self.makeIOBackend(configuration))
+            resolver = try Resolver(servers: configuration.dnsServers, reactor: reactor)
+        } catch {
+            contexts.forEach(hp_tls_ctx_free)
+            throw error as? HotPoolError ?? HotPoolError.invalidConfiguration("reactor: \(error)")
+        }
+        let driver = PoolDriver(config: configuration, reactor: reactor, resolver: resolver, tlsContexts: contexts)
+        let executor = HotPoolExecutor(reactor: reactor)
+        reactor.ioHandler = { driver.handleIO($0, $1) }
+        reactor.turnEnded = { driver.turnEnded() }
+        do {
+            try reactor.start()
+        } catch {
+            reactor.ioHandler = { _, _ in }  // breaks the reactor-driver cycle, so both are freed
+            reactor.turnEnded = {}
+            throw HotPoolError.invalidConfiguration("reactor thread: \(error)")
+        }
+        reactor.post { driver.send(.start) }
+        self.reactor = reactor
+        self.driver = driver
+        self.executor = executor
+        self.configuration = configuration
+    }
+
+    /// The configured I/O backend; under `.automatic`, epoll where io_uring is unavailable (said once, with why).
+    private static func makeIOBackend(_ configuration: HotPoolConfiguration) throws -> any IOBackend {
+        switch configuration.ioBackend {
+        case .epoll:
+            return try EpollBackend()
+        case .ioUring:
+            do {
+                return try UringBackend()
+            } catch {
+                throw HotPoolError.invalidConfiguration("io_uring is unavailable (\(error))")
+            }
+        case .automatic:
+            do {
+                return try UringBackend()
+            } catch {
+                configuration.logger.notice("io_uring is unavailable; using epoll", metadata: ["reason": "\(error)"])
+                return try EpollBackend()
+            }
+        }
+    }
+
+    /// A pool dropped without `close()` is a leak of the caller's (asserted in debug builds, as
+    /// AsyncHTTPClient does); it is still cleaned up, on the reactor thread, and this never blocks.
+    deinit {
+        assert(closing.load(ordering: .relaxed), "HotConnPool deinitialized without close()")
+        beginClose()
+        reactor.detach()
+    }
+
+    /// Runs `work` on the reactor and returns its result (at once when called there); once the
+    /// reactor has stopped, waits for its loop to end and returns `whenClosed` (read after that,
+    /// so never concurrently).
+    private func onReactor<T: Sendable>(
+        isolation: isolated (any Actor)? = #isolation,
+        whenClosed: @escaping @Sendable (PoolDriver) -> T, _ work: @escaping @Sendable (PoolDriver) -> T
+    ) async -> T {
+        let driver = driver
+        if reactor.isOnReactorThread { return work(driver) }
+        if let result = await Handoff<T?>.wait({ handoff in
+            if !reactor.post({ handoff.tryDeliver(work(driver)) }) { handoff.tryDeliver(nil) }
+        }) {
+            return result
+        }
+        await reactor.exited()
+        return whenClosed(driver)
+    }
+
+    /// Uses these IPs for `host` instead of resolving its name (replaces earlier ones). Entries
+    /// that are not IP literals are left out, and an invalid host name is ignored, each with a
+    /// warning in the log.
+    public func setAddresses(_ ips: [String], forHost host: String) {
+        guard isValidHostName(host) else {
+            return configuration.logger.warning("setAddresses ignored an invalid host name", metadata: ["host": "\(String(reflecting: host))"])
+        }
+        let valid = ips.filter { ipFamily($0) != 0 }
+        if valid.count != ips.count {
+            configuration.logger.warning("setAddresses ignored non-IP entries", metadata: ["host": "\(host)", "given": "\(ips)"])
+        }
+        send(.setAddresses(valid, host: host))
+    }
+
+    /// Looks `host` up now (joining a lookup under way) and returns its addresses as the pool
+    /// then uses them: new IPs join the rotation, IPs no longer given take no new connections.
+    /// A host with `setAddresses` or an IP literal for a name is not looked up: its addresses are
+    /// returned as they are.
+    /// - Throws: `noAddresses` with the resolver's reason when the lookup fails (the host keeps
+    ///   its last addresses), `invalidHostName`, `poolClosed`, `cancelled`.
+    public func refreshAddresses(
+        host: String, port: Int = 443, isolation: isolated (any Actor)? = #isolation
+    ) async throws -> [String] {
+        let request = try acquireRequest(host: host, port: port, ip: nil)
+        return try await ask({ .addresses($0) }, { .refresh($0, request) }).get()
+    }
+
+    /// Opens connections to `host:port` until `count` are idle (the seed's
+    /// PreWarmConnections), in parallel and round-robin over its IPs, within every limit
+    /// (`maxConnectionsPerHost`, `maxConnections`, `maxIdleConnections`); waits for those dials
+    /// and returns how many connections of the host are idle and ready.
+    /// - Throws: `allAddressesBlacklisted` when no IP can be dialed and none is idle,
+    ///   `noAddresses`, `invalidHostName`, `invalidConfiguration` for a negative count,
+    ///   `poolClosed`, `cancelled`.
+    public func prewarm(
+        host: String, port: Int = 443, count: Int, isolation: isolated (any Actor)? = #isolation
+    ) async throws -> Int {
+        let request = try acquireRequest(host: host, port: port, ip: nil)
+        guard count >= 0 else { throw HotPoolError.invalidConfiguration("prewarm count must be >= 0, not \(count)") }
+        return try await ask({ .prewarm($0) }, { .prewarm($0, request, count: count) }).get()
+    }
+
+    /// Takes `ip` out of rotation for every port of `host` for `duration` at least (then the
+    /// recovery pass probes it); its idle connections are closed now and leased ones when
+    /// returned (`blacklisted`). Kept for the host name until it recovers or is unblacklisted.
+    /// - Throws: `invalidIP`, `invalidHostName`, or `invalidConfiguration` for a duration under 1 ns.
+    public func blacklist(ip: String, forHost host: String, for duration: Duration) throws {
+        try validate(ip: ip, host: host)
+        guard duration >= .nanoseconds(1) else { throw HotPoolError.invalidConfiguration("blacklist duration must be positive, not \(duration)") }
+        send(.blacklistManually(address: ip, host: host, period: duration.nanoseconds))
+    }
+
+    /// Puts `ip` back into rotation for every port of `host`, whatever blacklisted it.
+    /// - Throws: `invalidIP` or `invalidHostName`.
+    public func unblacklist(ip: String, forHost host: String) throws {
+        try validate(ip: ip, host: host)
+        send(.unblacklist(address: ip, host: host))
+    }
+
+    /// New connections to `host` (every port) go only to these of its IPs; connections to the
+    /// others are closed (idle now, leased when returned, `blacklisted`). nil lifts the list.
+    /// - Throws: `invalidIP` for an entry that is not an IP literal, or `invalidHostName`.
+    public func allowOnly(ips: [String]?, forHost host: String) throws {
+        for ip in ips ?? [] { try validate(ip: ip, host: host) }
+        guard isValidHostName(host) else { throw HotPoolError.invalidHostName(host) }
+        send(.allowOnly(ips.map(Set.init), host: host))
+    }
+
+    /// The IPs out of rotation for `host` (any port), each with its reason and the earliest time
+    /// the recovery pass may probe it.
+    public func blacklistedIPs(forHost host: String, isolation: isolated (any Actor)? = #isolation) async -> [BlacklistEntry] {
+        await onReactor(whenClosed: { _ in [] }) { $0.blacklistEntries(forHost: host) }
+    }
+
+    /// What the pool knows of each IP of `host`: one entry per port and IP, including IPs that
+    /// DNS no longer gives or that were pinned.
+    public func ipStats(forHost host: String, isolation: isolated (any Actor)? = #isolation) async -> [IPStats] {
+        await onReactor(whenClosed: { _ in [] }) { $0.ipStats(forHost: host) }
+    }
+
+    private func validate(ip: String, host: String) throws(HotPoolError) {
+        guard ipFamily(ip) != 0 else { throw .invalidIP(ip) }
+        guard isValidHostName(host) else { throw .invalidHostName(host) }
+    }
+
+    /// Sends the event `event(id)` for a caller that waits for one answer (`caller` wraps its
+    /// handoff), from any thread.
+    private func ask<T: Sendable>(
+        isolation: isolated (any Actor)? = #isolation,
+        _ caller: (Handoff<Result<T, HotPoolError>>) -> PoolDriver.Caller,
+        _ event: (WaiterID) -> PoolStateMachine.Event
+    ) async -> Result<T, HotPoolError> {
+        let id = driver.newWaiterID()
+        let (driver, reactor) = (driver, reactor)
+        return await wait(id) { handoff in
+            // Made here, so the posted closure captures values, not these closures (an
+            // allocation each, on every `execute`).
+            let (caller, event) = (caller(handoff), event(id))
+            if reactor.isOnReactorThread {
+                driver.ask(id, caller, event)
+            } else if !reactor.post({ driver.ask(id, caller, event) }) {
+                handoff.tryDeliver(.failure(.poolClosed))
+            }
+        }
+    }
+
+    /// An idle connection to `host:port` (the most recently returned, unless `idleOrder` says
+    /// otherwise; new ones round-robin over its IPs) or a new one. Past the pool's limits the
+    /// caller waits, oldest first, at most `acquireTimeout` in all; each dial is bounded by
+    /// `connectTimeout` within that.
+    public func getConnection(
+        host: String, port: Int = 443, isolation: isolated (any Actor)? = #isolation
+    ) async throws -> PooledConnection {
+        try await acquire(host: host, port: port, ip: nil)
+    }
+
+    /// Like `getConnection(host:port:)`, but only a connection to `ip`.
+    public func getConnection(
+        host: String, port: Int = 443, ip: String, isolation: isolated (any Actor)? = #isolation
+    ) async throws -> PooledConnection {
+        guard ipFamily(ip) != 0 else { throw HotPoolError.invalidIP(ip) }
+        return try await acquire(host: host, port: port, ip: ip)
+    }
+
+    /// A connection whose `GET` of `url` was answered 200. Any other answer destroys that
+    /// connection (`validationFailed`; a 403 also blacklists its IP for the host) and another is
+    /// tried, at most `maxRetries` more times; so is a 200 after which the connection cannot
+    /// carry another request (the server closed it or sent more than was asked).
+    public func getConnection(validating url: String, isolation: isolated (any Actor)? = #isolation) async throws -> PooledConnection {
+        let target = try ValidationTarget(url)
+        var lastError: any Error = HotPoolError.validationFailed(status: 0)
+        for _ in 0...configuration.maxRetries {
+            // A cancelled caller stops trying (its last error said why the previous try failed).
+            guard !Task.isCancelled else { throw HotPoolError.cancelled }
+            let connection = try await getConnection(host: target.host, port: target.port)
+            let request = HTTPRequest(method: .get, scheme: "https", authority: target.authority, path: target.path)
+            do {
+                let response = try await roundTrip(connection, request, body: [], timeout: configuration.validationTimeout)
+                if response.head.status.code == 200 {
+                    if response.connectionReusable { return connection }
+                    lastError = HotPoolError.connectionClosed(host: connection.targetHost, ip: connection.targetIP)
+                    putConnection(connection)  // destroyed, with the reason that retired it
+                    continue
+                }
+                lastError = HotPoolError.validationFailed(status: response.head.status.code)
+                send(.rejectValidation(connection.handle, status: response.head.status.code))
+            } catch {
+                lastError = error
+                putConnection(connection)
+            }
+        }
+        throw lastError
+    }
+
+    @inline(__always)  // one async frame for a get, not two
+    private func acquire(
+        host: String, port: Int, ip: String?, isolation: isolated (any Actor)? = #isolation
+    ) async throws -> PooledConnection {
+        let request = try acquireRequest(host: host, port: port, ip: ip)
+        let id = driver.newWaiterID()
+        let (driver, reactor) = (driver, reactor)
+        if reactor.isOnReactorThread {
+            guard !Task.isCancelled else { throw driver.cancellationError }
+            if let answer = driver.acquireNow(id, request) { return PooledConnection(pool: self, lease: try answer.get()) }
+            // It waits: its handoff is registered before anything else runs on this thread.
+            return PooledConnection(pool: self, lease: try await wait(id) { driver.register(id, $0) }.get())
+        }
+        return PooledConnection(pool: self, lease: try await wait(id) { handoff in
+            if !reactor.post({ driver.acquire(id, request, handoff) }) { handoff.tryDeliver(.failure(.poolClosed)) }
+        }.get())
+    }
+
+    /// What a get of `host:port` (pinned to `ip`, if given) asks the state machine for.
+    private func acquireRequest(host: String, port: Int, ip: String?) throws(HotPoolError) -> PoolStateMachine.AcquireRequest {
+        guard isValidHostName(host) else { throw .invalidHostName(host) }
+        guard (1...65535).contains(port) else { throw .invalidURL("\(host):\(port)") }
+        return PoolStateMachine.AcquireRequest(host: host, port: port, pinnedIP: ip)
+    }
+
+    /// Runs `start` with a new handoff and awaits what the reactor delivers to it. If the task is
+    /// cancelled meanwhile, only the waiter's id crosses: the reactor fails the waiter if it still
+    /// waits, and refuses a request that arrives after the cancel.
+    ///
+    /// Like every async call of the pool, it runs in the caller's isolation (the `isolation`
+    /// parameter), so a caller on the reactor thread, such as an actor whose executor is
+    /// `executor`, stays there.
+    private func wait<T: Sendable>(
+        _ id: WaiterID, isolation: isolated (any Actor)? = #isolation, _ start: (Handoff<Result<T, HotPoolError>>) -> Void
+    ) async -> Result<T, HotPoolError> {
+        let (driver, reactor) = (driver, reactor)
+        let handoff = Handoff<Result<T, HotPoolError>>()
+        return await withTaskCancellationHandler {
+            // Capturing `isolation` keeps the operation on the caller's actor (a closure that
+            // does not name it would be nonisolated, and hop to the global executor).
+            _ = isolation
+            return await handoff.wait(start)
+        } onCancel: {
+            handoff.requestCancel()
+            reactor.post { driver.send(.cancel(id)) }
+        }
+    }
+
+    /// Hands `event` to the pool: directly on the reactor thread, posted from any other.
+    private func send(_ event: PoolStateMachine.Event) {
+        if reactor.isOnReactorThread {
+            driver.send(event)
+        } else {
+            reactor.post { [driver] in driver.send(event) }
+        }
+    }
+
+    /// Returns a connection (the seed's PutConnection). Never throws, never blocks: an unhealthy,
+    /// expired or server-closed connection is destroyed, a healthy one goes to the oldest waiter
+    /// or idles. A second put (even after the connection went to another caller), or a put after
+    /// remove or close, is ignored and counted in `PoolStats.staleHandleUses`.
+    public func putConnection(_ connection: PooledConnection) {
+        send(connection.pool === self ? .release(connection.handle) : .foreignHandleUsed)
+    }
+
+    /// Destroys a connection the caller holds now (the seed's abnormal removal, reason `removed`).
+    /// A connection already returned, removed or closed is left alone and the misuse counted.
+    public func removeConnection(_ connection: PooledConnection) {
+        send(connection.pool === self ? .remove(connection.handle) : .foreignHandleUsed)
+    }
+
+    /// Runs `body` with a connection and returns it on every exit path. A network or TLS error
+    /// inside has marked the connection unhealthy, so it is destroyed rather than reused. `body`
+    /// runs in the caller's isolation, and its result is handed back to it.
+    public func withConnection<T>(
+        host: String, port: Int = 443, isolation: isolated (any Actor)? = #isolation,
+        _ body: (PooledConnection) async throws -> sending T
+    ) async throws -> sending T {
+        let connection = try await getConnection(host: host, port: port)
+        defer { putConnection(connection) }
+        return try await body(connection)
+    }
+
+    /// Sends `request` (and `body`) to `host:port` and returns the whole response, the get, the
+    /// round trip and the put done as one chain on the reactor: one hop from any thread, none
+    /// from a task on `executor`. Connections are chosen and returned as `withConnection` and
+    /// `roundTrip` do (the profile's headers added, the request framed by the pool, a request it
+    /// cannot frame refused with `invalidRequest` before anything is asked, an unhealthy
+    /// connection destroyed), within
+    /// `acquireTimeout` to get a connection and `timeout` (default `requestTimeout`) for the
+    /// round trip. Cancelling the task fails a caller still waiting for a connection with
+    /// `cancelled`; a request already sent is answered.
+    public func execute(
+        _ request: HTTPRequest, body: [UInt8] = [], host: String, port: Int = 443, timeout: Duration? = nil,
+        isolation: isolated (any Actor)? = #isolation
+    ) async throws -> HotResponse {
+        let acquire = try acquireRequest(host: host, port: port, ip: nil)
+        if let problem = RequestFraming.problem(request, bodyCount: body.count) { throw HotPoolError.invalidRequest(problem) }
+        if let timeout, timeout <= .zero { throw HotPoolError.invalidConfiguration("execute timeout must be positive, not \(timeout)") }
+        let timeout = (timeout ?? configuration.requestTimeout).nanoseconds
+        return try await ask({ handoff in
+            .execute(PoolDriver.PendingExecute(request: request, body: body, timeout: timeout, handoff: handoff, acquire: acquire))
+        }, { .acquire($0, acquire) }).get()
+    }
+
+    func roundTrip(
+        _ connection: PooledConnection, _ request: HTTPRequest, body: [UInt8], timeout: Duration,
+        isolation: isolated (any Actor)? = #isolation
+    ) async throws -> HotResponse {
+        guard connection.pool === self else {
+            send(.foreignHandleUsed)
+            throw HotPoolError.staleConnection
+        }
+        guard !Task.isCancelled else { throw HotPoolError.cancelled }
+        if let problem = RequestFraming.problem(request, bodyCount: body.count) { throw HotPoolError.invalidRequest(problem) }
+        let message = connection.message(request, body: body)
+        let (driver, reactor) = (driver, reactor)
+        return try await Handoff<Result<HotResponse, HotPoolError>>.wait { handoff in
+            if reactor.isOnReactorThread {
+                driver.requestExchange(connection.handle, message, timeout: timeout, handoff)
+            } else if !reactor.post({ driver.requestExchange(connection.handle, message, timeout: timeout, handoff) }) {
+                handoff.tryDeliver(.failure(.poolClosed))
+            }
+        }.get()
+    }
+
+    /// A snapshot of the pool's figures, all from one instant; after `close()`, the figures as
+    /// the pool closed.
+    public func stats(isolation: isolated (any Actor)? = #isolation) async -> PoolStats {
+        await onReactor(whenClosed: { $0.frozenStats! }) { driver in
+            let stats = driver.stats
+            driver.metrics.record(stats)
+            return stats
+        }
+    }
+
+    /// One entry per open connection.
+    public func connectionStats(isolation: isolated (any Actor)? = #isolation) async -> [ConnectionStats] {
+        await onReactor(whenClosed: { _ in [] }) { $0.connectionSnapshots() }
+    }
+
+    /// Destroys idle connections unused for `idleTimeout` now, and frees the records of hosts
+    /// with no connection, waiter or blacklisted IP that no caller asked for that long (unless
+    /// `minIdlePerHost` keeps them warm) and of IPs out of rotation that nothing uses (as the cleanup
+    /// timer does); returns how many connections were destroyed.
+    public func cleanupIdleConnections(isolation: isolated (any Actor)? = #isolation) async -> Int {
+        await onReactor(whenClosed: { _ in 0 }) { driver in
+            driver.send(.cleanupIdle)
+            return driver.lastCleanupCount
+        }
+    }
+
+    /// Destroys idle connections older than `maxLifetime` now and marks leased ones to be
+    /// destroyed when returned; returns how many were destroyed now.
+    public func cleanupExpiredConnections(maxLifetime: Duration, isolation: isolated (any Actor)? = #isolation) async -> Int {
+        await onReactor(whenClosed: { _ in 0 }) { driver in
+            driver.send(.cleanupExpired(maxLifetime: maxLifetime.nanoseconds))
+            return driver.lastCleanupCount
+        }
+    }
+
+    /// Closes the pool: stops its timers, fails waiting callers with `poolClosed`, destroys every
+    /// connection (leased ones too), frees every fd and SSL object and ends the reactor thread.
+    /// Idempotent, and safe to call concurrently: every caller returns only once the reactor
+    /// thread has been joined. Afterwards every call fails with `poolClosed` and puts are ignored.
+    /// - Throws: the first error met while closing sockets (to every caller).
+    public func close() async throws {
+        beginClose()
+        // Wait for the loop to end before joining its thread, so a caller running on a reactor
+        // (this pool's, whose task then resumes on a thread of its late jobs, or another pool's)
+        // never blocks it for longer than the thread's last steps.
+        await reactor.exited()
+        await reactor.stop()
+        if let error = driver.closeError { throw error }
+    }
+
+    /// Starts closing without waiting: the reactor closes the pool, then ends its loop.
+    private func beginClose() {
+        closing.store(true, ordering: .relaxed)
+        reactor.post { [driver] in _ = driver.close() }
+        reactor.requestStop()
+    }
+}
+
+/// The pool as a swift-service-lifecycle `Service`: `run()` holds the reactor's lifetime. It
+/// returns once the pool is closed, by `close()` or, when the service group shuts down
+/// gracefully or the task is cancelled, by `run()` itself.
+extension HotConnPool: Service {
+    /// Waits until the pool is closed, closing it on graceful shutdown or cancellation.
+    /// - Throws: the first error met while closing sockets.
+    public func run() async throws {
+        await withGracefulShutdownHandler {
+            await withTaskCancellationHandler {
+                await reactor.exited()
+            } onCancel: {
+                self.beginClose()
+            }
+        } onGracefulShutdown: {
+            self.beginClose()
+        }
+        try await close()
+    }
+}
+
+/// The parts of a validation URL.
+private struct ValidationTarget {
+    let host: String
+    let port: Int
+    let authority: String
+    let path: String
+
+    init(_ url: String) throws(HotPoolError) {
+        guard let components = URLComponents(string: url), let scheme = components.scheme else {
+            throw .invalidURL(url)
+        }
+        guard scheme.lowercased() == "https" else { throw .unsupportedScheme(scheme) }
+        guard let host = components.host, !host.isEmpty else { throw .invalidURL(url) }
+        // URLComponents gives no port for one too large for an Int: read the written one.
+        guard let port = Self.port(url), (1...65535).contains(port) else { throw .invalidURL(url) }
+        let name = host.hasPrefix("[") ? String(host.dropFirst().dropLast()) : host
+        guard isValidHostName(name) else { throw .invalidHostName(name) }
+        self.host = name
+        self.port = port
+        self.authority = port == 443 ? host : "\(host):\(port)"
+        let path = components.percentEncodedPath.isEmpty ? "/" : components.percentEncodedPath
+        self.path = components.percentEncodedQuery.map { "\(path)?\($0)" } ?? path
+    }
+
+    /// The port written in `url`'s authority (443 when none or empty); nil if it is not 1 to 5 digits.
+    private static func port(_ url: String) -> Int? {
+        guard let schemeEnd = url.firstRange(of: "://") else { return nil }
+        var authority = url[schemeEnd.upperBound...].prefix { !"/?#".contains($0) }
+        if let at = authority.lastIndex(of: "@") { authority = authority[authority.index(after: at)...] }
+        let afterHost = authority.hasPrefix("[") ? authority.drop { $0 != "]" }.dropFirst() : authority.drop { $0 != ":" }
+        guard afterHost.hasPrefix(":") else { return afterHost.isEmpty ? 443 : nil }
+        let digits = afterHost.dropFirst()
+        if digits.isEmpty { return 443 }
+        guard digits.count <= 5, digits.allSatisfy({ ("0"..."9").contains($0) }), let port = Int(digits) else { return nil }
+        return port
+    }
+}

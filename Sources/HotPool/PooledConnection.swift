@@ -1,0 +1,60 @@
+import HotPoolCore
+import HotPoolDriver
+import HotPoolHTTP
+import HotPoolIO
+import HotPoolStateMachine
+
+/// A connection leased from a `HotConnPool`. A value: copies name the same connection, and a
+/// copy used after the connection was returned or destroyed is detected (`staleConnection`).
+public struct PooledConnection: Sendable, Hashable {
+    let pool: HotConnPool
+    let handle: LeaseHandle
+    private let identity: ConnectionIdentity
+    /// The HTTP version the server chose for the connection (by ALPN).
+    public let httpVersion: HTTPProtocolVersion
+
+    init(pool: HotConnPool, lease: Lease) {
+        self.pool = pool
+        self.handle = lease.handle
+        self.identity = lease.identity
+        self.httpVersion = lease.httpVersion
+    }
+
+    /// The host name the connection was made for (SNI, Host header).
+    public var targetHost: String { identity.host }
+    /// The IP it is connected to.
+    public var targetIP: String { identity.ip }
+    /// The server port.
+    public var port: Int { identity.port }
+    /// The name of the fingerprint profile the connection was made with.
+    public var profile: String { identity.profile }
+
+    /// `request` in the form the connection speaks, with its profile's headers.
+    func message(_ request: HTTPRequest, body: [UInt8]) -> ExchangeMessage {
+        identity.message(request, body: body, http2: httpVersion == .http2)
+    }
+
+    /// Sends `request` (and `body`) and reads the whole response, within `requestTimeout`.
+    /// The profile's headers are added, in the browser's order, where the request does not set
+    /// them. The body is returned as sent: a `Content-Encoding` the profile asked for is not undone.
+    /// The pool frames the request: one Host (the request's own `Host` field replaces the pool's
+    /// value; over HTTP/2 it is `:authority`), and a `Content-Length` equal to the body's length; a
+    /// request with several Host fields, a Content-Length that disagrees with the body, a
+    /// `Transfer-Encoding`, or a space or control byte in its path or Host throws
+    /// `HotPoolError.invalidRequest`, and nothing is sent.
+    /// A network or TLS failure, or a malformed answer, closes the connection and marks it
+    /// unhealthy: return it with `putConnection`, which destroys it. A cancelled task's call
+    /// throws `HotPoolError.cancelled` without sending anything.
+    public func roundTrip(
+        _ request: HTTPRequest, body: [UInt8] = [], isolation: isolated (any Actor)? = #isolation
+    ) async throws -> HotResponse {
+        try await pool.roundTrip(self, request, body: body, timeout: pool.configuration.requestTimeout)
+    }
+
+    public static func == (a: Self, b: Self) -> Bool { a.pool === b.pool && a.handle == b.handle }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(ObjectIdentifier(pool))
+        hasher.combine(handle)
+    }
+}

@@ -1,0 +1,273 @@
+import HTTPTypes
+import Logging
+
+/// How a `HotConnPool` behaves. The defaults are the seed system's `DefaultPoolConfig`.
+/// `HotConnPool.init` validates it and throws `HotPoolError.invalidConfiguration` for values
+/// that cannot work (zero or negative limits, durations under a nanosecond). A duration too long
+/// for the clock (up to `.seconds(Int64.max)`) means "never".
+public struct HotPoolConfiguration: Sendable {
+    /// Open connections (idle + leased + dialing) across all hosts; at most `maxConnectionsLimit`.
+    public var maxConnections: Int = 100
+    /// Open connections per host (name and port).
+    public var maxConnectionsPerHost: Int = 10
+    /// Idle connections kept across all hosts; a connection returned beyond it is closed.
+    public var maxIdleConnections: Int = 20
+    /// Bound on one dial: TCP connect plus TLS handshake. A caller that waited for a connection
+    /// still gets this whole time for its dial, within what is left of `acquireTimeout`.
+    public var connectTimeout: Duration = .seconds(30)
+    /// Bound on a whole `getConnection`: waiting for a connection, dials and their retries.
+    public var acquireTimeout: Duration = .seconds(60)
+    /// Which idle connection a get takes: the most recently returned (`.lifo`, the default, so
+    /// connections beyond what the load needs age out), or the longest idle (`.fifo`).
+    public var idleOrder: IdleOrder = .lifo
+    /// An idle connection unused this long is closed by the cleanup.
+    public var idleTimeout: Duration = .seconds(60)
+    /// A connection older than this is closed: at once when idle, on return when leased.
+    public var maxLifetime: Duration = .seconds(300)
+    /// Bound on the validation request of `getConnection(validating:)`.
+    public var validationTimeout: Duration = .seconds(10)
+    /// How often idle connections are health-checked (when `healthCheckPath` is set, or
+    /// `pingsIdleHTTP2Connections`): each idle connection unused and unchecked for this long is probed.
+    public var healthCheckInterval: Duration = .seconds(30)
+    /// How often idle and expired connections are swept.
+    public var cleanupInterval: Duration = .seconds(60)
+    /// How often the recovery pass runs: each blacklisted IP whose time is up is dialed (and
+    /// probed with `healthCheckPath`, if set) and returns to rotation only if that succeeds;
+    /// otherwise it stays out twice as long, at most `maxBlacklistTime`.
+    public var blacklistCheckInterval: Duration = .seconds(300)
+    /// How long a 403 (to a validation or health check) keeps an IP out of rotation for its host
+    /// before its recovery probe; also the step of failure ejections (the n-th lasts n times this).
+    public var blacklistTimeout: Duration = .seconds(300)
+    /// The longest any blacklisting lasts before its next recovery probe.
+    public var maxBlacklistTime: Duration = .seconds(3600)
+    /// Network or TLS failures in a row (failed dials and round trips; an answered request resets
+    /// the count; a dial that failed for want of a local address, or because its caller's own
+    /// acquire time ran out, does not count) after which an IP is ejected for its host, as
+    /// Envoy's outlier detection does.
+    public var consecutiveFailuresToEject: Int = 5
+    /// The largest share of a host's IPs ejected for failures at once (0...1). A host with one
+    /// IP never has it ejected at 0.5; 403 blacklisting is not limited by it.
+    public var maxEjectedShare: Double = 0.5
+    /// How often host names are resolved again: new IPs join the rotation, IPs no longer given
+    /// take no new connections (their idle ones are closed, `addressRemoved`), and a failed
+    /// lookup keeps the last good set.
+    public var dnsUpdateInterval: Duration = .seconds(1800)
+    /// DNS servers as "ip", "ip:port" or "[ipv6]:port"; empty = the system's configuration
+    /// (/etc/resolv.conf, and /etc/hosts first).
+    public var dnsServers: [String] = []
+    /// The most addresses a host takes from one DNS answer: the first ones in the server's
+    /// order, repeats left out. The rest are ignored (no record, no connection), which bounds
+    /// what a server answering with thousands of records costs.
+    public var maxAddressesPerLookup: Int = 64
+    /// Idle connections kept ready per host the pool has served (every host a get, `prewarm` or
+    /// `refreshAddresses` asked for that has addresses: set, a literal, or a lookup that
+    /// answered): re-dialed as connections are leased, expire or are destroyed (those the server
+    /// closed, and failed dials, at the next cleanup, so a server that drops every connection is
+    /// not re-dialed in a loop), within every limit, and kept past `idleTimeout`; paused while
+    /// all of a host's IPs are blacklisted. Above 0, the record of every host served (with its
+    /// IP records) is kept while the pool is open, never reclaimed after `idleTimeout`: memory
+    /// grows with the number of hosts served. 0 = none.
+    public var minIdlePerHost: Int = 0
+    /// Further IPs tried by `getConnection(validating:)` and after failed dials.
+    public var maxRetries: Int = 3
+    /// PEM file of trusted CAs; nil = the system trust store.
+    public var trustedCAFile: String?
+    /// The ClientHello and request headers every connection presents.
+    public var profile: FingerprintProfile = .chrome
+    /// When not empty, new connections take these profiles in turn instead of `profile`.
+    public var rotatingProfiles: [FingerprintProfile] = []
+    /// The HTTP versions connections may speak: a profile's ALPN names for versions not listed
+    /// are left out of its ClientHello, and the server picks among the rest (no pick = HTTP/1.1).
+    /// The presets offer `h2` then `http/1.1`, as browsers do.
+    public var httpVersions: Set<HTTPProtocolVersion> = [.http2, .http1_1]
+    /// The most callers an HTTP/2 connection is leased to at once, one per stream; the server's
+    /// SETTINGS_MAX_CONCURRENT_STREAMS lowers it. An HTTP/1.1 connection has one caller at a time.
+    public var maxStreamsPerConnection: Int = 100
+
+    /// The path idle connections are health-checked with: `GET` must be answered 2xx or 3xx
+    /// within `validationTimeout`, or the connection is destroyed (`healthCheckFailed`; a 403 also
+    /// blacklists its IP for the host). The connection is out of the idle list while checked, so
+    /// no caller gets it meanwhile. nil = no probe requests (idle connections are still watched
+    /// for the server closing them).
+    public var healthCheckPath: String?
+    /// Idle HTTP/2 connections are health-checked with a PING instead (cheap: no request, nothing
+    /// logged by the server), even when `healthCheckPath` is nil: no acknowledgement within
+    /// `validationTimeout` destroys the connection (`healthCheckFailed`). HTTP/1.1 connections are
+    /// checked with `healthCheckPath` as before; recovery probes still send it.
+    public var pingsIdleHTTP2Connections = false
+
+    /// Bound on one request/response exchange on a pooled connection.
+    public var requestTimeout: Duration = .seconds(30)
+    /// Largest response head accepted.
+    public var maxResponseHeaderBytes: Int = 64 * 1024
+    /// Largest response body accepted (`Int.max`: no limit). Bytes are held as they arrive (a
+    /// Content-Length reserves nothing up front); an HTTP/2 connection holds at most about twice
+    /// this plus one stream window (the profile's SETTINGS_INITIAL_WINDOW_SIZE) per other open
+    /// stream of bodies at once (see README, "Limits").
+    public var maxResponseBodyBytes: Int = 64 * 1024 * 1024
+    /// A body that runs to the connection's close (HTTP/1.x, neither Content-Length nor chunked)
+    /// counts as complete only if the server ended its TLS stream with close_notify: a bare TCP
+    /// FIN fails the request with `unexpectedEOF` (as curl does). Off by default, as in browsers:
+    /// such a body is returned, with `HotResponse.bodyEndedWithoutCloseNotify` set.
+    public var closeDelimitedBodyRequiresCloseNotify = false
+    /// Most header fields accepted in one response head; at most `maxResponseHeaderFieldsLimit`.
+    public var maxResponseHeaderFields: Int = 1000
+    /// A connection leased longer than this is reported in the log (a likely missing put).
+    public var leaseWarningAfter: Duration = .seconds(60)
+    /// Local addresses (IPv4 and/or IPv6 literals) outgoing connections are bound to, in turn
+    /// per dial among those of the target's family; one that fails to bind is skipped (and
+    /// logged), and the dial fails with `localAddressUnavailable` if none binds. Empty, or none
+    /// of the family = chosen by the system.
+    public var localAddresses: [String] = []
+    /// Where lifecycle events (connect, destroy with reason, lease warnings) are logged.
+    public var logger: Logger = Logger(label: "HotPool")
+    /// The reactor's I/O backend: io_uring where available (`.automatic`), or one of them by name.
+    public var ioBackend: IOBackendChoice = .automatic
+
+    /// The seed's defaults.
+    public init() {}
+
+    /// The largest `maxConnections` a pool takes.
+    public static let maxConnectionsLimit = 1 << 24
+    /// The largest `maxResponseHeaderFields` a pool takes (well below what `HTTPFields` holds).
+    public static let maxResponseHeaderFieldsLimit = 10_000
+
+    /// The parser's limits.
+    package var responseLimits: ResponseLimits {
+        ResponseLimits(maxHeaderBytes: maxResponseHeaderBytes, maxHeaderFields: maxResponseHeaderFields,
+                       maxBodyBytes: maxResponseBodyBytes)
+    }
+
+    /// The profiles connections take in turn, offering only the ALPN names of `httpVersions`.
+    package var profiles: [FingerprintSpec] {
+        (rotatingProfiles.isEmpty ? [profile] : rotatingProfiles).map { profile in
+            var spec = profile.spec
+            spec.alpn.removeAll { name in HTTPProtocolVersion(rawValue: name).map { !httpVersions.contains($0) } ?? false }
+            return spec
+        }
+    }
+
+    package func validate() throws(HotPoolError) {
+        func positive(_ value: Int, _ name: String) throws(HotPoolError) {
+            if value <= 0 { throw .invalidConfiguration("\(name) must be > 0, got \(value)") }
+        }
+        func positive(_ value: Duration, _ name: String) throws(HotPoolError) {
+            // Deadlines count whole nanoseconds: less would be a zero interval, a timer that
+            // re-arms itself at the same instant for ever.
+            if value < .nanoseconds(1) { throw .invalidConfiguration("\(name) must be at least 1 ns, got \(value)") }
+        }
+        try positive(maxConnections, "maxConnections")
+        // The connection table reserves a slot per connection up front (untouched pages cost no memory).
+        if maxConnections > Self.maxConnectionsLimit {
+            throw .invalidConfiguration("maxConnections must be <= \(Self.maxConnectionsLimit), got \(maxConnections)")
+        }
+        try positive(maxConnectionsPerHost, "maxConnectionsPerHost")
+        try positive(maxResponseHeaderBytes, "maxResponseHeaderBytes")
+        try positive(maxResponseBodyBytes, "maxResponseBodyBytes")
+        try positive(maxResponseHeaderFields, "maxResponseHeaderFields")
+        if maxResponseHeaderFields > Self.maxResponseHeaderFieldsLimit {
+            throw .invalidConfiguration(
+                "maxResponseHeaderFields must be <= \(Self.maxResponseHeaderFieldsLimit), got \(maxResponseHeaderFields)")
+        }
+        if maxIdleConnections < 0 { throw .invalidConfiguration("maxIdleConnections must be >= 0") }
+        if maxRetries < 0 { throw .invalidConfiguration("maxRetries must be >= 0") }
+        if minIdlePerHost < 0 { throw .invalidConfiguration("minIdlePerHost must be >= 0") }
+        try positive(consecutiveFailuresToEject, "consecutiveFailuresToEject")
+        if !(0...1).contains(maxEjectedShare) { throw .invalidConfiguration("maxEjectedShare must be within 0...1, got \(maxEjectedShare)") }
+        try positive(blacklistTimeout, "blacklistTimeout")
+        try positive(maxBlacklistTime, "maxBlacklistTime")
+        try positive(maxAddressesPerLookup, "maxAddressesPerLookup")
+        for server in dnsServers where !isValidDNSServer(server) {
+            throw .invalidConfiguration("dnsServers: \(server) is not ip, ip:port or [ipv6]:port")
+        }
+        try positive(connectTimeout, "connectTimeout")
+        try positive(acquireTimeout, "acquireTimeout")
+        try positive(idleTimeout, "idleTimeout")
+        try positive(maxLifetime, "maxLifetime")
+        try positive(validationTimeout, "validationTimeout")
+        try positive(healthCheckInterval, "healthCheckInterval")
+        try positive(cleanupInterval, "cleanupInterval")
+        try positive(blacklistCheckInterval, "blacklistCheckInterval")
+        try positive(dnsUpdateInterval, "dnsUpdateInterval")
+        try positive(requestTimeout, "requestTimeout")
+        try positive(leaseWarningAfter, "leaseWarningAfter")
+        if rotatingProfiles.count > 255 { throw .invalidConfiguration("at most 255 rotating profiles") }
+        for spec in profiles {
+            if spec.acceptLanguages.count > 255 { throw .invalidConfiguration("profile \(spec.name): at most 255 Accept-Language values") }
+            for header in spec.headers where HTTPField.Name(header.name) == nil || !HTTPField.isValidValue(header.value) {
+                throw .invalidConfiguration("profile \(spec.name): invalid header \(header.name)")
+            }
+            for header in spec.headers + spec.http2.headers where HTTPField.Name(header.name).map(ProfileHeader.framingFields.contains) == true {
+                throw .invalidConfiguration("profile \(spec.name): \(header.name) frames each request and is set by the pool")
+            }
+            try validate(spec.http2, of: spec.name)
+        }
+        if let healthCheckPath, !healthCheckPath.hasPrefix("/") || healthCheckPath.contains(where: \.isWhitespace) {
+            throw .invalidConfiguration("healthCheckPath must be a path starting with /, got \(healthCheckPath)")
+        }
+        for address in localAddresses where ipFamily(address) == 0 {
+            throw .invalidConfiguration("localAddresses must be IP literals, got \(address)")
+        }
+        if httpVersions.isEmpty { throw .invalidConfiguration("httpVersions must not be empty") }
+        try positive(maxStreamsPerConnection, "maxStreamsPerConnection")
+    }
+
+    private func validate(_ http2: HTTP2Fingerprint, of name: String) throws(HotPoolError) {
+        if http2.settings.count > HTTP2Fingerprint.maxSettings {
+            throw .invalidConfiguration("profile \(name): at most \(HTTP2Fingerprint.maxSettings) HTTP/2 settings")
+        }
+        var seen = Set<UInt16>()
+        for setting in http2.settings {
+            let label = "HTTP/2 setting \(HTTP2Setting.names[setting.id].map { "\($0) (\(setting.id))" } ?? String(setting.id))"
+            guard seen.insert(setting.id).inserted else { throw .invalidConfiguration("profile \(name): \(label) is sent twice") }
+            if let allowed = HTTP2Setting.allowedValues[setting.id], !allowed.contains(setting.value) {
+                throw .invalidConfiguration("profile \(name): \(label) must be within \(allowed), got \(setting.value)")
+            }
+        }
+        if http2.connectionWindowIncrement > HTTP2Fingerprint.maxConnectionWindowIncrement {
+            throw .invalidConfiguration("""
+                profile \(name): the HTTP/2 connection window increment must be within \
+                0...\(HTTP2Fingerprint.maxConnectionWindowIncrement) (the window, \(HTTP2Fingerprint.initialConnectionWindow) at first, may not pass \(HTTP2Fingerprint.maxWindowSize)), \
+                got \(http2.connectionWindowIncrement)
+                """)
+        }
+        if let priority = http2.headersPriority, !(1...256).contains(priority.weight) || priority.dependency < 0 {
+            throw .invalidConfiguration("profile \(name): HTTP/2 priority weight must be 1...256 and its dependency >= 0")
+        }
+        if Set(http2.pseudoHeaderOrder) != Set(HTTP2PseudoHeader.allCases) || http2.pseudoHeaderOrder.count != 4 {
+            throw .invalidConfiguration("profile \(name): the HTTP/2 pseudo-header order must name each of the four once")
+        }
+        for header in http2.headers
+        where HTTPField.Name(header.name) == nil || header.name.lowercased() != header.name || !HTTPField.isValidValue(header.value) {
+            throw .invalidConfiguration("profile \(name): invalid HTTP/2 header \(header.name) (names are lower-case)")
+        }
+    }
+}
+
+/// Which idle connection of a host a get takes.
+public enum IdleOrder: Sendable {
+    /// The most recently returned: the pool's extra connections age out under light load.
+    case lifo
+    /// The longest idle: every connection is used in turn.
+    case fifo
+}
+
+/// True for a DNS server entry as c-ares takes it: "ip", "ip:port" or "[ipv6]:port".
+func isValidDNSServer(_ entry: String) -> Bool {
+    if ipFamily(entry) != 0 { return true }
+    guard let colon = entry.lastIndex(of: ":"), let port = Int(entry[entry.index(after: colon)...]),
+          (1...65535).contains(port) else { return false }
+    let ip = entry[..<colon]
+    if ip.hasPrefix("[") && ip.hasSuffix("]") { return ipFamily(String(ip.dropFirst().dropLast())) == 6 }
+    return ipFamily(String(ip)) == 4
+}
+
+/// Which I/O backend a pool's reactor uses.
+public enum IOBackendChoice: Sendable, Hashable {
+    /// io_uring where the kernel and the sandbox allow it, else epoll (logged once, with the reason).
+    case automatic
+    /// epoll: readiness, and the system call done when the fd is ready.
+    case epoll
+    /// io_uring; a pool's `init` fails with `HotPoolError.invalidConfiguration` where it is unavailable.
+    case ioUring
+}

@@ -1,0 +1,191 @@
+/// Why a connection was destroyed. Every destroyed connection is counted under exactly one.
+public enum CloseReason: Hashable, Sendable, CaseIterable {
+    /// Returned after a network or TLS error marked it unhealthy, or after the server closed it.
+    case unhealthyOnReturn
+    /// `removeConnection` was called.
+    case removed
+    /// The validation request was not answered 200.
+    case validationFailed
+    /// A health check failed.
+    case healthCheckFailed
+    /// Its IP was blacklisted for its host.
+    case blacklisted
+    /// Idle longer than `idleTimeout`.
+    case idleTimeout
+    /// Older than its maximum lifetime.
+    case maxLifetime
+    /// An idle connection's socket failed.
+    case networkError
+    /// The server closed it (while idle, or with `Connection: close`).
+    case remoteClosed
+    /// The pool was closed.
+    case poolClosed
+    /// Returned while `maxIdleConnections` connections were already idle.
+    case excessIdle
+    /// The server sent bytes nobody asked for (after a response, or to an idle connection):
+    /// they could only be taken for the answer to a later request.
+    case unsolicitedData
+    /// Idle, and the least recently used, when a caller of another host needed a connection
+    /// at the global cap (`maxConnections`).
+    case evicted
+    /// DNS no longer gives its IP for its host (closed when idle, or when returned).
+    case addressRemoved
+
+    /// The server ended the connection (closed it, reset it, or sent what nobody asked for).
+    package var isServerInitiated: Bool { self == .remoteClosed || self == .networkError || self == .unsolicitedData }
+
+    /// A compact code for the table's `pendingClose` column (0 = none).
+    package var code: UInt8 { UInt8(Self.allCases.firstIndex(of: self)! + 1) }
+
+    package init?(code: UInt8) {
+        guard code > 0, Int(code) <= Self.allCases.count else { return nil }
+        self = Self.allCases[Int(code) - 1]
+    }
+}
+
+/// A snapshot of the pool, read on its reactor thread, so every figure is from the same instant.
+public struct PoolStats: Sendable {
+    /// Open connections: `activeConnections + idleConnections`.
+    public var totalConnections: Int
+    /// Connections leased to callers.
+    public var activeConnections: Int
+    /// Connections waiting in the pool.
+    public var idleConnections: Int
+    /// Open connections not marked unhealthy.
+    public var healthyConnections: Int
+    /// Round trips started since the pool was created.
+    public var totalRequests: Int
+    /// Round trips that failed (network, TLS, malformed answer, timeout).
+    public var failedRequests: Int
+    /// `(totalRequests - failedRequests) / totalRequests`, 1 when there were none.
+    public var successRate: Double
+    /// First connections to IPs a DNS refresh added to a host (not in its first answer, nor
+    /// from `setAddresses`): one per IP each time DNS brings it back.
+    public var newConnectionsFromDNS: Int
+    /// Destroyed connections by reason; each destruction counted once.
+    public var closedByReason: [CloseReason: Int]
+    /// Connections being dialed (not yet counted in `totalConnections`).
+    public var dialingConnections: Int
+    /// Dials that failed (refused, timed out, handshake failed).
+    public var failedDials: Int
+    /// Callers waiting for a connection.
+    public var waitingCallers: Int
+    /// Puts, removes and round trips on handles whose lease had ended, or of another pool.
+    public var staleHandleUses: Int
+    /// Connections opened since the pool was created.
+    public var connectionsOpened: Int
+    package init(totalConnections: Int, activeConnections: Int, idleConnections: Int, healthyConnections: Int, totalRequests: Int, failedRequests: Int, successRate: Double, newConnectionsFromDNS: Int, closedByReason: [CloseReason: Int], dialingConnections: Int, failedDials: Int, waitingCallers: Int, staleHandleUses: Int, connectionsOpened: Int) {
+        self.totalConnections = totalConnections
+        self.activeConnections = activeConnections
+        self.idleConnections = idleConnections
+        self.healthyConnections = healthyConnections
+        self.totalRequests = totalRequests
+        self.failedRequests = failedRequests
+        self.successRate = successRate
+        self.newConnectionsFromDNS = newConnectionsFromDNS
+        self.closedByReason = closedByReason
+        self.dialingConnections = dialingConnections
+        self.failedDials = failedDials
+        self.waitingCallers = waitingCallers
+        self.staleHandleUses = staleHandleUses
+        self.connectionsOpened = connectionsOpened
+    }
+}
+
+/// One open connection, as seen on the reactor.
+public struct ConnectionStats: Sendable {
+    /// The host name the connection was made for.
+    public var targetHost: String
+    /// The IP it is connected to.
+    public var targetIP: String
+    /// Round trips made on it.
+    public var requestCount: Int
+    /// Round trips on it that failed.
+    public var errorCount: Int
+    /// False once a network or TLS error hit it.
+    public var isHealthy: Bool
+    /// When it was established.
+    public var created: ContinuousClock.Instant
+    /// When it was last handed out or returned.
+    public var lastUsed: ContinuousClock.Instant
+    /// True while a caller holds it.
+    public var isLeased: Bool
+    /// The name of the fingerprint profile it was made with.
+    public var profile: String
+    /// The local address it was bound to (from `localAddresses`); nil = chosen by the system.
+    public var localAddress: String?
+    /// The HTTP version the server chose for it (by ALPN).
+    public var httpVersion: HTTPProtocolVersion
+    package init(targetHost: String, targetIP: String, requestCount: Int, errorCount: Int, isHealthy: Bool, created: ContinuousClock.Instant, lastUsed: ContinuousClock.Instant, isLeased: Bool, profile: String, localAddress: String?, httpVersion: HTTPProtocolVersion) {
+        self.targetHost = targetHost
+        self.targetIP = targetIP
+        self.requestCount = requestCount
+        self.errorCount = errorCount
+        self.isHealthy = isHealthy
+        self.created = created
+        self.lastUsed = lastUsed
+        self.isLeased = isLeased
+        self.profile = profile
+        self.localAddress = localAddress
+        self.httpVersion = httpVersion
+    }
+}
+
+/// Why an IP is out of rotation for a host.
+public enum BlacklistReason: Hashable, Sendable {
+    /// A validation or health check was answered 403 (the seed's rule).
+    case forbidden
+    /// `consecutiveFailuresToEject` network or TLS failures in a row (outlier ejection).
+    case failures
+    /// `blacklist(ip:forHost:for:)`.
+    case manual
+}
+
+/// An IP out of rotation for a host, and until when at least: a recovery probe brings it back
+/// only when it succeeds.
+public struct BlacklistEntry: Sendable, Hashable {
+    /// The IP.
+    public var ip: String
+    /// Why it is out.
+    public var reason: BlacklistReason
+    /// When the recovery pass may probe it.
+    public var until: ContinuousClock.Instant
+    package init(ip: String, reason: BlacklistReason, until: ContinuousClock.Instant) {
+        self.ip = ip
+        self.reason = reason
+        self.until = until
+    }
+}
+
+/// What the pool knows of one IP of one host (name and port).
+public struct IPStats: Sendable {
+    /// The IP.
+    public var ip: String
+    /// The host's port.
+    public var port: Int
+    /// Round trips started on connections to it.
+    public var requests: Int
+    /// Failed dials and failed round trips on it.
+    public var failures: Int
+    /// Open connections to it (idle and leased).
+    public var openConnections: Int
+    /// True if new connections may go to it: among the host's addresses, not blacklisted, allowed.
+    public var inRotation: Bool
+    /// Why it is blacklisted, nil if it is not.
+    public var blacklistReason: BlacklistReason?
+    /// Until when it is blacklisted at least, nil if it is not.
+    public var blacklistedUntil: ContinuousClock.Instant?
+    /// When DNS last gave it; nil if its addresses never came from DNS.
+    public var lastResolved: ContinuousClock.Instant?
+    package init(ip: String, port: Int, requests: Int, failures: Int, openConnections: Int, inRotation: Bool, blacklistReason: BlacklistReason?, blacklistedUntil: ContinuousClock.Instant?, lastResolved: ContinuousClock.Instant?) {
+        self.ip = ip
+        self.port = port
+        self.requests = requests
+        self.failures = failures
+        self.openConnections = openConnections
+        self.inRotation = inRotation
+        self.blacklistReason = blacklistReason
+        self.blacklistedUntil = blacklistedUntil
+        self.lastResolved = lastResolved
+    }
+}

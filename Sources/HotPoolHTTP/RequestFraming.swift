@@ -1,0 +1,42 @@
+import HTTPTypes
+import HotPoolCore
+
+/// What frames a request on the wire, decided by the pool and checked before anything is
+/// written: the request line's target and the Host (HTTP/2: `:authority`), and the body's
+/// length. A caller's `Host` field replaces the pool's Host value (in its place: first after the
+/// request line; HTTP/2's `:authority`), once. A caller's `Content-Length` must say the body's
+/// length; `Transfer-Encoding` is the pool's alone (it sends a body whole, with Content-Length).
+/// So the server and every proxy on the way read the request exactly as the pool meant it.
+package enum RequestFraming {
+    /// The Host value a request is sent with: its own `Host` field, else its authority, else `default`.
+    static func hostValue(_ request: HTTPRequest, default defaultHost: String) -> String {
+        request.headerFields[.hostField] ?? request.authority ?? defaultHost
+    }
+
+    /// Why `request` with a body of `bodyCount` bytes cannot be sent as given, or nil if it can.
+    package static func problem(_ request: HTTPRequest, bodyCount: Int) -> String? {
+        let fields = request.headerFields
+        if fields[fields: .hostField].count > 1 { return "more than one Host field" }
+        if fields[.transferEncoding] != nil {
+            return "Transfer-Encoding is set by the pool (a body is sent whole, framed by Content-Length)"
+        }
+        let lengths = fields[fields: .contentLength]
+        if lengths.count > 1 { return "more than one Content-Length field" }
+        if let length = lengths.first?.value, length != String(bodyCount) {
+            return "Content-Length \(length) disagrees with the body's \(bodyCount) bytes"
+        }
+        if let path = request.path, path.isEmpty || !isVisibleASCIIOrUTF8(path) {
+            return "the path is empty or holds a space or control byte"
+        }
+        if let authority = fields[.hostField] ?? request.authority, authority.isEmpty || !isVisibleASCIIOrUTF8(authority) {
+            return "the Host or authority is empty or holds a space or control byte"
+        }
+        return nil
+    }
+
+    /// True if no byte of `text` is a space or a control byte (a request line and a Host line
+    /// must not hold one: field values have CR, LF and NUL turned into spaces already).
+    private static func isVisibleASCIIOrUTF8(_ text: String) -> Bool {
+        !text.utf8.contains { $0 <= 0x20 || $0 == 0x7F }
+    }
+}

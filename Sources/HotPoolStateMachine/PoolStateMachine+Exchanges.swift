@@ -1,0 +1,150 @@
+import HotPoolCore
+
+/// Requests on leased connections, health-check probes, and reading the state.
+extension PoolStateMachine {
+    mutating func requestExchange(_ handle: LeaseHandle, timeout: Int64) {
+        guard !closed else { return emit(.refuseExchange(.poolClosed)) }
+        guard let slot = leasedSlot(handle) else { return emit(.refuseExchange(.staleConnection)) }
+        let s = Int(slot)
+        let multiplexed = table.streamLimit[s] > 0
+        let busy = multiplexed ? streamLeases[slot]?[handle.lease]?.exchangeDeadline != nil : table.operation[s] != .none
+        guard !busy else { return emit(.refuseExchange(.connectionBusy)) }
+        counters.totalRequests += 1
+        table.requestCount[s] &+= 1
+        hostStore[ip: table.ipID[s]].requests += 1
+        guard isSound(slot) else {
+            // Closed by an earlier failure or by the server: a request that fails at once.
+            table.errorCount[s] &+= 1
+            counters.failedRequests += 1
+            hostStore[ip: table.ipID[s]].failures += 1
+            return emit(.refuseExchange(.connectionClosed(host: hostName(slot), ip: ipAddress(slot))))
+        }
+        let deadline = HotPoolCore.deadline(from: now, after: timeout)
+        armDeadlineTimer(at: deadline)
+        if multiplexed {
+            streamLeases[slot]![handle.lease]!.exchangeDeadline = deadline
+            table.exchanges[s] += 1
+            return emit(.startStreamExchange(handle))
+        }
+        table.operation[s] = .exchange
+        table.operationDeadline[s] = deadline
+        emit(.startExchange(table.handle(slot)))
+    }
+
+    mutating func exchangeEnded(_ handle: SlotHandle, _ outcome: ExchangeOutcome) {
+        guard table.isCurrent(handle) else { return }
+        let slot = handle.slot, s = Int(slot)
+        let kind = table.operation[s]
+        guard kind == .exchange || kind == .probe else { return }
+        table.operation[s] = .none
+        let ip = table.ipID[s]
+        let status: Int?
+        switch outcome {
+        case .answered(let answered, let unusable):
+            status = answered
+            if kind == .exchange { table.lastUsed[s] = now }  // a probe is not a use
+            hostStore[ip: ip].consecutiveFailures = 0
+            if let unusable { retire(slot, unusable) }
+        case .failed, .streamFailed, .notProcessed:
+            status = nil
+            table.errorCount[s] &+= 1
+            if kind == .exchange { counters.failedRequests += 1 }
+            retire(slot, .unhealthyOnReturn)
+            recordFailure(ip)
+        }
+        guard kind == .probe else { return }
+        table.lastChecked[s] = now
+        let passed = status.map { (200..<400).contains($0) } ?? false
+        if hostStore[ip: ip].recoverySlot == slot {
+            if passed {
+                recovered(slot)
+            } else {
+                destroy(slot, .healthCheckFailed)
+                recoveryFailed(ip)
+            }
+        } else if passed {
+            takeBack(slot)
+        } else {
+            reject(slot, .healthCheckFailed, status: status)
+        }
+    }
+
+    /// Starts a probe on every idle connection unused and unchecked for `interval`. The connection
+    /// leaves the idle list meanwhile, so no caller can lease it.
+    mutating func probeIdleConnections(interval: Int64) {
+        for slot in 0..<Int32(table.slotCount) where table.state[Int(slot)] == .idle {
+            let s = Int(slot)
+            let ping = configuration.pingsIdleHTTP2Connections && table.streamLimit[s] > 0
+            guard ping || configuration.probesWithRequest, now - max(table.lastUsed[s], table.lastChecked[s]) >= interval else { continue }
+            table.take(idle: slot)
+            startProbe(slot, ping: ping)
+        }
+    }
+
+    /// Sends the probe request (or, for an HTTP/2 health check, a PING) on a slot the pool holds
+    /// itself (a health check, a recovery probe), bounded by `validationTimeout`; answered with
+    /// `exchangeEnded`.
+    mutating func startProbe(_ slot: Int32, ping: Bool = false) {
+        let s = Int(slot)
+        table.leasedAt[s] = 0  // the pool's own lease, never reported as a leak
+        table.operation[s] = .probe
+        table.operationDeadline[s] = HotPoolCore.deadline(from: now, after: configuration.validationTimeout)
+        armDeadlineTimer(at: table.operationDeadline[s])
+        emit(ping ? .ping(table.handle(slot)) : .probe(table.handle(slot)))
+    }
+
+    // MARK: reading the state
+
+    package func hostName(_ slot: Int32) -> String { hostStore[host: table.hostID[Int(slot)]].key.name }
+    package func ipAddress(_ slot: Int32) -> String { hostStore[ip: table.ipID[Int(slot)]].address }
+    package func host(of slot: Int32) -> HostRecord { hostStore[host: table.hostID[Int(slot)]] }
+
+    package func snapshot() -> PoolStats {
+        var healthy = 0
+        for slot in 0..<Int32(table.slotCount) where table.state[Int(slot)] == .idle || table.state[Int(slot)] == .leased {
+            if isSound(slot) { healthy += 1 }
+        }
+        var byReason: [CloseReason: Int] = [:]
+        for reason in CloseReason.allCases { byReason[reason] = counters.closedByReason[Int(reason.code)] }
+        let requests = counters.totalRequests, failed = counters.failedRequests
+        return PoolStats(
+            totalConnections: table.connectionCount,
+            activeConnections: table.leasedCount,
+            idleConnections: table.idleCount,
+            healthyConnections: healthy,
+            totalRequests: requests,
+            failedRequests: failed,
+            successRate: requests == 0 ? 1 : Double(requests - failed) / Double(requests),
+            newConnectionsFromDNS: counters.connectionsFromDNS,
+            closedByReason: byReason,
+            dialingConnections: table.dialingCount,
+            failedDials: counters.failedDials,
+            waitingCallers: waiters.count,
+            staleHandleUses: counters.staleHandleUses,
+            connectionsOpened: counters.connectionsOpened)
+    }
+
+    /// One open connection as the machine sees it.
+    package struct ConnectionRecord {
+        package let slot: Int32
+        package let host: String
+        package let ip: String
+        package let requestCount: Int
+        package let errorCount: Int
+        package let isHealthy: Bool
+        package let created: Int64
+        package let lastUsed: Int64
+        package let isLeased: Bool
+    }
+
+    package func connectionRecords() -> [ConnectionRecord] {
+        (0..<Int32(table.slotCount)).compactMap { slot in
+            let s = Int(slot)
+            guard table.state[s] == .idle || table.state[s] == .leased else { return nil }
+            return ConnectionRecord(
+                slot: slot, host: hostName(slot), ip: ipAddress(slot), requestCount: Int(table.requestCount[s]),
+                errorCount: Int(table.errorCount[s]), isHealthy: isSound(slot), created: table.created[s],
+                lastUsed: table.lastUsed[s], isLeased: table.state[s] == .leased)
+        }
+    }
+}
