@@ -12,7 +12,7 @@ demo: deps
 
 # The test suite (serial: tests count this process's open fds), once on each I/O backend.
 test: deps
-	HOTPOOL_TEST_IO_BACKEND=epoll swift test --no-parallel
+	HOTPOOL_TEST_IO_BACKEND=epoll swift test --no-parallel --explicit-target-dependency-import-check=error
 	HOTPOOL_TEST_IO_BACKEND=io_uring swift test --no-parallel --skip-build
 
 # The suite under ThreadSanitizer and AddressSanitizer, each in its own build folder. LeakSanitizer

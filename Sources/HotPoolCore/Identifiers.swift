@@ -45,3 +45,14 @@ package struct WaiterID: Hashable, Sendable {
     }
 }
 
+
+/// Names one request the driver asks the machine to decide on (`requestExchange`): the
+/// machine's answer (`startExchange`, `startStreamExchange` or `refuseExchange`) carries it, so
+/// an answer is matched with its request by name, never by order. Never reused within a pool.
+package struct ExchangeID: Hashable, Sendable {
+    package let raw: UInt64
+
+    package init(raw: UInt64) {
+        self.raw = raw
+    }
+}

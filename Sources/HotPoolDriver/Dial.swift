@@ -108,7 +108,6 @@ extension PoolDriver {
             switch unusable {
             case nil:
                 io[s] = nil
-                metrics.opened()
                 logger.debug("connected", metadata: ["host": "\(host)", "ip": "\(ip)", "http": "\(http2[s] == nil ? "1.1" : "2")"])
                 if let connection = http2[s] {
                     connection.announcedLimit = connection.streamLimit

@@ -51,12 +51,10 @@ final class ExchangeOp {
         self.requester = requester
     }
 
-    /// Hands the outcome to the caller who asked (a probe's outcome is the machine's alone); a
-    /// failure is counted in `metrics` when given.
-    func finish(_ result: Result<HotResponse, HotPoolError>, metrics: PoolMetrics?) {
+    /// Hands the outcome to the caller who asked (a probe's outcome is the machine's alone).
+    func finish(_ result: Result<HotResponse, HotPoolError>) {
         switch requester {
         case .caller(let handoff), .execute(let handoff):
-            if case .failure = result { metrics?.requestFailed() }
             handoff.tryDeliver(result)
         case .healthCheck:
             break
@@ -169,7 +167,7 @@ extension PoolDriver {
         send(.exchangeEnded(machine.table.handle(slot), .answered(status: response.head.status.code, unusable: unusable)))
         let answer = HotResponse(head: response.head, body: response.body, bodyEndedWithoutCloseNotify: endedWithoutCloseNotify,
                                  connectionReusable: unusable == nil)
-        finish(op, .success(answer), metrics: metrics)
+        finish(op, .success(answer))
     }
 
     /// The exchange failed (or timed out): the machine marks the connection unhealthy and has its
@@ -180,7 +178,7 @@ extension PoolDriver {
             "host": "\(machine.hostName(slot))", "ip": "\(machine.ipAddress(slot))", "error": "\(error)",
         ])
         send(.exchangeEnded(machine.table.handle(slot), .failed))
-        finish(op, .failure(error), metrics: metrics)
+        finish(op, .failure(error))
     }
 
     func tlsError(_ slot: Int32, _ rc: Int32) -> HotPoolError {

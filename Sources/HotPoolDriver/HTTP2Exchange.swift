@@ -156,7 +156,7 @@ extension PoolDriver {
         } else {
             send(.exchangeEnded(machine.table.handle(slot), outcome))
         }
-        finish(op, result, metrics: metrics)
+        finish(op, result)
     }
 
     /// An `execute` whose request the server did not process (its stream was refused) runs once

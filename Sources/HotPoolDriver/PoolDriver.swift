@@ -68,7 +68,7 @@ package final class PoolDriver: @unchecked Sendable {
     package let reactor: Reactor
     let resolver: Resolver
     let logger: Logger
-    package let metrics = PoolMetrics()
+    package private(set) var metrics = PoolMetrics()
     @exclusivity(unchecked) package var machine: PoolStateMachine
     /// Bytes of pool state per slot: the machine's table columns plus this I/O table's.
     package let bytesPerSlot: Int
@@ -152,9 +152,13 @@ package final class PoolDriver: @unchecked Sendable {
     private let waiterIDs = Atomic<UInt64>(0)
     /// Callers waiting for a connection, by id.
     @exclusivity(unchecked) private var callers: [WaiterID: Caller] = [:]
-    /// The requests `requestExchange` events are deciding on, in the order sent: the machine
-    /// answers each such event with exactly one `startExchange` or `refuseExchange`.
-    @exclusivity(unchecked) private var requestsAwaitingDecision = Deque<ExchangeOp>()
+    /// The requests `requestExchange` events are deciding on, by the id the machine's answer names.
+    @exclusivity(unchecked) private var requestsAwaitingDecision: [ExchangeID: ExchangeOp] = [:]
+    /// The last id given to a request (the reactor thread's alone).
+    private var lastExchangeID: UInt64 = 0
+    /// Decisions that named a request this driver does not have: a fault of the machine or of
+    /// the driver, logged, counted here, and reported back so nothing stays reserved.
+    package private(set) var unknownDecisions = 0
     /// A get made on the reactor thread (`acquireNow`) and the answer it had at once, if any.
     private var inlineCaller: WaiterID?
     private var inlineAnswer: Result<Lease, HotPoolError>?
@@ -225,14 +229,11 @@ package final class PoolDriver: @unchecked Sendable {
     }
 
     private func handle(_ event: PoolStateMachine.Event) {
-        let undecided = requestsAwaitingDecision.count
         machine.handle(event, now: reactor.now, into: &actions)
+        metrics.follow(machine.counters)
         if !actions.isEmpty {  // a put to idle, the commonest event, has no actions
             for index in actions.indices { execute(actions[index]) }
             actions.removeAll(keepingCapacity: true)
-        }
-        if case .requestExchange = event {
-            assert(requestsAwaitingDecision.count == undecided - 1, "a requestExchange not decided exactly once")
         }
     }
 
@@ -249,19 +250,16 @@ package final class PoolDriver: @unchecked Sendable {
                 precondition(id == inlineCaller, "an answer for an unknown caller")
                 inlineAnswer = .failure(error)
             }
-        case .startExchange(let handle):
-            metrics.request()
-            startExchange(handle.slot, requestsAwaitingDecision.removeFirst())
-        case .startStreamExchange(let lease):
-            let op = requestsAwaitingDecision.removeFirst()
-            if !op.isRetry { metrics.request() }  // the machine counts a retried request once
+        case .startExchange(let id, let handle):
+            guard let op = requestsAwaitingDecision.removeValue(forKey: id) else { return unknownDecision(action) }
+            startExchange(handle.slot, op)
+        case .startStreamExchange(let id, let lease):
+            guard let op = requestsAwaitingDecision.removeValue(forKey: id) else { return unknownDecision(action) }
             op.streamLease = lease
             startHTTP2Exchange(lease.slot, op)
-        case .refuseExchange(let error):
-            // A request on a closed connection counts (as the machine counts it); a refused handle does not.
-            let counted = if case .connectionClosed = error { true } else { false }
-            if counted { metrics.request() }
-            finish(requestsAwaitingDecision.removeFirst(), .failure(error), metrics: counted ? metrics : nil)
+        case .refuseExchange(let id, let error):
+            guard let op = requestsAwaitingDecision.removeValue(forKey: id) else { return unknownDecision(action) }
+            finish(op, .failure(error))
         case .probe(let handle): startProbe(handle.slot)
         case .ping(let handle): startPing(handle.slot)
         case .closeSocket(let handle, let notify):
@@ -287,6 +285,18 @@ package final class PoolDriver: @unchecked Sendable {
             logger.warning(
                 "connection leased for \(Duration.nanoseconds(nanos)) without being returned (missing putConnection?)",
                 metadata: ["host": "\(machine.hostName(handle.slot))", "ip": "\(machine.ipAddress(handle.slot))"])
+        }
+    }
+
+    /// A decision named a request this driver does not have: logged and counted; a start is
+    /// reported back as not processed, so the machine frees what it reserved for the request.
+    private func unknownDecision(_ action: PoolStateMachine.Action) {
+        unknownDecisions += 1
+        logger.error("the state machine decided on a request the driver does not have", metadata: ["decision": "\(action)"])
+        switch action {
+        case .startExchange(_, let handle): send(.exchangeEnded(handle, .notProcessed))
+        case .startStreamExchange(_, let lease): send(.streamExchangeEnded(lease, .notProcessed))
+        default: break
         }
     }
 
@@ -332,14 +342,21 @@ package final class PoolDriver: @unchecked Sendable {
     /// A caller's round trip of `message` (made on its thread) on the connection it leases.
     package func requestExchange(_ handle: LeaseHandle, _ message: ExchangeMessage, timeout: Duration,
                          _ handoff: Handoff<Result<HotResponse, HotPoolError>>) {
-        requestsAwaitingDecision.append(ExchangeOp(message, limits: config.responseLimits, requester: .caller(handoff)))
-        send(.requestExchange(handle, timeout: timeout.nanoseconds))
+        decide(ExchangeOp(message, limits: config.responseLimits, requester: .caller(handoff)), on: handle, timeout: timeout.nanoseconds)
+    }
+
+    /// Asks the machine to decide on the exchange `op` on the lease, under a new id.
+    private func decide(_ op: ExchangeOp, on handle: LeaseHandle, timeout: Int64) {
+        lastExchangeID += 1
+        let id = ExchangeID(raw: lastExchangeID)
+        requestsAwaitingDecision[id] = op
+        send(.requestExchange(id, on: handle, timeout: timeout))
     }
 
     /// Hands an exchange's outcome to its requester; an `execute` then puts its connection back
     /// (unless the connection was destroyed meanwhile, which ended the lease).
-    func finish(_ op: ExchangeOp, _ result: Result<HotResponse, HotPoolError>, metrics: PoolMetrics?) {
-        op.finish(result, metrics: metrics)
+    func finish(_ op: ExchangeOp, _ result: Result<HotResponse, HotPoolError>) {
+        op.finish(result)
         if let lease = op.lease, machine.isCurrent(lease) { send(.release(lease)) }
     }
 
@@ -353,8 +370,7 @@ package final class PoolDriver: @unchecked Sendable {
                                 limits: config.responseLimits, requester: .execute(pending.handoff))
             op.lease = handle
             if pending.retried { op.isRetry = true } else { op.retry = pending }
-            requestsAwaitingDecision.append(op)
-            return send(.requestExchange(handle, timeout: pending.timeout))
+            return decide(op, on: handle, timeout: pending.timeout)
         }
         let lease = Lease(handle: handle, identity: identity, httpVersion: isHTTP2 ? .http2 : .http1_1)
         if case .get(let handoff)? = caller {
@@ -388,7 +404,7 @@ package final class PoolDriver: @unchecked Sendable {
         let slot = destruction.handle.slot
         let error: HotPoolError = destruction.reason == .poolClosed
             ? .poolClosed : .connectionClosed(host: destruction.host, ip: destruction.ip)
-        if case .exchange(let op)? = io[Int(slot)] { finish(op, .failure(error), metrics: metrics) }
+        if case .exchange(let op)? = io[Int(slot)] { finish(op, .failure(error)) }
         failHTTP2Exchanges(slot, error)  // their ends reach a machine that has freed the slot: ignored
         io[Int(slot)] = nil
         closeSocket(destruction.handle, sendCloseNotify: destruction.sendCloseNotify)

@@ -18,10 +18,27 @@ package struct PoolMetrics {
     private let idleGauge = Gauge(label: "hotpool_connections", dimensions: [("state", "idle")])
     private let healthyGauge = Gauge(label: "hotpool_connections", dimensions: [("state", "healthy")])
 
+    /// The machine's counts exported so far. The counters follow the machine's own counting
+    /// (the figures `PoolStats` shows), so no counting rule is written twice; a request the
+    /// machine stops counting (its stream was refused unprocessed) and counts again where it is
+    /// retried is exported once.
+    private var exportedRequests = 0, exportedFailures = 0, exportedOpened = 0
+
+    package init() {}
+
     func closed(_ reason: CloseReason) { closedCounters[reason]?.increment() }
-    func opened() { openedCounter.increment() }
-    func request() { requestCounter.increment() }
-    func requestFailed() { failedRequestCounter.increment() }
+
+    /// Brings the counters up to the machine's counts (after every event: three comparisons).
+    mutating func follow(_ counts: PoolStateMachine.Counters) {
+        func advance(_ counter: Counter, _ exported: inout Int, to count: Int) {
+            guard count > exported else { return }
+            counter.increment(by: count - exported)
+            exported = count
+        }
+        advance(requestCounter, &exportedRequests, to: counts.totalRequests)
+        advance(failedRequestCounter, &exportedFailures, to: counts.failedRequests)
+        advance(openedCounter, &exportedOpened, to: counts.connectionsOpened)
+    }
 
     /// Updates the gauges from a snapshot (on stats reads, cleanup ticks and close).
     package func record(_ stats: PoolStats) {

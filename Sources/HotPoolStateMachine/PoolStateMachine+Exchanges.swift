@@ -2,13 +2,13 @@ import HotPoolCore
 
 /// Requests on leased connections, health-check probes, and reading the state.
 extension PoolStateMachine {
-    mutating func requestExchange(_ handle: LeaseHandle, timeout: Int64) {
-        guard !closed else { return emit(.refuseExchange(.poolClosed)) }
-        guard let slot = leasedSlot(handle) else { return emit(.refuseExchange(.staleConnection)) }
+    mutating func requestExchange(_ id: ExchangeID, on handle: LeaseHandle, timeout: Int64) {
+        guard !closed else { return emit(.refuseExchange(id, .poolClosed)) }
+        guard let slot = leasedSlot(handle) else { return emit(.refuseExchange(id, .staleConnection)) }
         let s = Int(slot)
         let multiplexed = table.streamLimit[s] > 0
         let busy = multiplexed ? streamLeases[slot]?[handle.lease]?.exchangeDeadline != nil : table.operation[s] != .none
-        guard !busy else { return emit(.refuseExchange(.connectionBusy)) }
+        guard !busy else { return emit(.refuseExchange(id, .connectionBusy)) }
         counters.totalRequests += 1
         table.requestCount[s] &+= 1
         hostStore[ip: table.ipID[s]].requests += 1
@@ -17,18 +17,26 @@ extension PoolStateMachine {
             table.errorCount[s] &+= 1
             counters.failedRequests += 1
             hostStore[ip: table.ipID[s]].failures += 1
-            return emit(.refuseExchange(.connectionClosed(host: hostName(slot), ip: ipAddress(slot))))
+            return emit(.refuseExchange(id, .connectionClosed(host: hostName(slot), ip: ipAddress(slot))))
         }
         let deadline = HotPoolCore.deadline(from: now, after: timeout)
         armDeadlineTimer(at: deadline)
         if multiplexed {
             streamLeases[slot]![handle.lease]!.exchangeDeadline = deadline
             table.exchanges[s] += 1
-            return emit(.startStreamExchange(handle))
+            return emit(.startStreamExchange(id, handle))
         }
         table.operation[s] = .exchange
         table.operationDeadline[s] = deadline
-        emit(.startExchange(table.handle(slot)))
+        emit(.startExchange(id, table.handle(slot)))
+    }
+
+    /// A request counted when it was decided was not processed (the server refused its stream,
+    /// or it was never sent): it counts where it runs again, if anywhere.
+    mutating func uncountRequest(_ slot: Int32) {
+        counters.totalRequests -= 1
+        table.requestCount[Int(slot)] &-= 1
+        hostStore[ip: table.ipID[Int(slot)]].requests -= 1
     }
 
     mutating func exchangeEnded(_ handle: SlotHandle, _ outcome: ExchangeOutcome) {
@@ -45,6 +53,8 @@ extension PoolStateMachine {
             if kind == .exchange { table.lastUsed[s] = now }  // a probe is not a use
             hostStore[ip: ip].consecutiveFailures = 0
             if let unusable { retire(slot, unusable) }
+        case .notProcessed where kind == .exchange:
+            return uncountRequest(slot)
         case .failed, .streamFailed, .notProcessed:
             status = nil
             table.errorCount[s] &+= 1

@@ -92,9 +92,7 @@ extension PoolStateMachine {
             table.errorCount[s] &+= 1
             counters.failedRequests += 1
         case .notProcessed:
-            counters.totalRequests -= 1
-            table.requestCount[s] &-= 1
-            hostStore[ip: ip].requests -= 1
+            uncountRequest(slot)
         }
         exchangeStopped(slot)
         updateSharing(slot)

@@ -108,8 +108,8 @@ package struct PoolStateMachine: ~Copyable {
         case failed
         /// The request's HTTP/2 stream failed (reset, or refused over a limit); its connection is sound.
         case streamFailed
-        /// The server did not process the request (its stream was refused): it is retried
-        /// elsewhere and counted there, not here.
+        /// The request was not processed (the server refused its stream, or the driver had no
+        /// request to send): it is not counted here, and the connection is sound.
         case notProcessed
     }
 
@@ -141,8 +141,9 @@ package struct PoolStateMachine: ~Copyable {
         case rejectValidation(LeaseHandle, status: Int)
         /// A handle of another pool was used.
         case foreignHandleUsed
-        /// A caller asks to run a request on its lease, bounded by `timeout` ns.
-        case requestExchange(LeaseHandle, timeout: Int64)
+        /// A caller asks to run the request `id` on its lease, bounded by `timeout` ns; answered
+        /// with exactly one `startExchange`, `startStreamExchange` or `refuseExchange` naming `id`.
+        case requestExchange(ExchangeID, on: LeaseHandle, timeout: Int64)
         case exchangeEnded(SlotHandle, ExchangeOutcome)
         /// A caller's exchange on an HTTP/2 connection ended (`startStreamExchange` began it).
         case streamExchangeEnded(LeaseHandle, ExchangeOutcome)
@@ -207,13 +208,14 @@ package struct PoolStateMachine: ~Copyable {
         case dial(SlotHandle, DialTarget)
         case lease(WaiterID, LeaseHandle)
         case fail(WaiterID, HotPoolError)
-        /// Send the request `requestExchange` asked for; answer with `exchangeEnded`.
-        case startExchange(SlotHandle)
-        /// Open a stream for the request `requestExchange` asked for on an HTTP/2 connection;
-        /// answer with `streamExchangeEnded`.
-        case startStreamExchange(LeaseHandle)
+        /// Send the request `requestExchange` asked for on the HTTP/1.1 connection; answer with
+        /// `exchangeEnded`.
+        case startExchange(ExchangeID, SlotHandle)
+        /// Open a stream for the request `requestExchange` asked for on the HTTP/2 connection of
+        /// the lease; answer with `streamExchangeEnded`.
+        case startStreamExchange(ExchangeID, LeaseHandle)
         /// The request `requestExchange` asked for fails at once, nothing sent.
-        case refuseExchange(HotPoolError)
+        case refuseExchange(ExchangeID, HotPoolError)
         /// Send the health-check request; answer with `exchangeEnded`.
         case probe(SlotHandle)
         /// Send an HTTP/2 PING (a health check); answer with `exchangeEnded` (`.answered` once acknowledged).
@@ -246,7 +248,7 @@ package struct PoolStateMachine: ~Copyable {
     var hostStore = HostStore()
     var waiters = WaiterQueue()
     package var closed = false
-    var counters = Counters()
+    package internal(set) var counters = Counters()
     /// Idle connections the last `cleanupIdle` or `cleanupExpired` destroyed.
     package var lastCleanupCount = 0
     /// Host records held now.
@@ -280,13 +282,13 @@ package struct PoolStateMachine: ~Copyable {
     }
 
     /// Counters only the machine writes; exact, since one thread runs it.
-    struct Counters {
-        var totalRequests = 0
-        var failedRequests = 0
+    package struct Counters {
+        package var totalRequests = 0
+        package var failedRequests = 0
         var closedByReason = [Int](repeating: 0, count: CloseReason.allCases.count + 1)
         var failedDials = 0
         var staleHandleUses = 0
-        var connectionsOpened = 0
+        package var connectionsOpened = 0
         var connectionsFromDNS = 0
     }
 
@@ -335,7 +337,7 @@ package struct PoolStateMachine: ~Copyable {
             if status == 403 { blacklist(ip, .forbidden, period: configuration.blacklistTimeout) }
         case .foreignHandleUsed:
             counters.staleHandleUses += 1
-        case .requestExchange(let handle, let timeout): requestExchange(handle, timeout: timeout)
+        case .requestExchange(let id, let handle, let timeout): requestExchange(id, on: handle, timeout: timeout)
         case .exchangeEnded(let handle, let outcome): exchangeEnded(handle, outcome)
         case .streamExchangeEnded(let handle, let outcome): streamExchangeEnded(handle, outcome)
         case .setAddresses(let addresses, let name): setAddresses(addresses, forHost: name)

@@ -237,7 +237,7 @@ struct ModelRun: ~Copyable {
                 check(caller?.asksForAnswer == true, "caller \(id.raw) answered twice, never asked, or not for an answer")
             case .reportLookupFailure:
                 break
-            case .startExchange(let slot):
+            case .startExchange(_, let slot):
                 check(model.connections[slot]?.state == .leased && model.connections[slot]?.exchange == false, "exchange on \(slot)")
                 model.connections[slot]?.exchange = true
             case .refuseExchange:
@@ -396,13 +396,13 @@ struct ModelRun: ~Copyable {
             let event: PoolStateMachine.Event = switch Int.random(in: 0..<3, using: &rng) {
             case 0: .release(stale)
             case 1: .remove(stale)
-            default: .requestExchange(stale, timeout: 30)
+            default: .requestExchange(.test, on: stale, timeout: 30)
             }
             let actions = h.send(event)
-            check(actions.isEmpty || actions == [.refuseExchange(.staleConnection)], "a stale handle acted: \(actions)")
+            check(actions.isEmpty || actions == [.refuseExchange(.test, .staleConnection)], "a stale handle acted: \(actions)")
             check(h.stats.staleHandleUses == before + 1, "a stale handle not counted")
         case 38..<46:
-            if let lease = model.held.keys.randomElement(using: &rng) { send(.requestExchange(lease, timeout: 30)) }
+            if let lease = model.held.keys.randomElement(using: &rng) { send(.requestExchange(.test, on: lease, timeout: 30)) }
         case 46..<56:
             guard let slot = model.connections.filter({ $0.value.exchange }).keys.randomElement(using: &rng) else { break }
             let outcome: PoolStateMachine.ExchangeOutcome = switch Int.random(in: 0..<10, using: &rng) {

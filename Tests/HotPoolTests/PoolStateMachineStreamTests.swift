@@ -85,16 +85,16 @@ import Testing
         let first = connect(&h, limit: 10)
         let second = leases(h.acquire("a.test").1)[0]
         let slot = SlotHandle(slot: first.slot, generation: 0)
-        #expect(h.send(.requestExchange(first, timeout: 1_000_000)).withoutTimers == [.startStreamExchange(first)])
-        #expect(h.send(.requestExchange(second, timeout: 1_000_000)).withoutTimers == [.startStreamExchange(second)])
-        #expect(h.send(.requestExchange(first, timeout: 1_000_000)) == [.refuseExchange(.connectionBusy)], "one exchange per lease")
+        #expect(h.send(.requestExchange(.test, on: first, timeout: 1_000_000)).withoutTimers == [.startStreamExchange(.test, first)])
+        #expect(h.send(.requestExchange(.test, on: second, timeout: 1_000_000)).withoutTimers == [.startStreamExchange(.test, second)])
+        #expect(h.send(.requestExchange(.test, on: first, timeout: 1_000_000)) == [.refuseExchange(.test, .connectionBusy)], "one exchange per lease")
         // The first fails: the connection must go, but the second exchange is still under way.
         #expect(h.send(.streamExchangeEnded(first, .failed)) == [])
         let (_, other) = h.acquire("a.test")
         #expect(other.hasDial, "no new stream on it: a new connection is dialed")
         #expect(h.send(.streamExchangeEnded(second, .answered(status: 200, unusable: nil))) == [.closeSocket(slot, sendCloseNotify: false)],
                 "closed once no exchange is under way")
-        #expect(h.send(.requestExchange(second, timeout: 1_000)) == [.refuseExchange(.connectionClosed(host: "a.test", ip: "192.0.2.1"))])
+        #expect(h.send(.requestExchange(.test, on: second, timeout: 1_000)) == [.refuseExchange(.test, .connectionClosed(host: "a.test", ip: "192.0.2.1"))])
         #expect(h.send(.release(first)).destroyed == [])
         #expect(h.send(.release(second)).destroyed == [.unhealthyOnReturn], "destroyed with its last lease, once")
         #expect(h.stats.failedRequests == 2 && h.stats.totalRequests == 3)
@@ -104,17 +104,17 @@ import Testing
         var h = harness()
         let first = connect(&h, limit: 10)
         let second = leases(h.acquire("a.test").1)[0]
-        _ = h.send(.requestExchange(first, timeout: 1_000_000))
+        _ = h.send(.requestExchange(.test, on: first, timeout: 1_000_000))
         #expect(h.send(.release(first)) == [.abortStreamExchange(first)])
         #expect(h.send(.streamExchangeEnded(first, .failed)) == [], "the abandoned exchange's end is ignored")
         #expect(h.stats.healthyConnections == 1 && h.stats.failedRequests == 1)
-        #expect(h.send(.requestExchange(second, timeout: 1_000)).withoutTimers == [.startStreamExchange(second)])
+        #expect(h.send(.requestExchange(.test, on: second, timeout: 1_000)).withoutTimers == [.startStreamExchange(.test, second)])
     }
 
     @Test func aStreamExchangePastItsDeadlineIsAborted() {
         var h = harness()
         let lease = connect(&h, limit: 10)
-        _ = h.send(.requestExchange(lease, timeout: 1_000))
+        _ = h.send(.requestExchange(.test, on: lease, timeout: 1_000))
         h.now += 2_000
         #expect(h.send(.timerFired(.deadlines)).contains(.abortStreamExchange(lease)))
         h.now += 2_000
@@ -124,7 +124,7 @@ import Testing
     @Test func aStreamNotProcessedIsNotCounted() {
         var h = harness()
         let lease = connect(&h, limit: 10)
-        _ = h.send(.requestExchange(lease, timeout: 1_000_000))
+        _ = h.send(.requestExchange(.test, on: lease, timeout: 1_000_000))
         _ = h.send(.streamExchangeEnded(lease, .notProcessed))
         #expect(h.stats.totalRequests == 0 && h.stats.failedRequests == 0 && h.stats.healthyConnections == 1)
     }
@@ -133,8 +133,8 @@ import Testing
         var h = harness()
         let first = connect(&h, limit: 10)
         let second = leases(h.acquire("a.test").1)[0]
-        _ = h.send(.requestExchange(first, timeout: 1_000_000))
-        _ = h.send(.requestExchange(second, timeout: 1_000_000))
+        _ = h.send(.requestExchange(.test, on: first, timeout: 1_000_000))
+        _ = h.send(.requestExchange(.test, on: second, timeout: 1_000_000))
         #expect(h.send(.close).destroyed == [.poolClosed])
         #expect(h.stats.failedRequests == 2 && h.stats.totalConnections == 0)
         #expect(h.send(.release(first)) == [] && h.send(.release(second)) == [])
@@ -145,7 +145,7 @@ import Testing
         let first = connect(&h, limit: 10)
         let validating = leases(h.acquire("a.test").1)[0]
         let slot = SlotHandle(slot: first.slot, generation: 0)
-        _ = h.send(.requestExchange(first, timeout: 1_000_000))
+        _ = h.send(.requestExchange(.test, on: first, timeout: 1_000_000))
         #expect(h.send(.rejectValidation(validating, status: 403)).destroyed == [], "another caller's exchange is under way")
         #expect(h.machine.hostStore[ip: h.machine.table.ipID[Int(slot.slot)]].blacklistedUntil > h.now, "the 403 blacklists the IP")
         #expect(h.send(.streamExchangeEnded(first, .answered(status: 200, unusable: nil))) == [.closeSocket(slot, sendCloseNotify: false)])
@@ -156,7 +156,7 @@ import Testing
     @Test func oneBrokenConnectionIsOneFailureOfItsIP() {
         var h = harness()
         let held = [connect(&h, limit: 10)] + (0..<4).map { _ in leases(h.acquire("a.test").1)[0] }
-        for lease in held { _ = h.send(.requestExchange(lease, timeout: 1_000_000)) }
+        for lease in held { _ = h.send(.requestExchange(.test, on: lease, timeout: 1_000_000)) }
         for lease in held { _ = h.send(.streamExchangeEnded(lease, .failed)) }
         let ip = h.machine.table.ipID[Int(held[0].slot)]
         #expect(h.machine.hostStore[ip: ip].consecutiveFailures == 1)
