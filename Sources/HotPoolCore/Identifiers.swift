@@ -33,13 +33,9 @@ package struct LeaseHandle: Hashable, Sendable {
 
 /// Names one caller (a get, an `execute`, a `prewarm`, a `refreshAddresses`) within a pool; never
 /// reused.
-package struct WaiterID: Hashable, Sendable {
+package struct WaiterID: Hashable, Sendable, BitwiseCopyable {
     package let raw: UInt64
 
-    /// Who a dial with no caller is for: a pre-warmed idle connection, or a blacklisted IP's
-    /// recovery probe. Callers' ids start at 1 and never reach `UInt64.max`.
-    package static let warming = WaiterID(raw: 0)
-    package static let recovery = WaiterID(raw: .max)
     package init(raw: UInt64) {
         self.raw = raw
     }

@@ -1,5 +1,5 @@
 /// Why a connection was destroyed. Every destroyed connection is counted under exactly one.
-public enum CloseReason: Hashable, Sendable, CaseIterable {
+public enum CloseReason: Hashable, Sendable, CaseIterable, BitwiseCopyable {
     /// Returned after a network or TLS error marked it unhealthy, or after the server closed it.
     case unhealthyOnReturn
     /// `removeConnection` was called.
@@ -33,14 +33,6 @@ public enum CloseReason: Hashable, Sendable, CaseIterable {
 
     /// The server ended the connection (closed it, reset it, or sent what nobody asked for).
     package var isServerInitiated: Bool { self == .remoteClosed || self == .networkError || self == .unsolicitedData }
-
-    /// A compact code for the table's `pendingClose` column (0 = none).
-    package var code: UInt8 { UInt8(Self.allCases.firstIndex(of: self)! + 1) }
-
-    package init?(code: UInt8) {
-        guard code > 0, Int(code) <= Self.allCases.count else { return nil }
-        self = Self.allCases[Int(code) - 1]
-    }
 }
 
 /// A snapshot of the pool, read on its reactor thread, so every figure is from the same instant.

@@ -219,7 +219,7 @@ extension PoolDriver {
     func endPing(_ slot: Int32, _ connection: HTTP2Connection, passed: Bool) {
         connection.pinging = false
         let unusable: CloseReason? = connection.goAwayReported ? .remoteClosed : nil
-        send(.exchangeEnded(machine.table.handle(slot), passed ? .answered(status: 200, unusable: unusable) : .failed))
+        send(.exchangeEnded(machine.table.handle(slot), passed ? .acknowledged(unusable: unusable) : .failed))
     }
 
     /// Stops the connection's health check past its deadline.

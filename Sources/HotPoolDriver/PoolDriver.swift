@@ -179,7 +179,9 @@ package final class PoolDriver: @unchecked Sendable {
     /// ends a session whose server keeps asking without reading the answers.
     static let maxUnsentOutput = 1 << 20
     /// Scratch buffer for TLS reads (every read happens on this thread).
-    let readBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 * 1024, alignment: 16)
+    let readBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: PoolDriver.readBufferSize, alignment: 16)
+    /// Plaintext taken from a TLS engine per read: four 16 KiB TLS records.
+    static let readBufferSize = 64 * 1024
 
     /// The instant and monotonic time taken together, to turn table times into clock instants.
     private let epochInstant = ContinuousClock.now

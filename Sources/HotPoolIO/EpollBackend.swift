@@ -42,12 +42,14 @@ package final class EpollBackend: IOBackend {
     static let readBudgetPerTurn = 256 * 1024
     /// What `recv` reads into (allocated last in `init`, so a failed set-up leaks nothing).
     private let receiveBuffer: UnsafeMutableRawBufferPointer
+    /// Bytes one `recv` takes: four 16 KiB TLS records.
+    static let receiveBufferSize = 64 * 1024
 
     package init() throws(SystemError) {
         let fd = hp_epoll_create()
         guard fd >= 0 else { throw SystemError(call: "epoll_create1", errno: -fd) }
         epfd = fd
-        receiveBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 * 1024, alignment: 16)
+        receiveBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: Self.receiveBufferSize, alignment: 16)
     }
 
     deinit { receiveBuffer.deallocate() }

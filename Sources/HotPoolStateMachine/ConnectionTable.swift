@@ -1,5 +1,18 @@
 import HotPoolCore
 
+/// Whom a dial is for.
+enum Dialer: Equatable, BitwiseCopyable {
+    /// A caller waiting for a connection.
+    case caller(WaiterID)
+    /// No caller: a connection kept warm (`minIdlePerHost`, `prewarm`).
+    case warming
+    /// No caller: a blacklisted IP's recovery probe.
+    case recovery
+
+    /// The caller the dial is for, if any.
+    var caller: WaiterID? { if case .caller(let id) = self { id } else { nil } }
+}
+
 /// Where a slot is in a connection's life.
 enum SlotState: UInt8 {
     case free
@@ -64,13 +77,13 @@ package final class ConnectionTable {
     let lastChecked: Column<Int64>
     let requestCount: Column<UInt32>
     let errorCount: Column<UInt32>
-    /// Why the connection is to be destroyed when it comes back (`CloseReason.code`); 0 = none.
-    let pendingClose: Column<UInt8>
+    /// Why the connection is to be destroyed when it comes back; nil while it is not to be.
+    let pendingClose: Column<CloseReason?>
     /// The operation under way and its deadline (monotonic ns).
     let operation: Column<SlotOperation>
     let operationDeadline: Column<Int64>
-    /// The waiter a dial was started for (`WaiterID.raw`); 0 = none.
-    let dialWaiter: Column<UInt64>
+    /// Whom the dial under way is for (meaningful while the slot is dialing).
+    let dialer: Column<Dialer>
     /// When the current lease began; 0 once a long lease has been reported.
     let leasedAt: Column<Int64>
     /// An HTTP/2 connection's stream limit: how many callers may lease it at once (the server's
@@ -136,10 +149,10 @@ package final class ConnectionTable {
         lastChecked = column(Int64.self)
         requestCount = column(UInt32.self)
         errorCount = column(UInt32.self)
-        pendingClose = column(UInt8.self)
+        pendingClose = column(CloseReason?.self)
         operation = column(SlotOperation.self)
         operationDeadline = column(Int64.self)
-        dialWaiter = column(UInt64.self)
+        dialer = column(Dialer.self)
         leasedAt = column(Int64.self)
         streamLimit = column(Int32.self)
         streams = column(Int32.self)
@@ -227,10 +240,9 @@ package final class ConnectionTable {
         lastChecked[s] = now
         requestCount[s] = 0
         errorCount[s] = 0
-        pendingClose[s] = 0
+        pendingClose[s] = nil
         operation[s] = .none
         operationDeadline[s] = 0
-        dialWaiter[s] = 0
         leasedAt[s] = 0
         streamLimit[s] = 0
         streams[s] = 0

@@ -58,8 +58,8 @@ package struct IPRecord {
     package var blacklistedUntil: Int64 = 0
     /// How long the current blacklisting lasts: doubled each time a recovery probe fails.
     var blacklistPeriod: Int64 = 0
-    /// The slot of the recovery probe under way, or -1.
-    var recoverySlot: Int32 = -1
+    /// The slot of the recovery probe under way, if one is.
+    var recoverySlot: Int32?
     /// Left out by the host name's allow list (`allowOnly`).
     var disallowed = false
     /// DNS no longer gives it: it takes no new connections, and its connections close.

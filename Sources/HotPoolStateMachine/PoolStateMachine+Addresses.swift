@@ -82,7 +82,7 @@ extension PoolStateMachine {
     /// expiry.
     mutating func blacklist(_ ip: Int32, _ reason: BlacklistReason, period: Int64) {
         let until = HotPoolCore.deadline(from: now, after: period)
-        hostStore[ip: ip].recoverySlot = -1
+        hostStore[ip: ip].recoverySlot = nil
         if hostStore[ip: ip].blacklistReason == .manual && reason != .manual {
             hostStore[ip: ip].blacklistedUntil = max(hostStore[ip: ip].blacklistedUntil, until)
         } else {
@@ -158,7 +158,7 @@ extension PoolStateMachine {
             hostStore.setManualBlacklist(nil, address: hostStore[ip: ip].address, forName: host)
         }
         hostStore[ip: ip].blacklistReason = nil
-        hostStore[ip: ip].recoverySlot = -1  // a probe under way no longer decides anything
+        hostStore[ip: ip].recoverySlot = nil  // a probe under way no longer decides anything
         hostStore[ip: ip].blacklistedUntil = 0
         hostStore[ip: ip].blacklistPeriod = 0
         hostStore[ip: ip].consecutiveFailures = 0
@@ -174,7 +174,7 @@ extension PoolStateMachine {
         for host in hostStore.hostIDs {
             for ip in hostStore[host: host].ipRecords {
                 let record = hostStore[ip: ip]
-                guard record.blacklistReason != nil, record.blacklistedUntil <= now, record.recoverySlot < 0,
+                guard record.blacklistReason != nil, record.blacklistedUntil <= now, record.recoverySlot == nil,
                       !hostStore.ipsOutOfRotation.contains(ip), !record.disallowed,
                       table.liveCount(host: host) < configuration.maxConnectionsPerHost,
                       table.liveCount < configuration.maxConnections else { continue }
@@ -200,7 +200,7 @@ extension PoolStateMachine {
     /// The recovery probe failed: the IP stays out twice as long (at least `blacklistTimeout`, at
     /// most `maxBlacklistTime`).
     mutating func recoveryFailed(_ ip: Int32) {
-        hostStore[ip: ip].recoverySlot = -1
+        hostStore[ip: ip].recoverySlot = nil
         let period = max(cappedBlacklistPeriod(hostStore[ip: ip].blacklistPeriod, times: 2), min(configuration.blacklistTimeout, configuration.maxBlacklistTime))
         hostStore[ip: ip].blacklistPeriod = period
         hostStore[ip: ip].blacklistedUntil = HotPoolCore.deadline(from: now, after: period)
@@ -260,7 +260,7 @@ extension PoolStateMachine {
 
     /// A dial ends (connected, failed or destroyed): a warming one is counted off.
     mutating func endDial(_ slot: Int32) {
-        if WaiterID(raw: table.dialWaiter[Int(slot)]) == .warming { endWarmDial(table.hostID[Int(slot)]) }
+        if table.dialer[Int(slot)] == .warming { endWarmDial(table.hostID[Int(slot)]) }
     }
 
     /// A dial with no caller ended; its host's `prewarm` callers are answered when it was the last.

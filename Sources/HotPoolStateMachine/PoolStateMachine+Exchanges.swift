@@ -47,16 +47,21 @@ extension PoolStateMachine {
         table.operation[s] = .none
         let ip = table.ipID[s]
         let status: Int?
+        let passed: Bool
         switch outcome {
         case .answered(let answered, let unusable):
-            status = answered
+            (status, passed) = (answered, (200..<400).contains(answered))
             if kind == .exchange { table.lastUsed[s] = now }  // a probe is not a use
+            hostStore[ip: ip].consecutiveFailures = 0
+            if let unusable { retire(slot, unusable) }
+        case .acknowledged(let unusable):
+            (status, passed) = (nil, true)
             hostStore[ip: ip].consecutiveFailures = 0
             if let unusable { retire(slot, unusable) }
         case .notProcessed where kind == .exchange:
             return uncountRequest(slot)
         case .failed, .streamFailed, .notProcessed:
-            status = nil
+            (status, passed) = (nil, false)
             table.errorCount[s] &+= 1
             if kind == .exchange { counters.failedRequests += 1 }
             retire(slot, .unhealthyOnReturn)
@@ -64,7 +69,6 @@ extension PoolStateMachine {
         }
         guard kind == .probe else { return }
         table.lastChecked[s] = now
-        let passed = status.map { (200..<400).contains($0) } ?? false
         if hostStore[ip: ip].recoverySlot == slot {
             if passed {
                 recovered(slot)
@@ -114,8 +118,8 @@ extension PoolStateMachine {
         for slot in 0..<Int32(table.slotCount) where table.state[Int(slot)] == .idle || table.state[Int(slot)] == .leased {
             if isSound(slot) { healthy += 1 }
         }
-        var byReason: [CloseReason: Int] = [:]
-        for reason in CloseReason.allCases { byReason[reason] = counters.closedByReason[Int(reason.code)] }
+        var byReason = counters.closedByReason
+        for reason in CloseReason.allCases where byReason[reason] == nil { byReason[reason] = 0 }
         let requests = counters.totalRequests, failed = counters.failedRequests
         return PoolStats(
             totalConnections: table.connectionCount,

@@ -73,20 +73,20 @@ extension PoolStateMachine {
 
     mutating func startDial(host: Int32, ip: Int32, for id: WaiterID) {
         // A whole connectTimeout for the dial, within what is left of the caller's acquire timeout.
-        startDial(host: host, ip: ip, dialer: id, deadline: waiters[id]!.deadline)
+        startDial(host: host, ip: ip, dialer: .caller(id), deadline: waiters[id]!.deadline)
         waiters.dequeue(id)
     }
 
     /// Allocates a slot and has it dialed for `dialer` (a caller, `.warming` or `.recovery`),
     /// bounded by `connectTimeout` and `deadline`; returns the slot.
     @discardableResult
-    mutating func startDial(host: Int32, ip: Int32, dialer: WaiterID, deadline: Int64 = .max) -> Int32 {
+    mutating func startDial(host: Int32, ip: Int32, dialer: Dialer, deadline: Int64 = .max) -> Int32 {
         let handle = table.allocate(host: host, ip: ip, now: now)
         let s = Int(handle.slot)
         let deadline = min(HotPoolCore.deadline(from: now, after: configuration.connectTimeout), deadline)
         table.operation[s] = .dial
         table.operationDeadline[s] = deadline
-        table.dialWaiter[s] = dialer.raw
+        table.dialer[s] = dialer
         emit(.dial(handle, DialTarget(key: hostStore[host: host].key, address: hostStore[ip: ip].address)))
         armDeadlineTimer(at: deadline)
         return handle.slot
@@ -151,25 +151,25 @@ extension PoolStateMachine {
             hostStore[ip: ip].awaitingFirstConnection = false
             counters.connectionsFromDNS += 1
         }
-        let waiter = WaiterID(raw: table.dialWaiter[s])
-        table.dialWaiter[s] = 0
-        if waiter == .recovery {
+        let dialer = table.dialer[s]
+        if dialer == .recovery {
             // A probe a newer blacklisting (or an unblacklist) overtook is an ordinary connection.
             return hostStore[ip: ip].recoverySlot == slot ? recoveryDialed(slot) : takeBack(slot)
         }
         // A warming dial is counted off once its connection is parked (a prewarm is answered
         // with the idle count then).
-        defer { if waiter == .warming { endWarmDial(table.hostID[s]) } }
+        defer { if dialer == .warming { endWarmDial(table.hostID[s]) } }
+        // The caller it was dialed for, unless it gave up meanwhile.
+        let waiter = dialer.caller.flatMap { waiters[$0] != nil ? $0 : nil }
         // A caller pinned to an IP that DNS dropped still gets its connection (closed on return).
-        if let reason = hostStore[ip: ip].exclusion, waiters[waiter]?.pinnedIP != ip {
+        if let reason = hostStore[ip: ip].exclusion, waiter.flatMap({ waiters[$0]?.pinnedIP }) != ip {
             // Its IP went out of rotation while it dialed: it goes, and its caller waits for another.
             destroy(slot, reason)
-            if waiters[waiter] != nil { requeue(waiter) }
+            if let waiter { requeue(waiter) }
             return
         }
-        // The caller it was dialed for, unless it gave up meanwhile (an HTTP/2 connection's other
-        // streams go to the host's other waiters).
-        if waiters[waiter] != nil {
+        // An HTTP/2 connection's other streams go to the host's other waiters.
+        if let waiter {
             lease(slot, to: waiter)
             offerStreams(slot)
         } else {
@@ -181,7 +181,7 @@ extension PoolStateMachine {
         guard table.isCurrent(handle), table.state[Int(handle.slot)] == .dialing else { return }
         let s = Int(handle.slot)
         let ip = table.ipID[s]
-        let id = WaiterID(raw: table.dialWaiter[s])
+        let caller = table.dialer[s].caller
         let probing = hostStore[ip: ip].recoverySlot == handle.slot
         // The IP's fault, unless the failure is on this side (no local address could be bound,
         // a configuration that cannot work) or the caller's own acquire time, shorter than
@@ -195,13 +195,13 @@ extension PoolStateMachine {
         if probing {
             // A fault on this side says nothing of the IP: the next pass probes it again.
             guard ipAtFault else {
-                hostStore[ip: ip].recoverySlot = -1
+                hostStore[ip: ip].recoverySlot = nil
                 return
             }
             return recoveryFailed(ip)
         }
         if ipAtFault { recordFailure(ip) }
-        guard let waiter = waiters[id] else { return }
+        guard let id = caller, let waiter = waiters[id] else { return }
         // An unpinned caller with retries and acquire time left tries another IP (and profile).
         waiters.recordFailedDial(id, ip: ip)
         guard waiter.pinnedIP == nil, now < waiter.deadline, waiter.failedIPs.count < configuration.maxRetries else {
@@ -233,7 +233,7 @@ extension PoolStateMachine {
     /// be reused, else handed to a waiter or parked idle.
     mutating func takeBack(_ slot: Int32) {
         let s = Int(slot)
-        if let reason = CloseReason(code: table.pendingClose[s]) { return destroy(slot, reason) }
+        if let reason = table.pendingClose[s] { return destroy(slot, reason) }
         if now - table.created[s] >= configuration.maxLifetime { return destroy(slot, .maxLifetime) }
         if let reason = hostStore[ip: table.ipID[s]].exclusion { return destroy(slot, reason) }
         handOff(slot)
@@ -266,14 +266,14 @@ extension PoolStateMachine {
     /// True unless the connection is to be destroyed for a fault (a deferred lifetime end is not one).
     func isSound(_ slot: Int32) -> Bool {
         let pending = table.pendingClose[Int(slot)]
-        return pending == 0 || pending == CloseReason.maxLifetime.code
+        return pending == nil || pending == .maxLifetime
     }
 
     /// Records why the connection must go when it comes back. A fault replaces a lifetime end;
     /// otherwise the first reason stays.
     mutating func markPendingClose(_ slot: Int32, _ reason: CloseReason) {
         let s = Int(slot)
-        if table.pendingClose[s] == 0 || (isSound(slot) && reason != .maxLifetime) { table.pendingClose[s] = reason.code }
+        if table.pendingClose[s] == nil || (isSound(slot) && reason != .maxLifetime) { table.pendingClose[s] = reason }
     }
 
     /// The leased connection can carry no further request: its socket is closed now (with
@@ -298,11 +298,11 @@ extension PoolStateMachine {
         if let leases = streamLeases.removeValue(forKey: slot) {
             counters.failedRequests += leases.values.count { $0.exchangeDeadline != nil }
         }
-        if wasDial { counters.failedDials += 1 } else { counters.closedByReason[Int(reason.code)] += 1 }
+        if wasDial { counters.failedDials += 1 } else { counters.closedByReason[reason, default: 0] += 1 }
         let host = hostStore[host: table.hostID[s]].key.name, ip = hostStore[ip: table.ipID[s]].address
         let notify = !wasDial && isSound(slot)
         if wasDial { endDial(slot) }
-        if hostStore[ip: table.ipID[s]].recoverySlot == slot { hostStore[ip: table.ipID[s]].recoverySlot = -1 }
+        if hostStore[ip: table.ipID[s]].recoverySlot == slot { hostStore[ip: table.ipID[s]].recoverySlot = nil }
         let hostID = table.hostID[s]
         table.free(slot)
         // Connections the server dropped are replaced at the next cleanup, not at once: a server

@@ -22,7 +22,7 @@ extension PoolStateMachine {
     func takesStreams(_ slot: Int32) -> Bool {
         let s = Int(slot)
         return table.state[s] == .leased && table.streamLimit[s] > 0 && table.streams[s] < table.streamLimit[s]
-            && table.operation[s] == .none && table.pendingClose[s] == 0 && hostStore[ip: table.ipID[s]].exclusion == nil
+            && table.operation[s] == .none && table.pendingClose[s] == nil && hostStore[ip: table.ipID[s]].exclusion == nil
     }
 
     /// Keeps the connection on its host's list of those that take streams exactly while it does.
@@ -68,7 +68,7 @@ extension PoolStateMachine {
         let s = Int(slot)
         table.exchanges[s] -= 1
         if !isSound(slot) && table.exchanges[s] == 0 {
-            emit(.closeSocket(table.handle(slot), sendCloseNotify: table.pendingClose[s] == CloseReason.remoteClosed.code))
+            emit(.closeSocket(table.handle(slot), sendCloseNotify: table.pendingClose[s] == .remoteClosed))
         }
     }
 
@@ -78,7 +78,7 @@ extension PoolStateMachine {
         streamLeases[slot]![handle.lease]!.exchangeDeadline = nil
         let ip = table.ipID[s]
         switch outcome {
-        case .answered(_, let unusable):
+        case .answered(_, let unusable), .acknowledged(let unusable):
             table.lastUsed[s] = now
             hostStore[ip: ip].consecutiveFailures = 0
             if let unusable { markPendingClose(slot, unusable) }

@@ -104,6 +104,8 @@ package struct PoolStateMachine: ~Copyable {
         /// A complete response; `unusable` says why the connection can carry no further request
         /// (the server closes it, or sent bytes nobody asked for), nil if it can.
         case answered(status: Int, unusable: CloseReason?)
+        /// An HTTP/2 PING health check was acknowledged; `unusable` as for `answered`.
+        case acknowledged(unusable: CloseReason?)
         /// A network, TLS or protocol failure, or a timeout.
         case failed
         /// The request's HTTP/2 stream failed (reset, or refused over a limit); its connection is sound.
@@ -285,7 +287,7 @@ package struct PoolStateMachine: ~Copyable {
     package struct Counters {
         package var totalRequests = 0
         package var failedRequests = 0
-        var closedByReason = [Int](repeating: 0, count: CloseReason.allCases.count + 1)
+        var closedByReason: [CloseReason: Int] = [:]
         var failedDials = 0
         var staleHandleUses = 0
         package var connectionsOpened = 0

@@ -211,8 +211,8 @@ struct ModelRun: ~Copyable {
             case .dial(let slot, let target):
                 check(model.connections[slot] == nil, "dial on a live slot \(slot)")
                 model.connections[slot] = .init(host: target.key.name, address: target.address, state: .dialing)
-                let waiter = WaiterID(raw: h.machine.table.dialWaiter[Int(slot.slot)])
-                if model.callers[waiter] != nil {
+                let dialer = h.machine.table.dialer[Int(slot.slot)]
+                if let waiter = dialer.caller, model.callers[waiter] != nil {
                     model.callers[waiter]!.dial = slot
                     startedServing.append(waiter)
                 }

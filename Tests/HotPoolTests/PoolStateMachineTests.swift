@@ -164,7 +164,7 @@ extension [PoolStateMachine.Action] {
         let retry = h.send(.dialFailed(dial, .connectFailed(host: "a.test", ip: Self.ips[0], reason: "refused")))
         let second = retry.compactMap { if case .dial(let s, _) = $0 { s } else { nil } }.first!
         #expect(h.machine.table.operationDeadline[Int(second.slot)] == start + 60_000_000_000)
-        #expect(h.machine.table.dialWaiter[Int(second.slot)] == waiter.raw)
+        #expect(h.machine.table.dialer[Int(second.slot)] == .caller(waiter))
     }
 
     @Test func waitersAreServedInOrderAndACancelTakesOneOutAtOnce() {
