@@ -210,7 +210,7 @@ public final class HotConnPool: Sendable {
     /// handoff), from any thread.
     private func ask<T: Sendable>(
         isolation: isolated (any Actor)? = #isolation,
-        _ caller: (Handoff<Result<T, HotPoolError>>) -> PoolDriver.Caller,
+        _ caller: (Handoff<Result<T, HotPoolError>>) -> Caller,
         _ event: (WaiterID) -> PoolStateMachine.Event
     ) async -> Result<T, HotPoolError> {
         let id = driver.newWaiterID()
@@ -376,7 +376,7 @@ public final class HotConnPool: Sendable {
         if let timeout, timeout <= .zero { throw HotPoolError.invalidConfiguration("execute timeout must be positive, not \(timeout)") }
         let timeout = (timeout ?? configuration.requestTimeout).nanoseconds
         return try await ask({ handoff in
-            .execute(PoolDriver.PendingExecute(request: request, body: body, timeout: timeout, handoff: handoff, acquire: acquire))
+            .execute(PendingExecute(request: request, body: body, timeout: timeout, handoff: handoff, acquire: acquire))
         }, { .acquire($0, acquire) }).get()
     }
 

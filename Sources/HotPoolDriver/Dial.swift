@@ -15,7 +15,7 @@ extension PoolDriver {
     func startDial(_ handle: SlotHandle, _ target: PoolStateMachine.DialTarget) {
         let slot = handle.slot, s = Int(slot)
         ensureSlot(slot)
-        guard let (fd, localAddress) = connect(target) else {
+        guard let (fd, localAddress) = rotation.connect(target, logger: logger) else {
             return send(.dialFailed(handle, .localAddressUnavailable(host: target.key.name, ip: target.address)))
         }
         guard fd >= 0 else {
@@ -23,38 +23,15 @@ extension PoolDriver {
             return send(.dialFailed(handle, .connectFailed(host: target.key.name, ip: target.address, reason: reason)))
         }
         self.fd[s] = fd
-        let headers = profileHeaders[nextProfile].randomElement()!
+        let (profile, headers) = rotation.nextProfile()
         identity[s] = ConnectionIdentity(
             host: target.key.name, port: target.key.port, authority: machine.host(of: slot).authority, ip: target.address,
-            localAddress: localAddress, profileIndex: nextProfile, profile: profiles[nextProfile].name,
-            headers: headers.http1, http2Headers: headers.http2, pseudoHeaderOrder: profiles[nextProfile].http2.pseudoHeaderOrder)
-        nextProfile = (nextProfile + 1) % profiles.count
+            localAddress: localAddress, profileIndex: profile, profile: rotation.profiles[profile].name,
+            headers: headers.http1, http2Headers: headers.http2, pseudoHeaderOrder: rotation.profiles[profile].http2.pseudoHeaderOrder)
         io[s] = .dial(DialOp())
         idleBytes[s] = 0
         // A connect that ended at once completes on the next turn all the same.
         reactor.io.connect(fd: fd, token: handle.token)
-    }
-
-    /// Starts the connect, bound to the next local address of the target's family if any are
-    /// configured (one that fails to bind is skipped); returns the fd or -errno, and the address;
-    /// nil if none could be bound.
-    private func connect(_ target: PoolStateMachine.DialTarget) -> (fd: Int32, local: String?)? {
-        let family = ipFamily(target.address)
-        var inProgress: Int32 = 0, bindFailed: Int32 = 0
-        guard let locals = localAddresses[family] else {
-            return (hp_tcp_connect(target.address, Int32(target.key.port), nil, &inProgress, &bindFailed), nil)
-        }
-        let start = nextLocalAddress[family, default: 0]
-        for step in 0..<locals.count {
-            let local = locals[(start + step) % locals.count]
-            let fd = hp_tcp_connect(target.address, Int32(target.key.port), local, &inProgress, &bindFailed)
-            guard fd < 0 && bindFailed != 0 else {
-                nextLocalAddress[family] = (start + step + 1) % locals.count
-                return (fd, local)
-            }
-            logger.warning("local address skipped: bind failed", metadata: ["local": "\(local)", "error": "\(String(cString: strerror(-fd)))"])
-        }
-        return nil
     }
 
     /// The TCP connect ended: on success the TLS engine is made, receiving starts and the
@@ -88,7 +65,7 @@ extension PoolDriver {
             // with the handshake beyond session tickets (bytes, a close) would otherwise be taken
             // for the answer to the first request.
             if http2[s] == nil && isHTTP2Chosen(tls[s]!) {
-                let profile = profiles[identity[s]!.profileIndex]
+                let profile = rotation.profiles[identity[s]!.profileIndex]
                 do {
                     http2[s] = HTTP2Connection(session: try HTTP2Session(fingerprint: profile.http2, heldBodyLimit: config.maxResponseBodyBytes))
                 } catch {

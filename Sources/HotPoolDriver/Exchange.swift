@@ -35,7 +35,7 @@ final class ExchangeOp {
     /// The stream lease it runs on, on an HTTP/2 connection (nil for a health check).
     var streamLease: LeaseHandle?
     /// An `execute` not yet retried: asked again once if a GOAWAY leaves its request unprocessed.
-    var retry: PoolDriver.PendingExecute?
+    var retry: PendingExecute?
     /// It is that second attempt.
     var isRetry = false
 

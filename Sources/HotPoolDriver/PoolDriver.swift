@@ -69,29 +69,22 @@ package final class PoolDriver: @unchecked Sendable {
     let resolver: Resolver
     let logger: Logger
     package private(set) var metrics = PoolMetrics()
-    @exclusivity(unchecked) package var machine: PoolStateMachine
+    @exclusivity(unchecked) var machine: PoolStateMachine
     /// Bytes of pool state per slot: the machine's table columns plus this I/O table's.
     package let bytesPerSlot: Int
     /// One TLS context per fingerprint profile (freed by `close`).
     private(set) var tlsContexts: [OpaquePointer]
-    let profiles: [FingerprintSpec]
-    /// Per profile, per Accept-Language choice: the request headers a connection adds, in the
-    /// HTTP/1.1 and HTTP/2 forms.
-    let profileHeaders: [[(http1: ProfileHeaders, http2: ProfileHeaders)]]
-    /// The profile the next dial takes, when profiles rotate.
-    var nextProfile = 0
-    /// The configured local addresses by family (4, 6), and where each rotation resumes.
-    let localAddresses: [Int32: [String]]
-    var nextLocalAddress: [Int32: Int] = [:]
+    /// The profile and local address each new connection takes.
+    var rotation: DialRotation
 
     // The I/O table: per slot, indexed like the machine's table.
     @exclusivity(unchecked) var fd: [Int32] = []
     /// The TLS engine (`hp_tls`), from the TCP connect on.
-    @exclusivity(unchecked) package var tls: [OpaquePointer?] = []
+    @exclusivity(unchecked) var tls: [OpaquePointer?] = []
     /// A send of the engine's output is in flight (one at a time).
     @exclusivity(unchecked) var sending: [Bool] = []
     /// Bytes received while no exchange read them, since the last exchange (see `readOnBudget`).
-    @exclusivity(unchecked) package var idleBytes: [Int32] = []
+    @exclusivity(unchecked) var idleBytes: [Int32] = []
     @exclusivity(unchecked) var io: [SlotIO?] = []
     /// The HTTP/2 session and streams of a connection whose server chose `h2`.
     @exclusivity(unchecked) var http2: [HTTP2Connection?] = []
@@ -100,58 +93,10 @@ package final class PoolDriver: @unchecked Sendable {
     /// What the connection is (host, IP, fingerprint profile), from its dial on.
     @exclusivity(unchecked) var identity: [ConnectionIdentity?] = []
 
-    /// Who waits for a connection.
-    package enum Caller {
-        /// A get: the lease goes to the caller.
-        case get(Handoff<Result<Lease, HotPoolError>>)
-        /// An `execute`: the lease goes to its exchange, and is put back when that ends.
-        case execute(PendingExecute)
-        /// A `refreshAddresses`: the host's addresses after the lookup.
-        case addresses(Handoff<Result<[String], HotPoolError>>)
-        /// A `prewarm`: the host's idle connections once its warming dials ended.
-        case prewarm(Handoff<Result<Int, HotPoolError>>)
-
-        var isCancelRequested: Bool {
-            switch self {
-            case .get(let handoff): handoff.isCancelRequested
-            case .execute(let pending): pending.handoff.isCancelRequested
-            case .addresses(let handoff): handoff.isCancelRequested
-            case .prewarm(let handoff): handoff.isCancelRequested
-            }
-        }
-
-        func fail(_ error: HotPoolError) {
-            switch self {
-            case .get(let handoff): handoff.tryDeliver(.failure(error))
-            case .execute(let pending): pending.handoff.tryDeliver(.failure(error))
-            case .addresses(let handoff): handoff.tryDeliver(.failure(error))
-            case .prewarm(let handoff): handoff.tryDeliver(.failure(error))
-            }
-        }
-    }
-
-    /// An `execute` waiting for its connection: the request is serialized once the connection
-    /// (and so its profile's headers) is known.
-    package struct PendingExecute {
-        let request: HTTPRequest
-        let body: [UInt8]
-        let timeout: Int64
-        let handoff: Handoff<Result<HotResponse, HotPoolError>>
-        /// What it asked for, to ask again when a GOAWAY left its request unprocessed.
-        let acquire: PoolStateMachine.AcquireRequest
-        /// It was asked again once already.
-        var retried = false
-
-        package init(request: HTTPRequest, body: [UInt8], timeout: Int64, handoff: Handoff<Result<HotResponse, HotPoolError>>,
-                     acquire: PoolStateMachine.AcquireRequest) {
-            (self.request, self.body, self.timeout, self.handoff, self.acquire) = (request, body, timeout, handoff, acquire)
-        }
-    }
-
     /// Ids for callers' gets (where caller threads meet: an atomic).
     private let waiterIDs = Atomic<UInt64>(0)
-    /// Callers waiting for a connection, by id.
-    @exclusivity(unchecked) private var callers: [WaiterID: Caller] = [:]
+    /// The callers this driver answers.
+    @exclusivity(unchecked) private var callers = CallerRegistry()
     /// The requests `requestExchange` events are deciding on, by the id the machine's answer names.
     @exclusivity(unchecked) private var requestsAwaitingDecision: [ExchangeID: ExchangeOp] = [:]
     /// The last id given to a request (the reactor thread's alone).
@@ -159,9 +104,6 @@ package final class PoolDriver: @unchecked Sendable {
     /// Decisions that named a request this driver does not have: a fault of the machine or of
     /// the driver, logged, counted here, and reported back so nothing stays reserved.
     package private(set) var unknownDecisions = 0
-    /// A get made on the reactor thread (`acquireNow`) and the answer it had at once, if any.
-    private var inlineCaller: WaiterID?
-    private var inlineAnswer: Result<Lease, HotPoolError>?
 
     @exclusivity(unchecked) private var events = Deque<PoolStateMachine.Event>()
     @exclusivity(unchecked) private var actions: [PoolStateMachine.Action] = []
@@ -191,26 +133,13 @@ package final class PoolDriver: @unchecked Sendable {
         self.config = config
         self.reactor = reactor
         self.resolver = resolver
-        self.localAddresses = Dictionary(grouping: config.localAddresses, by: ipFamily)
         self.logger = config.logger
         self.tlsContexts = tlsContexts
         self.machine = PoolStateMachine(configuration: .init(config))
         self.bytesPerSlot = machine.table.bytesPerSlot + MemoryLayout<Int32>.stride + MemoryLayout<OpaquePointer?>.stride
             + MemoryLayout<Bool>.stride + MemoryLayout<Int32>.stride + MemoryLayout<SlotIO?>.stride
             + MemoryLayout<ConnectionIdentity?>.stride + MemoryLayout<HTTP2Connection?>.stride
-        self.profiles = config.profiles
-        self.profileHeaders = profiles.map { spec in
-            func fields(_ headers: [ProfileHeader]) -> [HTTPField] {
-                headers.compactMap { header in HTTPField.Name(header.name).map { HTTPField(name: $0, value: header.value) } }
-            }
-            func choice(_ fields: [HTTPField], _ language: String?) -> ProfileHeaders {
-                guard let language else { return ProfileHeaders(fields) }
-                return ProfileHeaders(fields.map { $0.name == .acceptLanguage ? HTTPField(name: .acceptLanguage, value: language) : $0 })
-            }
-            let (http1, http2) = (fields(spec.headers), fields(spec.http2.headers))
-            let languages: [String?] = spec.acceptLanguages.isEmpty ? [nil] : spec.acceptLanguages
-            return languages.map { (choice(http1, $0), choice(http2, $0)) }
-        }
+        self.rotation = DialRotation(config)
     }
 
     deinit {
@@ -246,11 +175,10 @@ package final class PoolDriver: @unchecked Sendable {
         case .dial(let handle, let target): startDial(handle, target)
         case .lease(let id, let handle): handOut(handle, to: id)
         case .fail(let id, let error):
-            if let caller = id == inlineCaller ? nil : callers.removeValue(forKey: id) {
-                caller.fail(error)
-            } else {
-                precondition(id == inlineCaller, "an answer for an unknown caller")
-                inlineAnswer = .failure(error)
+            switch callers.take(id) {
+            case .waiting(let caller)?: caller.fail(error)
+            case .inline?: callers.answerInline(.failure(error))
+            case nil: preconditionFailure("an answer for an unknown caller")
             }
         case .startExchange(let id, let handle):
             guard let op = requestsAwaitingDecision.removeValue(forKey: id) else { return unknownDecision(action) }
@@ -278,9 +206,9 @@ package final class PoolDriver: @unchecked Sendable {
                 if timer == .cleanup { metrics.record(machine.snapshot()) }
             }
         case .reportAddresses(let id, let addresses):
-            if case .addresses(let handoff)? = callers.removeValue(forKey: id) { handoff.tryDeliver(.success(addresses)) }
+            if case .waiting(.addresses(let handoff))? = callers.take(id) { handoff.tryDeliver(.success(addresses)) }
         case .reportReady(let id, let idle):
-            if case .prewarm(let handoff)? = callers.removeValue(forKey: id) { handoff.tryDeliver(.success(idle)) }
+            if case .waiting(.prewarm(let handoff))? = callers.take(id) { handoff.tryDeliver(.success(idle)) }
         case .reportLookupFailure(let host, let error):
             logger.warning("DNS lookup failed; the last addresses stay", metadata: ["host": "\(host)", "error": "\(error)"])
         case .reportLongLease(let handle, let nanos):
@@ -318,7 +246,7 @@ package final class PoolDriver: @unchecked Sendable {
     /// A caller waiting for an answer sends `event`; refused at once if its task was cancelled already.
     package func ask(_ id: WaiterID, _ caller: Caller, _ event: PoolStateMachine.Event) {
         guard !caller.isCancelRequested else { return caller.fail(cancellationError) }
-        callers[id] = caller
+        callers.add(id, caller)
         send(event)
     }
 
@@ -326,19 +254,17 @@ package final class PoolDriver: @unchecked Sendable {
     /// connection, or an error), nil if it waits. A waiting caller must `register` its handoff
     /// before anything else runs on this thread; with `waits` false, it is cancelled instead.
     package func acquireNow(_ id: WaiterID, _ request: PoolStateMachine.AcquireRequest, waits: Bool = true) -> Result<Lease, HotPoolError>? {
-        inlineCaller = id
-        defer { (inlineCaller, inlineAnswer) = (nil, nil) }
+        callers.beginInline(id)
         send(.acquire(id, request))
-        if inlineAnswer == nil && !waits {
-            send(.cancel(id))
-            return nil
-        }
-        return inlineAnswer
+        let answeredAtOnce = callers.isInlineAnswered
+        if !answeredAtOnce && !waits { send(.cancel(id)) }
+        let answer = callers.endInline()
+        return answeredAtOnce ? answer : nil
     }
 
     /// Where the lease (or failure) of a get that `acquireNow` left waiting goes.
     package func register(_ id: WaiterID, _ handoff: Handoff<Result<Lease, HotPoolError>>) {
-        callers[id] = .get(handoff)
+        callers.add(id, .get(handoff))
     }
 
     /// A caller's round trip of `message` (made on its thread) on the connection it leases.
@@ -363,11 +289,10 @@ package final class PoolDriver: @unchecked Sendable {
     }
 
     private func handOut(_ handle: LeaseHandle, to id: WaiterID) {
-        // A get on this thread waits in no table: look it up last.
-        let caller = id == inlineCaller ? nil : callers.removeValue(forKey: id)
+        let caller = callers.take(id)
         let identity = identity[Int(handle.slot)]!
         let isHTTP2 = http2[Int(handle.slot)] != nil
-        if case .execute(let pending)? = caller {
+        if case .waiting(.execute(let pending))? = caller {
             let op = ExchangeOp(identity.message(pending.request, body: pending.body, http2: isHTTP2),
                                 limits: config.responseLimits, requester: .execute(pending.handoff))
             op.lease = handle
@@ -375,11 +300,10 @@ package final class PoolDriver: @unchecked Sendable {
             return decide(op, on: handle, timeout: pending.timeout)
         }
         let lease = Lease(handle: handle, identity: identity, httpVersion: isHTTP2 ? .http2 : .http1_1)
-        if case .get(let handoff)? = caller {
-            handoff.tryDeliver(.success(lease))
-        } else {
-            precondition(id == inlineCaller, "a lease for an unknown caller")
-            inlineAnswer = .success(lease)
+        switch caller {
+        case .waiting(.get(let handoff))?: handoff.tryDeliver(.success(lease))
+        case .inline?: callers.answerInline(.success(lease))
+        default: preconditionFailure("a lease for an unknown caller")
         }
     }
 

@@ -89,6 +89,9 @@ package final class ConnectionTable {
     /// An HTTP/2 connection's stream limit: how many callers may lease it at once (the server's
     /// SETTINGS_MAX_CONCURRENT_STREAMS within `maxStreamsPerConnection`); 0 for HTTP/1.1.
     let streamLimit: Column<Int32>
+
+    /// True for an HTTP/2 connection: several callers lease it at once, one per stream.
+    func isMultiplexed(_ slot: Int32) -> Bool { streamLimit[Int(slot)] > 0 }
     /// An HTTP/2 connection's stream leases, and those with an exchange under way.
     let streams: Column<Int32>
     let exchanges: Column<Int32>

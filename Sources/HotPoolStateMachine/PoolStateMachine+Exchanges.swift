@@ -6,7 +6,7 @@ extension PoolStateMachine {
         guard !closed else { return emit(.refuseExchange(id, .poolClosed)) }
         guard let slot = leasedSlot(handle) else { return emit(.refuseExchange(id, .staleConnection)) }
         let s = Int(slot)
-        let multiplexed = table.streamLimit[s] > 0
+        let multiplexed = table.isMultiplexed(slot)
         let busy = multiplexed ? streamLeases[slot]?[handle.lease]?.exchangeDeadline != nil : table.operation[s] != .none
         guard !busy else { return emit(.refuseExchange(id, .connectionBusy)) }
         counters.totalRequests += 1
@@ -39,56 +39,12 @@ extension PoolStateMachine {
         hostStore[ip: table.ipID[Int(slot)]].requests -= 1
     }
 
-    mutating func exchangeEnded(_ handle: SlotHandle, _ outcome: ExchangeOutcome) {
-        guard table.isCurrent(handle) else { return }
-        let slot = handle.slot, s = Int(slot)
-        let kind = table.operation[s]
-        guard kind == .exchange || kind == .probe else { return }
-        table.operation[s] = .none
-        let ip = table.ipID[s]
-        let status: Int?
-        let passed: Bool
-        switch outcome {
-        case .answered(let answered, let unusable):
-            (status, passed) = (answered, (200..<400).contains(answered))
-            if kind == .exchange { table.lastUsed[s] = now }  // a probe is not a use
-            hostStore[ip: ip].consecutiveFailures = 0
-            if let unusable { retire(slot, unusable) }
-        case .acknowledged(let unusable):
-            (status, passed) = (nil, true)
-            hostStore[ip: ip].consecutiveFailures = 0
-            if let unusable { retire(slot, unusable) }
-        case .notProcessed where kind == .exchange:
-            return uncountRequest(slot)
-        case .failed, .streamFailed, .notProcessed:
-            (status, passed) = (nil, false)
-            table.errorCount[s] &+= 1
-            if kind == .exchange { counters.failedRequests += 1 }
-            retire(slot, .unhealthyOnReturn)
-            recordFailure(ip)
-        }
-        guard kind == .probe else { return }
-        table.lastChecked[s] = now
-        if hostStore[ip: ip].recoverySlot == slot {
-            if passed {
-                recovered(slot)
-            } else {
-                destroy(slot, .healthCheckFailed)
-                recoveryFailed(ip)
-            }
-        } else if passed {
-            takeBack(slot)
-        } else {
-            reject(slot, .healthCheckFailed, status: status)
-        }
-    }
-
     /// Starts a probe on every idle connection unused and unchecked for `interval`. The connection
     /// leaves the idle list meanwhile, so no caller can lease it.
     mutating func probeIdleConnections(interval: Int64) {
         for slot in 0..<Int32(table.slotCount) where table.state[Int(slot)] == .idle {
             let s = Int(slot)
-            let ping = configuration.pingsIdleHTTP2Connections && table.streamLimit[s] > 0
+            let ping = configuration.pingsIdleHTTP2Connections && table.isMultiplexed(slot)
             guard ping || configuration.probesWithRequest, now - max(table.lastUsed[s], table.lastChecked[s]) >= interval else { continue }
             table.take(idle: slot)
             startProbe(slot, ping: ping)

@@ -112,7 +112,7 @@ extension PoolStateMachine {
         armDeadlineTimer(at: HotPoolCore.deadline(from: now, after: configuration.leaseWarningAfter))
         markForWarming(table.hostID[s])
         let handle = table.beginLease(slot)
-        if table.streamLimit[s] > 0 {
+        if table.isMultiplexed(slot) {
             table.streams[s] += 1
             streamLeases[slot, default: [:]][handle.lease] = StreamLease(leasedAt: now)
             updateSharing(slot)
@@ -253,11 +253,12 @@ extension PoolStateMachine {
         if !waiters.hostsWithWaiters.isEmpty { shouldServeWaiters = true }
     }
 
-    /// A check of the connection (validation, health check) failed: it is destroyed, and a 403
-    /// (the IP refusing us) also blacklists its IP for the host.
-    mutating func reject(_ slot: Int32, _ reason: CloseReason, status: Int?) {
+    /// A check of the connection (validation, health check) failed: it is destroyed (an HTTP/2
+    /// connection once its other callers' streams ended; the `lease` that checked it ends now),
+    /// and a 403 (the IP refusing us) also blacklists its IP for the host.
+    mutating func reject(_ slot: Int32, _ reason: CloseReason, status: Int?, lease: LeaseHandle? = nil) {
         let ip = table.ipID[Int(slot)]
-        destroy(slot, reason)
+        if let lease, table.isMultiplexed(slot) { retireStreamLease(lease, reason) } else { destroy(slot, reason) }
         if status == 403 { blacklist(ip, .forbidden, period: configuration.blacklistTimeout) }
     }
 
@@ -284,7 +285,7 @@ extension PoolStateMachine {
         let wasSound = isSound(slot)
         let notify = reason == .remoteClosed && wasSound
         markPendingClose(slot, reason)
-        if table.streamLimit[Int(slot)] > 0 { updateSharing(slot) }
+        if table.isMultiplexed(slot) { updateSharing(slot) }
         if wasSound && table.exchanges[Int(slot)] == 0 { emit(.closeSocket(table.handle(slot), sendCloseNotify: notify)) }
     }
 

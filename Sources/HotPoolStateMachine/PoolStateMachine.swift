@@ -313,30 +313,13 @@ package struct PoolStateMachine: ~Copyable {
             if answerWaiters[id] != nil { failAnswerWaiter(id, .cancelled) }
         case .release(let handle):
             guard let slot = leasedSlot(handle) else { break }
-            if table.streamLimit[Int(slot)] > 0 {
-                endStreamLease(handle)
-                break
-            }
-            if table.operation[Int(slot)] == .exchange {
-                // Returned with its exchange under way: the exchange is abandoned (and counted failed).
-                markPendingClose(slot, .unhealthyOnReturn)
-            }
-            table.lastUsed[Int(slot)] = now
-            takeBack(slot)
+            if table.isMultiplexed(slot) { endStreamLease(handle) } else { endLease(slot) }
         case .remove(let handle):
             guard let slot = leasedSlot(handle) else { break }
-            guard table.streamLimit[Int(slot)] > 0 else { destroy(slot, .removed); break }
-            // Other callers' streams on it run to their end; it is destroyed when the last lease ends.
-            retire(slot, .removed)
-            endStreamLease(handle)
+            if table.isMultiplexed(slot) { retireStreamLease(handle, .removed) } else { destroy(slot, .removed) }
         case .rejectValidation(let handle, let status):
             guard let slot = leasedSlot(handle) else { break }
-            guard table.streamLimit[Int(slot)] > 0 else { reject(slot, .validationFailed, status: status); break }
-            // Other callers' streams on it run to their end; it is destroyed when the last lease ends.
-            let ip = table.ipID[Int(slot)]
-            retire(slot, .validationFailed)
-            endStreamLease(handle)
-            if status == 403 { blacklist(ip, .forbidden, period: configuration.blacklistTimeout) }
+            reject(slot, .validationFailed, status: status, lease: handle)
         case .foreignHandleUsed:
             counters.staleHandleUses += 1
         case .requestExchange(let id, let handle, let timeout): requestExchange(id, on: handle, timeout: timeout)

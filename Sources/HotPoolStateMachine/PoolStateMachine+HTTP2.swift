@@ -9,7 +9,7 @@ extension PoolStateMachine {
     package func isCurrent(_ handle: LeaseHandle) -> Bool {
         let s = Int(handle.slot)
         guard s >= 0, s < table.slotCount, table.state[s] == .leased else { return false }
-        return table.streamLimit[s] > 0 ? streamLeases[handle.slot]?[handle.lease] != nil : table.isCurrent(handle)
+        return table.isMultiplexed(handle.slot) ? streamLeases[handle.slot]?[handle.lease] != nil : table.isCurrent(handle)
     }
 
     /// A stream limit within `maxStreamsPerConnection`, and at least 1 (a server that takes no
@@ -21,7 +21,7 @@ extension PoolStateMachine {
     /// True if the leased HTTP/2 connection takes another stream now.
     func takesStreams(_ slot: Int32) -> Bool {
         let s = Int(slot)
-        return table.state[s] == .leased && table.streamLimit[s] > 0 && table.streams[s] < table.streamLimit[s]
+        return table.state[s] == .leased && table.isMultiplexed(slot) && table.streams[s] < table.streamLimit[s]
             && table.operation[s] == .none && table.pendingClose[s] == nil && hostStore[ip: table.ipID[s]].exclusion == nil
     }
 
@@ -62,6 +62,13 @@ extension PoolStateMachine {
         offerStreams(slot)
     }
 
+    /// A caller's stream lease ends and the connection must go (a remove, a failed validation):
+    /// other callers' streams on it run to their end, and it is destroyed when the last lease ends.
+    mutating func retireStreamLease(_ handle: LeaseHandle, _ reason: CloseReason) {
+        retire(handle.slot, reason)
+        endStreamLease(handle)
+    }
+
     /// One exchange fewer is under way on the connection: one that must go closes its socket
     /// once none is (its close_notify only after the server's GOAWAY).
     private mutating func exchangeStopped(_ slot: Int32) {
@@ -99,7 +106,7 @@ extension PoolStateMachine {
     }
 
     mutating func streamLimitChanged(_ handle: SlotHandle, _ limit: Int) {
-        guard table.isCurrent(handle), table.streamLimit[Int(handle.slot)] > 0 else { return }
+        guard table.isCurrent(handle), table.isMultiplexed(handle.slot) else { return }
         table.streamLimit[Int(handle.slot)] = streamLimit(limit)
         if table.state[Int(handle.slot)] == .leased { offerStreams(handle.slot) }
     }

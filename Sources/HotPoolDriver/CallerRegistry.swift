@@ -1,0 +1,96 @@
+import HTTPTypes
+import HotPoolCore
+import HotPoolIO
+import HotPoolStateMachine
+
+/// Who waits for a connection.
+package enum Caller {
+    /// A get: the lease goes to the caller.
+    case get(Handoff<Result<Lease, HotPoolError>>)
+    /// An `execute`: the lease goes to its exchange, and is put back when that ends.
+    case execute(PendingExecute)
+    /// A `refreshAddresses`: the host's addresses after the lookup.
+    case addresses(Handoff<Result<[String], HotPoolError>>)
+    /// A `prewarm`: the host's idle connections once its warming dials ended.
+    case prewarm(Handoff<Result<Int, HotPoolError>>)
+
+    var isCancelRequested: Bool {
+        switch self {
+        case .get(let handoff): handoff.isCancelRequested
+        case .execute(let pending): pending.handoff.isCancelRequested
+        case .addresses(let handoff): handoff.isCancelRequested
+        case .prewarm(let handoff): handoff.isCancelRequested
+        }
+    }
+
+    func fail(_ error: HotPoolError) {
+        switch self {
+        case .get(let handoff): handoff.tryDeliver(.failure(error))
+        case .execute(let pending): pending.handoff.tryDeliver(.failure(error))
+        case .addresses(let handoff): handoff.tryDeliver(.failure(error))
+        case .prewarm(let handoff): handoff.tryDeliver(.failure(error))
+        }
+    }
+}
+
+/// An `execute` waiting for its connection: the request is serialized once the connection
+/// (and so its profile's headers) is known.
+package struct PendingExecute {
+    let request: HTTPRequest
+    let body: [UInt8]
+    let timeout: Int64
+    let handoff: Handoff<Result<HotResponse, HotPoolError>>
+    /// What it asked for, to ask again when a GOAWAY left its request unprocessed.
+    let acquire: PoolStateMachine.AcquireRequest
+    /// It was asked again once already.
+    var retried = false
+
+    package init(request: HTTPRequest, body: [UInt8], timeout: Int64, handoff: Handoff<Result<HotResponse, HotPoolError>>,
+                 acquire: PoolStateMachine.AcquireRequest) {
+        (self.request, self.body, self.timeout, self.handoff, self.acquire) = (request, body, timeout, handoff, acquire)
+    }
+}
+
+/// The callers the driver answers, by id: those waiting (in the machine's queue, or for a dial of
+/// their own), and the get made on the reactor thread itself (`acquireNow`), which waits in no
+/// table and takes its answer at once. Each caller is taken out when it is answered, so none is
+/// answered twice.
+struct CallerRegistry {
+    /// Who an answer is for.
+    enum Answered {
+        case waiting(Caller)
+        case inline
+    }
+
+    private var waiting: [WaiterID: Caller] = [:]
+    private var inline: WaiterID?
+    private var inlineAnswer: Result<Lease, HotPoolError>?
+
+    mutating func add(_ id: WaiterID, _ caller: Caller) {
+        waiting[id] = caller
+    }
+
+    /// The caller `id` names, taken out of the registry (the inline get is looked up last); nil
+    /// if none waits under it.
+    mutating func take(_ id: WaiterID) -> Answered? {
+        if let caller = waiting.removeValue(forKey: id) { return .waiting(caller) }
+        return id == inline ? .inline : nil
+    }
+
+    /// A get on the reactor thread begins; its answer, if it has one at once, is kept for `endInline`.
+    mutating func beginInline(_ id: WaiterID) {
+        inline = id
+    }
+
+    mutating func answerInline(_ answer: Result<Lease, HotPoolError>) {
+        inlineAnswer = answer
+    }
+
+    var isInlineAnswered: Bool { inlineAnswer != nil }
+
+    /// The inline get's answer, if it had one; the registry forgets it.
+    mutating func endInline() -> Result<Lease, HotPoolError>? {
+        defer { (inline, inlineAnswer) = (nil, nil) }
+        return inlineAnswer
+    }
+}
