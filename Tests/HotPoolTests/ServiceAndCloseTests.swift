@@ -57,17 +57,39 @@ private final class Unshared {
         try await service.value
     }
 
+    /// The figures after close are the pool's as it closed, close's own work included: every
+    /// connection (leased ones too) destroyed as `poolClosed`, the exchange under way counted
+    /// failed. Handles used after close reach nothing: a put or remove is ignored, a round trip
+    /// refused, and the machine itself (read here once the reactor thread is joined) counts none.
     @Test func statsAfterCloseAreTheFiguresFrozenAtClose() async throws {
         let origin = try Origin()
+        try await origin.rule(path: "/stall", ["type": "stall"])
         let pool = try await poolWithOneIdleConnection(origin)
         let held = try await pool.getConnection(host: Origin.hostName, port: origin.port)
         _ = try await held.roundTrip(get())
+        let stalled = try await pool.getConnection(host: Origin.hostName, port: origin.port)
+        let unanswered = Task { try await stalled.roundTrip(get("/stall")) }
+        #expect(try await eventually { try await origin.recentPaths(last: 5).contains("/stall") }, "the stalled request reached the server")
+        let before = await pool.stats()
+        #expect(before.totalConnections == 2 && before.activeConnections == 2 && before.totalRequests == 2 && before.failedRequests == 0)
         try await pool.close()
-        let frozen = await pool.stats()
-        #expect(frozen.totalRequests == 1 && frozen.closedByReason[.poolClosed] == 1 && frozen.totalConnections == 0)
-        pool.putConnection(held)  // ignored, counted nowhere: the pool is closed
-        let again = await pool.stats()
-        #expect(again.staleHandleUses == frozen.staleHandleUses && again.totalRequests == 1)
+        await #expect(throws: HotPoolError.poolClosed) { _ = try await unanswered.value }
+        func expectClosedFigures(_ stats: PoolStats, _ what: String, sourceLocation: SourceLocation = #_sourceLocation) {
+            #expect(stats.totalConnections == 0 && stats.activeConnections == 0 && stats.idleConnections == 0
+                    && stats.dialingConnections == 0 && stats.waitingCallers == 0, "\(what): nothing open", sourceLocation: sourceLocation)
+            #expect(stats.closedByReason[.poolClosed] == 2 && stats.closedByReason.values.reduce(0, +) == 2,
+                    "\(what): both connections closed by close, once: \(stats.closedByReason.filter { $0.value > 0 })", sourceLocation: sourceLocation)
+            #expect(stats.connectionsOpened == 2 && stats.totalRequests == 2 && stats.failedRequests == 1 && stats.staleHandleUses == 0,
+                    "\(what): \(stats.totalRequests) requests, \(stats.failedRequests) failed, \(stats.staleHandleUses) stale handles",
+                    sourceLocation: sourceLocation)
+        }
+        expectClosedFigures(await pool.stats(), "frozen at close")
+        pool.putConnection(held)
+        pool.removeConnection(stalled)
+        await #expect(throws: HotPoolError.poolClosed) { _ = try await held.roundTrip(get()) }
+        expectClosedFigures(await pool.stats(), "after uses of closed handles")
+        expectClosedFigures(pool.driver.machine.snapshot(), "the machine's own")
+        #expect(try await origin.waitClosed(2), "the server saw both connections closed")
     }
 
     @Test func concurrentClosesAllReturnAfterTheReactorEnded() async throws {
