@@ -1,4 +1,3 @@
-import CShims
 import HotPoolCore
 import HotPoolDriver
 import HotPoolHTTP
@@ -21,7 +20,7 @@ extension HotConnPool {
     }
 
     /// SSL objects alive in the process (created minus freed).
-    public static var liveTLSObjects: Int { Int(hp_tls_live_objects()) }
+    public static var liveTLSObjects: Int { TLSContext.liveObjects }
 
     /// Work items that crossed to the reactor thread from other threads since the pool started
     /// (posts and jobs), each one hop; read on the reactor (this read's own hop is counted from

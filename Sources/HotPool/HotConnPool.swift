@@ -1,4 +1,3 @@
-import CShims
 import FoundationEssentials
 @_exported import HotPoolCore
 import HotPoolDriver
@@ -9,7 +8,6 @@ import ServiceLifecycle
 import Synchronization
 
 @_exported import HTTPTypes
-import CShims
 import FoundationEssentials
 import ServiceLifecycle
 import Synchronization
@@ -38,61 +36,11 @@ public final class HotConnPool: Sendable {
     /// - Throws: `HotPoolError.invalidConfiguration` for unusable values or an unreadable CA file.
     public init(configuration: HotPoolConfiguration = .init()) throws {
         try configuration.validate()
-        var contexts: [OpaquePointer] = []
-        do {
-            for spec in configuration.profiles {
-                contexts.append(try TLSContext.make(spec, trustedCAFile: configuration.trustedCAFile))
-            }
-        } catch {
-            contexts.forEach(hp_tls_ctx_free)
-            throw error
-        }
-        let reactor: Reactor
-        let resolver: Resolver
-        do {
-            reactor = try Reactor(io: Self.makeIOBackend(configuration))
-            resolver = try Resolver(servers: configuration.dnsServers, reactor: reactor)
-        } catch {
-            contexts.forEach(hp_tls_ctx_free)
-            throw error as? HotPoolError ?? HotPoolError.invalidConfiguration("reactor: \(error)")
-        }
-        let driver = PoolDriver(config: configuration, reactor: reactor, resolver: resolver, tlsContexts: contexts)
-        let executor = HotPoolExecutor(reactor: reactor)
-        reactor.ioHandler = { driver.handleIO($0, $1) }
-        reactor.turnEnded = { driver.turnEnded() }
-        do {
-            try reactor.start()
-        } catch {
-            reactor.ioHandler = { _, _ in }  // breaks the reactor-driver cycle, so both are freed
-            reactor.turnEnded = {}
-            throw HotPoolError.invalidConfiguration("reactor thread: \(error)")
-        }
-        reactor.post { driver.send(.start) }
-        self.reactor = reactor
+        let driver = try PoolDriver.start(configuration)
+        self.reactor = driver.reactor
         self.driver = driver
-        self.executor = executor
+        self.executor = HotPoolExecutor(reactor: driver.reactor)
         self.configuration = configuration
-    }
-
-    /// The configured I/O backend; under `.automatic`, epoll where io_uring is unavailable (said once, with why).
-    private static func makeIOBackend(_ configuration: HotPoolConfiguration) throws -> any IOBackend {
-        switch configuration.ioBackend {
-        case .epoll:
-            return try EpollBackend()
-        case .ioUring:
-            do {
-                return try UringBackend()
-            } catch {
-                throw HotPoolError.invalidConfiguration("io_uring is unavailable (\(error))")
-            }
-        case .automatic:
-            do {
-                return try UringBackend()
-            } catch {
-                configuration.logger.notice("io_uring is unavailable; using epoll", metadata: ["reason": "\(error)"])
-                return try EpollBackend()
-            }
-        }
     }
 
     /// A pool dropped without `close()` is a leak of the caller's (asserted in debug builds, as

@@ -6,6 +6,9 @@ package enum TLSContext {
     /// The GREASE code points of RFC 8701 (0x0a0a, 0x1a1a, ... 0xfafa).
     static let greaseValues: [UInt16] = (0..<16).map { UInt16($0) << 12 | 0x0a00 | UInt16($0) << 4 | 0x0a }
 
+    /// SSL objects alive in the process (created minus freed).
+    package static var liveObjects: Int { Int(hp_tls_live_objects()) }
+
     /// A verifying client context (trusting `trustedCAFile`, or the system store) with `spec` applied.
     package static func make(_ spec: FingerprintSpec, trustedCAFile: String?) throws(HotPoolError) -> OpaquePointer {
         var message = [CChar](repeating: 0, count: 256)

@@ -1,0 +1,64 @@
+import CShims
+import HotPoolCore
+import HotPoolIO
+
+extension PoolDriver {
+    /// Builds a pool's parts from its (validated) configuration: a TLS context per fingerprint
+    /// profile, the reactor on the configured I/O backend, the resolver, and the driver over
+    /// them; then starts the reactor thread. Whatever was made is freed if a later part fails.
+    /// - Throws: `HotPoolError.invalidConfiguration` (an unreadable CA file, an I/O backend or a
+    ///   thread that cannot be had).
+    package static func start(_ configuration: HotPoolConfiguration) throws -> PoolDriver {
+        var contexts: [OpaquePointer] = []
+        do {
+            for spec in configuration.profiles {
+                contexts.append(try TLSContext.make(spec, trustedCAFile: configuration.trustedCAFile))
+            }
+        } catch {
+            contexts.forEach(hp_tls_ctx_free)
+            throw error
+        }
+        let reactor: Reactor
+        let resolver: Resolver
+        do {
+            reactor = try Reactor(io: makeIOBackend(configuration))
+            resolver = try Resolver(servers: configuration.dnsServers, reactor: reactor)
+        } catch {
+            contexts.forEach(hp_tls_ctx_free)
+            throw error as? HotPoolError ?? HotPoolError.invalidConfiguration("reactor: \(error)")
+        }
+        let driver = PoolDriver(config: configuration, reactor: reactor, resolver: resolver, tlsContexts: contexts)
+        reactor.ioHandler = { driver.handleIO($0, $1) }
+        reactor.turnEnded = { driver.turnEnded() }
+        do {
+            try reactor.start()
+        } catch {
+            reactor.ioHandler = { _, _ in }  // breaks the reactor-driver cycle, so both are freed
+            reactor.turnEnded = {}
+            throw HotPoolError.invalidConfiguration("reactor thread: \(error)")
+        }
+        reactor.post { driver.send(.start) }
+        return driver
+    }
+
+    /// The configured I/O backend; under `.automatic`, epoll where io_uring is unavailable (said once, with why).
+    private static func makeIOBackend(_ configuration: HotPoolConfiguration) throws -> any IOBackend {
+        switch configuration.ioBackend {
+        case .epoll:
+            return try EpollBackend()
+        case .ioUring:
+            do {
+                return try UringBackend()
+            } catch {
+                throw HotPoolError.invalidConfiguration("io_uring is unavailable (\(error))")
+            }
+        case .automatic:
+            do {
+                return try UringBackend()
+            } catch {
+                configuration.logger.notice("io_uring is unavailable; using epoll", metadata: ["reason": "\(error)"])
+                return try EpollBackend()
+            }
+        }
+    }
+}
