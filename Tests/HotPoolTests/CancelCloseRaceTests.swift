@@ -53,7 +53,7 @@ import Testing
                 _ = try await get.value
                 Issue.record("iteration \(iteration): a connection was handed out")
             } catch let error as HotPoolError {
-                switch error {
+                switch error.code {
                 case .cancelled: answers["cancelled", default: 0] += 1
                 case .poolClosed: answers["poolClosed", default: 0] += 1
                 default: Issue.record("iteration \(iteration): \(error)")
