@@ -101,23 +101,23 @@ public final class HotConnPool: Sendable {
     /// (`maxConnectionsPerHost`, `maxConnections`, `maxIdleConnections`); waits for those dials
     /// and returns how many connections of the host are idle and ready.
     /// - Throws: `allAddressesBlacklisted` when no IP can be dialed and none is idle,
-    ///   `noAddresses`, `invalidHostName`, `invalidConfiguration` for a negative count,
+    ///   `noAddresses`, `invalidHostName`, `invalidArgument` for a negative count,
     ///   `poolClosed`, `cancelled`.
     public func prewarm(
         host: String, port: Int = 443, count: Int, isolation: isolated (any Actor)? = #isolation
     ) async throws -> Int {
         let request = try acquireRequest(host: host, port: port, ip: nil)
-        guard count >= 0 else { throw HotPoolError.invalidConfiguration("prewarm count must be >= 0, not \(count)") }
+        guard count >= 0 else { throw HotPoolError.invalidArgument("prewarm count must be >= 0, not \(count)") }
         return try await ask({ .prewarm($0) }, { .prewarm($0, request, count: count) }).get()
     }
 
     /// Takes `ip` out of rotation for every port of `host` for `duration` at least (then the
     /// recovery pass probes it); its idle connections are closed now and leased ones when
     /// returned (`blacklisted`). Kept for the host name until it recovers or is unblacklisted.
-    /// - Throws: `invalidIP`, `invalidHostName`, or `invalidConfiguration` for a duration under 1 ns.
+    /// - Throws: `invalidIP`, `invalidHostName`, or `invalidArgument` for a duration under 1 ns.
     public func blacklist(ip: String, forHost host: String, for duration: Duration) throws {
         try validate(ip: ip, host: host)
-        guard duration >= .nanoseconds(1) else { throw HotPoolError.invalidConfiguration("blacklist duration must be positive, not \(duration)") }
+        guard duration >= .nanoseconds(1) else { throw HotPoolError.invalidArgument("blacklist duration must be positive, not \(duration)") }
         send(.blacklistManually(address: ip, host: host, period: duration.nanoseconds))
     }
 
@@ -199,7 +199,8 @@ public final class HotConnPool: Sendable {
     /// carry another request (the server closed it or sent more than was asked).
     public func getConnection(validating url: String, isolation: isolated (any Actor)? = #isolation) async throws -> PooledConnection {
         let target = try ValidationTarget(url)
-        var lastError: any Error = HotPoolError.validationFailed(status: 0)
+        // Replaced on every pass (there is at least one) before it can be thrown.
+        var lastError: any Error = HotPoolError.validationFailed(host: target.host, ip: "", status: 0)
         for _ in 0...configuration.maxRetries {
             // A cancelled caller stops trying (its last error said why the previous try failed).
             guard !Task.isCancelled else { throw HotPoolError.cancelled }
@@ -213,7 +214,8 @@ public final class HotConnPool: Sendable {
                     putConnection(connection)  // destroyed, with the reason that retired it
                     continue
                 }
-                lastError = HotPoolError.validationFailed(status: response.head.status.code)
+                lastError = HotPoolError.validationFailed(
+                    host: connection.targetHost, ip: connection.targetIP, status: response.head.status.code)
                 send(.rejectValidation(connection.handle, status: response.head.status.code))
             } catch {
                 lastError = error
@@ -312,16 +314,16 @@ public final class HotConnPool: Sendable {
     /// `roundTrip` do (the profile's headers added, the request framed by the pool, a request it
     /// cannot frame refused with `invalidRequest` before anything is asked, an unhealthy
     /// connection destroyed), within
-    /// `acquireTimeout` to get a connection and `timeout` (default `requestTimeout`) for the
-    /// round trip. Cancelling the task fails a caller still waiting for a connection with
-    /// `cancelled`; a request already sent is answered.
+    /// `acquireTimeout` to get a connection and `timeout` (default `requestTimeout`; one that is
+    /// not positive is refused with `invalidArgument`) for the round trip. Cancelling the task
+    /// fails a caller still waiting for a connection with `cancelled`; a request already sent is answered.
     public func execute(
         _ request: HTTPRequest, body: [UInt8] = [], host: String, port: Int = 443, timeout: Duration? = nil,
         isolation: isolated (any Actor)? = #isolation
     ) async throws -> HotResponse {
         let acquire = try acquireRequest(host: host, port: port, ip: nil)
         if let problem = RequestFraming.problem(request, bodyCount: body.count) { throw HotPoolError.invalidRequest(problem) }
-        if let timeout, timeout <= .zero { throw HotPoolError.invalidConfiguration("execute timeout must be positive, not \(timeout)") }
+        if let timeout, timeout <= .zero { throw HotPoolError.invalidArgument("execute timeout must be positive, not \(timeout)") }
         let timeout = (timeout ?? configuration.requestTimeout).nanoseconds
         return try await ask({ handoff in
             .execute(PendingExecute(request: request, body: body, timeout: timeout, handoff: handoff, acquire: acquire))

@@ -1,123 +1,297 @@
-/// What went wrong, and with which host and IP.
-public enum HotPoolError: Error, Hashable, Sendable, CustomStringConvertible {
-    /// The pool was closed.
-    case poolClosed
-    /// A configuration value cannot work.
-    case invalidConfiguration(String)
-    /// The URL cannot be parsed, lacks a host, or has a port outside 1...65535.
-    case invalidURL(String)
-    /// The host name is empty, longer than 253 bytes, or holds a space, a control byte, a URL
-    /// delimiter, or a colon outside an IPv6 literal.
-    case invalidHostName(String)
-    /// Only `https` is supported.
-    case unsupportedScheme(String)
-    /// The request cannot be sent as given (nothing was sent): more than one Host field, a
-    /// Content-Length that is not the body's length, a Transfer-Encoding (the pool frames
-    /// bodies), or a path or Host holding a space or control byte.
-    case invalidRequest(String)
-    /// The host name did not resolve to any address.
-    case noAddresses(host: String, reason: String)
-    /// Every address of the host is blacklisted.
-    case allAddressesBlacklisted(host: String)
-    /// The IP a get was pinned to is blacklisted for the host, or left out by its allow list.
-    case addressBlacklisted(host: String, ip: String)
-    /// The IP passed to `getConnection(host:port:ip:)` is not an IP literal.
-    case invalidIP(String)
-    /// The server answered the validation request with this status instead of 200.
-    case validationFailed(status: Int)
-    /// The TCP connection could not be made.
-    case connectFailed(host: String, ip: String, reason: String)
-    /// None of the `localAddresses` of the target's family could be bound (each failure is logged).
-    case localAddressUnavailable(host: String, ip: String)
-    /// The TLS handshake failed (bad certificate, protocol error, peer closed).
-    case tlsHandshakeFailed(host: String, ip: String, reason: String)
-    /// `phase` did not finish within its bound.
-    case timeout(host: String, ip: String?, phase: Phase)
-    /// The handle's lease has ended: the connection was returned, removed, or destroyed.
-    case staleConnection
-    /// A round trip is already under way on this connection.
-    case connectionBusy
-    /// The connection was closed earlier (error, server close) and cannot carry requests.
-    case connectionClosed(host: String, ip: String)
-    /// Reading or writing the socket failed.
-    case networkError(host: String, ip: String, reason: String)
-    /// A TLS error after the handshake.
-    case tlsError(host: String, ip: String, reason: String)
-    /// The server closed the connection before the response was complete (or, with
-    /// `closeDelimitedBodyRequiresCloseNotify`, ended a close-delimited body with no TLS close_notify).
-    case unexpectedEOF(host: String, ip: String)
-    /// The server (or nghttp2, for a protocol error) reset the request's HTTP/2 stream; `reason`
-    /// names the HTTP/2 error code (`REFUSED_STREAM`: the server did not process the request).
-    case streamReset(host: String, ip: String, reason: String)
-    /// The response's status line is not `HTTP/1.x NNN ...`.
-    case malformedStatusLine(host: String, ip: String)
-    /// A response header line is not `name: value` with a valid name.
-    case malformedHeader(host: String, ip: String)
-    /// The response head, or its trailer section, is larger than `maxResponseHeaderBytes`.
-    case responseHeadersTooLarge(host: String, ip: String, limit: Int)
-    /// The response head has more than `maxResponseHeaderFields` fields.
-    case tooManyResponseHeaderFields(host: String, ip: String, limit: Int)
-    /// The server sent more than `limit` interim (1xx) responses before its answer.
-    case tooManyInterimResponses(host: String, ip: String, limit: Int)
-    /// The response body is larger than `maxResponseBodyBytes`.
-    case responseBodyTooLarge(host: String, ip: String, limit: Int)
-    /// A chunk size line of a chunked body is not hexadecimal.
-    case badChunkSize(host: String, ip: String)
-    /// Content-Length is not a number, or several disagree.
-    case invalidContentLength(host: String, ip: String)
-    /// The caller's task was cancelled while it waited for a connection, or before a round trip
-    /// (one already sent runs to its end or to `requestTimeout`).
-    case cancelled
+/// What went wrong (`code`), and with which host and IP.
+///
+/// A struct, not an enum, so that new codes and new context fields can be added without
+/// breaking a caller's exhaustive switch. Errors are made by static members named after their
+/// code (`.poolClosed`, `.timeout(host:ip:phase:)`, ...), and matched by code:
+/// `catch HotPoolError.Code.poolClosed`, `case HotPoolError.Code.timeout:`, or
+/// `error.code == .timeout`. Two errors are equal when their code and every field are.
+public struct HotPoolError: Error, Hashable, Sendable, CustomStringConvertible {
+    /// Which kind of failure this is; one `static let` per kind. New codes may be added, so a
+    /// switch over them needs a `default`.
+    public struct Code: Hashable, Sendable, CustomStringConvertible {
+        fileprivate enum Base: String, Hashable, Sendable {
+            case poolClosed, invalidConfiguration, invalidArgument, invalidURL, invalidHostName,
+                unsupportedScheme, invalidRequest, noAddresses, allAddressesBlacklisted,
+                addressBlacklisted, invalidIP, validationFailed, connectFailed,
+                localAddressUnavailable, tlsHandshakeFailed, timeout, staleConnection,
+                connectionBusy, connectionClosed, networkError, tlsError, unexpectedEOF,
+                streamReset, malformedStatusLine, malformedHeader, responseHeadersTooLarge,
+                tooManyResponseHeaderFields, tooManyInterimResponses, responseBodyTooLarge,
+                badChunkSize, invalidContentLength, cancelled
+        }
+
+        fileprivate let base: Base
+
+        private init(_ base: Base) { self.base = base }
+
+        /// The pool was closed.
+        public static let poolClosed = Code(.poolClosed)
+        /// A configuration value cannot work, or the pool could not be set up with it.
+        public static let invalidConfiguration = Code(.invalidConfiguration)
+        /// An argument of a call is out of its range (a negative prewarm count, a duration or
+        /// timeout that is not positive); nothing was done.
+        public static let invalidArgument = Code(.invalidArgument)
+        /// The URL cannot be parsed, lacks a host, or has a port outside 1...65535.
+        public static let invalidURL = Code(.invalidURL)
+        /// The host name is empty, longer than 253 bytes, or holds a space, a control byte, a URL
+        /// delimiter, or a colon outside an IPv6 literal.
+        public static let invalidHostName = Code(.invalidHostName)
+        /// Only `https` is supported.
+        public static let unsupportedScheme = Code(.unsupportedScheme)
+        /// The request cannot be sent as given (nothing was sent): more than one Host field, a
+        /// Content-Length that is not the body's length, a Transfer-Encoding (the pool frames
+        /// bodies), or a path or Host holding a space or control byte.
+        public static let invalidRequest = Code(.invalidRequest)
+        /// The host name did not resolve to any address.
+        public static let noAddresses = Code(.noAddresses)
+        /// Every address of the host is blacklisted.
+        public static let allAddressesBlacklisted = Code(.allAddressesBlacklisted)
+        /// The IP a get was pinned to is blacklisted for the host, or left out by its allow list.
+        public static let addressBlacklisted = Code(.addressBlacklisted)
+        /// An IP passed to the pool is not an IP literal.
+        public static let invalidIP = Code(.invalidIP)
+        /// The server answered the validation request with a status other than 200.
+        public static let validationFailed = Code(.validationFailed)
+        /// The TCP connection could not be made.
+        public static let connectFailed = Code(.connectFailed)
+        /// None of the `localAddresses` of the target's family could be bound (each failure is logged).
+        public static let localAddressUnavailable = Code(.localAddressUnavailable)
+        /// The TLS handshake failed (bad certificate, protocol error, peer closed).
+        public static let tlsHandshakeFailed = Code(.tlsHandshakeFailed)
+        /// A phase (`HotPoolError.phase`) did not finish within its bound.
+        public static let timeout = Code(.timeout)
+        /// The handle's lease has ended: the connection was returned, removed, or destroyed.
+        public static let staleConnection = Code(.staleConnection)
+        /// A round trip is already under way on this connection.
+        public static let connectionBusy = Code(.connectionBusy)
+        /// The connection was closed earlier (error, server close) and cannot carry requests.
+        public static let connectionClosed = Code(.connectionClosed)
+        /// Reading or writing the socket failed.
+        public static let networkError = Code(.networkError)
+        /// A TLS error after the handshake.
+        public static let tlsError = Code(.tlsError)
+        /// The server closed the connection before the response was complete (or, with
+        /// `closeDelimitedBodyRequiresCloseNotify`, ended a close-delimited body with no TLS close_notify).
+        public static let unexpectedEOF = Code(.unexpectedEOF)
+        /// The server (or nghttp2, for a protocol error) reset the request's HTTP/2 stream.
+        public static let streamReset = Code(.streamReset)
+        /// The response's status line is not `HTTP/1.x NNN ...`.
+        public static let malformedStatusLine = Code(.malformedStatusLine)
+        /// A response header line is not `name: value` with a valid name.
+        public static let malformedHeader = Code(.malformedHeader)
+        /// The response head, or its trailer section, is larger than `maxResponseHeaderBytes`.
+        public static let responseHeadersTooLarge = Code(.responseHeadersTooLarge)
+        /// The response head has more than `maxResponseHeaderFields` fields.
+        public static let tooManyResponseHeaderFields = Code(.tooManyResponseHeaderFields)
+        /// The server sent more interim (1xx) responses before its answer than the pool takes.
+        public static let tooManyInterimResponses = Code(.tooManyInterimResponses)
+        /// The response body is larger than `maxResponseBodyBytes`.
+        public static let responseBodyTooLarge = Code(.responseBodyTooLarge)
+        /// A chunk size line of a chunked body is not hexadecimal.
+        public static let badChunkSize = Code(.badChunkSize)
+        /// Content-Length is not a number, or several disagree.
+        public static let invalidContentLength = Code(.invalidContentLength)
+        /// The caller's task was cancelled while it waited for a connection, or before a round trip
+        /// (one already sent runs to its end or to `requestTimeout`).
+        public static let cancelled = Code(.cancelled)
+
+        /// The code's name, as spelled by its `static let` (`"poolClosed"`).
+        public var description: String { base.rawValue }
+
+        /// Whether `value` is a `HotPoolError` with this code, so that `catch HotPoolError.Code.poolClosed`
+        /// and `case HotPoolError.Code.timeout:` match.
+        public static func ~= (pattern: Code, value: any Error) -> Bool {
+            (value as? HotPoolError)?.code == pattern
+        }
+    }
 
     /// What was under way when a timeout hit.
     public enum Phase: String, Hashable, Sendable {
         case connect, tlsHandshake, waitForConnection, request
     }
 
+    /// Which kind of failure this is.
+    public let code: Code
+    /// The host name the failure concerns, when there is one (the invalid name, for `invalidHostName`).
+    public let host: String?
+    /// The IP the failure concerns, when there is one (the invalid text, for `invalidIP`).
+    public let ip: String?
+    /// The underlying reason or detail: the OS or TLS error, the DNS answer, the HTTP/2 error
+    /// code, what is wrong with a configuration value, argument or request, the URL or scheme refused.
+    public let reason: String?
+    /// What was under way, for `timeout`.
+    public let phase: Phase?
+    /// The status the server answered, for `validationFailed`.
+    public let status: Int?
+    /// The limit that was exceeded, for the too-large and too-many codes.
+    public let limit: Int?
+
+    private init(
+        _ code: Code, host: String? = nil, ip: String? = nil, reason: String? = nil,
+        phase: Phase? = nil, status: Int? = nil, limit: Int? = nil
+    ) {
+        self.code = code
+        self.host = host
+        self.ip = ip
+        self.reason = reason
+        self.phase = phase
+        self.status = status
+        self.limit = limit
+    }
+
+    /// The pool was closed.
+    public static let poolClosed = HotPoolError(.poolClosed)
+    /// A configuration value cannot work, or the pool could not be set up with it; `why` is the `reason`.
+    public static func invalidConfiguration(_ why: String) -> HotPoolError { HotPoolError(.invalidConfiguration, reason: why) }
+    /// An argument of a call is out of its range; `why` is the `reason`. Nothing was done.
+    public static func invalidArgument(_ why: String) -> HotPoolError { HotPoolError(.invalidArgument, reason: why) }
+    /// The URL cannot be parsed, lacks a host, or has a port outside 1...65535; the URL is the `reason`.
+    public static func invalidURL(_ url: String) -> HotPoolError { HotPoolError(.invalidURL, reason: url) }
+    /// The host name is empty, longer than 253 bytes, or holds a space, a control byte, a URL
+    /// delimiter, or a colon outside an IPv6 literal; the name is the `host`.
+    public static func invalidHostName(_ name: String) -> HotPoolError { HotPoolError(.invalidHostName, host: name) }
+    /// Only `https` is supported; the scheme given is the `reason`.
+    public static func unsupportedScheme(_ scheme: String) -> HotPoolError { HotPoolError(.unsupportedScheme, reason: scheme) }
+    /// The request cannot be sent as given (nothing was sent); `why` is the `reason`. See
+    /// `Code.invalidRequest`.
+    public static func invalidRequest(_ why: String) -> HotPoolError { HotPoolError(.invalidRequest, reason: why) }
+    /// The host name did not resolve to any address.
+    public static func noAddresses(host: String, reason: String) -> HotPoolError {
+        HotPoolError(.noAddresses, host: host, reason: reason)
+    }
+    /// Every address of the host is blacklisted.
+    public static func allAddressesBlacklisted(host: String) -> HotPoolError { HotPoolError(.allAddressesBlacklisted, host: host) }
+    /// The IP a get was pinned to is blacklisted for the host, or left out by its allow list.
+    public static func addressBlacklisted(host: String, ip: String) -> HotPoolError {
+        HotPoolError(.addressBlacklisted, host: host, ip: ip)
+    }
+    /// An IP passed to the pool is not an IP literal; the text is the `ip`.
+    public static func invalidIP(_ ip: String) -> HotPoolError { HotPoolError(.invalidIP, ip: ip) }
+    /// The server at `ip` answered the validation request for `host` with `status` instead of 200.
+    public static func validationFailed(host: String, ip: String, status: Int) -> HotPoolError {
+        HotPoolError(.validationFailed, host: host, ip: ip, status: status)
+    }
+    /// The TCP connection could not be made.
+    public static func connectFailed(host: String, ip: String, reason: String) -> HotPoolError {
+        HotPoolError(.connectFailed, host: host, ip: ip, reason: reason)
+    }
+    /// None of the `localAddresses` of the target's family could be bound (each failure is logged).
+    public static func localAddressUnavailable(host: String, ip: String) -> HotPoolError {
+        HotPoolError(.localAddressUnavailable, host: host, ip: ip)
+    }
+    /// The TLS handshake failed (bad certificate, protocol error, peer closed).
+    public static func tlsHandshakeFailed(host: String, ip: String, reason: String) -> HotPoolError {
+        HotPoolError(.tlsHandshakeFailed, host: host, ip: ip, reason: reason)
+    }
+    /// `phase` did not finish within its bound (`ip` is nil while no connection was chosen).
+    public static func timeout(host: String, ip: String?, phase: Phase) -> HotPoolError {
+        HotPoolError(.timeout, host: host, ip: ip, phase: phase)
+    }
+    /// The handle's lease has ended: the connection was returned, removed, or destroyed.
+    public static let staleConnection = HotPoolError(.staleConnection)
+    /// A round trip is already under way on this connection.
+    public static let connectionBusy = HotPoolError(.connectionBusy)
+    /// The connection was closed earlier (error, server close) and cannot carry requests.
+    public static func connectionClosed(host: String, ip: String) -> HotPoolError {
+        HotPoolError(.connectionClosed, host: host, ip: ip)
+    }
+    /// Reading or writing the socket failed.
+    public static func networkError(host: String, ip: String, reason: String) -> HotPoolError {
+        HotPoolError(.networkError, host: host, ip: ip, reason: reason)
+    }
+    /// A TLS error after the handshake.
+    public static func tlsError(host: String, ip: String, reason: String) -> HotPoolError {
+        HotPoolError(.tlsError, host: host, ip: ip, reason: reason)
+    }
+    /// The server closed the connection before the response was complete (or, with
+    /// `closeDelimitedBodyRequiresCloseNotify`, ended a close-delimited body with no TLS close_notify).
+    public static func unexpectedEOF(host: String, ip: String) -> HotPoolError {
+        HotPoolError(.unexpectedEOF, host: host, ip: ip)
+    }
+    /// The server (or nghttp2, for a protocol error) reset the request's HTTP/2 stream; `reason`
+    /// names the HTTP/2 error code (`REFUSED_STREAM`: the server did not process the request).
+    public static func streamReset(host: String, ip: String, reason: String) -> HotPoolError {
+        HotPoolError(.streamReset, host: host, ip: ip, reason: reason)
+    }
+    /// The response's status line is not `HTTP/1.x NNN ...`.
+    public static func malformedStatusLine(host: String, ip: String) -> HotPoolError {
+        HotPoolError(.malformedStatusLine, host: host, ip: ip)
+    }
+    /// A response header line is not `name: value` with a valid name.
+    public static func malformedHeader(host: String, ip: String) -> HotPoolError {
+        HotPoolError(.malformedHeader, host: host, ip: ip)
+    }
+    /// The response head, or its trailer section, is larger than `maxResponseHeaderBytes` (`limit`).
+    public static func responseHeadersTooLarge(host: String, ip: String, limit: Int) -> HotPoolError {
+        HotPoolError(.responseHeadersTooLarge, host: host, ip: ip, limit: limit)
+    }
+    /// The response head has more than `maxResponseHeaderFields` (`limit`) fields.
+    public static func tooManyResponseHeaderFields(host: String, ip: String, limit: Int) -> HotPoolError {
+        HotPoolError(.tooManyResponseHeaderFields, host: host, ip: ip, limit: limit)
+    }
+    /// The server sent more than `limit` interim (1xx) responses before its answer.
+    public static func tooManyInterimResponses(host: String, ip: String, limit: Int) -> HotPoolError {
+        HotPoolError(.tooManyInterimResponses, host: host, ip: ip, limit: limit)
+    }
+    /// The response body is larger than `maxResponseBodyBytes` (`limit`).
+    public static func responseBodyTooLarge(host: String, ip: String, limit: Int) -> HotPoolError {
+        HotPoolError(.responseBodyTooLarge, host: host, ip: ip, limit: limit)
+    }
+    /// A chunk size line of a chunked body is not hexadecimal.
+    public static func badChunkSize(host: String, ip: String) -> HotPoolError {
+        HotPoolError(.badChunkSize, host: host, ip: ip)
+    }
+    /// Content-Length is not a number, or several disagree.
+    public static func invalidContentLength(host: String, ip: String) -> HotPoolError {
+        HotPoolError(.invalidContentLength, host: host, ip: ip)
+    }
+    /// The caller's task was cancelled while it waited for a connection, or before a round trip
+    /// (one already sent runs to its end or to `requestTimeout`).
+    public static let cancelled = HotPoolError(.cancelled)
+
+    /// What went wrong, in one line naming the host, IP and reason it concerns.
     public var description: String {
-        switch self {
+        // Every constructor sets the fields its code's text names.
+        let host = host ?? "?", ip = ip ?? "?", reason = reason ?? "", limit = limit ?? 0
+        return switch code.base {
         case .poolClosed: "pool closed"
-        case .invalidConfiguration(let why): "invalid configuration: \(why)"
-        case .invalidURL(let url): "invalid URL: \(url)"
-        case .invalidHostName(let name): "invalid host name: \(String(reflecting: name))"
-        case .unsupportedScheme(let scheme): "unsupported scheme \(scheme) (only https)"
-        case .invalidRequest(let why): "invalid request: \(why)"
-        case .noAddresses(let host, let reason): "no addresses for \(host): \(reason)"
-        case .allAddressesBlacklisted(let host): "every address of \(host) is blacklisted"
-        case .addressBlacklisted(let host, let ip): "\(ip) is blacklisted for \(host)"
-        case .invalidIP(let ip): "not an IP address: \(ip)"
-        case .validationFailed(let status): "validation request answered \(status), not 200"
-        case .connectFailed(let host, let ip, let reason): "connect to \(host) (\(ip)) failed: \(reason)"
-        case .localAddressUnavailable(let host, let ip): "no local address could be bound to connect to \(host) (\(ip))"
-        case .tlsHandshakeFailed(let host, let ip, let reason): "TLS handshake with \(host) (\(ip)) failed: \(reason)"
-        case .timeout(let host, let ip, let phase): "\(phase.rawValue) timed out for \(host)\(ip.map { " (\($0))" } ?? "")"
+        case .invalidConfiguration: "invalid configuration: \(reason)"
+        case .invalidArgument: "invalid argument: \(reason)"
+        case .invalidURL: "invalid URL: \(reason)"
+        case .invalidHostName: "invalid host name: \(String(reflecting: host))"
+        case .unsupportedScheme: "unsupported scheme \(reason) (only https)"
+        case .invalidRequest: "invalid request: \(reason)"
+        case .noAddresses: "no addresses for \(host): \(reason)"
+        case .allAddressesBlacklisted: "every address of \(host) is blacklisted"
+        case .addressBlacklisted: "\(ip) is blacklisted for \(host)"
+        case .invalidIP: "not an IP address: \(ip)"
+        case .validationFailed: "validation request to \(host) (\(ip)) answered \(status ?? 0), not 200"
+        case .connectFailed: "connect to \(host) (\(ip)) failed: \(reason)"
+        case .localAddressUnavailable: "no local address could be bound to connect to \(host) (\(ip))"
+        case .tlsHandshakeFailed: "TLS handshake with \(host) (\(ip)) failed: \(reason)"
+        case .timeout: "\(phase?.rawValue ?? "?") timed out for \(host)\(self.ip.map { " (\($0))" } ?? "")"
         case .staleConnection: "connection handle is stale: it was returned, removed or closed"
         case .connectionBusy: "a round trip is already under way on this connection"
-        case .connectionClosed(let host, let ip): "connection to \(host) (\(ip)) is closed"
-        case .networkError(let host, let ip, let reason): "network error with \(host) (\(ip)): \(reason)"
-        case .tlsError(let host, let ip, let reason): "TLS error with \(host) (\(ip)): \(reason)"
-        case .unexpectedEOF(let host, let ip): "\(host) (\(ip)) closed the connection mid-response"
-        case .streamReset(let host, let ip, let reason): "\(host) (\(ip)) reset the HTTP/2 stream: \(reason)"
-        case .malformedStatusLine(let host, let ip): "malformed status line from \(host) (\(ip))"
-        case .malformedHeader(let host, let ip): "malformed header from \(host) (\(ip))"
-        case .responseHeadersTooLarge(let host, let ip, let limit): "response head or trailers from \(host) (\(ip)) exceed \(limit) bytes"
-        case .tooManyResponseHeaderFields(let host, let ip, let limit): "response head from \(host) (\(ip)) has more than \(limit) fields"
-        case .tooManyInterimResponses(let host, let ip, let limit): "\(host) (\(ip)) sent more than \(limit) interim (1xx) responses"
-        case .responseBodyTooLarge(let host, let ip, let limit): "response body from \(host) (\(ip)) exceeds \(limit) bytes"
-        case .badChunkSize(let host, let ip): "bad chunk size from \(host) (\(ip))"
-        case .invalidContentLength(let host, let ip): "invalid Content-Length from \(host) (\(ip))"
+        case .connectionClosed: "connection to \(host) (\(ip)) is closed"
+        case .networkError: "network error with \(host) (\(ip)): \(reason)"
+        case .tlsError: "TLS error with \(host) (\(ip)): \(reason)"
+        case .unexpectedEOF: "\(host) (\(ip)) closed the connection mid-response"
+        case .streamReset: "\(host) (\(ip)) reset the HTTP/2 stream: \(reason)"
+        case .malformedStatusLine: "malformed status line from \(host) (\(ip))"
+        case .malformedHeader: "malformed header from \(host) (\(ip))"
+        case .responseHeadersTooLarge: "response head or trailers from \(host) (\(ip)) exceed \(limit) bytes"
+        case .tooManyResponseHeaderFields: "response head from \(host) (\(ip)) has more than \(limit) fields"
+        case .tooManyInterimResponses: "\(host) (\(ip)) sent more than \(limit) interim (1xx) responses"
+        case .responseBodyTooLarge: "response body from \(host) (\(ip)) exceeds \(limit) bytes"
+        case .badChunkSize: "bad chunk size from \(host) (\(ip))"
+        case .invalidContentLength: "invalid Content-Length from \(host) (\(ip))"
         case .cancelled: "cancelled"
         }
     }
 
     /// A failure on this side, not the server's: no local address could be bound, or the
     /// configuration cannot work (nghttp2 refused a profile's HTTP/2 preface).
-    package var isLocal: Bool {
-        switch self {
-        case .localAddressUnavailable, .invalidConfiguration: true
-        default: false
-        }
-    }
+    package var isLocal: Bool { code == .localAddressUnavailable || code == .invalidConfiguration }
 
-    package var isTimeout: Bool { if case .timeout = self { true } else { false } }
+    package var isTimeout: Bool { code == .timeout }
 }

@@ -52,7 +52,10 @@ struct HotPoolDemo {
                     try await pool.withConnection(host: Origin.hostName, port: origin.port) { connection in
                         let response = try await connection.roundTrip(
                             HTTPRequest(method: .get, scheme: "https", authority: Origin.hostName, path: "/item/\(i)"))
-                        guard response.head.status == .ok else { throw HotPoolError.validationFailed(status: response.head.status.code) }
+                        guard response.head.status == .ok else {
+                            throw HotPoolError.validationFailed(
+                                host: connection.targetHost, ip: connection.targetIP, status: response.head.status.code)
+                        }
                         return connection.targetIP
                     }
                 }

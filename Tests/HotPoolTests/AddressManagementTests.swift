@@ -104,7 +104,8 @@ import Testing
         await #expect {
             try await pool.refreshAddresses(host: host, port: origin.port)
         } throws: { error in
-            if case .noAddresses(host: Origin.hostName, _) = error as? HotPoolError { true } else { false }
+            guard let error = error as? HotPoolError else { return false }
+            return error.code == .noAddresses && error.host == Origin.hostName
         }
         #expect(log.entries.contains { $0.message.contains("DNS lookup failed") })
         let connection = try await pool.getConnection(host: host, port: origin.port)
@@ -123,8 +124,10 @@ import Testing
             await #expect {
                 _ = try await pool.getConnection(host: "missing.hotpool.test", port: origin.port)
             } throws: { error in
-                guard case .noAddresses(host: "missing.hotpool.test", let reason) = error as? HotPoolError else { return false }
-                return reason.lowercased().contains("not found")
+                guard let error = error as? HotPoolError, error.code == .noAddresses, error.host == "missing.hotpool.test" else {
+                    return false
+                }
+                return error.reason?.lowercased().contains("not found") == true
             }
             queries.append(try await dns.queries("missing.hotpool.test"))
         }
@@ -357,7 +360,7 @@ import Testing
         limited.maxConnectionsPerHost = 3
         let small = try origin.pool(limited)
         #expect(try await small.prewarm(host: host, port: origin.port, count: 8) == 3, "within the per-host limit")
-        await #expect(throws: HotPoolError.invalidConfiguration("prewarm count must be >= 0, not -1")) {
+        await #expect(throws: HotPoolError.invalidArgument("prewarm count must be >= 0, not -1")) {
             try await small.prewarm(host: host, count: -1)
         }
         try await small.close()
@@ -440,7 +443,8 @@ import Testing
         await #expect {
             try await failing.getConnection(host: host, port: origin.port)
         } throws: { error in
-            if case .localAddressUnavailable(Origin.hostName, _) = error as? HotPoolError { true } else { false }
+            guard let error = error as? HotPoolError else { return false }
+            return error.code == .localAddressUnavailable && error.host == Origin.hostName
         }
         try await failing.close()
     }

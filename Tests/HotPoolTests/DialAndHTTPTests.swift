@@ -99,8 +99,8 @@ import Testing
         await #expect {
             _ = try await pool.getConnection(host: Origin.hostName, port: origin.port, ip: origin.ips[0])
         } throws: { error in
-            guard case .tlsHandshakeFailed(_, let ip, let reason) = error as? HotPoolError else { return false }
-            return ip == origin.ips[0] && reason.contains("certificate verify failed")
+            guard let error = error as? HotPoolError, error.code == .tlsHandshakeFailed else { return false }
+            return error.ip == origin.ips[0] && error.reason?.contains("certificate verify failed") == true
         }
         // The same pool still reaches a sound IP.
         let connection = try await pool.getConnection(host: Origin.hostName, port: origin.port, ip: origin.ips[1])
@@ -118,8 +118,8 @@ import Testing
         await #expect {
             _ = try await pool.getConnection(host: "other.hotpool.test", port: origin.port)
         } throws: { error in
-            guard case .tlsHandshakeFailed(_, _, let reason) = error as? HotPoolError else { return false }
-            return reason.contains("verify")
+            guard let error = error as? HotPoolError, error.code == .tlsHandshakeFailed else { return false }
+            return error.reason?.contains("verify") == true
         }
         try await pool.close()
     }
@@ -131,8 +131,8 @@ import Testing
         await #expect {
             _ = try await pool.getConnection(host: Origin.hostName, port: 1, ip: origin.ips[0])  // nothing listens on port 1
         } throws: { error in
-            guard case .connectFailed(_, _, let reason) = error as? HotPoolError else { return false }
-            return reason.contains("refused")
+            guard let error = error as? HotPoolError, error.code == .connectFailed else { return false }
+            return error.reason?.contains("refused") == true
         }
         #expect(ContinuousClock.now - start < .seconds(5), "well within connectTimeout")
         try await pool.close()
@@ -148,8 +148,8 @@ import Testing
         await #expect {
             _ = try await pool.getConnection(host: Origin.hostName, port: origin.port, ip: origin.ips[0])
         } throws: { error in
-            guard case .timeout(_, _, let phase) = error as? HotPoolError else { return false }
-            return phase == .tlsHandshake
+            guard let error = error as? HotPoolError, error.code == .timeout else { return false }
+            return error.phase == .tlsHandshake
         }
         let elapsed = ContinuousClock.now - start
         #expect(elapsed >= .milliseconds(300) && elapsed < .seconds(3))
@@ -182,8 +182,8 @@ import Testing
         await #expect {
             _ = try await connection.roundTrip(get("/stall"))
         } throws: { error in
-            guard case .timeout(_, _, .request) = error as? HotPoolError else { return false }
-            return true
+            guard let error = error as? HotPoolError, error.code == .timeout else { return false }
+            return error.phase == .request
         }
         pool.putConnection(connection)
         #expect(await pool.stats().closedByReason[.unhealthyOnReturn] == 1)

@@ -225,7 +225,7 @@ private actor ReactorBoundClient {
         await #expect {
             _ = try await pool.execute(get(), host: Origin.hostName, port: origin.port, timeout: .zero)
         } throws: { error in
-            if case .invalidConfiguration = error as? HotPoolError { true } else { false }
+            (error as? HotPoolError)?.code == .invalidArgument
         }
         #expect(await pool.stats().connectionsOpened == 0, "nothing was dialed for it")
         try await pool.close()
@@ -302,7 +302,8 @@ private actor ReactorBoundClient {
         await #expect {
             _ = try await pool.execute(get("/stall"), host: Origin.hostName, port: origin.port, timeout: .milliseconds(300))
         } throws: { error in
-            if case .timeout(_, _, .request) = error as? HotPoolError { true } else { false }
+            guard let error = error as? HotPoolError, error.code == .timeout else { return false }
+            return error.phase == .request
         }
         let stats = await pool.stats()
         #expect(stats.closedByReason[.unhealthyOnReturn] == 1 && stats.totalConnections == 0 && stats.failedRequests == 1)

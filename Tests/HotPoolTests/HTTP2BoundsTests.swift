@@ -42,8 +42,8 @@ import Testing
         await #expect {
             _ = try await hostile.roundTrip(get("/flood"))
         } throws: { error in
-            guard case .networkError(_, _, let reason) = error as? HotPoolError else { return false }
-            return reason == PoolDriver.floodReason
+            guard let error = error as? HotPoolError, error.code == .networkError else { return false }
+            return error.reason == PoolDriver.floodReason
         }
         let growth = try peakRSS() - baseline
         #expect(growth < 24 << 20, "peak RSS grew by \(growth >> 20) MB (unsent output is capped at 1 MB)")

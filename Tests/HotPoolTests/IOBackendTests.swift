@@ -24,7 +24,7 @@ import Testing
         #expect {
             _ = try origin.pool(config)
         } throws: { error in
-            guard case .invalidConfiguration(let reason) = error as? HotPoolError else { return false }
+            guard let error = error as? HotPoolError, error.code == .invalidConfiguration, let reason = error.reason else { return false }
             return reason.contains("io_uring is unavailable") && reason.contains("Function not implemented")
         }
         let log = CapturedLog()

@@ -67,6 +67,17 @@ import Testing
         #expect(try await origin.waitClosed(1))
         #expect(openFDCount() == fds, "one socket closed, one opened")
         await #expect(throws: HotPoolError.staleConnection) { _ = try await first.roundTrip(get()) }
+        // When every try is answered 500, the error names the status, the host and the IP of
+        // the last connection tried.
+        try await origin.rule(path: "/health", ["type": "status", "status": 500])
+        await #expect {
+            _ = try await pool.getConnection(validating: "https://\(Origin.hostName):\(origin.port)/health")
+        } throws: { error in
+            guard let error = error as? HotPoolError, error.code == .validationFailed else { return false }
+            #expect(error.host == Origin.hostName && error.ip.map(origin.ips.contains) == true, "\(error)")
+            #expect(error.description == "validation request to \(Origin.hostName) (\(error.ip ?? "")) answered 500, not 200")
+            return error.status == 500
+        }
         pool.putConnection(validated)
         try await pool.close()
     }
@@ -491,8 +502,8 @@ import Testing
         await #expect(throws: HotPoolError.invalidURL("::not a url")) { _ = try await pool.getConnection(validating: "::not a url") }
         await #expect(throws: HotPoolError.invalidIP("not-an-ip")) { _ = try await pool.getConnection(host: "x.test", ip: "not-an-ip") }
         await #expect { _ = try await pool.getConnection(host: "no-such-host.invalid") } throws: { error in
-            if case .noAddresses(host: "no-such-host.invalid", _) = error as? HotPoolError { return true }
-            return false
+            guard let error = error as? HotPoolError else { return false }
+            return error.code == .noAddresses && error.host == "no-such-host.invalid"
         }
         try await pool.close()
     }

@@ -119,8 +119,8 @@ import Testing
             await #expect {
                 _ = try await pool.execute(request, body: Array("hi".utf8), host: Origin.hostName, port: origin.port)
             } throws: { error in
-                guard case .invalidRequest(let why) = error as? HotPoolError else { return false }
-                return why.hasPrefix(reason)
+                guard let error = error as? HotPoolError, error.code == .invalidRequest else { return false }
+                return error.reason?.hasPrefix(reason) == true
             }
         }
         #expect(try await origin.stats().totalRequests == 0, "nothing reached the server")

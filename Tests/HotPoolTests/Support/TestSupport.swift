@@ -197,7 +197,7 @@ func expectInvalidConfiguration(_ config: HotPoolConfiguration, saying reason: S
         try await pool.close()
         Issue.record("accepted; expected invalidConfiguration saying \(reason)", sourceLocation: sourceLocation)
     } catch {
-        guard case .invalidConfiguration(let why) = error as? HotPoolError else { throw error }
+        guard let error = error as? HotPoolError, error.code == .invalidConfiguration, let why = error.reason else { throw error }
         #expect(why.contains(reason), "\(why)", sourceLocation: sourceLocation)
     }
 }
