@@ -9,47 +9,6 @@ import HotPoolStateMachine
 import Logging
 import Synchronization
 
-/// What a connection is, fixed when it is dialed: one object per connection, so handing it to
-/// callers costs a reference, not a copy of each name.
-package final class ConnectionIdentity: Sendable {
-    package let host: String
-    package let port: Int
-    /// The Host header value for requests that give no authority.
-    let authority: String
-    package let ip: String
-    /// The local address it is bound to; nil = chosen by the system.
-    let localAddress: String?
-    /// The fingerprint profile: its index in the configuration's `profiles`, and its name.
-    let profileIndex: Int
-    package let profile: String
-    /// The profile's request headers, HTTP/1.1 and HTTP/2 forms, with this connection's Accept-Language.
-    let headers: ProfileHeaders
-    let http2Headers: ProfileHeaders
-    let pseudoHeaderOrder: [HTTP2PseudoHeader]
-
-    init(host: String, port: Int, authority: String, ip: String, localAddress: String?, profileIndex: Int, profile: String,
-         headers: ProfileHeaders, http2Headers: ProfileHeaders, pseudoHeaderOrder: [HTTP2PseudoHeader]) {
-        (self.host, self.port, self.authority, self.ip, self.localAddress) = (host, port, authority, ip, localAddress)
-        (self.profileIndex, self.profile) = (profileIndex, profile)
-        (self.headers, self.http2Headers, self.pseudoHeaderOrder) = (headers, http2Headers, pseudoHeaderOrder)
-    }
-
-    /// `request` in the form the connection speaks, with the profile's headers.
-    package func message(_ request: HTTPRequest, body: [UInt8], http2: Bool) -> ExchangeMessage {
-        http2
-            ? .http2(HTTP2Request(request, body: body, defaultAuthority: authority, profile: http2Headers,
-                                  pseudoHeaderOrder: pseudoHeaderOrder))
-            : .http1(HTTP1Request.serialize(request, body: body, defaultHost: authority, profile: headers), isHead: request.method == .head)
-    }
-}
-
-/// A connection handed to a caller: its handle, what it is, and the HTTP version the server chose.
-package struct Lease: Sendable {
-    package let handle: LeaseHandle
-    package let identity: ConnectionIdentity
-    package let httpVersion: HTTPProtocolVersion
-}
-
 /// An I/O operation under way on a slot.
 enum SlotIO {
     case dial(DialOp)
@@ -63,6 +22,13 @@ enum SlotIO {
 ///
 /// Events go through one trampoline (`send`): an event yields actions, executing an action may
 /// yield events, and those are queued and handled after the current batch, never re-entrantly.
+///
+/// In pieces, one job each: this file holds the per-slot I/O table, the trampoline and the
+/// callers' events; `CallerRegistry` the callers waiting for an answer; `DialRotation` the
+/// profile and local address of each new connection; `Dial.swift` dials; `Exchange.swift` and
+/// `HTTP2Exchange.swift` run exchanges over HTTP/1.1 and HTTP/2; `PoolDriver+IO.swift`
+/// dispatches completions; `PoolDriver+Closing.swift` destroys and closes; `PoolDriver+Stats.swift`
+/// answers what the API reads; `PoolDriver+Start.swift` builds a pool's parts.
 package final class PoolDriver: @unchecked Sendable {
     let config: HotPoolConfiguration
     package let reactor: Reactor
@@ -73,7 +39,7 @@ package final class PoolDriver: @unchecked Sendable {
     /// Bytes of pool state per slot: the machine's table columns plus this I/O table's.
     package let bytesPerSlot: Int
     /// One TLS context per fingerprint profile (freed by `close`).
-    private(set) var tlsContexts: [OpaquePointer]
+    var tlsContexts: [OpaquePointer]
     /// The profile and local address each new connection takes.
     var rotation: DialRotation
 
@@ -108,14 +74,14 @@ package final class PoolDriver: @unchecked Sendable {
     @exclusivity(unchecked) private var events = Deque<PoolStateMachine.Event>()
     @exclusivity(unchecked) private var actions: [PoolStateMachine.Action] = []
     @exclusivity(unchecked) private var draining = false
-    private var timers: [PoolStateMachine.Timer: TimerID] = [:]
+    var timers: [PoolStateMachine.Timer: TimerID] = [:]
     /// Sockets being closed, by the token of their connection: the TLS engine to free when the
     /// close completes, and what the connection was, for a close error.
-    @exclusivity(unchecked) private var closing: [UInt64: (tls: OpaquePointer?, identity: ConnectionIdentity?)] = [:]
+    @exclusivity(unchecked) var closing: [UInt64: (tls: OpaquePointer?, identity: ConnectionIdentity?)] = [:]
 
     /// The first close(2) error met while the pool closed, and the figures frozen at close.
-    package private(set) var closeError: HotPoolError?
-    package private(set) var frozenStats: PoolStats?
+    package internal(set) var closeError: HotPoolError?
+    package internal(set) var frozenStats: PoolStats?
     /// Unsent TLS output a connection may hold: past it an HTTP/2 session's frames (acknowledgements
     /// a server asks for, request bodies) wait in the session, where nghttp2's own flood guard
     /// ends a session whose server keeps asking without reading the answers.
@@ -126,8 +92,8 @@ package final class PoolDriver: @unchecked Sendable {
     static let readBufferSize = 64 * 1024
 
     /// The instant and monotonic time taken together, to turn table times into clock instants.
-    private let epochInstant = ContinuousClock.now
-    private let epochNanos = hp_monotonic_ns()
+    let epochInstant = ContinuousClock.now
+    let epochNanos = hp_monotonic_ns()
 
     package init(config: HotPoolConfiguration, reactor: Reactor, resolver: Resolver, tlsContexts: [OpaquePointer]) {
         self.config = config
@@ -307,252 +273,4 @@ package final class PoolDriver: @unchecked Sendable {
         }
     }
 
-    // MARK: destruction
-
-    /// The operation under way passed its deadline: it ends as a timeout.
-    private func abort(_ handle: SlotHandle) {
-        let s = Int(handle.slot)
-        let host = machine.hostName(handle.slot), ip = machine.ipAddress(handle.slot)
-        switch io[s] {
-        case .dial(let op)?:
-            io[s] = nil
-            send(.dialFailed(handle, .timeout(host: host, ip: ip, phase: op.connected ? .tlsHandshake : .connect)))
-        case .exchange(let op)?:
-            failExchange(handle.slot, op, .timeout(host: host, ip: ip, phase: .request))
-        case nil:
-            abortHTTP2Probe(handle.slot)
-        }
-    }
-
-    /// Fails what was under way on the connection and has its socket closed (its TLS engine is
-    /// freed when the close completes).
-    private func destroy(_ destruction: PoolStateMachine.Destruction) {
-        let slot = destruction.handle.slot
-        let error: HotPoolError = destruction.reason == .poolClosed
-            ? .poolClosed : .connectionClosed(host: destruction.host, ip: destruction.ip)
-        if case .exchange(let op)? = io[Int(slot)] { finish(op, .failure(error)) }
-        failHTTP2Exchanges(slot, error)  // their ends reach a machine that has freed the slot: ignored
-        io[Int(slot)] = nil
-        closeSocket(destruction.handle, sendCloseNotify: destruction.sendCloseNotify)
-        identity[Int(slot)] = nil
-        guard let reason = destruction.reason else { return }
-        metrics.closed(reason)
-        logger.debug("connection destroyed", metadata: ["host": "\(destruction.host)", "ip": "\(destruction.ip)", "reason": "\(reason)"])
-    }
-
-    /// Has the slot's socket closed, after a close_notify when asked (and nothing else is being
-    /// sent); its TLS engine is freed once the close completes (`closed`).
-    func closeSocket(_ handle: SlotHandle, sendCloseNotify: Bool) {
-        let s = Int(handle.slot)
-        guard s < fd.count, fd[s] >= 0 else { return }
-        var closeNotify: UnsafeRawBufferPointer?
-        if let tls = tls[s], sendCloseNotify, !sending[s], hp_tls_output_pending(tls) == 0 {
-            // An HTTP/2 connection says GOAWAY first, as browsers do.
-            if let session = http2[s]?.session {
-                session.goAway()
-                // One gathered write (at most about 16 KiB): nghttp2 sends control frames, the
-                // GOAWAY among them, before request frames and bodies.
-                _ = session.drainOutput(while: { hp_tls_output_pending(tls) == 0 }) { writePlaintext(tls, $0) }
-            }
-            if hp_tls_shutdown(tls) == 0 { closeNotify = lendOutput(tls) }
-        }
-        if let connection = http2[s], !connection.exchanges.isEmpty {
-            failHTTP2Exchanges(handle.slot, .connectionClosed(host: machine.hostName(handle.slot), ip: machine.ipAddress(handle.slot)))
-        }
-        http2[s] = nil
-        closing[handle.token] = (tls[s], identity[s])
-        reactor.io.close(fd: fd[s], token: handle.token, lastBytes: closeNotify)
-        (fd[s], tls[s], sending[s]) = (-1, nil, false)
-    }
-
-    /// A socket's close completed: its TLS engine is freed. A failed close(2) while the pool
-    /// closes is the error `close()` throws.
-    private func closed(_ token: UInt64, errno: Int32) {
-        guard let (tls, identity) = closing.removeValue(forKey: token) else { return }
-        hp_tls_free(tls)
-        if errno != 0, machine.closed, closeError == nil {
-            closeError = .networkError(host: identity?.host ?? "", ip: identity?.ip ?? "",
-                                       reason: "close: \(String(cString: strerror(errno)))")
-        }
-    }
-
-    // MARK: close
-
-    /// The seed's Close: the machine fails waiters and destroys every connection (leased ones
-    /// too); timers stop, TLS contexts are freed, the figures are frozen. Returns the first close
-    /// error. Idempotent.
-    package func close() -> HotPoolError? {
-        guard !machine.closed else { return closeError }
-        send(.close)
-        resolver.close()
-        for timer in timers.values { reactor.cancel(timer) }
-        timers.removeAll()
-        tlsContexts.forEach(hp_tls_ctx_free)
-        tlsContexts.removeAll()
-        let stats = machine.snapshot()
-        frozenStats = stats
-        metrics.record(stats)
-        logger.debug("pool closed")
-        return closeError
-    }
-
-    // MARK: statistics
-
-    package func instant(_ nanos: Int64) -> ContinuousClock.Instant {
-        epochInstant + .nanoseconds(nanos - epochNanos)
-    }
-
-    /// The pool's figures now; once it is closed, those frozen at close.
-    package var stats: PoolStats { frozenStats ?? machine.snapshot() }
-
-    /// The pool was closed.
-    package var isClosed: Bool { machine.closed }
-
-    /// Idle connections the last `cleanupIdle` or `cleanupExpired` event destroyed.
-    package var lastCleanupCount: Int { machine.lastCleanupCount }
-
-    /// Host records the pool holds.
-    package var hostRecordCount: Int { machine.hostRecordCount }
-
-    /// Idle connections, across hosts.
-    package var idleConnectionCount: Int { machine.table.idleCount }
-
-    /// The IPs out of rotation for the host name (any port).
-    package func blacklistEntries(forHost host: String) -> [BlacklistEntry] {
-        machine.blacklistedIPs(forName: host).map { BlacklistEntry(ip: $0.address, reason: $0.reason, until: instant($0.until)) }
-    }
-
-    /// What the pool knows of each IP of the host name, per port.
-    package func ipStats(forHost host: String) -> [IPStats] {
-        machine.ipRecords(forName: host).map { entry in
-            let record = entry.record
-            return IPStats(
-                ip: record.address, port: entry.port, requests: record.requests, failures: record.failures,
-                openConnections: entry.open, inRotation: entry.inRotation, blacklistReason: record.blacklistReason,
-                blacklistedUntil: record.blacklistReason == nil ? nil : instant(record.blacklistedUntil),
-                lastResolved: record.lastResolved == 0 ? nil : instant(record.lastResolved))
-        }
-    }
-
-    package func connectionSnapshots() -> [ConnectionStats] {
-        machine.connectionRecords().map { record in
-            ConnectionStats(
-                targetHost: record.host, targetIP: record.ip, requestCount: record.requestCount,
-                errorCount: record.errorCount, isHealthy: record.isHealthy, created: instant(record.created),
-                lastUsed: instant(record.lastUsed), isLeased: record.isLeased,
-                profile: identity[Int(record.slot)]?.profile ?? "", localAddress: identity[Int(record.slot)]?.localAddress,
-                httpVersion: http2[Int(record.slot)] == nil ? .http1_1 : .http2)
-        }
-    }
-
-    // MARK: I/O
-
-    /// Dispatches a completion to what its slot is doing; those of an earlier connection in the
-    /// slot (a stale token) are dropped.
-    package func handleIO(_ token: UInt64, _ completion: IOCompletion) {
-        if let fd = Resolver.fd(token: token) {
-            if case .ready(let events) = completion { resolver.handle(fd: fd, events) }
-            return
-        }
-        if case .closed(let errno) = completion { return closed(token, errno: errno) }
-        let handle = SlotHandle(token: token)
-        guard machine.table.isCurrent(handle), fd[Int(handle.slot)] >= 0 else { return }
-        switch completion {
-        case .connected(let errno): connected(handle.slot, errno: errno)
-        case .received(let bytes): received(handle.slot, bytes, endOfStream: false)
-        case .receiveEnded(0): received(handle.slot, UnsafeRawBufferPointer(start: nil, count: 0), endOfStream: true)
-        case .receiveEnded(let errno): ioFailed(handle.slot, errno: errno)
-        case .sent(let count): sent(handle.slot, count)
-        case .closed, .ready: break
-        }
-    }
-
-    /// Ciphertext arrived (or the peer's end of stream): the engine reads it for what the slot is
-    /// doing. Input on a connection no exchange is reading is read at once, so it is never left
-    /// for the next request to take as its answer.
-    private func received(_ slot: Int32, _ bytes: UnsafeRawBufferPointer, endOfStream: Bool) {
-        let s = Int(slot)
-        guard let tls = tls[s] else { return }
-        hp_tls_feed(tls, bytes.baseAddress, bytes.count)
-        // The bytes are the backend's again once this returns, on every path (the engine itself is
-        // freed only by `closed`, so it outlives whatever the input led to).
-        defer { hp_tls_feed(tls, nil, 0) }
-        if endOfStream { hp_tls_feed_eof(tls) }
-        switch io[s] {
-        case .dial?: stepHandshake(slot)
-        case .exchange(let op)?: stepExchange(slot, op)
-        case nil:
-            let connection = http2[s]
-            // Input while nothing was asked (no exchange, no health check under way) has a budget,
-            // beyond the DATA still in flight on streams this side reset.
-            if connection.map({ $0.exchanges.isEmpty && !$0.pinging }) ?? true {
-                let (sum, overflow) = idleBytes[s].addingReportingOverflow(Int32(clamping: bytes.count))
-                idleBytes[s] = overflow ? .max : sum
-                if Int(idleBytes[s]) > Self.readOnBudget + (connection?.session.windowsOfStreamsResetHere ?? 0) {
-                    logger.debug("the server streams records nobody asked for", metadata: ["ip": "\(machine.ipAddress(slot))"])
-                    return send(.unreadInput(machine.table.handle(slot), .unsolicitedData))
-                }
-            }
-            // An HTTP/2 session reads what comes (its frames are bounded by nghttp2 and the budget).
-            if let connection { return http2Input(slot, connection) }
-            if let reason = unreadInput(slot) { send(.unreadInput(machine.table.handle(slot), reason)) }
-        }
-    }
-
-    /// A receive or a send failed with `errno` (a reset, say): what the slot was doing fails.
-    private func ioFailed(_ slot: Int32, errno: Int32) {
-        let host = machine.hostName(slot), ip = machine.ipAddress(slot), reason = String(cString: strerror(errno))
-        switch io[Int(slot)] {
-        case .dial?: failDial(slot, .tlsHandshakeFailed(host: host, ip: ip, reason: reason))
-        case .exchange(let op)?: failExchange(slot, op, .networkError(host: host, ip: ip, reason: reason))
-        case nil:
-            let error = HotPoolError.networkError(host: host, ip: ip, reason: reason)
-            if let connection = http2[Int(slot)] { return http2Broke(slot, connection, (.networkError, error)) }
-            send(.unreadInput(machine.table.handle(slot), .networkError))
-        }
-    }
-
-    /// A send of the engine's output ended: what was sent leaves it, and the rest goes next.
-    private func sent(_ slot: Int32, _ count: Int) {
-        let s = Int(slot)
-        sending[s] = false
-        guard count >= 0 else { return ioFailed(slot, errno: Int32(-count)) }
-        hp_tls_output_sent(tls[s], count)
-        guard let connection = http2[s] else { return flush(slot) }
-        // The frames an HTTP/2 session holds beyond the output cap go out as room comes.
-        guard sendHTTP2(slot, connection.session) else {
-            let error = tlsError(slot, HP_TLS_ERROR)
-            if case .dial? = io[s] { return failDial(slot, error) }  // its preface, before the server's SETTINGS
-            return http2Broke(slot, connection, (.networkError, error))
-        }
-    }
-
-    /// Sends what the engine wrote, unless a send is in flight (its completion sends the rest).
-    func flush(_ slot: Int32) {
-        let s = Int(slot)
-        guard !sending[s], let tls = tls[s], let bytes = lendOutput(tls) else { return }
-        sending[s] = true
-        reactor.io.send(fd: fd[s], token: machine.table.handle(slot).token, bytes: bytes)
-    }
-
-    /// The engine's unsent output, lent for one send (it stays in place until `hp_tls_output_sent`
-    /// or the engine is freed); nil if there is none.
-    private func lendOutput(_ tls: OpaquePointer) -> UnsafeRawBufferPointer? {
-        var bytes: UnsafeRawPointer?
-        let count = hp_tls_output(tls, &bytes)
-        return count > 0 ? UnsafeRawBufferPointer(start: bytes, count: count) : nil
-    }
-
-    /// Grows the I/O table so `slot` is valid.
-    func ensureSlot(_ slot: Int32) {
-        while fd.count <= Int(slot) {
-            fd.append(-1)
-            tls.append(nil)
-            sending.append(false)
-            idleBytes.append(0)
-            io.append(nil)
-            identity.append(nil)
-            http2.append(nil)
-        }
-    }
 }

@@ -4,10 +4,6 @@ import OriginControl
 import Testing
 @testable import HotPool
 @testable import HotPoolCore
-@testable import HotPoolDriver
-@testable import HotPoolHTTP
-@testable import HotPoolIO
-@testable import HotPoolStateMachine
 
 /// The IPs behind a host, against real servers: a DNS server (Tests/Origin/dns.py) whose records
 /// the tests change, and the TLS origin on several loopback IPs, whose per-IP counts show where

@@ -3,10 +3,6 @@ import OriginControl
 import Testing
 @testable import HotPool
 @testable import HotPoolCore
-@testable import HotPoolDriver
-@testable import HotPoolHTTP
-@testable import HotPoolIO
-@testable import HotPoolStateMachine
 
 /// A caller's cancellation racing the pool's close, for real, many times: whichever comes
 /// first answers the caller (`cancelled` or `poolClosed`), exactly once, and nothing traps or

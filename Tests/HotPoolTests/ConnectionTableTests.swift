@@ -1,9 +1,6 @@
 import Testing
 @testable import HotPool
 @testable import HotPoolCore
-@testable import HotPoolDriver
-@testable import HotPoolHTTP
-@testable import HotPoolIO
 @testable import HotPoolStateMachine
 
 /// A deterministic generator (SplitMix64), so a failing run can be replayed from its seed.

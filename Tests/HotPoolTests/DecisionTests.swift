@@ -2,10 +2,6 @@ import OriginControl
 import Testing
 @_spi(Benchmarks) @testable import HotPool
 @testable import HotPoolCore
-@testable import HotPoolDriver
-@testable import HotPoolHTTP
-@testable import HotPoolIO
-@testable import HotPoolStateMachine
 
 /// The machine's answers name the request they decide on: a decision for a request the driver
 /// does not have (here, a `requestExchange` the driver never registered) is the defined error

@@ -4,10 +4,6 @@ import OriginControl
 import Testing
 @testable import HotPool
 @testable import HotPoolCore
-@testable import HotPoolDriver
-@testable import HotPoolHTTP
-@testable import HotPoolIO
-@testable import HotPoolStateMachine
 
 /// TLS dial and HTTP/1.1 over pooled connections, against the real test origin.
 @Suite struct DialAndHTTPTests {

@@ -3,10 +3,6 @@ import Synchronization
 import Testing
 @_spi(Benchmarks) @testable import HotPool
 @testable import HotPoolCore
-@testable import HotPoolDriver
-@testable import HotPoolHTTP
-@testable import HotPoolIO
-@testable import HotPoolStateMachine
 
 /// A flag set on one thread and read on another.
 private final class Flag: Sendable {

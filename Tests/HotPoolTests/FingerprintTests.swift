@@ -3,10 +3,6 @@ import OriginControl
 import Testing
 @testable import HotPool
 @testable import HotPoolCore
-@testable import HotPoolDriver
-@testable import HotPoolHTTP
-@testable import HotPoolIO
-@testable import HotPoolStateMachine
 
 /// ClientHellos and request headers, checked from the server side.
 @Suite struct FingerprintTests {

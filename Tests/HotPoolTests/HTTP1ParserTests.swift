@@ -1,10 +1,7 @@
 import Testing
 @testable import HotPool
 @testable import HotPoolCore
-@testable import HotPoolDriver
 @testable import HotPoolHTTP
-@testable import HotPoolIO
-@testable import HotPoolStateMachine
 
 @Suite struct HTTP1ParserTests {
     private func parse(_ wire: String, chunkSize: Int = .max, isHead: Bool = false, eof: Bool = false,

@@ -6,8 +6,6 @@ import Testing
 @testable import HotPoolCore
 @testable import HotPoolDriver
 @testable import HotPoolHTTP
-@testable import HotPoolIO
-@testable import HotPoolStateMachine
 
 /// What an HTTP/2 server can make a connection hold, against the test origin misbehaving on
 /// purpose: floods of frames to acknowledge, input nobody asked for, response bodies on many

@@ -4,10 +4,6 @@ import OriginControl
 import Testing
 @testable import HotPool
 @testable import HotPoolCore
-@testable import HotPoolDriver
-@testable import HotPoolHTTP
-@testable import HotPoolIO
-@testable import HotPoolStateMachine
 
 /// HTTP/2 connections: multiplexing, stream limits, GOAWAY, and the seed's destruction paths,
 /// against the test origin serving h2 (hyper-h2) and nginx.

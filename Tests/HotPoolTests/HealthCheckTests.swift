@@ -3,10 +3,6 @@ import OriginControl
 import Testing
 @testable import HotPool
 @testable import HotPoolCore
-@testable import HotPoolDriver
-@testable import HotPoolHTTP
-@testable import HotPoolIO
-@testable import HotPoolStateMachine
 
 /// The health checker against the real origin: probes off the acquire path, status codes read.
 @Suite struct HealthCheckTests {

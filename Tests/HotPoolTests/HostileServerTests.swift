@@ -5,10 +5,6 @@ import Synchronization
 import Testing
 @testable import HotPool
 @testable import HotPoolCore
-@testable import HotPoolDriver
-@testable import HotPoolHTTP
-@testable import HotPoolIO
-@testable import HotPoolStateMachine
 
 /// A server that misbehaves on purpose, over real TLS: no caller ever gets an answer that
 /// belongs to another request, and no server can stall the reactor or grow memory past the

@@ -4,10 +4,7 @@ import OriginControl
 import Testing
 @_spi(Benchmarks) @testable import HotPool
 @testable import HotPoolCore
-@testable import HotPoolDriver
-@testable import HotPoolHTTP
 @testable import HotPoolIO
-@testable import HotPoolStateMachine
 
 /// The choice of I/O backend, and what io_uring does that epoll cannot: one system call for a
 /// loop turn's operations. (Every other suite runs on both backends: `make test`.)

@@ -4,10 +4,6 @@ import OriginControl
 import Testing
 @_spi(Benchmarks) @testable import HotPool
 @testable import HotPoolCore
-@testable import HotPoolDriver
-@testable import HotPoolHTTP
-@testable import HotPoolIO
-@testable import HotPoolStateMachine
 
 /// The seed's lifecycle: get, put, remove, close, cleanup, against the real origin.
 @Suite struct LifecycleTests {

@@ -1,10 +1,5 @@
 import Testing
 @testable import HotPool
-@testable import HotPoolCore
-@testable import HotPoolDriver
-@testable import HotPoolHTTP
-@testable import HotPoolIO
-@testable import HotPoolStateMachine
 
 /// The state machine against a small reference model (`PoolModel`), over a million random
 /// events: a fake driver (`ModelRun`) answers its actions as the real one does (dials complete,

@@ -1,9 +1,6 @@
 import Testing
 @testable import HotPool
 @testable import HotPoolCore
-@testable import HotPoolDriver
-@testable import HotPoolHTTP
-@testable import HotPoolIO
 @testable import HotPoolStateMachine
 
 /// The machine's HTTP/2 rules, without sockets: stream leases, limits, and a connection that

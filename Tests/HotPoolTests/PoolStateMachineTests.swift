@@ -2,9 +2,6 @@ import Foundation
 import Testing
 @testable import HotPool
 @testable import HotPoolCore
-@testable import HotPoolDriver
-@testable import HotPoolHTTP
-@testable import HotPoolIO
 @testable import HotPoolStateMachine
 
 /// The pool's decisions without sockets: events in, actions out, a clock the test moves.

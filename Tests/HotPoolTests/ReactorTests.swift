@@ -4,10 +4,7 @@ import Synchronization
 import Testing
 @testable import HotPool
 @testable import HotPoolCore
-@testable import HotPoolDriver
-@testable import HotPoolHTTP
 @testable import HotPoolIO
-@testable import HotPoolStateMachine
 
 /// Collects values on the reactor thread (touched only there).
 private final class ReactorLog: @unchecked Sendable {

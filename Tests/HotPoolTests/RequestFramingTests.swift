@@ -3,10 +3,6 @@ import OriginControl
 import Testing
 @testable import HotPool
 @testable import HotPoolCore
-@testable import HotPoolDriver
-@testable import HotPoolHTTP
-@testable import HotPoolIO
-@testable import HotPoolStateMachine
 
 /// The pool frames every request itself: one Host (the caller's own replacing the pool's), and a
 /// Content-Length that is the body's; a request whose fields would frame it otherwise is refused

@@ -5,9 +5,6 @@ import Testing
 @testable import HotPool
 @testable import HotPoolCore
 @testable import HotPoolDriver
-@testable import HotPoolHTTP
-@testable import HotPoolIO
-@testable import HotPoolStateMachine
 
 /// A result type that is not `Sendable`: `withConnection` hands it back because it is `sending`.
 private final class Unshared {

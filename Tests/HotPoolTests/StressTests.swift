@@ -2,11 +2,6 @@ import Foundation
 import OriginControl
 import Testing
 @testable import HotPool
-@testable import HotPoolCore
-@testable import HotPoolDriver
-@testable import HotPoolHTTP
-@testable import HotPoolIO
-@testable import HotPoolStateMachine
 
 @Suite struct StressTests {
     /// 16 tasks mixing get, round trip (some answered by a reset), put, double put, remove and

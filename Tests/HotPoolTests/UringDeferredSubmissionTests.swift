@@ -5,10 +5,7 @@ import OriginControl
 import Testing
 @testable import HotPool
 @testable import HotPoolCore
-@testable import HotPoolDriver
-@testable import HotPoolHTTP
 @testable import HotPoolIO
-@testable import HotPoolStateMachine
 
 /// Whether this kernel and sandbox let a ring be set up.
 private let ioUringAvailable = (try? UringBackend()) != nil

@@ -3,10 +3,6 @@ import OriginControl
 import Testing
 @testable import HotPool
 @testable import HotPoolCore
-@testable import HotPoolDriver
-@testable import HotPoolHTTP
-@testable import HotPoolIO
-@testable import HotPoolStateMachine
 
 /// Runs `cause` on a pool holding one open connection (an HTTP/2 one with `http2`, the origin
 /// serving h2) and checks the destruction it causes.

@@ -2,8 +2,6 @@ import Testing
 @testable import HotPool
 @testable import HotPoolCore
 @testable import HotPoolDriver
-@testable import HotPoolHTTP
-@testable import HotPoolIO
 @testable import HotPoolStateMachine
 
 /// What the fake driver and the callers know, kept from the actions alone.

@@ -1,10 +1,7 @@
 import Foundation
 @testable import HotPool
 @testable import HotPoolCore
-@testable import HotPoolDriver
-@testable import HotPoolHTTP
 @testable import HotPoolIO
-@testable import HotPoolStateMachine
 import Logging
 import OriginControl
 import Synchronization

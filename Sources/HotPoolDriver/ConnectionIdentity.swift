@@ -1,0 +1,51 @@
+import CShims
+import DequeModule
+import Glibc
+import HTTPTypes
+import HotPoolCore
+import HotPoolHTTP
+import HotPoolIO
+import HotPoolStateMachine
+import Logging
+import Synchronization
+
+/// What a connection is, fixed when it is dialed: one object per connection, so handing it to
+/// callers costs a reference, not a copy of each name.
+package final class ConnectionIdentity: Sendable {
+    package let host: String
+    package let port: Int
+    /// The Host header value for requests that give no authority.
+    let authority: String
+    package let ip: String
+    /// The local address it is bound to; nil = chosen by the system.
+    let localAddress: String?
+    /// The fingerprint profile: its index in the configuration's `profiles`, and its name.
+    let profileIndex: Int
+    package let profile: String
+    /// The profile's request headers, HTTP/1.1 and HTTP/2 forms, with this connection's Accept-Language.
+    let headers: ProfileHeaders
+    let http2Headers: ProfileHeaders
+    let pseudoHeaderOrder: [HTTP2PseudoHeader]
+
+    init(host: String, port: Int, authority: String, ip: String, localAddress: String?, profileIndex: Int, profile: String,
+         headers: ProfileHeaders, http2Headers: ProfileHeaders, pseudoHeaderOrder: [HTTP2PseudoHeader]) {
+        (self.host, self.port, self.authority, self.ip, self.localAddress) = (host, port, authority, ip, localAddress)
+        (self.profileIndex, self.profile) = (profileIndex, profile)
+        (self.headers, self.http2Headers, self.pseudoHeaderOrder) = (headers, http2Headers, pseudoHeaderOrder)
+    }
+
+    /// `request` in the form the connection speaks, with the profile's headers.
+    package func message(_ request: HTTPRequest, body: [UInt8], http2: Bool) -> ExchangeMessage {
+        http2
+            ? .http2(HTTP2Request(request, body: body, defaultAuthority: authority, profile: http2Headers,
+                                  pseudoHeaderOrder: pseudoHeaderOrder))
+            : .http1(HTTP1Request.serialize(request, body: body, defaultHost: authority, profile: headers), isHead: request.method == .head)
+    }
+}
+
+/// A connection handed to a caller: its handle, what it is, and the HTTP version the server chose.
+package struct Lease: Sendable {
+    package let handle: LeaseHandle
+    package let identity: ConnectionIdentity
+    package let httpVersion: HTTPProtocolVersion
+}
