@@ -1,14 +1,10 @@
 import FoundationEssentials
+@_exported import HTTPTypes
 @_exported import HotPoolCore
 import HotPoolDriver
 import HotPoolHTTP
 import HotPoolIO
 import HotPoolStateMachine
-import ServiceLifecycle
-import Synchronization
-
-@_exported import HTTPTypes
-import FoundationEssentials
 import ServiceLifecycle
 import Synchronization
 
@@ -36,10 +32,12 @@ public final class HotConnPool: Sendable {
     /// - Throws: `HotPoolError.invalidConfiguration` for unusable values or an unreadable CA file.
     public init(configuration: HotPoolConfiguration = .init()) throws {
         try configuration.validate()
-        let driver = try PoolDriver.start(configuration)
+        let driver = try PoolDriver.make(configuration)
+        let executor = HotPoolExecutor(reactor: driver.reactor)  // the reactor's executors, before it starts
+        try driver.start()
         self.reactor = driver.reactor
         self.driver = driver
-        self.executor = HotPoolExecutor(reactor: driver.reactor)
+        self.executor = executor
         self.configuration = configuration
     }
 

@@ -1,5 +1,5 @@
 /// The browser presets. Each follows the browser's published ClientHello, HTTP/1.1 request
-/// headers and HTTP/2 preface and headers as closely as OpenSSL 3.0 and nghttp2 allow; README.md
+/// headers and HTTP/2 preface and headers as closely as OpenSSL 3.0 and nghttp2 allow; docs/fingerprints.md
 /// lists every difference and its reason, and the sources of the HTTP/2 shapes.
 extension FingerprintSpec {
     /// Chrome 131 on Windows.

@@ -3,7 +3,7 @@ import HTTPTypes
 /// The TLS ClientHello and request headers a connection presents, shaped like a real browser's.
 ///
 /// A profile is applied through OpenSSL 3.0's own knobs, so it can match a browser only as far
-/// as OpenSSL allows; README.md lists, per preset, the JA3/JA4 it produces and each difference
+/// as OpenSSL allows; docs/fingerprints.md lists, per preset, the JA3/JA4 it produces and each difference
 /// from the real browser with its reason.
 public enum FingerprintProfile: Sendable, Hashable {
     /// Chrome 131 on Windows.

@@ -97,7 +97,7 @@ public struct HTTP2Fingerprint: Sendable, Hashable {
     }
 
     /// The most SETTINGS a preface carries (the shim's `HP_H2_MAX_SETTINGS`; a test checks they agree).
-    public static let maxSettings = 16
+    package static let maxSettings = 16
     /// The largest flow-control window HTTP/2 allows, 2^31-1 (RFC 9113 section 6.9.1).
     static let maxWindowSize: UInt32 = 0x7FFF_FFFF
     /// Every connection's receive window before the preface's WINDOW_UPDATE (RFC 9113 section 6.9.2).

@@ -103,7 +103,7 @@ public struct HotPoolConfiguration: Sendable {
     /// Largest response body accepted (`Int.max`: no limit). Bytes are held as they arrive (a
     /// Content-Length reserves nothing up front); an HTTP/2 connection holds at most about twice
     /// this plus one stream window (the profile's SETTINGS_INITIAL_WINDOW_SIZE) per other open
-    /// stream of bodies at once (see README, "Limits").
+    /// stream of bodies at once (see docs/limits.md).
     public var maxResponseBodyBytes: Int = 64 * 1024 * 1024
     /// A body that runs to the connection's close (HTTP/1.x, neither Content-Length nor chunked)
     /// counts as complete only if the server ended its TLS stream with close_notify: a bare TCP

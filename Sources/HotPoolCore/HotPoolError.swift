@@ -107,36 +107,67 @@ public struct HotPoolError: Error, Hashable, Sendable, CustomStringConvertible {
 
     /// What was under way when a timeout hit.
     public enum Phase: String, Hashable, Sendable {
-        case connect, tlsHandshake, waitForConnection, request
+        /// The TCP connect.
+        case connect
+        /// The TLS handshake.
+        case tlsHandshake
+        /// A caller's wait for a connection (`acquireTimeout`).
+        case waitForConnection
+        /// A request and its response.
+        case request
     }
 
     /// Which kind of failure this is.
     public let code: Code
+    /// The context below, in one allocation made only for errors that have any: an error is two
+    /// words wherever it travels (in the state machine's events and actions, in results).
+    private let context: Context?
+
     /// The host name the failure concerns, when there is one (the invalid name, for `invalidHostName`).
-    public let host: String?
+    public var host: String? { context?.host }
     /// The IP the failure concerns, when there is one (the invalid text, for `invalidIP`).
-    public let ip: String?
+    public var ip: String? { context?.ip }
     /// The underlying reason or detail: the OS or TLS error, the DNS answer, the HTTP/2 error
     /// code, what is wrong with a configuration value, argument or request, the URL or scheme refused.
-    public let reason: String?
+    public var reason: String? { context?.reason }
     /// What was under way, for `timeout`.
-    public let phase: Phase?
+    public var phase: Phase? { context?.phase }
     /// The status the server answered, for `validationFailed`.
-    public let status: Int?
+    public var status: Int? { context?.status }
     /// The limit that was exceeded, for the too-large and too-many codes.
-    public let limit: Int?
+    public var limit: Int? { context?.limit }
+
+    /// An error's context fields.
+    private final class Context: Hashable, Sendable {
+        let host: String?, ip: String?, reason: String?
+        let phase: Phase?
+        let status: Int?, limit: Int?
+
+        init(host: String?, ip: String?, reason: String?, phase: Phase?, status: Int?, limit: Int?) {
+            (self.host, self.ip, self.reason, self.phase, self.status, self.limit) = (host, ip, reason, phase, status, limit)
+        }
+
+        static func == (a: Context, b: Context) -> Bool {
+            (a.host, a.ip, a.reason, a.phase, a.status, a.limit) == (b.host, b.ip, b.reason, b.phase, b.status, b.limit)
+        }
+
+        func hash(into hasher: inout Hasher) {
+            hasher.combine(host)
+            hasher.combine(ip)
+            hasher.combine(reason)
+            hasher.combine(phase)
+            hasher.combine(status)
+            hasher.combine(limit)
+        }
+    }
 
     private init(
         _ code: Code, host: String? = nil, ip: String? = nil, reason: String? = nil,
         phase: Phase? = nil, status: Int? = nil, limit: Int? = nil
     ) {
         self.code = code
-        self.host = host
-        self.ip = ip
-        self.reason = reason
-        self.phase = phase
-        self.status = status
-        self.limit = limit
+        let empty = host == nil && ip == nil && reason == nil && phase == nil && status == nil && limit == nil
+        context = empty ? nil : Context(host: host, ip: ip, reason: reason, phase: phase, status: status, limit: limit)
     }
 
     /// The pool was closed.

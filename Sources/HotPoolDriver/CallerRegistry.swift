@@ -51,6 +51,14 @@ package struct PendingExecute {
     }
 }
 
+extension PoolStateMachine.AcquireRequest {
+    /// A get of `host:port`, pinned to `pinnedIP` if given; whether the name is an IP literal is
+    /// found here, so the machine parses no address.
+    package init(host: String, port: Int, pinnedIP: String?) {
+        self.init(key: HostKey(name: host, port: port), pinnedIP: pinnedIP, nameIsAddress: ipFamily(host) != 0)
+    }
+}
+
 /// The callers the driver answers, by id: those waiting (in the machine's queue, or for a dial of
 /// their own), and the get made on the reactor thread itself (`acquireNow`), which waits in no
 /// table and takes its answer at once. Each caller is taken out when it is answered, so none is

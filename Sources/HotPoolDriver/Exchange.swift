@@ -36,8 +36,6 @@ final class ExchangeOp {
     var streamLease: LeaseHandle?
     /// An `execute` not yet retried: asked again once if a GOAWAY leaves its request unprocessed.
     var retry: PendingExecute?
-    /// It is that second attempt.
-    var isRetry = false
 
     init(_ message: ExchangeMessage, limits: ResponseLimits, requester: Requester) {
         switch message {

@@ -52,7 +52,7 @@ extension PoolDriver {
 
     /// The loop's turn ended: connections with new streams send them (and streams opened while
     /// sending, by callers a failure let in, go out in the same turn).
-    package func turnEnded() {
+    func turnEnded() {
         while !http2Unsent.isEmpty {
             let handles = http2Unsent
             http2Unsent.removeAll(keepingCapacity: true)

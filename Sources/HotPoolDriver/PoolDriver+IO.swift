@@ -16,7 +16,7 @@ extension PoolDriver {
 
     /// Dispatches a completion to what its slot is doing; those of an earlier connection in the
     /// slot (a stale token) are dropped.
-    package func handleIO(_ token: UInt64, _ completion: IOCompletion) {
+    func handleIO(_ token: UInt64, _ completion: IOCompletion) {
         if let fd = Resolver.fd(token: token) {
             if case .ready(let events) = completion { resolver.handle(fd: fd, events) }
             return

@@ -5,10 +5,11 @@ import HotPoolIO
 extension PoolDriver {
     /// Builds a pool's parts from its (validated) configuration: a TLS context per fingerprint
     /// profile, the reactor on the configured I/O backend, the resolver, and the driver over
-    /// them; then starts the reactor thread. Whatever was made is freed if a later part fails.
-    /// - Throws: `HotPoolError.invalidConfiguration` (an unreadable CA file, an I/O backend or a
-    ///   thread that cannot be had).
-    package static func start(_ configuration: HotPoolConfiguration) throws -> PoolDriver {
+    /// them, wired to the reactor (not started: see `start`). Whatever was made is freed if a
+    /// later part fails.
+    /// - Throws: `HotPoolError.invalidConfiguration` (an unreadable CA file, an I/O backend that
+    ///   cannot be had).
+    package static func make(_ configuration: HotPoolConfiguration) throws -> PoolDriver {
         var contexts: [OpaquePointer] = []
         do {
             for spec in configuration.profiles {
@@ -30,6 +31,12 @@ extension PoolDriver {
         let driver = PoolDriver(config: configuration, reactor: reactor, resolver: resolver, tlsContexts: contexts)
         reactor.ioHandler = { driver.handleIO($0, $1) }
         reactor.turnEnded = { driver.turnEnded() }
+        return driver
+    }
+
+    /// Starts the reactor thread (its executors are set by then) and the pool's timers.
+    /// - Throws: `HotPoolError.invalidConfiguration` when the thread cannot be started.
+    package func start() throws {
         do {
             try reactor.start()
         } catch {
@@ -37,8 +44,7 @@ extension PoolDriver {
             reactor.turnEnded = {}
             throw HotPoolError.invalidConfiguration("reactor thread: \(error)")
         }
-        reactor.post { driver.send(.start) }
-        return driver
+        reactor.post { [self] in send(.start) }
     }
 
     /// The configured I/O backend; under `.automatic`, epoll where io_uring is unavailable (said once, with why).

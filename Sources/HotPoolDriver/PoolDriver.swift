@@ -95,7 +95,7 @@ package final class PoolDriver: @unchecked Sendable {
     let epochInstant = ContinuousClock.now
     let epochNanos = hp_monotonic_ns()
 
-    package init(config: HotPoolConfiguration, reactor: Reactor, resolver: Resolver, tlsContexts: [OpaquePointer]) {
+    init(config: HotPoolConfiguration, reactor: Reactor, resolver: Resolver, tlsContexts: [OpaquePointer]) {
         self.config = config
         self.reactor = reactor
         self.resolver = resolver
@@ -127,10 +127,14 @@ package final class PoolDriver: @unchecked Sendable {
 
     private func handle(_ event: PoolStateMachine.Event) {
         machine.handle(event, now: reactor.now, into: &actions)
-        metrics.follow(machine.counters)
+        metrics.follow(requests: machine.counters.totalRequests, failures: machine.counters.failedRequests,
+                       opened: machine.counters.connectionsOpened)
         if !actions.isEmpty {  // a put to idle, the commonest event, has no actions
             for index in actions.indices { execute(actions[index]) }
             actions.removeAll(keepingCapacity: true)
+        }
+        if case .requestExchange(let id, _, _) = event {
+            assert(requestsAwaitingDecision[id] == nil, "a requestExchange the machine did not decide")
         }
     }
 
@@ -262,7 +266,7 @@ package final class PoolDriver: @unchecked Sendable {
             let op = ExchangeOp(identity.message(pending.request, body: pending.body, http2: isHTTP2),
                                 limits: config.responseLimits, requester: .execute(pending.handoff))
             op.lease = handle
-            if pending.retried { op.isRetry = true } else { op.retry = pending }
+            if !pending.retried { op.retry = pending }
             return decide(op, on: handle, timeout: pending.timeout)
         }
         let lease = Lease(handle: handle, identity: identity, httpVersion: isHTTP2 ? .http2 : .http1_1)

@@ -1,7 +1,4 @@
 import HotPoolCore
-import HotPoolHTTP
-import HotPoolIO
-import HotPoolStateMachine
 import Metrics
 
 /// The pool's figures exported through swift-metrics (a no-op until a backend is bootstrapped).
@@ -29,15 +26,15 @@ package struct PoolMetrics {
     func closed(_ reason: CloseReason) { closedCounters[reason]?.increment() }
 
     /// Brings the counters up to the machine's counts (after every event: three comparisons).
-    mutating func follow(_ counts: PoolStateMachine.Counters) {
+    mutating func follow(requests: Int, failures: Int, opened: Int) {
         func advance(_ counter: Counter, _ exported: inout Int, to count: Int) {
             guard count > exported else { return }
             counter.increment(by: count - exported)
             exported = count
         }
-        advance(requestCounter, &exportedRequests, to: counts.totalRequests)
-        advance(failedRequestCounter, &exportedFailures, to: counts.failedRequests)
-        advance(openedCounter, &exportedOpened, to: counts.connectionsOpened)
+        advance(requestCounter, &exportedRequests, to: requests)
+        advance(failedRequestCounter, &exportedFailures, to: failures)
+        advance(openedCounter, &exportedOpened, to: opened)
     }
 
     /// Updates the gauges from a snapshot (on stats reads, cleanup ticks and close).

@@ -5,6 +5,10 @@ package struct HostKey: Hashable, Sendable {
     package let name: String
     package let port: Int
 
+    package init(name: String, port: Int) {
+        (self.name, self.port) = (name, port)
+    }
+
     /// The Host header value: the name (an IPv6 literal in brackets), with the port unless 443.
     var authority: String {
         let host = name.contains(":") ? "[\(name)]" : name

@@ -89,13 +89,8 @@ package struct PoolStateMachine: ~Copyable {
         /// The host name is an IP literal, so it is its own address.
         package let nameIsAddress: Bool
 
-        init(key: HostKey, pinnedIP: String?, nameIsAddress: Bool) {
+        package init(key: HostKey, pinnedIP: String?, nameIsAddress: Bool) {
             (self.key, self.pinnedIP, self.nameIsAddress) = (key, pinnedIP, nameIsAddress)
-        }
-
-        /// A get of `host:port`, pinned to `pinnedIP` if given.
-        package init(host: String, port: Int, pinnedIP: String?) {
-            self.init(key: HostKey(name: host, port: port), pinnedIP: pinnedIP, nameIsAddress: ipFamily(host) != 0)
         }
     }
 
@@ -220,7 +215,7 @@ package struct PoolStateMachine: ~Copyable {
         case refuseExchange(ExchangeID, HotPoolError)
         /// Send the health-check request; answer with `exchangeEnded`.
         case probe(SlotHandle)
-        /// Send an HTTP/2 PING (a health check); answer with `exchangeEnded` (`.answered` once acknowledged).
+        /// Send an HTTP/2 PING (a health check); answer with `exchangeEnded` (`.acknowledged` once the server acknowledged it).
         case ping(SlotHandle)
         /// Close the socket now: a retired connection's (its slot lives on until the caller
         /// returns it) or a failed dial's (its slot is free already).

@@ -1,10 +1,17 @@
 import CShims
 import Glibc
+import HotPoolCore
 import Testing
 
 /// CShims wrappers against the kernel directly: timerfd (which no backend uses: the reactor's
-/// timers are the backends' wait timeouts) and io_uring's poll.
+/// timers are the backends' wait timeouts) and io_uring's poll; and the shim's constants the
+/// Swift layers restate.
 @Suite struct ShimTests {
+    /// The configuration (no C) refuses more SETTINGS than the shim's preface array holds.
+    @Test func theSettingsLimitIsTheShims() {
+        #expect(HTTP2Fingerprint.maxSettings == Int(HP_H2_MAX_SETTINGS))
+    }
+
     @Test func timerfdBecomesReadableWhenItExpires() throws {
         let epfd = hp_epoll_create(), timer = hp_timerfd_create()
         #expect(epfd >= 0 && timer >= 0)
