@@ -29,7 +29,7 @@ let package = Package(
             ]
         ),
         // The vocabulary every layer shares: handles and ids, close reasons, errors, durations
-        // and deadlines, the configuration and its value types, statistics. No C.
+        // and deadlines, the configuration and its value types, statistics. No CShims.
         .target(
             name: "HotPoolCore",
             dependencies: [
