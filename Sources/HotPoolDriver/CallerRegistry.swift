@@ -34,8 +34,9 @@ package enum Caller {
 }
 
 /// An `execute` waiting for its connection: the request is serialized once the connection
-/// (and so its profile's headers) is known.
-package struct PendingExecute {
+/// (and so its profile's headers) is known. A class, so a `Caller` is one word to move; made on
+/// the caller's thread and handed to the reactor once, then touched there only.
+package final class PendingExecute: @unchecked Sendable {
     let request: HTTPRequest
     let body: [UInt8]
     let timeout: Int64
@@ -78,11 +79,11 @@ struct CallerRegistry {
         waiting[id] = caller
     }
 
-    /// The caller `id` names, taken out of the registry (the inline get is looked up last); nil
-    /// if none waits under it.
+    /// The caller `id` names, taken out of the registry (the inline get first: it is in no
+    /// table); nil if none waits under it.
     mutating func take(_ id: WaiterID) -> Answered? {
-        if let caller = waiting.removeValue(forKey: id) { return .waiting(caller) }
-        return id == inline ? .inline : nil
+        if id == inline { return .inline }
+        return waiting.removeValue(forKey: id).map(Answered.waiting)
     }
 
     /// A get on the reactor thread begins; its answer, if it has one at once, is kept for `endInline`.

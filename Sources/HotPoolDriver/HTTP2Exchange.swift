@@ -13,7 +13,7 @@ final class HTTP2Connection {
     var announcedLimit: Int
     /// The machine was told of the server's GOAWAY.
     var goAwayReported = false
-    /// New streams wait to be sent at the end of the loop's turn (`PoolDriver.turnEnded`).
+    /// New streams wait to be sent at the end of the loop's turn (`PoolDriver.sendStreamsOpenedThisTurn`).
     var sendScheduled = false
     /// A health check's PING is under way.
     var pinging = false
@@ -50,9 +50,9 @@ extension PoolDriver {
         }
     }
 
-    /// The loop's turn ended: connections with new streams send them (and streams opened while
-    /// sending, by callers a failure let in, go out in the same turn).
-    func turnEnded() {
+    /// At the end of the loop's turn: connections with new streams send them (and streams opened
+    /// while sending, by callers a failure let in, go out in the same turn).
+    func sendStreamsOpenedThisTurn() {
         while !http2Unsent.isEmpty {
             let handles = http2Unsent
             http2Unsent.removeAll(keepingCapacity: true)
@@ -163,7 +163,7 @@ extension PoolDriver {
     /// more: its lease ends, and it asks for a connection again (after a GOAWAY, the machine
     /// gives it another connection).
     private func retryElsewhere(_ slot: Int32, _ op: ExchangeOp) {
-        guard var pending = op.retry, let lease = op.streamLease else {
+        guard let pending = op.retry, let lease = op.streamLease else {
             let error = HotPoolError.streamReset(host: machine.hostName(slot), ip: machine.ipAddress(slot), reason: "REFUSED_STREAM")
             return endHTTP2Exchange(slot, op, .streamFailed, .failure(error))
         }

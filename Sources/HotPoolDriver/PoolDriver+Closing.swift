@@ -89,6 +89,7 @@ extension PoolDriver {
     package func close() -> HotPoolError? {
         guard !machine.closed else { return closeError }
         send(.close)
+        exportCounts()
         resolver.close()
         for timer in timers.values { reactor.cancel(timer) }
         timers.removeAll()

@@ -30,7 +30,7 @@ extension PoolDriver {
     package var hostRecordCount: Int { machine.hostRecordCount }
 
     /// Idle connections, across hosts.
-    package var idleConnectionCount: Int { machine.table.idleCount }
+    package var idleConnectionCount: Int { machine.idleConnectionCount }
 
     /// The IPs out of rotation for the host name (any port).
     package func blacklistEntries(forHost host: String) -> [BlacklistEntry] {

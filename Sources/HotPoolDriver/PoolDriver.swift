@@ -34,7 +34,7 @@ package final class PoolDriver: @unchecked Sendable {
     package let reactor: Reactor
     let resolver: Resolver
     let logger: Logger
-    package private(set) var metrics = PoolMetrics()
+    @exclusivity(unchecked) package private(set) var metrics = PoolMetrics()
     @exclusivity(unchecked) var machine: PoolStateMachine
     /// Bytes of pool state per slot: the machine's table columns plus this I/O table's.
     package let bytesPerSlot: Int
@@ -113,6 +113,19 @@ package final class PoolDriver: @unchecked Sendable {
         tlsContexts.forEach(hp_tls_ctx_free)
     }
 
+    /// The reactor's turn ended: streams opened in it are sent, and the metrics' counters brought
+    /// up to the machine's counts (once a turn, not per event: a turn may run a million gets and puts).
+    func turnEnded() {
+        sendStreamsOpenedThisTurn()
+        exportCounts()
+    }
+
+    /// Brings the metrics' counters up to the machine's counts (each turn, and at close).
+    func exportCounts() {
+        metrics.follow(requests: machine.counters.totalRequests, failures: machine.counters.failedRequests,
+                       opened: machine.counters.connectionsOpened)
+    }
+
     // MARK: the trampoline
 
     /// Hands `event` to the state machine and executes the actions, and those of any events the
@@ -127,8 +140,6 @@ package final class PoolDriver: @unchecked Sendable {
 
     private func handle(_ event: PoolStateMachine.Event) {
         machine.handle(event, now: reactor.now, into: &actions)
-        metrics.follow(requests: machine.counters.totalRequests, failures: machine.counters.failedRequests,
-                       opened: machine.counters.connectionsOpened)
         if !actions.isEmpty {  // a put to idle, the commonest event, has no actions
             for index in actions.indices { execute(actions[index]) }
             actions.removeAll(keepingCapacity: true)

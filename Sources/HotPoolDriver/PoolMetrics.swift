@@ -25,7 +25,7 @@ package struct PoolMetrics {
 
     func closed(_ reason: CloseReason) { closedCounters[reason]?.increment() }
 
-    /// Brings the counters up to the machine's counts (after every event: three comparisons).
+    /// Brings the counters up to the machine's counts (three comparisons).
     mutating func follow(requests: Int, failures: Int, opened: Int) {
         func advance(_ counter: Counter, _ exported: inout Int, to count: Int) {
             guard count > exported else { return }

@@ -9,27 +9,30 @@ import Synchronization
 /// The continuation's resume already orders the two threads, but ThreadSanitizer does not see
 /// that ordering on this toolchain (a value made on a plain thread and passed through `resume`
 /// is reported as a race), so the value also crosses through a release/acquire pair it does see.
+///
+/// Inlinable: the driver and the API use it with their own result types, and a generic call
+/// across modules would otherwise run unspecialized on every request.
 package final class Handoff<T: Sendable>: @unchecked Sendable {
-    private var continuation: CheckedContinuation<Void, Never>?
+    @usableFromInline var continuation: CheckedContinuation<Void, Never>?
     /// Written once by the winning `tryDeliver`, before `state` becomes `delivered`.
-    private var value: T?
-    private let state = Atomic<UInt8>(waiting)
-    private let cancelRequested = Atomic<Bool>(false)
+    @usableFromInline var value: T?
+    @usableFromInline let state = Atomic<UInt8>(waiting)
+    @usableFromInline let cancelRequested = Atomic<Bool>(false)
 
-    private static var waiting: UInt8 { 0 }
-    private static var claimed: UInt8 { 1 }
-    private static var delivered: UInt8 { 2 }
+    @usableFromInline static var waiting: UInt8 { 0 }
+    @usableFromInline static var claimed: UInt8 { 1 }
+    @usableFromInline static var delivered: UInt8 { 2 }
 
-    package init() {}
+    @inlinable package init() {}
 
     /// Makes a handoff, runs `start` with it, and returns what is delivered.
-    package nonisolated(nonsending) static func wait(_ start: (Handoff) -> Void) async -> T {
+    @inlinable package nonisolated(nonsending) static func wait(_ start: (Handoff) -> Void) async -> T {
         await Handoff().wait(start)
     }
 
     /// Runs `start` with this handoff (it passes the handoff to the reactor, or delivers at
     /// once) and returns what is delivered, resuming in the caller's isolation. Call once.
-    package nonisolated(nonsending) func wait(_ start: (Handoff) -> Void) async -> T {
+    @inlinable package nonisolated(nonsending) func wait(_ start: (Handoff) -> Void) async -> T {
         // Checked, though `state` already makes the resume happen once and a checked continuation
         // costs an allocation per wait: with an unsafe one, ThreadSanitizer reports the resumed
         // task's frame as raced between the reactor's resume and the task's next thread, an
@@ -44,7 +47,7 @@ package final class Handoff<T: Sendable>: @unchecked Sendable {
 
     /// Hands `value` to the waiting task and resumes it, unless a value was delivered already.
     /// Returns whether this call delivered.
-    @discardableResult
+    @discardableResult @inlinable
     package func tryDeliver(_ value: T) -> Bool {
         guard state.compareExchange(expected: Self.waiting, desired: Self.claimed, ordering: .acquiring).exchanged else {
             return false
@@ -57,9 +60,9 @@ package final class Handoff<T: Sendable>: @unchecked Sendable {
 
     /// Marks the waiting task as cancelled (from the task's cancellation handler, any thread), so
     /// a request that reaches the reactor after the cancel can be refused there.
-    package func requestCancel() {
+    @inlinable package func requestCancel() {
         cancelRequested.store(true, ordering: .releasing)
     }
 
-    package var isCancelRequested: Bool { cancelRequested.load(ordering: .acquiring) }
+    @inlinable package var isCancelRequested: Bool { cancelRequested.load(ordering: .acquiring) }
 }

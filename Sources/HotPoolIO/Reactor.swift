@@ -147,7 +147,10 @@ package final class Reactor: @unchecked Sendable {
 
     /// Monotonic nanoseconds, read once per turn of the loop (a get and a put on the same turn
     /// need not pay a clock read each): stale by at most the time the current turn has run.
-    @exclusivity(unchecked) package private(set) var now = hp_monotonic_ns()
+    /// Computed, so other modules read it through this module's unchecked access: a stored
+    /// property read across modules would be checked for exclusivity at run time.
+    package var now: Int64 { turnStart }
+    @exclusivity(unchecked) private var turnStart = hp_monotonic_ns()
 
     package func schedule(at deadline: Int64, _ callback: @escaping () -> Void) -> TimerID {
         timers.schedule(at: deadline, callback)
@@ -164,7 +167,7 @@ package final class Reactor: @unchecked Sendable {
             fatalError("HotPool reactor: \(error)")
         }
         while running {
-            now = hp_monotonic_ns()
+            turnStart = hp_monotonic_ns()
             inbox.drain(taking: { inboundHops &+= $0 }, runJob: runJob)
             runDueTimers()
             guard running else { break }
@@ -173,14 +176,14 @@ package final class Reactor: @unchecked Sendable {
             // Announce the sleep, then look at the inbox once more: a producer either sees
             // `sleeping` and signals the eventfd, or pushed before this check and is seen here.
             sleeping.store(true, ordering: .sequentiallyConsistent)
-            now = hp_monotonic_ns()
+            turnStart = hp_monotonic_ns()
             let idle = inbox.isEmpty && localJobs.isEmpty
-            let timeout: Int64? = idle ? timers.nextDeadline().map { max(0, $0 - now) } : 0
+            let timeout: Int64? = idle ? timers.nextDeadline().map { max(0, $0 - turnStart) } : 0
             var woke = false
             do {
                 try io.wait(timeoutNanos: timeout) { token, completion in
                     if !woke {
-                        now = hp_monotonic_ns()  // the wait may have slept
+                        turnStart = hp_monotonic_ns()  // the wait may have slept
                         woke = true
                     }
                     ioHandler(token, completion)
@@ -221,7 +224,7 @@ package final class Reactor: @unchecked Sendable {
     /// Runs the local jobs, those they enqueue too, up to `jobsPerPass`.
     private func runLocalJobs() {
         guard !localJobs.isEmpty else { return }
-        now = hp_monotonic_ns()
+        turnStart = hp_monotonic_ns()
         var budget = Self.jobsPerPass
         while budget > 0, let (job, serial) = localJobs.popFirst() {
             runJob(job, serial: serial)
@@ -238,7 +241,7 @@ package final class Reactor: @unchecked Sendable {
     }
 
     private func runDueTimers() {
-        while let callback = timers.popDue(now: now) { callback() }
+        while let callback = timers.popDue(now: turnStart) { callback() }
     }
 }
 

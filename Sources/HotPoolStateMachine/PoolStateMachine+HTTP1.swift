@@ -7,7 +7,7 @@ extension PoolStateMachine {
     /// A caller returned its lease: the connection goes back to the pool (or is destroyed, if it
     /// must go). Returned with its exchange under way, the exchange is abandoned (counted failed
     /// when it ends) and the connection goes.
-    mutating func endLease(_ slot: Int32) {
+    @inline(__always) mutating func endLease(_ slot: Int32) {
         if table.operation[Int(slot)] == .exchange { markPendingClose(slot, .unhealthyOnReturn) }
         table.lastUsed[Int(slot)] = now
         takeBack(slot)

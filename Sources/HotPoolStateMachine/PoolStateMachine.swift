@@ -250,6 +250,8 @@ package struct PoolStateMachine: ~Copyable {
     package var lastCleanupCount = 0
     /// Host records held now.
     package var hostRecordCount: Int { hostStore.count }
+    /// Idle connections, across hosts (read through this module: see `Reactor.now`).
+    package var idleConnectionCount: Int { table.idleCount }
 
     /// The event's instant, and the actions it produced so far.
     var now: Int64 = 0
