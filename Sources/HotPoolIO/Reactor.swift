@@ -58,6 +58,7 @@ package final class Reactor: @unchecked Sendable {
 
     deinit {
         if !fdsClosed { closeFDs() }
+        turnStart.deallocate()
     }
 
     private func closeFDs() {
@@ -138,7 +139,7 @@ package final class Reactor: @unchecked Sendable {
     }
 
     /// True on the reactor thread while its loop runs (false there once the loop has ended).
-    package var isOnReactorThread: Bool {
+    @inlinable package var isOnReactorThread: Bool {
         let current: UnsafeRawPointer? = hp_current_loop()
         return current == UnsafeRawPointer(Unmanaged.passUnretained(self).toOpaque())
     }
@@ -147,10 +148,15 @@ package final class Reactor: @unchecked Sendable {
 
     /// Monotonic nanoseconds, read once per turn of the loop (a get and a put on the same turn
     /// need not pay a clock read each): stale by at most the time the current turn has run.
-    /// Computed, so other modules read it through this module's unchecked access: a stored
-    /// property read across modules would be checked for exclusivity at run time.
-    package var now: Int64 { turnStart }
-    @exclusivity(unchecked) private var turnStart = hp_monotonic_ns()
+    /// Kept behind a constant pointer, so the driver's read, inlined in its own module, is a
+    /// plain load: a variable stored property read across modules is checked for exclusivity at
+    /// run time.
+    @inlinable package var now: Int64 { turnStart.pointee }
+    @usableFromInline let turnStart: UnsafeMutablePointer<Int64> = {
+        let clock = UnsafeMutablePointer<Int64>.allocate(capacity: 1)
+        clock.initialize(to: hp_monotonic_ns())
+        return clock
+    }()
 
     package func schedule(at deadline: Int64, _ callback: @escaping () -> Void) -> TimerID {
         timers.schedule(at: deadline, callback)
@@ -167,7 +173,7 @@ package final class Reactor: @unchecked Sendable {
             fatalError("HotPool reactor: \(error)")
         }
         while running {
-            turnStart = hp_monotonic_ns()
+            turnStart.pointee = hp_monotonic_ns()
             inbox.drain(taking: { inboundHops &+= $0 }, runJob: runJob)
             runDueTimers()
             guard running else { break }
@@ -176,14 +182,14 @@ package final class Reactor: @unchecked Sendable {
             // Announce the sleep, then look at the inbox once more: a producer either sees
             // `sleeping` and signals the eventfd, or pushed before this check and is seen here.
             sleeping.store(true, ordering: .sequentiallyConsistent)
-            turnStart = hp_monotonic_ns()
+            turnStart.pointee = hp_monotonic_ns()
             let idle = inbox.isEmpty && localJobs.isEmpty
-            let timeout: Int64? = idle ? timers.nextDeadline().map { max(0, $0 - turnStart) } : 0
+            let timeout: Int64? = idle ? timers.nextDeadline().map { max(0, $0 - turnStart.pointee) } : 0
             var woke = false
             do {
                 try io.wait(timeoutNanos: timeout) { token, completion in
                     if !woke {
-                        turnStart = hp_monotonic_ns()  // the wait may have slept
+                        turnStart.pointee = hp_monotonic_ns()  // the wait may have slept
                         woke = true
                     }
                     ioHandler(token, completion)
@@ -224,7 +230,7 @@ package final class Reactor: @unchecked Sendable {
     /// Runs the local jobs, those they enqueue too, up to `jobsPerPass`.
     private func runLocalJobs() {
         guard !localJobs.isEmpty else { return }
-        turnStart = hp_monotonic_ns()
+        turnStart.pointee = hp_monotonic_ns()
         var budget = Self.jobsPerPass
         while budget > 0, let (job, serial) = localJobs.popFirst() {
             runJob(job, serial: serial)
@@ -241,7 +247,7 @@ package final class Reactor: @unchecked Sendable {
     }
 
     private func runDueTimers() {
-        while let callback = timers.popDue(now: turnStart) { callback() }
+        while let callback = timers.popDue(now: turnStart.pointee) { callback() }
     }
 }
 
