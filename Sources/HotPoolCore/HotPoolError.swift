@@ -202,6 +202,11 @@ public struct HotPoolError: Error, Hashable, Sendable, CustomStringConvertible {
     public static func validationFailed(host: String, ip: String, status: Int) -> HotPoolError {
         HotPoolError(.validationFailed, host: host, ip: ip, status: status)
     }
+    /// A validation request was answered `status` instead of 200, with no host or IP named (the
+    /// pool's own errors always name both; this form keeps code written against the enum compiling).
+    public static func validationFailed(status: Int) -> HotPoolError {
+        HotPoolError(.validationFailed, status: status)
+    }
     /// The TCP connection could not be made.
     public static func connectFailed(host: String, ip: String, reason: String) -> HotPoolError {
         HotPoolError(.connectFailed, host: host, ip: ip, reason: reason)
@@ -282,7 +287,8 @@ public struct HotPoolError: Error, Hashable, Sendable, CustomStringConvertible {
 
     /// What went wrong, in one line naming the host, IP and reason it concerns.
     public var description: String {
-        // Every constructor sets the fields its code's text names.
+        // Every constructor sets the fields its code's text names (a validation failure made
+        // without a connection names none).
         let host = host ?? "?", ip = ip ?? "?", reason = reason ?? "", limit = limit ?? 0
         return switch code.base {
         case .poolClosed: "pool closed"
@@ -296,6 +302,7 @@ public struct HotPoolError: Error, Hashable, Sendable, CustomStringConvertible {
         case .allAddressesBlacklisted: "every address of \(host) is blacklisted"
         case .addressBlacklisted: "\(ip) is blacklisted for \(host)"
         case .invalidIP: "not an IP address: \(ip)"
+        case .validationFailed where self.host == nil: "validation request answered \(status ?? 0), not 200"
         case .validationFailed: "validation request to \(host) (\(ip)) answered \(status ?? 0), not 200"
         case .connectFailed: "connect to \(host) (\(ip)) failed: \(reason)"
         case .localAddressUnavailable: "no local address could be bound to connect to \(host) (\(ip))"

@@ -37,6 +37,8 @@ import HotPool  // not @testable: what a user of the package sees
         #expect(HotPoolError.timeout(host: "a.test", ip: nil, phase: .waitForConnection).description
                 == "waitForConnection timed out for a.test")
         #expect(failed.description == "validation request to a.test (10.0.0.1) answered 503, not 200")
+        #expect(HotPoolError.validationFailed(status: 403).description == "validation request answered 403, not 200")
+        #expect(HotPoolError.validationFailed(status: 403).code == .validationFailed && HotPoolError.validationFailed(status: 403).host == nil)
         #expect(network.description == "network error with a.test (10.0.0.1): reset")
         #expect(HotPoolError.invalidArgument("count < 0").description == "invalid argument: count < 0")
         #expect(HotPoolError.invalidConfiguration("x").description == "invalid configuration: x")
