@@ -144,9 +144,6 @@ package final class PoolDriver: @unchecked Sendable {
             for index in actions.indices { execute(actions[index]) }
             actions.removeAll(keepingCapacity: true)
         }
-        if case .requestExchange(let id, _, _) = event {
-            assert(requestsAwaitingDecision[id] == nil, "a requestExchange the machine did not decide")
-        }
     }
 
     private func execute(_ action: PoolStateMachine.Action) {
@@ -259,7 +256,9 @@ package final class PoolDriver: @unchecked Sendable {
         lastExchangeID += 1
         let id = ExchangeID(raw: lastExchangeID)
         requestsAwaitingDecision[id] = op
+        let queued = draining  // sent from inside another event: decided after it
         send(.requestExchange(id, on: handle, timeout: timeout))
+        assert(queued || requestsAwaitingDecision[id] == nil, "a requestExchange the machine did not decide")
     }
 
     /// Hands an exchange's outcome to its requester; an `execute` then puts its connection back
