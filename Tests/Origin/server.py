@@ -22,7 +22,11 @@ itself, and is driven by JSON lines on stdin (one reply line each on stdout):
       client's close (first waits, at most 5 s, until N (default 1) are deaf on the IP)
   {"cmd":"requests","ip":IP|"*","last":N}   request heads: method, path, headers (in order),
       and "conn", the number of the connection that carried it (1, 2, ... in accept order)
-  {"cmd":"hellos","ip":IP|"*","last":N}     parsed raw ClientHellos, with JA3 and JA4
+  {"cmd":"hellos","ip":IP|"*","last":N}     parsed raw ClientHellos, with JA3 and JA4 (see ja4) and also
+      "ja4_r" (JA4 raw: the texts JA4 hashes), "psk" (pre_shared_key (41) offered), "key_share_groups"
+      (the key_share (51) entries' groups in order, GREASE included), "cert_compression"
+      (compress_certificate (27) algorithms), "alps" (17513 or 17613, the ALPS extension present,
+      or null), "resumed" (whether the handshake resumed a TLS session; null until it completes)
   {"cmd":"h2_settings","max_concurrent_streams":N}   SETTINGS_MAX_CONCURRENT_STREAMS of new h2 connections
   {"cmd":"h2_peaks"}                         per h2 connection number: the most streams it had open at once
   {"cmd":"h2_flow"}                          {"sent": DATA payload bytes sent on every h2 connection,
@@ -30,11 +34,16 @@ itself, and is driven by JSON lines on stdin (one reply line each on stdout):
   {"cmd":"frames","ip":IP|"*","last":N}     HTTP/2 frames received, in order: type, stream, flags,
       SETTINGS as [[id, value], ...] in wire order, WINDOW_UPDATE increment, HEADERS and PRIORITY
       priority (exclusive, depends_on, weight 1-256), and "conn"
+  {"cmd":"akamai","ip":IP|"*","conn":N}     {"akamai": "SETTINGS|WINDOW_UPDATE|PRIORITY|PSEUDO", "conn": N}:
+      the Akamai HTTP/2 fingerprint of the frames h2 connection N received (default: the most recent
+      h2 connection on IP); see akamai()
   {"cmd":"sources","ip":IP|"*","last":N}    peer (source) IPs of accepted connections, in accept order
   {"cmd":"quit"}  (or EOF on stdin)
 
 A connection is served by its own thread. The raw ClientHello is peeked (MSG_PEEK) before the
 TLS handshake, so it is parsed from the bytes on the wire, not from what OpenSSL reports.
+Each mode's TLS context lives as long as the origin, so a TLS 1.3 session ticket it issued (OpenSSL's
+two per handshake by default) resumes on any later connection in that mode.
 HTTP/2 is served by the `h2` package (hyper-h2), and its frames are parsed by `hyperframe`
 from the bytes received, so fingerprints are computed from the wire, not from HotPool.
 """
@@ -132,7 +141,8 @@ def parse_client_hello(record):
     p += 1 + body[p]                                   # compression methods
     hello = {"legacy_version": legacy_version, "cipher_suites": ciphers, "extensions": [],
              "supported_groups": [], "ec_point_formats": [], "signature_algorithms": [], "alpn": [],
-             "supported_versions": [], "sni": None, "length": len(record) - 5}
+             "supported_versions": [], "sni": None, "key_share_groups": [], "cert_compression": [],
+             "length": len(record) - 5}
     if p + 2 <= len(body):
         end = p + 2 + struct.unpack("!H", body[p:p + 2])[0]
         p += 2
@@ -156,8 +166,19 @@ def parse_client_hello(record):
                     q += 1 + data[q]
             elif etype == 43:
                 hello["supported_versions"] = list(struct.unpack("!%dH" % (data[0] // 2), data[1:1 + data[0]]))
+            elif etype == 27 and data:
+                hello["cert_compression"] = list(struct.unpack("!%dH" % (data[0] // 2), data[1:1 + data[0]]))
+            elif etype == 51:
+                q = 2
+                while q + 4 <= len(data):
+                    group, klen = struct.unpack("!HH", data[q:q + 4])
+                    hello["key_share_groups"].append(group)
+                    q += 4 + klen
+    hello["psk"] = 41 in hello["extensions"]
+    hello["alps"] = next((e for e in hello["extensions"] if e in (17513, 17613)), None)
     hello["ja3"], hello["ja3_hash"] = ja3(hello)
-    hello["ja4"] = ja4(hello)
+    hello["ja4"], hello["ja4_r"] = ja4(hello)
+    hello["resumed"] = None                            # set once the handshake completes (Conn.serve)
     hello["raw_hex"] = record.hex()
     return hello
 
@@ -172,15 +193,17 @@ def ja3(h):
 
 
 def ja4(h):
-    """FoxIO JA4 (TLS over TCP): ja4_a _ ja4_b _ ja4_c.
+    """FoxIO JA4 (TLS over TCP) and JA4_r (its raw form): (ja4_a_ja4_b_ja4_c, ja4_a_b_c).
 
     ja4_a: 't', the highest non-GREASE supported_versions value (else the legacy version) as
     '13'/'12'/'11'/'10', 'd' if SNI is present else 'i', the cipher count and the extension count
     (GREASE left out, SNI and ALPN counted, each capped at 99, two digits), and the first and last
     characters of the first ALPN value ('00' without ALPN).
-    ja4_b: first 12 hex digits of SHA-256 of the sorted 4-digit hex ciphers joined by ','.
-    ja4_c: first 12 hex digits of SHA-256 of the sorted hex extensions without GREASE, SNI (0000)
-    and ALPN (0010), joined by ',', then '_' and the signature algorithms in their order.
+    b: the sorted 4-digit hex ciphers (GREASE left out) joined by ','.
+    c: the sorted hex extensions without GREASE, SNI (0000) and ALPN (0010), joined by ',', then
+    '_' and the signature algorithms (GREASE left out) in their order (no '_' without any).
+    JA4 hashes b and c (first 12 hex digits of SHA-256; '000000000000' for an empty b, or for c
+    without extensions); JA4_r shows them as they are.
     """
     versions = [v for v in h["supported_versions"] if not is_grease(v)]
     version = max(versions) if versions else h["legacy_version"]
@@ -195,14 +218,14 @@ def ja4(h):
     else:
         achars = "99"
     a = "t%s%s%02d%02d%s" % (vtext, "d" if h["sni"] is not None else "i", min(len(ciphers), 99), min(len(exts), 99), achars)
-
-    def digest(text):
-        return hashlib.sha256(text.encode()).hexdigest()[:12] if text else "000000000000"
-    b = digest(",".join(sorted("%04x" % c for c in ciphers)))
+    b = ",".join(sorted("%04x" % c for c in ciphers))
     ext_text = ",".join(sorted("%04x" % e for e in exts if e not in (0x0000, 0x0010)))
     sig_text = ",".join("%04x" % s for s in h["signature_algorithms"] if not is_grease(s))
-    c = digest(ext_text + "_" + sig_text if sig_text else ext_text) if ext_text else "000000000000"
-    return "%s_%s_%s" % (a, b, c)
+    c = ext_text + "_" + sig_text if sig_text else ext_text
+
+    def digest(text, present):
+        return hashlib.sha256(text.encode()).hexdigest()[:12] if present else "000000000000"
+    return "%s_%s_%s" % (a, digest(b, b), digest(c, ext_text)), "%s_%s_%s" % (a, b, c)
 
 
 # ---------------------------------------------------------------- server state
@@ -236,6 +259,7 @@ class Origin:
         self.h2_peaks = {}                              # h2 connection number -> most streams open at once
         self.h2_sent = 0                                # DATA payload bytes sent on h2 connections
         self.h2_waiting = {}                            # h2 connection number -> body bytes held by flow control
+        self.h2_pseudo = {}                             # h2 connection number -> pseudo-header names of its first HEADERS
         self.sequence = 0                               # orders captures across IPs
         self.connections = 0                            # numbers accepted connections across IPs
 
@@ -363,6 +387,9 @@ class Conn:
                 self.raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)
             self.tls = o.contexts[mode].wrap_socket(self.raw, server_side=True)
             self.tls.settimeout(None)
+            if hello:
+                with o.cond:
+                    hello["resumed"] = self.tls.session_reused
             o.count("handshakes", self.ip)
             if self.tls.selected_alpn_protocol() == "h2":
                 H2Conn(self).serve()
@@ -584,6 +611,35 @@ class Conn:
         return not close
 
 
+def pseudo(headers):
+    """The pseudo-header fields of a header list, in order, as [[name, value], ...]."""
+    return [[k, v] for k, v in headers if k.startswith(":")]
+
+
+def akamai(frames, pseudo_names):
+    """The Akamai HTTP/2 fingerprint of one connection from the frames it received, in order, and
+    the pseudo-header names of its first HEADERS: SETTINGS|WINDOW_UPDATE|PRIORITY|PSEUDO.
+
+    SETTINGS: the first SETTINGS frame's id:value pairs in wire order, joined by ';'.
+    WINDOW_UPDATE: the increment of the first stream-0 WINDOW_UPDATE before the first HEADERS, or '00'.
+    PRIORITY: the PRIORITY frames before the first HEADERS as stream:exclusive:depends_on:weight
+    (exclusive 1/0, weight 1-256), joined by ',', or '0'.
+    PSEUDO: the first letter after ':' of each pseudo-header, in order, joined by ','.
+    """
+    settings = next((f["settings"] for f in frames if f["type"] == "SETTINGS" and "ACK" not in f["flags"]), [])
+    window, priorities = "00", []
+    for f in frames:
+        if f["type"] == "HEADERS":
+            break
+        if f["type"] == "WINDOW_UPDATE" and f["stream"] == 0 and window == "00":
+            window = str(f["increment"])
+        elif f["type"] == "PRIORITY":
+            p = f["priority"]
+            priorities.append("%d:%d:%d:%d" % (f["stream"], p["exclusive"], p["depends_on"], p["weight"]))
+    return "|".join([";".join("%d:%d" % (k, v) for k, v in settings), window, ",".join(priorities) or "0",
+                     ",".join(name[1:2] for name in pseudo_names)])
+
+
 class H2Conn:
     """One HTTP/2 connection, served on its Conn's thread: hyper-h2 runs the protocol, and each
     frame the client sent is recorded as hyperframe parses it from the bytes received."""
@@ -670,6 +726,8 @@ class H2Conn:
                 return
             for event in events:
                 if isinstance(event, h2.events.RequestReceived):
+                    with self.c.origin.cond:
+                        self.c.origin.h2_pseudo.setdefault(self.c.number, [k for k, _ in pseudo(event.headers)])
                     if self.goaway_last is not None and event.stream_id > self.goaway_last:
                         continue                        # after our GOAWAY: not processed
                     self.open.add(event.stream_id)
@@ -727,7 +785,7 @@ class H2Conn:
         if action.get("type") == "goaway" and action.get("refuse"):
             return self.respond(stream, action)     # not processed: neither recorded nor counted
         o.record(o.requests, self.c.ip, {
-            "method": dict(headers).get(":method"), "path": path, "pseudo": [[k, v] for k, v in headers if k.startswith(":")],
+            "method": dict(headers).get(":method"), "path": path, "pseudo": pseudo(headers),
             "headers": [[k, v] for k, v in headers if not k.startswith(":")], "conn": self.c.number, "stream": stream,
             "body_len": self.body_len.pop(stream, 0)})
         o.count("requests", self.c.ip)
@@ -894,6 +952,14 @@ def handle(origin, c):
             return {"sent": origin.h2_sent, "waiting": sum(origin.h2_waiting.values())}
     if cmd == "frames":
         return {"frames": origin.recent(origin.frames, ip, c.get("last", 1))}
+    if cmd == "akamai":
+        frames = origin.recent(origin.frames, ip, 1000 * len(origin.ips))
+        if not frames:
+            return {"error": "no HTTP/2 frames received on %s" % ip}
+        conn = c.get("conn") or max(f["conn"] for f in frames)
+        with origin.cond:
+            names = origin.h2_pseudo.get(conn, [])
+        return {"akamai": akamai([f for f in frames if f["conn"] == conn], names), "conn": conn}
     if cmd == "sources":
         return {"sources": [x["ip"] for x in origin.recent(origin.sources, ip, c.get("last", 1))]}
     return {"error": "unknown command %r" % cmd}
