@@ -13,12 +13,15 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", exact: "2.37.6"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
-        // Thin C over epoll, eventfd, timerfd, io_uring, sockets, c-ares, nghttp2 and OpenSSL 3.0: no policy.
+        // Thin C over epoll, eventfd, timerfd, io_uring, sockets, c-ares, nghttp2, OpenSSL 3.0 and BoringSSL
+        // (swift-nio-ssl's CNIOBoringSSL, reached through its NIOSSL product; symbols prefixed): no policy.
         .target(
             name: "CShims",
+            dependencies: [.product(name: "NIOSSL", package: "swift-nio-ssl")],
             path: "CShims",
             linkerSettings: [
                 .linkedLibrary("ssl"),
@@ -26,6 +29,9 @@ let package = Package(
                 .linkedLibrary("uring"),
                 .linkedLibrary("cares"),
                 .linkedLibrary("nghttp2"),
+                .linkedLibrary("brotlidec"),
+                .linkedLibrary("z"),
+                .linkedLibrary("zstd"),
             ]
         ),
         // The vocabulary every layer shares: handles and ids, close reasons, errors, durations

@@ -1,4 +1,4 @@
-// CShims: thin, policy-free C over the Linux and OpenSSL calls HotPool needs.
+// CShims: thin, policy-free C over the Linux, OpenSSL and BoringSSL calls HotPool needs.
 // Every function returns >= 0 on success or a negative errno / HP_TLS_* code;
 // nothing here decides what a failure means.
 #ifndef HOTPOOL_CSHIMS_H
@@ -7,7 +7,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct ssl_ctx_st;
 
 // ---------------------------------------------------------------- epoll
 /// Readiness bits, the same values as EPOLLIN / EPOLLOUT / ... so no translation is needed.
@@ -142,21 +141,24 @@ long hp_send(int fd, const void *buf, size_t len);
 /// 4 or 6 for a valid IP literal, 0 otherwise.
 int hp_ip_family(const char *ip);
 
-// ---------------------------------------------------------------- OpenSSL 3.0
+// ---------------------------------------------------------------- TLS: OpenSSL 3.0 and BoringSSL
 #define HP_TLS_WANT_READ (-2)
 #define HP_TLS_WANT_WRITE (-3)
 #define HP_TLS_CLOSED (-4)   /* close_notify or end of stream from the peer */
 #define HP_TLS_ERROR (-6)    /* protocol or verification error */
 
 /// A connection's TLS engine over memory, with no socket: ciphertext is fed in and taken out by
-/// the caller, who does the I/O (sans-I/O, so any I/O backend can carry it).
+/// the caller, who does the I/O (sans-I/O, so any I/O backend can carry it). The calls below are
+/// the same whichever library (OpenSSL or BoringSSL) the engine's context was made with.
 typedef struct hp_tls hp_tls;
+/// A client context of one library, shaped by a profile; engines are made from it.
+typedef struct hp_tls_ctx hp_tls_ctx;
+/// A session a server issued (a TLS 1.3 ticket, a TLS 1.2 session), to resume with later.
+typedef struct hp_tls_session hp_tls_session;
 
-/// A client context: verification on when verify != 0, trusting ca_file (PEM) or the system store.
-struct ssl_ctx_st *hp_tls_ctx_new(int verify, const char *ca_file, char *err, size_t errlen);
-void hp_tls_ctx_free(struct ssl_ctx_st *ctx);
+void hp_tls_ctx_free(hp_tls_ctx *ctx);
 /// A client engine, SNI = host (unless an IP literal), host name verified when the context verifies.
-hp_tls *hp_tls_new(struct ssl_ctx_st *ctx, const char *host);
+hp_tls *hp_tls_new(hp_tls_ctx *ctx, const char *host);
 /// 0 once the handshake is done, or an HP_TLS_* code (WANT_READ: feed it more).
 int hp_tls_handshake(hp_tls *tls);
 /// > 0 plaintext bytes read, or an HP_TLS_* code.
@@ -186,6 +188,27 @@ int hp_tls_shutdown(hp_tls *tls);
 void hp_tls_free(hp_tls *tls);
 /// The protocol the server chose by ALPN (lent, not NUL-terminated): its length, 0 if none.
 size_t hp_tls_alpn(const hp_tls *tls, const unsigned char **name);
+/// SSL objects alive in the process (hp_tls_new minus hp_tls_free).
+long hp_tls_live_objects(void);
+/// Describes the failure behind the last HP_TLS_* code on this thread (verify result or error
+/// queue) into buf, and clears the error queue. Returns the length written.
+int hp_tls_error_string(hp_tls *tls, int code, char *buf, size_t len);
+
+/// Offers `session` (of the same context) for resumption; call before the handshake. The
+/// engine takes its own reference: the caller still frees `session`. 0, or HP_TLS_ERROR.
+int hp_tls_offer_session(hp_tls *tls, hp_tls_session *session);
+/// The newest session the server issued on this connection since the last call (the caller
+/// owns it), or NULL.
+hp_tls_session *hp_tls_take_session(hp_tls *tls);
+/// 1 if the handshake resumed an offered session.
+int hp_tls_session_reused(const hp_tls *tls);
+/// 1 if the session must be offered once only (a TLS 1.3 ticket).
+int hp_tls_session_single_use(const hp_tls_session *session);
+void hp_tls_session_free(hp_tls_session *session);
+/// Sessions alive in the process (taken minus freed).
+long hp_tls_live_sessions(void);
+
+// ---------------------------------------------------------------- OpenSSL 3.0: a plain profile
 /// A ClientHello shape, as OpenSSL's own knobs take it. Lists are OpenSSL names joined by ':'.
 typedef struct {
     const char *tls13_ciphersuites;
@@ -203,8 +226,9 @@ typedef struct {
     int encrypt_then_mac;       /* extension 22 */
 } hp_tls_profile;
 
-/// Applies a profile to a context. Returns 0, or HP_TLS_ERROR with the reason in err.
-int hp_tls_ctx_apply_profile(struct ssl_ctx_st *ctx, const hp_tls_profile *profile, char *err, size_t errlen);
+/// An OpenSSL client context: verification on when verify != 0, trusting ca_file (PEM) or the
+/// system store, shaped by `profile`. NULL with the reason in err.
+hp_tls_ctx *hp_openssl_ctx_new(const hp_tls_profile *profile, int verify, const char *ca_file, char *err, size_t errlen);
 
 /// What a custom ClientHello extension carries.
 #define HP_EXT_EMPTY 0        /* no bytes (a GREASE extension) */
@@ -212,14 +236,35 @@ int hp_tls_ctx_apply_profile(struct ssl_ctx_st *ctx, const hp_tls_profile *profi
 #define HP_EXT_ECH_GREASE 2   /* a random, well-formed ECH outer extension (draft-ietf-tls-esni GREASE) */
 
 /// Adds an extension OpenSSL does not send itself (a GREASE code point, ECH GREASE) to every
-/// ClientHello of the context; a server's answer to it in EncryptedExtensions is ignored.
-int hp_tls_ctx_add_extension(struct ssl_ctx_st *ctx, unsigned type, int payload);
+/// ClientHello of an OpenSSL context; a server's answer to it in EncryptedExtensions is ignored.
+int hp_openssl_ctx_add_extension(hp_tls_ctx *ctx, unsigned type, int payload);
 
-/// SSL objects alive in the process (hp_tls_new minus hp_tls_free).
-long hp_tls_live_objects(void);
-/// Describes the failure behind the last HP_TLS_* code on this thread (verify result or error
-/// queue) into buf, and clears the error queue. Returns the length written.
-int hp_tls_error_string(hp_tls *tls, int code, char *buf, size_t len);
+// ---------------------------------------------------------------- BoringSSL: browser profiles
+/// A ClientHello shape as BoringSSL (the browsers' own library) builds it. Lists are IANA code
+/// points in order; BoringSSL adds GREASE to ciphers, extensions, groups, versions and key
+/// shares itself when `grease` is set.
+typedef struct {
+    const uint16_t *tls12_ciphers; size_t tls12_cipher_count;  /* TLS 1.3 suites are BoringSSL's three */
+    const uint16_t *groups; size_t group_count;
+    const uint16_t *key_shares; size_t key_share_count;        /* 0: BoringSSL's choice */
+    const uint16_t *sigalgs; size_t sigalg_count;
+    const uint16_t *cert_compression; size_t cert_compression_count;  /* 1 zlib, 2 brotli, 3 zstd */
+    const unsigned char *alpn; unsigned alpn_len;              /* wire format */
+    const unsigned char *alps; unsigned alps_len;              /* ALPN names with ALPS, wire format */
+    int alps_new_codepoint;     /* ALPS as 0x44cd (Chrome 133+) instead of 0x4469 */
+    int min_version, max_version;
+    int grease;
+    int permute_extensions;     /* a new extension order per connection (Chrome 110+) */
+    int ech_grease;             /* extension 0xfe0d */
+    int status_request;         /* extension 5 */
+    int signed_certificate_timestamp; /* extension 18 */
+    int session_ticket;         /* extension 35 */
+} hp_boringssl_profile;
+
+/// A BoringSSL client context, as hp_openssl_ctx_new. NULL with the reason in err.
+hp_tls_ctx *hp_boringssl_ctx_new(const hp_boringssl_profile *profile, int verify, const char *ca_file, char *err, size_t errlen);
+/// BoringSSL's API version (BORINGSSL_API_VERSION) of the copy HotPool was built with.
+int hp_boringssl_api_version(void);
 
 // ---------------------------------------------------------------- HTTP/2 (nghttp2)
 /// A client session over nghttp2 with no socket (sans I/O): received bytes go in with

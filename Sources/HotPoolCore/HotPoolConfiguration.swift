@@ -76,6 +76,9 @@ public struct HotPoolConfiguration: Sendable {
     public var profile: FingerprintProfile = .chrome
     /// When not empty, new connections take these profiles in turn instead of `profile`.
     public var rotatingProfiles: [FingerprintProfile] = []
+    /// TLS sessions kept for resumption (one per host, port, IP, local address and profile whose
+    /// spec `resumesSessions`); past it the oldest goes. 0 = no connection resumes.
+    public var sessionCacheCapacity: Int = 1024
     /// The HTTP versions connections may speak: a profile's ALPN names for versions not listed
     /// are left out of its ClientHello, and the server picks among the rest (no pick = HTTP/1.1).
     /// The presets offer `h2` then `http/1.1`, as browsers do.
@@ -171,6 +174,7 @@ public struct HotPoolConfiguration: Sendable {
         }
         if maxIdleConnections < 0 { throw .invalidConfiguration("maxIdleConnections must be >= 0") }
         if maxRetries < 0 { throw .invalidConfiguration("maxRetries must be >= 0") }
+        if sessionCacheCapacity < 0 { throw .invalidConfiguration("sessionCacheCapacity must be >= 0") }
         if minIdlePerHost < 0 { throw .invalidConfiguration("minIdlePerHost must be >= 0") }
         try positive(consecutiveFailuresToEject, "consecutiveFailuresToEject")
         if !(0...1).contains(maxEjectedShare) { throw .invalidConfiguration("maxEjectedShare must be within 0...1, got \(maxEjectedShare)") }

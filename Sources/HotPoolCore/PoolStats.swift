@@ -66,7 +66,9 @@ public struct PoolStats: Sendable {
     public var staleHandleUses: Int
     /// Connections opened since the pool was created.
     public var connectionsOpened: Int
-    package init(totalConnections: Int, activeConnections: Int, idleConnections: Int, healthyConnections: Int, totalRequests: Int, failedRequests: Int, successRate: Double, newConnectionsFromDNS: Int, closedByReason: [CloseReason: Int], dialingConnections: Int, failedDials: Int, waitingCallers: Int, staleHandleUses: Int, connectionsOpened: Int) {
+    /// TLS handshakes that resumed a session an earlier connection received (PSK in TLS 1.3).
+    public var resumedHandshakes: Int
+    package init(totalConnections: Int, activeConnections: Int, idleConnections: Int, healthyConnections: Int, totalRequests: Int, failedRequests: Int, successRate: Double, newConnectionsFromDNS: Int, closedByReason: [CloseReason: Int], dialingConnections: Int, failedDials: Int, waitingCallers: Int, staleHandleUses: Int, connectionsOpened: Int, resumedHandshakes: Int = 0) {
         self.totalConnections = totalConnections
         self.activeConnections = activeConnections
         self.idleConnections = idleConnections
@@ -81,6 +83,7 @@ public struct PoolStats: Sendable {
         self.waitingCallers = waitingCallers
         self.staleHandleUses = staleHandleUses
         self.connectionsOpened = connectionsOpened
+        self.resumedHandshakes = resumedHandshakes
     }
 }
 

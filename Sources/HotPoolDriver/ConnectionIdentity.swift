@@ -34,6 +34,11 @@ package final class ConnectionIdentity: Sendable {
         (self.headers, self.http2Headers, self.pseudoHeaderOrder) = (headers, http2Headers, pseudoHeaderOrder)
     }
 
+    /// Where a session this connection receives may be offered again.
+    var sessionPlace: SessionCache.Place {
+        SessionCache.Place(host: host, port: port, ip: ip, localAddress: localAddress, profileIndex: profileIndex)
+    }
+
     /// `request` in the form the connection speaks, with the profile's headers.
     package func message(_ request: HTTPRequest, body: [UInt8], http2: Bool) -> ExchangeMessage {
         http2

@@ -48,6 +48,9 @@ extension PoolDriver {
         }
         op.connected = true
         self.tls[s] = tls
+        if let identity = identity[s], rotation.profiles[identity.profileIndex].resumesSessions {
+            sessionCache.offer(at: identity.sessionPlace, to: tls)
+        }
         reactor.io.receive(fd: fd[s], token: machine.table.handle(slot).token)
         stepHandshake(slot)
     }
@@ -60,6 +63,7 @@ extension PoolDriver {
         flush(slot)
         switch rc {
         case 0:
+            if hp_tls_session_reused(tls[s]) != 0 { resumedHandshakes += 1 }
             // An HTTP/2 connection sends its preface now, and is dialed once the server's SETTINGS
             // came (they say how many streams it takes). An HTTP/1.1 one reads on: whatever came
             // with the handshake beyond session tickets (bytes, a close) would otherwise be taken

@@ -95,7 +95,8 @@ extension PoolDriver {
         timers.removeAll()
         tlsContexts.forEach(hp_tls_ctx_free)
         tlsContexts.removeAll()
-        let stats = machine.snapshot()
+        sessionCache.removeAll()
+        let stats = self.stats
         frozenStats = stats
         metrics.record(stats)
         logger.debug("pool closed")

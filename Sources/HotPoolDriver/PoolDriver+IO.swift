@@ -42,8 +42,12 @@ extension PoolDriver {
         guard let tls = tls[s] else { return }
         hp_tls_feed(tls, bytes.baseAddress, bytes.count)
         // The bytes are the backend's again once this returns, on every path (the engine itself is
-        // freed only by `closed`, so it outlives whatever the input led to).
-        defer { hp_tls_feed(tls, nil, 0) }
+        // freed only by `closed`, so it outlives whatever the input led to); a session the server
+        // issued in them is kept.
+        defer {
+            hp_tls_feed(tls, nil, 0)
+            keepIssuedSession(slot, tls)
+        }
         if endOfStream { hp_tls_feed_eof(tls) }
         switch io[s] {
         case .dial?: stepHandshake(slot)
@@ -64,6 +68,17 @@ extension PoolDriver {
             if let connection { return http2Input(slot, connection) }
             if let reason = unreadInput(slot) { send(.unreadInput(machine.table.handle(slot), reason)) }
         }
+    }
+
+    /// Keeps the session the server issued on the slot's connection, if any, for the next
+    /// connection to the same place; dropped when its profile does not resume or the connection
+    /// is gone.
+    private func keepIssuedSession(_ slot: Int32, _ tls: OpaquePointer) {
+        guard let session = hp_tls_take_session(tls) else { return }
+        guard let identity = identity[Int(slot)], rotation.profiles[identity.profileIndex].resumesSessions else {
+            return hp_tls_session_free(session)
+        }
+        sessionCache.keep(session, at: identity.sessionPlace)
     }
 
     /// A receive or a send failed with `errno` (a reset, say): what the slot was doing fails.

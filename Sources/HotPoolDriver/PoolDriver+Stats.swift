@@ -18,7 +18,12 @@ extension PoolDriver {
     }
 
     /// The pool's figures now; once it is closed, those frozen at close.
-    package var stats: PoolStats { frozenStats ?? machine.snapshot() }
+    package var stats: PoolStats {
+        if let frozenStats { return frozenStats }
+        var stats = machine.snapshot()
+        stats.resumedHandshakes = resumedHandshakes
+        return stats
+    }
 
     /// The pool was closed.
     package var isClosed: Bool { machine.closed }

@@ -42,6 +42,10 @@ package final class PoolDriver: @unchecked Sendable {
     var tlsContexts: [OpaquePointer]
     /// The profile and local address each new connection takes.
     var rotation: DialRotation
+    /// Sessions servers issued, for later connections to the same place to resume.
+    @exclusivity(unchecked) var sessionCache: SessionCache
+    /// Handshakes that resumed a session.
+    var resumedHandshakes = 0
 
     // The I/O table: per slot, indexed like the machine's table.
     @exclusivity(unchecked) var fd: [Int32] = []
@@ -106,6 +110,7 @@ package final class PoolDriver: @unchecked Sendable {
             + MemoryLayout<Bool>.stride + MemoryLayout<Int32>.stride + MemoryLayout<SlotIO?>.stride
             + MemoryLayout<ConnectionIdentity?>.stride + MemoryLayout<HTTP2Connection?>.stride
         self.rotation = DialRotation(config)
+        self.sessionCache = SessionCache(capacity: config.sessionCacheCapacity)
     }
 
     deinit {

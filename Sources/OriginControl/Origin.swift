@@ -140,6 +140,29 @@ public final class Origin: @unchecked Sendable {
 
     /// Stops the server (closing its stdin ends it) and waits for it to exit. Releasing the
     /// origin stops it too.
+    /// Requests the origin once through `ip` as curl-impersonate's `target` (e.g. `chrome150`)
+    /// does: Tests/Origin/impersonate.py, with PyPI curl-cffi. Returns when it exited.
+    public func impersonate(_ target: String, ip: String) async throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", ScriptServer.path("impersonate.py"), target, Self.hostName, String(port), ip]
+        let errors = Pipe()
+        (process.standardOutput, process.standardError) = (FileHandle.nullDevice, errors)
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+            process.terminationHandler = { _ in continuation.resume() }
+            do { try process.run() } catch { continuation.resume(throwing: error) }
+        }
+        guard process.terminationStatus == 0 else {
+            let message = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            throw OriginError.failed("curl-impersonate \(target): \(message)")
+        }
+    }
+
+    /// The Akamai HTTP/2 fingerprint of the newest HTTP/2 connection on `ip`, from the frames received.
+    public func akamai(ip: String) async throws -> String {
+        try await server.command(["cmd": "akamai", "ip": ip])["akamai"] as? String ?? ""
+    }
+
     public func stop() { server.stop() }
 }
 

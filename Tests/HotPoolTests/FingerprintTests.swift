@@ -1,3 +1,4 @@
+import CShims
 import Foundation
 import OriginControl
 import Testing
@@ -6,21 +7,33 @@ import Testing
 
 /// ClientHellos and request headers, checked from the server side.
 @Suite struct FingerprintTests {
-    static let presets: [FingerprintProfile] = [.chrome, .firefox, .safari]
+    static let presets: [FingerprintProfile] = [.chrome, .chrome131, .chrome133, .safari, .safari18, .firefox, .plain]
+    /// The browser presets, and curl-impersonate's target of the same browser version.
+    static let browserPresets: [(FingerprintProfile, target: String)] = [
+        (.chrome, "chrome150"), (.chrome131, "chrome131"), (.chrome133, "chrome133a"), (.safari, "safari2601"),
+        (.safari18, "safari180"), (.firefox, "firefox147"),
+    ]
 
-    /// The JA3 hash, JA4 and HTTP/2 (Akamai) fingerprint that README.md documents for a preset.
-    private func documented(_ name: String) throws -> (ja3: String, ja4: String, akamai: String) {
-        let readme = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().appendingPathComponent("README.md")
-        let text = try String(contentsOf: readme, encoding: .utf8)
-        // Rows like: | `chrome` | `t13d...` | `<md5>` | `1:65536;...\|15663105\|0\|m,a,s,p` | ...
-        for line in text.split(separator: "\n") where line.hasPrefix("| `\(name)` |") {
-            let cells = line.components(separatedBy: " | ").map {
-                $0.trimmingCharacters(in: .whitespaces).trimmingCharacters(in: ["`"]).replacingOccurrences(of: "\\|", with: "|")
+    /// What README.md's preset table gives for a preset: its JA4 and Akamai fingerprint, and the
+    /// browser's JA4 (curl-impersonate's capture); docs/fingerprints.md gives its JA4_r.
+    struct Documented {
+        let ja4: String, akamai: String, browserJA4: String?, ja4r: String
+    }
+
+    private static func documented(_ name: String) throws -> Documented {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        // Rows like: | `chrome150` | `t13d...` | `1:65536;...\|15663105\|0\|m,a,s,p` | `chrome150` | `t13d...` |
+        func row(_ file: String) throws -> [String] {
+            let text = try String(contentsOf: root.appendingPathComponent(file), encoding: .utf8)
+            guard let line = text.split(separator: "\n").first(where: { $0.hasPrefix("| `\(name)` |") }) else {
+                throw OriginError.noReply("\(file) has no fingerprint row for \(name)")
             }
-            if cells.count >= 4 { return (ja3: cells[2], ja4: cells[1], akamai: cells[3]) }
+            return line.components(separatedBy: " | ").map {
+                $0.trimmingCharacters(in: .whitespaces).trimmingCharacters(in: ["`", "|", " "]).replacingOccurrences(of: "\\|", with: "|")
+            }
         }
-        throw OriginError.noReply("README has no fingerprint row for \(name)")
+        let readme = try row("README.md"), raw = try row("docs/fingerprints.md")
+        return Documented(ja4: readme[1], akamai: readme[2], browserJA4: readme.count > 4 && readme[4].hasPrefix("t") ? readme[4] : nil, ja4r: raw[1])
     }
 
     /// A test origin and a pool for it whose connections present `profile`.
@@ -33,33 +46,131 @@ import Testing
 
     private static func isGrease(_ value: Int) -> Bool { value & 0x0f0f == 0x0a0a && value >> 8 == value & 0xff }
 
+    /// The newest ClientHello the origin received on `ip`.
+    private static func lastHello(_ origin: Origin, ip: String) async throws -> [String: Any] {
+        try #require((try await origin.send(["cmd": "hellos", "ip": ip, "last": 1]).object["hellos"] as? [[String: Any]])?.last)
+    }
+
     @Test(arguments: presets)
-    func clientHelloMatchesThePresetAndTheDocumentedJA3AndJA4(profile: FingerprintProfile) async throws {
+    func clientHelloMatchesThePresetAndTheDocumentedJA4AndJA4r(profile: FingerprintProfile) async throws {
         let (origin, pool) = try Self.originAndPool(presenting: profile)
+        try await origin.setTLSMode("h2")
         let connection = try await pool.getConnection(host: Origin.hostName, port: origin.port, ip: origin.ips[0])
         #expect(try await connection.roundTrip(get()).head.status == .ok)
         #expect(connection.profile == profile.name)
-        let reply = try await origin.send(["cmd": "hellos", "ip": origin.ips[0], "last": 1])
-        let hello = try #require((reply.object["hellos"] as? [[String: Any]])?.last)
+        let hello = try await Self.lastHello(origin, ip: origin.ips[0])
         let spec = profile.spec
         let ciphers = (hello["cipher_suites"] as? [Int] ?? []).filter { !Self.isGrease($0) }
-        #expect(ciphers == spec.advertisedCipherSuites.map(Int.init))
+        // BoringSSL orders its three TLS 1.3 suites itself.
+        #expect(Set(ciphers) == Set(spec.advertisedCipherSuites.map(Int.init)) && ciphers.count == spec.advertisedCipherSuites.count)
+        #expect(Array(ciphers.suffix(spec.tls12CipherSuites.count)) == spec.tls12CipherSuites.map(Int.init)
+                || spec.engine == .openSSL)
         var extensions = Set((hello["extensions"] as? [Int] ?? []).filter { !Self.isGrease($0) })
         if spec.extensions.contains(.padding) && !extensions.contains(21) {
-            extensions.insert(21)  // OpenSSL pads only a ClientHello of 256–511 bytes
+            extensions.insert(21)  // only a ClientHello of 256–511 bytes is padded
         }
         #expect(extensions.sorted() == spec.advertisedExtensions.map(Int.init))
         let greases = (hello["extensions"] as? [Int] ?? []).filter(Self.isGrease)
         #expect(greases.count == (spec.extensions.contains(.grease) ? 2 : 0))
         #expect((hello["signature_algorithms"] as? [Int]) == spec.signatureAlgorithms.map(Int.init))
         #expect((hello["supported_groups"] as? [Int])?.filter { !Self.isGrease($0) } == spec.supportedGroups.map(Int.init))
+        if !spec.keyShares.isEmpty {
+            #expect((hello["key_share_groups"] as? [Int])?.filter { !Self.isGrease($0) } == spec.keyShares.map(Int.init))
+        }
+        #expect((hello["cert_compression"] as? [Int] ?? []) == spec.certificateCompression.map { Int($0.rawValue) })
+        #expect((hello["alps"] as? Int).map(UInt16.init) == spec.applicationSettings?.codepoint.rawValue)
         #expect((hello["alpn"] as? [String]) == spec.alpn)
         #expect((hello["sni"] as? String) == Origin.hostName)
-        let expected = try documented(profile.name)
+        #expect(hello["psk"] as? Bool == false, "a first connection has no session to offer")
+        let expected = try Self.documented(profile.name)
         #expect(hello["ja4"] as? String == expected.ja4, "JA4 of \(profile.name)")
-        #expect(hello["ja3_hash"] as? String == expected.ja3, "JA3 of \(profile.name): \(hello["ja3"] ?? "")")
+        #expect(hello["ja4_r"] as? String == expected.ja4r, "JA4_r of \(profile.name)")
         pool.putConnection(connection)
         try await pool.close()
+    }
+
+    /// Each browser preset against curl-impersonate's target of the same version, captured by the
+    /// same origin in the same run: the JA4 the README gives for the browser is curl-impersonate's,
+    /// the Chrome presets send exactly it, and every preset sends the browser's HTTP/2 preface and
+    /// header order. When curl-impersonate's browser moves on, this says so.
+    @Test(arguments: browserPresets.map(\.0))
+    func presetsEqualCurlImpersonateOfTheSameBrowserVersion(profile: FingerprintProfile) async throws {
+        let target = try #require(Self.browserPresets.first { $0.0 == profile }?.target)
+        let (origin, pool) = try Self.originAndPool(presenting: profile)
+        try await origin.setTLSMode("h2")
+        let ours = origin.ips[0], theirs = origin.ips[1]
+        let connection = try await pool.getConnection(host: Origin.hostName, port: origin.port, ip: ours)
+        #expect(try await connection.roundTrip(get()).head.status == .ok)
+        pool.putConnection(connection)
+        try await origin.impersonate(target, ip: theirs)
+        let documented = try Self.documented(profile.name)
+        let browserHello = try await Self.lastHello(origin, ip: theirs)
+        let ourHello = try await Self.lastHello(origin, ip: ours)
+        #expect(browserHello["ja4"] as? String == documented.browserJA4,
+                "\(target)'s JA4 (curl-impersonate); its JA4_r \(browserHello["ja4_r"] ?? "-"), ours \(ourHello["ja4_r"] ?? "-")")
+        if profile.name.hasPrefix("chrome") {
+            #expect(ourHello["ja4"] as? String == browserHello["ja4"] as? String)
+            #expect(documented.ja4 == documented.browserJA4)
+        }
+        #expect(try await origin.akamai(ip: ours) == (try await origin.akamai(ip: theirs)), "Akamai of \(profile.name) and \(target)")
+        let requests = try await origin.send(["cmd": "requests", "ip": "*", "last": 2]).object["requests"] as? [[String: Any]] ?? []
+        let orders = requests.map { request in
+            ((request["pseudo"] as? [[String]]) ?? []).map { $0[0] } + ((request["headers"] as? [[String]]) ?? []).map { $0[0] }
+        }
+        #expect(orders.count == 2 && orders[0] == orders[1], "HTTP/2 header order of \(profile.name) and \(target)")
+        try await pool.close()
+    }
+
+    @Test func aSecondConnectionToTheSamePlaceResumesAndNoOtherDoes() async throws {
+        let origin = try Origin()
+        var config = origin.configuration()
+        // New connections take these local addresses in turn.
+        config.localAddresses = ["127.0.0.1", "127.0.0.6"]
+        let pool = try origin.pool(config)
+        /// Opens a connection to `ip` while `held` are leased (so it is new), answers one request
+        /// (by then the server's tickets arrived), and says whether the server saw a resumption.
+        func resumed(_ ip: String, holding held: inout [PooledConnection]) async throws -> Bool {
+            let connection = try await pool.getConnection(host: Origin.hostName, port: origin.port, ip: ip)
+            #expect(try await connection.roundTrip(get()).head.status == .ok)
+            held.append(connection)
+            let hello = try await Self.lastHello(origin, ip: ip)
+            #expect(hello["psk"] as? Bool == hello["resumed"] as? Bool, "an offered session is accepted")
+            return hello["resumed"] as? Bool == true
+        }
+        var held: [PooledConnection] = []
+        #expect(try await resumed(origin.ips[0], holding: &held) == false)  // from 127.0.0.1
+        #expect(try await resumed(origin.ips[0], holding: &held) == false, "another local address")  // 127.0.0.6
+        #expect(try await resumed(origin.ips[1], holding: &held) == false, "another IP")  // 127.0.0.1
+        #expect(try await resumed(origin.ips[0], holding: &held) == true, "the same IP and local address")  // 127.0.0.6
+        #expect(try await resumed(origin.ips[0], holding: &held) == true, "the same IP and local address")  // 127.0.0.1
+        #expect(try await resumed(origin.ips[1], holding: &held) == false, "another IP and local address")  // 127.0.0.6
+        #expect(await pool.stats().resumedHandshakes == 2)
+        held.forEach(pool.putConnection)
+        try await pool.close()
+        #expect(hp_tls_live_sessions() == 0, "the cache's sessions are freed at close")
+    }
+
+    @Test func theSessionCacheIsBoundedAndProfilesDoNotShareIt() async throws {
+        let origin = try Origin()
+        var config = origin.configuration()
+        config.sessionCacheCapacity = 1
+        config.rotatingProfiles = [.chrome, .chrome133]
+        let pool = try origin.pool(config)
+        var held: [PooledConnection] = []
+        func resumed(_ ip: String) async throws -> Bool {
+            let connection = try await pool.getConnection(host: Origin.hostName, port: origin.port, ip: ip)
+            #expect(try await connection.roundTrip(get()).head.status == .ok)
+            held.append(connection)
+            return try await Self.lastHello(origin, ip: ip)["psk"] as? Bool == true
+        }
+        #expect(try await resumed(origin.ips[0]) == false)  // chrome: keeps its session
+        #expect(try await resumed(origin.ips[0]) == false, "another profile")  // chrome133: its session evicts chrome's
+        #expect(try await resumed(origin.ips[0]) == false, "evicted")  // chrome
+        #expect(try await resumed(origin.ips[0]) == false, "evicted")  // chrome133
+        #expect(hp_tls_live_sessions() <= 1)
+        held.forEach(pool.putConnection)
+        try await pool.close()
+        #expect(hp_tls_live_sessions() == 0)
     }
 
     @Test(arguments: presets)
@@ -85,9 +196,11 @@ import Testing
                 #expect(field[1] == header.value, "\(header.name)")
             }
         }
-        // The request's own User-Agent takes the profile's place; its other fields follow.
+        // The request's own User-Agent takes the profile's place (or, with none, follows its
+        // fields as the request's other fields do).
         let custom = try #require(requests.first { $0["path"] as? String == "/custom" }?["headers"] as? [[String]])
-        #expect(custom.map { $0[0] } == ["Host"] + spec.headers.map(\.name) + ["X-Extra"])
+        let ownUserAgent = spec.headers.contains { $0.name == "User-Agent" } ? [] : ["User-Agent"]
+        #expect(custom.map { $0[0] } == ["Host"] + spec.headers.map(\.name) + ownUserAgent + ["X-Extra"])
         #expect(custom.first { $0[0] == "User-Agent" }?[1] == "custom-agent")
         #expect(custom.first { $0[0] == "Accept-Language" }?[1] == plain.first { $0[0] == "Accept-Language" }?[1],
                 "one Accept-Language per connection")
@@ -143,7 +256,7 @@ import Testing
         pool.putConnection(connection)
 
         let spec = profile.spec
-        let documented = try documented(profile.name)
+        let documented = try Self.documented(profile.name)
         let hello = try #require((try await origin.send(["cmd": "hellos", "ip": origin.ips[0], "last": 1]).object["hellos"] as? [[String: Any]])?.last)
         let ja4 = try #require(hello["ja4"] as? String)
         #expect(ja4.split(separator: "_").first?.hasSuffix("h2") == true, "JA4 \(ja4) says h2")
@@ -173,7 +286,8 @@ import Testing
             #expect(field[1] == header.value, "\(header.name)")
         }
         let customFields = try #require(requests.first { $0["path"] as? String == "/custom" }?["headers"] as? [[String]])
-        #expect(customFields.map { $0[0] } == spec.http2.headers.map(\.name) + ["x-extra"])
+        let ownUserAgent = spec.http2.headers.contains { $0.name == "user-agent" } ? [] : ["user-agent"]
+        #expect(customFields.map { $0[0] } == spec.http2.headers.map(\.name) + ownUserAgent + ["x-extra"])
         #expect(customFields.first { $0[0] == "user-agent" }?[1] == "custom-agent")
         try await pool.close()
     }
@@ -206,12 +320,12 @@ import Testing
     @Test func rotatingProfilesGiveEachNewConnectionTheNextProfile() async throws {
         let origin = try Origin()
         var config = origin.configuration()
-        config.rotatingProfiles = Self.presets
+        config.rotatingProfiles = [.chrome, .firefox, .safari]
         let pool = try origin.pool(config)
         var held: [PooledConnection] = []
         for _ in 0..<3 { held.append(try await pool.getConnection(host: Origin.hostName, port: origin.port)) }
-        #expect(held.map(\.profile) == ["chrome", "firefox", "safari"])
-        #expect(Set(await pool.connectionStats().map(\.profile)) == ["chrome", "firefox", "safari"])
+        #expect(held.map(\.profile) == ["chrome150", "firefox147", "safari26.0.1"])
+        #expect(Set(await pool.connectionStats().map(\.profile)) == ["chrome150", "firefox147", "safari26.0.1"])
         let reply = try await origin.send(["cmd": "hellos", "ip": "*", "last": 3])
         let ja4s = Set((reply.object["hellos"] as? [[String: Any]] ?? []).compactMap { $0["ja4"] as? String })
         #expect(ja4s.count == 3, "three different ClientHellos")
