@@ -1,8 +1,9 @@
 # The two set-up commands of README.md, and the system packages they need.
 .PHONY: deps demo test sanitize
 
-# liburing-dev and libssl-dev for CShims, libc-ares-dev for the pool's resolver; python3-cryptography
-# for the test origin, python3-dnslib for the tests' DNS server (Tests/Origin/dns.py).
+# liburing-dev and libssl-dev for CShims, zlib1g-dev, libbrotli-dev and libzstd-dev for its certificate
+# decompressors, libc-ares-dev for the pool's resolver; python3-cryptography for the test origin,
+# python3-dnslib for the tests' DNS server (Tests/Origin/dns.py), curl-cffi for the fingerprint tests.
 deps:
 	@./.ci/install-deps
 

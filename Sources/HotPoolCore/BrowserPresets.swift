@@ -199,7 +199,8 @@ extension FingerprintSpec {
             signatureAlgorithms: [0x0403, 0x0804, 0x0401, 0x0503, 0x0805, 0x0501, 0x0806, 0x0601, 0x0201],
             alpn: ["h2", "http/1.1"],
             certificateCompression: [.zlib],
-            extensions: [.statusRequest, .signedCertificateTimestamp, .padding, .grease],
+            // Safari 18 also pads its ClientHello (21), which BoringSSL no longer does by size.
+            extensions: [.statusRequest, .signedCertificateTimestamp, .grease],
             minVersion: minVersion,
             headers: [
                 ProfileHeader("Accept", accept),

@@ -67,8 +67,8 @@ public enum OptionalExtension: Sendable, Hashable, CaseIterable {
     case signedCertificateTimestamp
     /// session_ticket (35).
     case sessionTicket
-    /// padding (21): a ClientHello of 256–511 bytes is padded to 512. BoringSSL always pads so;
-    /// OpenSSL only with this option.
+    /// padding (21): a ClientHello of 256–511 bytes is padded to 512 (OpenSSL only: BoringSSL no
+    /// longer pads by size).
     case padding
     /// encrypt_then_mac (22), which OpenSSL sends by default and browsers do not (OpenSSL only).
     case encryptThenMAC
@@ -212,7 +212,7 @@ public struct FingerprintSpec: Sendable, Hashable {
     }
 
     /// The extension types the ClientHello carries, GREASE left out, in ascending order.
-    /// padding (21) appears only when the engine pads (see `OptionalExtension.padding`).
+    /// padding (21) appears only when OpenSSL pads (see `OptionalExtension.padding`).
     public var advertisedExtensions: [UInt16] {
         var types: Set<UInt16> = [0, 10, 11, 13, 23]  // SNI, groups, point formats, sigalgs, EMS
         if maxVersion == .tls13 { types.formUnion([43, 45, 51]) }  // versions, PSK modes, key share

@@ -45,8 +45,10 @@ package enum TLSContext {
         if spec.maxVersion == .tls13 && (Set(spec.tls13CipherSuites) != boringSSLTLS13CipherSuites || spec.tls13CipherSuites.count != 3) {
             throw .invalidConfiguration("profile \(spec.name): BoringSSL sends the TLS 1.3 cipher suites 0x1301, 0x1302 and 0x1303, all three")
         }
-        if spec.extensions.contains(.encryptThenMAC) {
-            throw .invalidConfiguration("profile \(spec.name): BoringSSL does not send encrypt_then_mac")
+        // OpenSSL's options: BoringSSL has no encrypt_then_mac, and pads a ClientHello only after
+        // an empty last extension, never by size.
+        if let option = [OptionalExtension.encryptThenMAC, .padding].first(where: spec.extensions.contains) {
+            throw .invalidConfiguration("profile \(spec.name): BoringSSL does not send \(option)")
         }
         let alps = try wireFormat(spec.applicationSettings?.protocols ?? [])
         let compression = spec.certificateCompression.map(\.rawValue)

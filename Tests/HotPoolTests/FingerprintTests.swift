@@ -23,16 +23,17 @@ import Testing
     private static func documented(_ name: String) throws -> Documented {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         // Rows like: | `chrome150` | `t13d...` | `1:65536;...\|15663105\|0\|m,a,s,p` | `chrome150` | `t13d...` |
-        func row(_ file: String) throws -> [String] {
+        func row(_ file: String, after heading: String) throws -> [String] {
             let text = try String(contentsOf: root.appendingPathComponent(file), encoding: .utf8)
-            guard let line = text.split(separator: "\n").first(where: { $0.hasPrefix("| `\(name)` |") }) else {
+            let section = text.split(separator: "\n").drop { $0 != heading }
+            guard let line = section.first(where: { $0.hasPrefix("| `\(name)` |") }) else {
                 throw OriginError.noReply("\(file) has no fingerprint row for \(name)")
             }
             return line.components(separatedBy: " | ").map {
                 $0.trimmingCharacters(in: .whitespaces).trimmingCharacters(in: ["`", "|", " "]).replacingOccurrences(of: "\\|", with: "|")
             }
         }
-        let readme = try row("README.md"), raw = try row("docs/fingerprints.md")
+        let readme = try row("README.md", after: "### Fingerprints"), raw = try row("docs/fingerprints.md", after: "## JA4_r of each preset")
         return Documented(ja4: readme[1], akamai: readme[2], browserJA4: readme.count > 4 && readme[4].hasPrefix("t") ? readme[4] : nil, ja4r: raw[1])
     }
 
@@ -339,6 +340,41 @@ import Testing
         var config = HotPoolConfiguration()
         config.profile = .custom(spec)
         #expect(throws: HotPoolError.self) { _ = try HotConnPool(configuration: config) }
+    }
+
+    /// Specs asking an engine for what it cannot send, and the start of the refusal's reason.
+    static let unsendableSpecs: [(reason: String, spec: FingerprintSpec)] = {
+        func chrome(_ change: (inout FingerprintSpec) -> Void) -> FingerprintSpec {
+            var spec = FingerprintSpec.chrome
+            change(&spec)
+            return spec
+        }
+        return [
+            ("BoringSSL sends the TLS 1.3 cipher suites", chrome { $0.tls13CipherSuites = [0x1301] }),
+            ("BoringSSL does not send encryptThenMAC", chrome { $0.extensions.insert(.encryptThenMAC) }),
+            ("BoringSSL does not send padding", chrome { $0.extensions.insert(.padding) }),
+            ("key shares needs the BoringSSL engine", chrome { $0.engine = .openSSL; $0.keyShares = [0x001d] }),
+            ("ALPS needs the BoringSSL engine", chrome { $0.engine = .openSSL; $0.keyShares = [] }),
+            ("certificate compression needs the BoringSSL engine",
+             chrome { $0.engine = .openSSL; $0.keyShares = []; $0.applicationSettings = nil }),
+        ]
+    }()
+
+    /// What a spec's engine cannot send is refused by `init`, naming it, rather than left out.
+    @Test(arguments: unsendableSpecs.indices)
+    func whatTheEngineCannotSendIsRefused(index: Int) async {
+        let (reason, spec) = Self.unsendableSpecs[index]
+        var config = HotPoolConfiguration()
+        config.profile = .custom(spec)
+        let error = await #expect(throws: HotPoolError.self) { try await HotConnPool(configuration: config).close() }
+        #expect(error?.code == .invalidConfiguration && error?.reason?.hasPrefix("profile chrome150: " + reason) == true,
+                "\(String(describing: error))")
+    }
+
+    /// The BoringSSL the presets were measured with: swift-nio-ssl 2.37.6's CNIOBoringSSL. A
+    /// swift-nio-ssl update that moves it fails here first; re-measure the presets, then update.
+    @Test func theBoringSSLEngineIsThePinnedOne() {
+        #expect(hp_boringssl_api_version() == 43, "CNIOBoringSSL's BORINGSSL_API_VERSION changed: re-run FingerprintTests and update the pin")
     }
 }
 
