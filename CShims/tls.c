@@ -1,5 +1,6 @@
 // The TLS engine's library-independent half: lent input, the output buffer, sessions, and the
 // calls that go to the engine's library (OpenSSL in tls_openssl.c, BoringSSL in tls_boringssl.c).
+#define _GNU_SOURCE  // memmem
 #include "tls_engine.h"
 
 #include <stdatomic.h>
@@ -45,8 +46,23 @@ int hp_tls_append_output(hp_tls *t, const char *buf, int len) {
         t->out_cap = cap;
     }
     memcpy(t->out + t->out_len, buf, (size_t)len);
+    if (t->rewrite_len) {
+        unsigned char *at = memmem(t->out + t->out_len, (size_t)len, t->rewrite_from, t->rewrite_len);
+        if (at) {
+            memcpy(at, t->rewrite_to, t->rewrite_len);
+            hp_tls_rewrite_output(t, NULL, NULL, 0);
+        }
+    }
     t->out_len += (size_t)len;
     return len;
+}
+
+void hp_tls_rewrite_output(hp_tls *t, unsigned char *from, unsigned char *to, size_t len) {
+    free(t->rewrite_from);
+    free(t->rewrite_to);
+    t->rewrite_from = from;
+    t->rewrite_to = to;
+    t->rewrite_len = len;
 }
 
 int hp_tls_keep_session(hp_tls *t, void *session) {
@@ -80,6 +96,7 @@ void hp_tls_free(hp_tls *t) {
     if (!t) return;
     t->library->ssl_free(t->ssl);
     hp_tls_session_free(t->new_session);
+    hp_tls_rewrite_output(t, NULL, NULL, 0);
     free(t->out);
     free(t->retired);
     free(t);

@@ -242,7 +242,9 @@ int hp_openssl_ctx_add_extension(hp_tls_ctx *ctx, unsigned type, int payload);
 // ---------------------------------------------------------------- BoringSSL: browser profiles
 /// A ClientHello shape as BoringSSL (the browsers' own library) builds it. Lists are IANA code
 /// points in order; BoringSSL adds GREASE to ciphers, extensions, groups, versions and key
-/// shares itself when `grease` is set.
+/// shares itself when `grease` is set. A TLS 1.2 cipher suite BoringSSL does not implement, a
+/// signature algorithm it does not know or that is listed again, and padding are offered all
+/// the same (tls_boringssl.c says how); a server cannot pick those.
 typedef struct {
     const uint16_t *tls12_ciphers; size_t tls12_cipher_count;  /* TLS 1.3 suites are BoringSSL's three */
     const uint16_t *groups; size_t group_count;
@@ -259,6 +261,7 @@ typedef struct {
     int status_request;         /* extension 5 */
     int signed_certificate_timestamp; /* extension 18 */
     int session_ticket;         /* extension 35 */
+    int padding;                /* extension 21, two zero bytes */
 } hp_boringssl_profile;
 
 /// A BoringSSL client context, as hp_openssl_ctx_new. NULL with the reason in err.

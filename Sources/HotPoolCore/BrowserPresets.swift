@@ -22,7 +22,7 @@ extension FingerprintSpec {
     /// Safari 26.0.1 on macOS.
     public static let safari = safari(
         name: "safari26.0.1", version: "26.0.1", tls13CipherSuites: [0x1302, 0x1303, 0x1301],
-        supportedGroups: [0x11ec, 0x001d, 0x0017, 0x0018, 0x0019], minVersion: .tls12,
+        supportedGroups: [0x11ec, 0x001d, 0x0017, 0x0018, 0x0019], minVersion: .tls12, pads: false,
         // Akamai 2:0;3:100;4:2097152;9:1|10420225|0|m,s,a,p
         http2: HTTP2Fingerprint(
             settings: [HTTP2Setting(2, 0), HTTP2Setting(3, 100), HTTP2Setting(4, 2_097_152), HTTP2Setting(9, 1)],
@@ -31,7 +31,7 @@ extension FingerprintSpec {
     /// Safari 18 on macOS.
     public static let safari18 = safari(
         name: "safari18", version: "18.0", tls13CipherSuites: [0x1301, 0x1302, 0x1303],
-        supportedGroups: [0x001d, 0x0017, 0x0018, 0x0019], minVersion: .tls10,
+        supportedGroups: [0x001d, 0x0017, 0x0018, 0x0019], minVersion: .tls10, pads: true,
         // Akamai 2:0;3:100;4:2097152;8:1;9:1|10420225|0|m,s,a,p
         http2: HTTP2Fingerprint(
             settings: [HTTP2Setting(2, 0), HTTP2Setting(3, 100), HTTP2Setting(4, 2_097_152), HTTP2Setting(8, 1), HTTP2Setting(9, 1)],
@@ -171,7 +171,7 @@ extension FingerprintSpec {
     /// lowest version, one header order, and its own HTTP/2 preface.
     private static func safari(
         name: String, version: String, tls13CipherSuites: [UInt16], supportedGroups: [UInt16], minVersion: TLSVersion,
-        http2: HTTP2Fingerprint
+        pads: Bool, http2: HTTP2Fingerprint
     ) -> FingerprintSpec {
         let userAgent = "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/\(version) Safari/605.1.15"
         let accept = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
@@ -189,18 +189,17 @@ extension FingerprintSpec {
         return FingerprintSpec(
             name: name,
             tls13CipherSuites: tls13CipherSuites,
-            // Safari's list ends with 0xc008, 0xc012 (ECDHE with 3DES), which BoringSSL no longer implements.
+            // 0xc008 and 0xc012 (ECDHE with 3DES) are offered only: BoringSSL no longer implements them.
             tls12CipherSuites: [
                 0xc02c, 0xc02b, 0xcca9, 0xc030, 0xc02f, 0xcca8, 0xc00a, 0xc009, 0xc014, 0xc013, 0x009d, 0x009c, 0x0035, 0x002f,
-                0x000a,
+                0xc008, 0xc012, 0x000a,
             ],
             supportedGroups: supportedGroups,
-            // Safari sends 0x0805 twice (after 0x0805); BoringSSL takes each algorithm once.
-            signatureAlgorithms: [0x0403, 0x0804, 0x0401, 0x0503, 0x0805, 0x0501, 0x0806, 0x0601, 0x0201],
+            // Safari lists 0x0805 twice.
+            signatureAlgorithms: [0x0403, 0x0804, 0x0401, 0x0503, 0x0805, 0x0805, 0x0501, 0x0806, 0x0601, 0x0201],
             alpn: ["h2", "http/1.1"],
             certificateCompression: [.zlib],
-            // Safari 18 also pads its ClientHello (21), which BoringSSL no longer does by size.
-            extensions: [.statusRequest, .signedCertificateTimestamp, .grease],
+            extensions: Set<OptionalExtension>([.statusRequest, .signedCertificateTimestamp, .grease]).union(pads ? [.padding] : []),
             minVersion: minVersion,
             headers: [
                 ProfileHeader("Accept", accept),

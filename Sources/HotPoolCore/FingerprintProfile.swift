@@ -67,8 +67,8 @@ public enum OptionalExtension: Sendable, Hashable, CaseIterable {
     case signedCertificateTimestamp
     /// session_ticket (35).
     case sessionTicket
-    /// padding (21): a ClientHello of 256–511 bytes is padded to 512 (OpenSSL only: BoringSSL no
-    /// longer pads by size).
+    /// padding (21): OpenSSL pads a ClientHello of 256–511 bytes to 512; BoringSSL, which no
+    /// longer pads by size, always sends it, with two zero bytes.
     case padding
     /// encrypt_then_mac (22), which OpenSSL sends by default and browsers do not (OpenSSL only).
     case encryptThenMAC
@@ -138,14 +138,16 @@ public struct FingerprintSpec: Sendable, Hashable {
     /// TLS 1.3 cipher suites. OpenSSL sends them in this order; BoringSSL sends its own three
     /// (0x1301, 0x1302, 0x1303) in its order, so there they must be those three.
     public var tls13CipherSuites: [UInt16]
-    /// TLS 1.2 cipher suites, in order (sent after the TLS 1.3 ones).
+    /// TLS 1.2 cipher suites, in order (sent after the TLS 1.3 ones). BoringSSL offers up to five
+    /// it does not implement (Safari's ECDHE 3DES suites) all the same; a server cannot pick those.
     public var tls12CipherSuites: [UInt16]
     /// supported_groups, in order (0x11ec is X25519MLKEM768, BoringSSL only).
     public var supportedGroups: [UInt16]
     /// The groups of the key_share extension, in order; empty = the engine's choice (BoringSSL:
     /// the first group, and X25519 too when the first is post-quantum, as Chrome). BoringSSL only.
     public var keyShares: [UInt16]
-    /// signature_algorithms, in order (each once).
+    /// signature_algorithms, in order. BoringSSL also offers one listed again (as Safari lists
+    /// 0x0805 twice) or one it does not know; a server cannot pick those.
     public var signatureAlgorithms: [UInt16]
     /// ALPN protocol names, in order (`HotPoolConfiguration.httpVersions` can leave some out).
     public var alpn: [String]
@@ -212,7 +214,7 @@ public struct FingerprintSpec: Sendable, Hashable {
     }
 
     /// The extension types the ClientHello carries, GREASE left out, in ascending order.
-    /// padding (21) appears only when OpenSSL pads (see `OptionalExtension.padding`).
+    /// Under OpenSSL, padding (21) appears only when it pads (see `OptionalExtension.padding`).
     public var advertisedExtensions: [UInt16] {
         var types: Set<UInt16> = [0, 10, 11, 13, 23]  // SNI, groups, point formats, sigalgs, EMS
         if maxVersion == .tls13 { types.formUnion([43, 45, 51]) }  // versions, PSK modes, key share

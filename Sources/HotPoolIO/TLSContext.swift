@@ -45,10 +45,9 @@ package enum TLSContext {
         if spec.maxVersion == .tls13 && (Set(spec.tls13CipherSuites) != boringSSLTLS13CipherSuites || spec.tls13CipherSuites.count != 3) {
             throw .invalidConfiguration("profile \(spec.name): BoringSSL sends the TLS 1.3 cipher suites 0x1301, 0x1302 and 0x1303, all three")
         }
-        // OpenSSL's options: BoringSSL has no encrypt_then_mac, and pads a ClientHello only after
-        // an empty last extension, never by size.
-        if let option = [OptionalExtension.encryptThenMAC, .padding].first(where: spec.extensions.contains) {
-            throw .invalidConfiguration("profile \(spec.name): BoringSSL does not send \(option)")
+        // OpenSSL's option: BoringSSL has no encrypt_then_mac.
+        if spec.extensions.contains(.encryptThenMAC) {
+            throw .invalidConfiguration("profile \(spec.name): BoringSSL does not send \(OptionalExtension.encryptThenMAC)")
         }
         let alps = try wireFormat(spec.applicationSettings?.protocols ?? [])
         let compression = spec.certificateCompression.map(\.rawValue)
@@ -73,7 +72,7 @@ package enum TLSContext {
                                         grease: flag(.grease), permute_extensions: spec.permutesExtensions ? 1 : 0,
                                         ech_grease: flag(.echGrease), status_request: flag(.statusRequest),
                                         signed_certificate_timestamp: flag(.signedCertificateTimestamp),
-                                        session_ticket: flag(.sessionTicket))
+                                        session_ticket: flag(.sessionTicket), padding: flag(.padding))
                                     return hp_boringssl_ctx_new(&profile, 1, trustedCAFile, &message, message.count)
                                 }
                             }

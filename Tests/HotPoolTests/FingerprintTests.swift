@@ -92,8 +92,9 @@ import Testing
 
     /// Each browser preset against curl-impersonate's target of the same version, captured by the
     /// same origin in the same run: the JA4 the README gives for the browser is curl-impersonate's,
-    /// the Chrome presets send exactly it, and every preset sends the browser's HTTP/2 preface and
-    /// header order. When curl-impersonate's browser moves on, this says so.
+    /// the Chrome and Safari presets send exactly it (JA4 and JA4_r), and every preset sends the
+    /// browser's HTTP/2 preface and header order. When curl-impersonate's browser moves on, this
+    /// says so.
     @Test(arguments: browserPresets.map(\.0))
     func presetsEqualCurlImpersonateOfTheSameBrowserVersion(profile: FingerprintProfile) async throws {
         let target = try #require(Self.browserPresets.first { $0.0 == profile }?.target)
@@ -109,8 +110,9 @@ import Testing
         let ourHello = try await Self.lastHello(origin, ip: ours)
         #expect(browserHello["ja4"] as? String == documented.browserJA4,
                 "\(target)'s JA4 (curl-impersonate); its JA4_r \(browserHello["ja4_r"] ?? "-"), ours \(ourHello["ja4_r"] ?? "-")")
-        if profile.name.hasPrefix("chrome") {
+        if profile != .firefox {  // docs/fingerprints.md lists Firefox's differences
             #expect(ourHello["ja4"] as? String == browserHello["ja4"] as? String)
+            #expect(ourHello["ja4_r"] as? String == browserHello["ja4_r"] as? String)
             #expect(documented.ja4 == documented.browserJA4)
         }
         #expect(try await origin.akamai(ip: ours) == (try await origin.akamai(ip: theirs)), "Akamai of \(profile.name) and \(target)")
@@ -227,6 +229,35 @@ import Testing
         try await pool.close()
     }
 
+    /// Safari's offered code points (written over BoringSSL's stand-ins) keep the handshake whole
+    /// where a ClientHello is hashed more than once or bound: a resumed TLS 1.3 handshake (the PSK
+    /// binder), one after a HelloRetryRequest (nginx takes P-256 only, for which Safari sends no key
+    /// share), and TLS 1.2 (whose Finished covers the ClientHello too).
+    @Test(arguments: [("TLSv1.3", "X25519"), ("TLSv1.3", "prime256v1"), ("TLSv1.2", "prime256v1")])
+    func offeredCodePointsSurviveResumptionAndARetry(protocols: String, curve: String) async throws {
+        let nginx = try Nginx(http2: false, protocols: protocols, curves: curve)  // a connection per caller
+        defer { nginx.stop() }
+        var config = HotPoolConfiguration()
+        config.ioBackend = Origin.ioBackendUnderTest
+        config.trustedCAFile = nginx.caFile
+        config.profile = .safari
+        config.connectTimeout = .seconds(5)
+        let pool = try HotConnPool(configuration: config)
+        pool.setAddresses([nginx.ip], forHost: nginx.hostName)
+        var held: [PooledConnection] = []
+        var handshakes: [String] = []
+        for _ in 0..<2 {  // the second connection is new (the first is held) and resumes the first's session
+            let connection = try await pool.getConnection(host: nginx.hostName, port: nginx.port)
+            held.append(connection)
+            let request = HTTPRequest(method: .get, scheme: "https", authority: nginx.hostName, path: "/tls")
+            handshakes.append(String(decoding: try await connection.roundTrip(request).body, as: UTF8.self))
+        }
+        #expect(handshakes == ["\(protocols) \(curve) .", "\(protocols) \(curve) r"])
+        #expect(await pool.stats().resumedHandshakes == 1)
+        held.forEach(pool.putConnection)
+        try await pool.close()
+    }
+
     /// The Akamai fingerprint of one connection, from the frames the server received on it and
     /// the pseudo-header fields of its first request.
     private static func akamai(_ frames: [HTTP2FrameRecord], pseudoHeaders: [String]) -> String {
@@ -334,8 +365,9 @@ import Testing
         try await pool.close()
     }
 
-    @Test func customSpecWithAnUnknownCodePointIsRejected() {
-        var spec = FingerprintSpec.chrome
+    /// OpenSSL sends only what it implements (BoringSSL offers the rest through stand-ins).
+    @Test func openSSLRefusesACodePointItDoesNotImplement() {
+        var spec = FingerprintSpec.plain
         spec.tls12CipherSuites.append(0x1234)
         var config = HotPoolConfiguration()
         config.profile = .custom(spec)
@@ -352,7 +384,8 @@ import Testing
         return [
             ("BoringSSL sends the TLS 1.3 cipher suites", chrome { $0.tls13CipherSuites = [0x1301] }),
             ("BoringSSL does not send encryptThenMAC", chrome { $0.extensions.insert(.encryptThenMAC) }),
-            ("BoringSSL does not send padding", chrome { $0.extensions.insert(.padding) }),
+            ("more than 5 TLS 1.2 cipher suites BoringSSL does not implement",
+             chrome { $0.tls12CipherSuites += [0xc008, 0xc012, 0x0004, 0x0005, 0xc007, 0xc011] }),
             ("key shares needs the BoringSSL engine", chrome { $0.engine = .openSSL; $0.keyShares = [0x001d] }),
             ("ALPS needs the BoringSSL engine", chrome { $0.engine = .openSSL; $0.keyShares = [] }),
             ("certificate compression needs the BoringSSL engine",

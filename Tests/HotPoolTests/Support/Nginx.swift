@@ -1,7 +1,8 @@
 import Foundation
 
 /// A real nginx (OpenSSL) on a loopback IP, with its own throwaway CA, started and stopped by a
-/// test. Answers every path with 200 and a short body over TLS with keep-alive.
+/// test. Answers every path with 200 and a short body over TLS with keep-alive, and `/tls` with
+/// what the handshake was: protocol, key exchange group, and `r` when resumed (`.` when not).
 ///
 /// nginx runs in the foreground as this process's child: a daemonizing nginx would inherit the
 /// socket Foundation's `Process` watches for the child's exit, and `waitUntilExit` would hang.
@@ -13,7 +14,9 @@ final class Nginx {
     private let prefix: String
     private let server = Process()
 
-    init(ip: String = "127.0.0.9", http2: Bool = true) throws {
+    /// nginx on `ip`, offering `protocols` (nginx's `ssl_protocols`) and, if given, only the key
+    /// exchange groups `curves` (its `ssl_ecdh_curve`).
+    init(ip: String = "127.0.0.9", http2: Bool = true, protocols: String = "TLSv1.2 TLSv1.3", curves: String? = nil) throws {
         self.ip = ip
         prefix = NSTemporaryDirectory() + "hotpool-nginx-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: prefix + "/logs", withIntermediateDirectories: true)
@@ -40,9 +43,12 @@ final class Nginx {
                     server_name \(hostName);
                     ssl_certificate \(prefix)/server.pem;
                     ssl_certificate_key \(prefix)/server.key;
-                    ssl_protocols TLSv1.2 TLSv1.3;
+                    ssl_protocols \(protocols);
+                    ssl_session_cache shared:hotpool:1m;  # TLS 1.2 resumes by session ID too
+                    \(curves.map { "ssl_ecdh_curve \($0);" } ?? "")
                     keepalive_requests 100000;
                     location / { return 200 "nginx ok"; }
+                    location /tls { return 200 "$ssl_protocol $ssl_curve $ssl_session_reused"; }
                 }
             }
             """
