@@ -33,14 +33,16 @@ struct Options: Sendable {
     /// A URL on the first nginx IP, for the peers (the certificate has IP SANs).
     func url(_ path: String) -> String { "https://\(ips[0]):\(port)\(path)" }
 
-    /// A pool over nginx's IPs whose limits admit `connections` connections, all of them idle;
-    /// with `streams`, connections to its first IP only (as h2load's), each leased to at most
-    /// `streams` callers at once.
-    func makePool(connections: Int, backend: IOBackendChoice = .epoll, streams: Int? = nil) throws -> HotConnPool {
+    /// A pool over nginx's IPs presenting `profile`, whose limits admit `connections` connections,
+    /// all of them idle; with `streams`, connections to its first IP only (as h2load's), each
+    /// leased to at most `streams` callers at once.
+    func makePool(
+        connections: Int, backend: IOBackendChoice = .epoll, streams: Int? = nil, profile: FingerprintProfile = .chrome
+    ) throws -> HotConnPool {
         var configuration = HotPoolConfiguration()
         configuration.ioBackend = backend
         configuration.trustedCAFile = caFile
-        configuration.profile = .chrome
+        configuration.profile = profile
         configuration.maxConnections = connections
         configuration.maxConnectionsPerHost = connections
         configuration.maxIdleConnections = connections

@@ -123,9 +123,10 @@ private let warmUp = Duration.milliseconds(300)
 /// every connection spoke h2.
 func hotPoolLoad(
     _ options: Options, _ caller: HotPoolCaller, _ backend: IOBackendChoice, concurrency: Int, path: String, bodyBytes: Int,
-    http2: (connections: Int, streams: Int)? = nil
+    http2: (connections: Int, streams: Int)? = nil, profile: FingerprintProfile = .chrome
 ) async throws -> Load {
-    let pool = try options.makePool(connections: http2?.connections ?? concurrency, backend: backend, streams: http2?.streams)
+    let pool = try options.makePool(
+        connections: http2?.connections ?? concurrency, backend: backend, streams: http2?.streams, profile: profile)
     let port = http2 == nil ? options.port : options.http2Port
     let authority = port == 443 ? options.host : "\(options.host):\(port)"
     let request = HTTPRequest(method: .get, scheme: "https", authority: authority, path: path)

@@ -74,6 +74,9 @@ do {
     }
     if options.groups.contains("handshake") {
         report.metrics += try await step("handshake") { try await handshakes(options) }
+        report.metrics += try await step("requests per TLS engine") {
+            try await engineRequests(options, path: "/256", bodyBytes: 256)
+        }
     }
     if options.groups.contains("destruction") {
         for count in [1000, 10_000] {
