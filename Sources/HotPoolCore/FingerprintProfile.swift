@@ -77,6 +77,40 @@ public enum OptionalExtension: Sendable, Hashable, CaseIterable {
     case grease
     /// A GREASE encrypted_client_hello (0xfe0d) with a random, well-formed payload.
     case echGrease
+
+    /// The extension's type; nil for GREASE, whose types vary.
+    var extensionType: UInt16? {
+        switch self {
+        case .statusRequest: 5
+        case .signedCertificateTimestamp: 18
+        case .sessionTicket: 35
+        case .padding: 21
+        case .encryptThenMAC: 22
+        case .grease: nil
+        case .echGrease: 0xfe0d
+        }
+    }
+}
+
+/// TLS extension types (IANA code points) the engines send without an `OptionalExtension`.
+enum TLSExtensionType {
+    static let serverName: UInt16 = 0
+    static let supportedGroups: UInt16 = 10
+    static let ecPointFormats: UInt16 = 11
+    static let signatureAlgorithms: UInt16 = 13
+    static let alpn: UInt16 = 16
+    static let extendedMasterSecret: UInt16 = 23
+    static let compressCertificate: UInt16 = 27
+    static let preSharedKey: UInt16 = 41
+    static let supportedVersions: UInt16 = 43
+    static let pskKeyExchangeModes: UInt16 = 45
+    static let keyShare: UInt16 = 51
+    static let renegotiationInfo: UInt16 = 0xff01
+
+    /// What every ClientHello carries, on either engine.
+    static let inEveryHello: Set<UInt16> = [serverName, supportedGroups, ecPointFormats, signatureAlgorithms, extendedMasterSecret]
+    /// What a ClientHello offering TLS 1.3 adds.
+    static let tls13: Set<UInt16> = [supportedVersions, pskKeyExchangeModes, keyShare]
 }
 
 /// The code point ALPS (application_settings) is sent on.
@@ -216,21 +250,18 @@ public struct FingerprintSpec: Sendable, Hashable {
     /// The extension types the ClientHello carries, GREASE left out, in ascending order.
     /// Under OpenSSL, padding (21) appears only when it pads (see `OptionalExtension.padding`).
     public var advertisedExtensions: [UInt16] {
-        var types: Set<UInt16> = [0, 10, 11, 13, 23]  // SNI, groups, point formats, sigalgs, EMS
-        if maxVersion == .tls13 { types.formUnion([43, 45, 51]) }  // versions, PSK modes, key share
-        if !alpn.isEmpty { types.insert(16) }
-        var optional: [OptionalExtension: UInt16] = [
-            .statusRequest: 5, .signedCertificateTimestamp: 18, .sessionTicket: 35, .padding: 21, .echGrease: 0xfe0d,
-        ]
-        switch engine {
-        case .openSSL:
-            optional[.encryptThenMAC] = 22
-        case .boringSSL:
-            types.insert(0xff01)  // renegotiation_info, where OpenSSL sends the SCSV
-            if !certificateCompression.isEmpty { types.insert(27) }
+        var types = TLSExtensionType.inEveryHello
+        if maxVersion == .tls13 { types.formUnion(TLSExtensionType.tls13) }
+        if !alpn.isEmpty { types.insert(TLSExtensionType.alpn) }
+        if engine == .boringSSL {
+            types.insert(TLSExtensionType.renegotiationInfo)  // where OpenSSL sends the SCSV
+            if !certificateCompression.isEmpty { types.insert(TLSExtensionType.compressCertificate) }
             if let alps = applicationSettings, !alps.protocols.isEmpty { types.insert(alps.codepoint.rawValue) }
         }
-        for (option, type) in optional where extensions.contains(option) { types.insert(type) }
+        // encrypt_then_mac is OpenSSL's only.
+        for option in extensions where engine == .openSSL || option != .encryptThenMAC {
+            if let type = option.extensionType { types.insert(type) }
+        }
         return types.sorted()
     }
 }

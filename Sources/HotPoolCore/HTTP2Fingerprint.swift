@@ -1,3 +1,5 @@
+import HTTPTypes
+
 /// An HTTP version a connection can speak, as ALPN names it.
 public enum HTTPProtocolVersion: String, Sendable, Hashable, CaseIterable {
     /// HTTP/1.1 (ALPN `http/1.1`; also what a server that picks no ALPN protocol speaks).
@@ -107,10 +109,61 @@ public struct HTTP2Fingerprint: Sendable, Hashable {
 
     /// The Akamai fingerprint this shape produces: `id:value;…|increment|0|m,a,s,p` (no PRIORITY
     /// frames are sent, so the third part is `0`; no WINDOW_UPDATE gives `00`).
+    /// `init(akamai:base:)` reads it back.
     public var akamai: String {
-        let settings = settings.map { "\($0.id):\($0.value)" }.joined(separator: ";")
-        let window = connectionWindowIncrement == 0 ? "00" : String(connectionWindowIncrement)
-        return "\(settings)|\(window)|0|\(pseudoHeaderOrder.map { String($0.akamaiLetter) }.joined(separator: ","))"
+        let settings = settings.map { "\($0.id)\(Akamai.idValueSeparator)\($0.value)" }.joined(separator: Akamai.settingSeparator)
+        let window = connectionWindowIncrement == 0 ? Akamai.noWindowUpdate : String(connectionWindowIncrement)
+        let order = pseudoHeaderOrder.map { String($0.akamaiLetter) }.joined(separator: Akamai.letterSeparator)
+        return [settings, window, Akamai.noPriorityFrames, order].joined(separator: Akamai.partSeparator)
+    }
+
+    /// The Akamai format's separators and fixed tokens: `SETTINGS|WINDOW_UPDATE|PRIORITY|pseudo-header order`.
+    enum Akamai {
+        /// The parts, in order.
+        static let parts = ["SETTINGS", "WINDOW_UPDATE", "PRIORITY", "pseudo-header order"]
+        static let partSeparator = "|"
+        static let settingSeparator = ";"
+        static let idValueSeparator = ":"
+        static let letterSeparator = ","
+        /// The WINDOW_UPDATE part when there is none.
+        static let noWindowUpdate = "00"
+        /// The PRIORITY part when no PRIORITY frames are sent (HotPool sends none).
+        static let noPriorityFrames = "0"
+    }
+
+    /// Throws `invalidConfiguration`, its reason starting with `context`, for a shape nghttp2
+    /// would refuse or RFC 9113 forbids: too many settings, one twice or out of its range, a
+    /// window past 2^31-1, a bad priority, a pseudo-header order that does not name each field
+    /// once, or an invalid header.
+    func validate(in context: String) throws(HotPoolError) {
+        if settings.count > Self.maxSettings {
+            throw .invalidConfiguration("\(context): at most \(Self.maxSettings) HTTP/2 settings")
+        }
+        var seen = Set<UInt16>()
+        for setting in settings {
+            let label = "HTTP/2 setting \(HTTP2Setting.names[setting.id].map { "\($0) (\(setting.id))" } ?? String(setting.id))"
+            guard seen.insert(setting.id).inserted else { throw .invalidConfiguration("\(context): \(label) is sent twice") }
+            if let allowed = HTTP2Setting.allowedValues[setting.id], !allowed.contains(setting.value) {
+                throw .invalidConfiguration("\(context): \(label) must be within \(allowed), got \(setting.value)")
+            }
+        }
+        if connectionWindowIncrement > Self.maxConnectionWindowIncrement {
+            throw .invalidConfiguration("""
+                \(context): the HTTP/2 connection window increment must be within \
+                0...\(Self.maxConnectionWindowIncrement) (the window, \(Self.initialConnectionWindow) at first, may not pass \(Self.maxWindowSize)), \
+                got \(connectionWindowIncrement)
+                """)
+        }
+        if let priority = headersPriority, !(1...256).contains(priority.weight) || priority.dependency < 0 {
+            throw .invalidConfiguration("\(context): HTTP/2 priority weight must be 1...256 and its dependency >= 0")
+        }
+        if Set(pseudoHeaderOrder) != Set(HTTP2PseudoHeader.allCases) || pseudoHeaderOrder.count != HTTP2PseudoHeader.allCases.count {
+            throw .invalidConfiguration("\(context): the HTTP/2 pseudo-header order must name each of the four once")
+        }
+        for header in headers
+        where HTTPField.Name(header.name) == nil || header.name.lowercased() != header.name || !HTTPField.isValidValue(header.value) {
+            throw .invalidConfiguration("\(context): invalid HTTP/2 header \(header.name) (names are lower-case)")
+        }
     }
 }
 

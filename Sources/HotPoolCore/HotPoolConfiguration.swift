@@ -204,7 +204,7 @@ public struct HotPoolConfiguration: Sendable {
             for header in spec.headers + spec.http2.headers where HTTPField.Name(header.name).map(ProfileHeader.framingFields.contains) == true {
                 throw .invalidConfiguration("profile \(spec.name): \(header.name) frames each request and is set by the pool")
             }
-            try validate(spec.http2, of: spec.name)
+            try spec.http2.validate(in: "profile \(spec.name)")
         }
         if let healthCheckPath, !healthCheckPath.hasPrefix("/") || healthCheckPath.contains(where: \.isWhitespace) {
             throw .invalidConfiguration("healthCheckPath must be a path starting with /, got \(healthCheckPath)")
@@ -214,37 +214,6 @@ public struct HotPoolConfiguration: Sendable {
         }
         if httpVersions.isEmpty { throw .invalidConfiguration("httpVersions must not be empty") }
         try positive(maxStreamsPerConnection, "maxStreamsPerConnection")
-    }
-
-    private func validate(_ http2: HTTP2Fingerprint, of name: String) throws(HotPoolError) {
-        if http2.settings.count > HTTP2Fingerprint.maxSettings {
-            throw .invalidConfiguration("profile \(name): at most \(HTTP2Fingerprint.maxSettings) HTTP/2 settings")
-        }
-        var seen = Set<UInt16>()
-        for setting in http2.settings {
-            let label = "HTTP/2 setting \(HTTP2Setting.names[setting.id].map { "\($0) (\(setting.id))" } ?? String(setting.id))"
-            guard seen.insert(setting.id).inserted else { throw .invalidConfiguration("profile \(name): \(label) is sent twice") }
-            if let allowed = HTTP2Setting.allowedValues[setting.id], !allowed.contains(setting.value) {
-                throw .invalidConfiguration("profile \(name): \(label) must be within \(allowed), got \(setting.value)")
-            }
-        }
-        if http2.connectionWindowIncrement > HTTP2Fingerprint.maxConnectionWindowIncrement {
-            throw .invalidConfiguration("""
-                profile \(name): the HTTP/2 connection window increment must be within \
-                0...\(HTTP2Fingerprint.maxConnectionWindowIncrement) (the window, \(HTTP2Fingerprint.initialConnectionWindow) at first, may not pass \(HTTP2Fingerprint.maxWindowSize)), \
-                got \(http2.connectionWindowIncrement)
-                """)
-        }
-        if let priority = http2.headersPriority, !(1...256).contains(priority.weight) || priority.dependency < 0 {
-            throw .invalidConfiguration("profile \(name): HTTP/2 priority weight must be 1...256 and its dependency >= 0")
-        }
-        if Set(http2.pseudoHeaderOrder) != Set(HTTP2PseudoHeader.allCases) || http2.pseudoHeaderOrder.count != 4 {
-            throw .invalidConfiguration("profile \(name): the HTTP/2 pseudo-header order must name each of the four once")
-        }
-        for header in http2.headers
-        where HTTPField.Name(header.name) == nil || header.name.lowercased() != header.name || !HTTPField.isValidValue(header.value) {
-            throw .invalidConfiguration("profile \(name): invalid HTTP/2 header \(header.name) (names are lower-case)")
-        }
     }
 }
 
