@@ -27,8 +27,8 @@ extension FingerprintSpec {
     /// `signatureAlgorithms` (JA3 has none), `engine`, `permutesExtensions`, `resumesSessions`,
     /// `headers` and `acceptLanguages` are base's; `http2` is read from `akamai`
     /// (`HTTP2Fingerprint(akamai:base:)` over base's) or is base's. What the engine cannot send
-    /// (padding or encrypt_then_mac on BoringSSL, TLS 1.3 suites other than its three) is refused
-    /// by `HotConnPool.init`, as for any spec.
+    /// (encrypt_then_mac on BoringSSL, TLS 1.3 suites other than its three, more than five
+    /// cipher suites BoringSSL does not implement) is refused by `HotConnPool.init`, as for any spec.
     ///
     /// - Throws: `HotPoolError.invalidConfiguration` naming the offending token: not five fields,
     ///   a value that is not a decimal in 0...65535, a version outside 769...772, a value listed
@@ -152,6 +152,9 @@ package enum GREASE {
     /// The low nibble of each byte, which is 0xa in every GREASE value.
     private static let lowNibbles: UInt16 = 0x0f0f
     private static let lowNibblesOfGREASE: UInt16 = 0x0a0a
+
+    /// The sixteen GREASE values of RFC 8701: 0x0a0a, 0x1a1a, ... 0xfafa.
+    package static let values: [UInt16] = (0..<UInt16(16)).map { $0 << 12 | $0 << 4 | lowNibblesOfGREASE }
 
     /// Whether `value` is GREASE: both bytes equal, each with low nibble 0xa.
     package static func contains(_ value: UInt16) -> Bool {

@@ -4,8 +4,6 @@ import HotPoolCore
 /// Builds client contexts shaped by fingerprint specs, on the spec's engine: BoringSSL for the
 /// browser presets, OpenSSL 3.0 for the plain one.
 package enum TLSContext {
-    /// The GREASE code points of RFC 8701 (0x0a0a, 0x1a1a, ... 0xfafa).
-    static let greaseValues: [UInt16] = (0..<16).map { UInt16($0) << 12 | 0x0a00 | UInt16($0) << 4 | 0x0a }
     /// The TLS 1.3 cipher suites BoringSSL sends, always all three.
     static let boringSSLTLS13CipherSuites: Set<UInt16> = [0x1301, 0x1302, 0x1303]
 
@@ -119,7 +117,7 @@ package enum TLSContext {
         var extensions: [(UInt32, Int32)] = []
         if spec.extensions.contains(.grease) {
             // Two distinct GREASE types, fixed per context (JA3 and JA4 leave GREASE out).
-            let picked = greaseValues.shuffled().prefix(2)
+            let picked = GREASE.values.shuffled().prefix(2)
             extensions.append((UInt32(picked.first!), HP_EXT_EMPTY))
             extensions.append((UInt32(picked.last!), HP_EXT_ONE_ZERO))
         }

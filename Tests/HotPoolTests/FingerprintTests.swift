@@ -45,7 +45,7 @@ import Testing
         return (origin, try origin.pool(config))
     }
 
-    private static func isGrease(_ value: Int) -> Bool { value & 0x0f0f == 0x0a0a && value >> 8 == value & 0xff }
+    private static func isGrease(_ value: Int) -> Bool { GREASE.contains(UInt16(truncatingIfNeeded: value)) }
 
     /// The newest ClientHello the origin received on `ip`.
     private static func lastHello(_ origin: Origin, ip: String) async throws -> [String: Any] {
