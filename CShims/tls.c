@@ -26,6 +26,10 @@ int hp_tls_take_input(hp_tls *t, char *buf, int len) {
 }
 
 int hp_tls_append_output(hp_tls *t, const char *buf, int len) {
+    // The message to rewrite goes out in the first write after it is queued; a write without it
+    // (a ClientHello split over records, over 16 KB) fails, so its bytes never go out as they were.
+    unsigned char *rewrite_at = NULL;
+    if (t->rewrite_len && !(rewrite_at = memmem(buf, (size_t)len, t->rewrite_from, t->rewrite_len))) return -1;
     size_t need = t->out_len + (size_t)len;
     if (need > t->out_cap) {
         // Small first: a close_notify is 24 bytes and a request a few hundred, and closing
@@ -46,12 +50,9 @@ int hp_tls_append_output(hp_tls *t, const char *buf, int len) {
         t->out_cap = cap;
     }
     memcpy(t->out + t->out_len, buf, (size_t)len);
-    if (t->rewrite_len) {
-        unsigned char *at = memmem(t->out + t->out_len, (size_t)len, t->rewrite_from, t->rewrite_len);
-        if (at) {
-            memcpy(at, t->rewrite_to, t->rewrite_len);
-            hp_tls_rewrite_output(t, NULL, NULL, 0);
-        }
+    if (rewrite_at) {
+        memcpy(t->out + t->out_len + (rewrite_at - (const unsigned char *)buf), t->rewrite_to, t->rewrite_len);
+        hp_tls_rewrite_output(t, NULL, NULL, 0);
     }
     t->out_len += (size_t)len;
     return len;

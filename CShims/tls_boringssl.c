@@ -21,6 +21,8 @@
 // BoringSSL computed over the stand-ins, is computed again. A server never sees a stand-in, and
 // picking what was offered this way fails the handshake (BoringSSL did not offer it).
 // This leans on that order inside BoringSSL, of the pinned version (FingerprintTests check it).
+// Real ECH would hash and seal a ClientHelloInner this does not see; HotPool sends ECH GREASE only,
+// whose outer ClientHello is the one sent and hashed.
 
 // Stand-ins for cipher suites: BoringSSL's PSK suites, which it sends only when a PSK callback
 // is set, and which no browser offers.
@@ -45,8 +47,8 @@ typedef struct {
 
 static int offers_any(const offered *o) { return o->cipher_count || o->sigalg_count || o->padding; }
 
-// One connection's rewriting: what it offers, and the messages a binder after a
-// HelloRetryRequest covers (RFC 8446 section 4.2.11.2).
+// One connection's rewriting: what it offers, and, until the ServerHello, the messages a binder
+// after a HelloRetryRequest covers (RFC 8446 section 4.2.11.2).
 typedef struct {
     offered offer;
     unsigned char *first_hello;  // the first ClientHello, rewritten
@@ -55,12 +57,18 @@ typedef struct {
     size_t retry_len;
 } hello_rewriter;
 
+static void forget_hellos(hello_rewriter *r) {
+    free(r->first_hello);
+    free(r->retry);
+    r->first_hello = r->retry = NULL;
+    r->first_hello_len = r->retry_len = 0;
+}
+
 static void free_rewriter(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int index, long argl, void *argp) {
     (void)parent; (void)ad; (void)index; (void)argl; (void)argp;
     hello_rewriter *r = ptr;
     if (!r) return;
-    free(r->first_hello);
-    free(r->retry);
+    forget_hellos(r);
     free(r);
 }
 
@@ -146,7 +154,7 @@ static int expand_label(uint8_t *out, size_t out_len, const EVP_MD *md, const ui
     memcpy(info + n, label, label_len);
     n += label_len;
     info[n++] = (uint8_t)context_len;
-    memcpy(info + n, context, context_len);
+    if (context_len) memcpy(info + n, context, context_len);
     n += context_len;
     return HKDF_expand(out, out_len, md, secret, secret_len, info, n);
 }
@@ -183,6 +191,10 @@ static int rebind(SSL *ssl, const hello_rewriter *r, uint8_t *msg, size_t len, s
     ok = ok && EVP_DigestUpdate(ctx, msg, binders_at) && EVP_DigestFinal_ex(ctx, context, &context_len) &&
          HMAC(md, finished_key, hash_len, context, context_len, (uint8_t *)CBS_data(&binder), &binder_len);
     EVP_MD_CTX_free(ctx);
+    OPENSSL_cleanse(secret, sizeof secret);
+    OPENSSL_cleanse(early, sizeof early);
+    OPENSSL_cleanse(binder_key, sizeof binder_key);
+    OPENSSL_cleanse(finished_key, sizeof finished_key);
     return ok;
 }
 
@@ -210,9 +222,10 @@ static void on_message(int is_write, int version, int content_type, const void *
     const size_t random_at = 4 + 2;  // after the message header and legacy_version
     if (content_type != SSL3_RT_HANDSHAKE || len < random_at + SSL3_RANDOM_SIZE) return;
     if (!is_write) {
+        if (msg[0] != SSL3_MT_SERVER_HELLO) return;
         // (Out of memory, the next binder is wrong, and the server refuses it.)
-        if (msg[0] == SSL3_MT_SERVER_HELLO && memcmp(msg + random_at, retry_random, SSL3_RANDOM_SIZE) == 0)
-            keep_copy(&r->retry, &r->retry_len, msg, len);
+        if (memcmp(msg + random_at, retry_random, SSL3_RANDOM_SIZE) == 0) keep_copy(&r->retry, &r->retry_len, msg, len);
+        else forget_hellos(r);  // no ClientHello follows
         return;
     }
     if (msg[0] != SSL3_MT_CLIENT_HELLO) return;

@@ -23,8 +23,8 @@ struct hp_tls {
     // The newest session the server issued, until hp_tls_take_session.
     hp_tls_session *new_session;
     // A handshake message the library hashed in a rewritten form (tls_boringssl.c's offered code
-    // points): where its bytes as the library wrote them (`rewrite_from`) next appear in the
-    // output, `rewrite_to` goes out instead.
+    // points): the next output holds its bytes as the library wrote them (`rewrite_from`), and
+    // `rewrite_to` goes out in their place (hp_tls_append_output).
     unsigned char *rewrite_from, *rewrite_to;
     size_t rewrite_len;
 };
@@ -64,7 +64,7 @@ struct hp_tls_library {
 int hp_tls_take_input(hp_tls *t, char *buf, int len);
 // Appends to the output: len, or -1 when out of memory.
 int hp_tls_append_output(hp_tls *t, const char *buf, int len);
-// The next output that holds `from` sends `to` (both `len` bytes) in its place; takes both
+// The next output must hold `from`, and sends `to` (both `len` bytes) in its place; takes both
 // buffers (malloc'd) and frees them once done, or with t.
 void hp_tls_rewrite_output(hp_tls *t, unsigned char *from, unsigned char *to, size_t len);
 // A session the server issued on t replaces the one not yet taken; 0, or -1 when out of memory.

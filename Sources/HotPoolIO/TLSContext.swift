@@ -47,6 +47,12 @@ package enum TLSContext {
         if spec.extensions.contains(.encryptThenMAC) {
             throw .invalidConfiguration("profile \(spec.name): BoringSSL does not send \(OptionalExtension.encryptThenMAC)")
         }
+        // BoringSSL pads by itself after an empty last extension, which permuted extensions can
+        // put last when no GREASE extension (never empty, and last) follows: padding twice.
+        if spec.extensions.contains(.padding) && spec.permutesExtensions && !spec.extensions.contains(.grease) {
+            throw .invalidConfiguration(
+                "profile \(spec.name): BoringSSL sends padding with permuted extensions only with GREASE (else it could pad twice)")
+        }
         let alps = try wireFormat(spec.applicationSettings?.protocols ?? [])
         let compression = spec.certificateCompression.map(\.rawValue)
         let flag = { (option: OptionalExtension) -> Int32 in spec.extensions.contains(option) ? 1 : 0 }

@@ -384,6 +384,8 @@ import Testing
         return [
             ("BoringSSL sends the TLS 1.3 cipher suites", chrome { $0.tls13CipherSuites = [0x1301] }),
             ("BoringSSL does not send encryptThenMAC", chrome { $0.extensions.insert(.encryptThenMAC) }),
+            ("BoringSSL sends padding with permuted extensions only with GREASE",
+             chrome { $0.extensions.formSymmetricDifference([.padding, .grease]) }),
             ("more than 5 TLS 1.2 cipher suites BoringSSL does not implement",
              chrome { $0.tls12CipherSuites += [0xc008, 0xc012, 0x0004, 0x0005, 0xc007, 0xc011] }),
             ("key shares needs the BoringSSL engine", chrome { $0.engine = .openSSL; $0.keyShares = [0x001d] }),
