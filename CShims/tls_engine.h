@@ -62,7 +62,8 @@ struct hp_tls_library {
 // What the memory BIO of either library does with t's buffers.
 // Copies lent input into buf: n > 0, 0 at the peer's end of stream, -1 when more must be fed.
 int hp_tls_take_input(hp_tls *t, char *buf, int len);
-// Appends to the output: len, or -1 when out of memory.
+// Appends to the output: len, or -1 when out of memory or when a message to rewrite
+// (hp_tls_rewrite_output) is not in it.
 int hp_tls_append_output(hp_tls *t, const char *buf, int len);
 // The next output must hold `from`, and sends `to` (both `len` bytes) in its place; takes both
 // buffers (malloc'd) and frees them once done, or with t.
