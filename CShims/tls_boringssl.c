@@ -354,18 +354,11 @@ static ssl_cert_decompression_func_t decompressor(uint16_t algorithm) {
     }
 }
 
-// The cipher list as BoringSSL's names joined by ':'; NULL (with the reason in err) for a code
-// point BoringSSL does not implement.
+// The cipher list as BoringSSL's names joined by ':', of codes it implements (plan_offer put a
+// stand-in in the place of any other); NULL (with the reason in err) when out of memory.
 static char *cipher_list(const uint16_t *codes, size_t count, char *err, size_t errlen) {
     size_t cap = 1;
-    for (size_t i = 0; i < count; i++) {
-        const SSL_CIPHER *cipher = SSL_get_cipher_by_value(codes[i]);
-        if (!cipher) {
-            snprintf(err, errlen, "TLS 1.2 cipher suite 0x%04x is not implemented by BoringSSL", codes[i]);
-            return NULL;
-        }
-        cap += strlen(SSL_CIPHER_get_name(cipher)) + 1;
-    }
+    for (size_t i = 0; i < count; i++) cap += strlen(SSL_CIPHER_get_name(SSL_get_cipher_by_value(codes[i]))) + 1;
     char *list = calloc(1, cap);
     if (!list) {
         snprintf(err, errlen, "out of memory");
