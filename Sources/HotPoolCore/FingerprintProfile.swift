@@ -113,6 +113,21 @@ enum TLSExtensionType {
     static let tls13: Set<UInt16> = [supportedVersions, pskKeyExchangeModes, keyShare]
 }
 
+/// GREASE values (RFC 8701): 0x0a0a, 0x1a1a, ... 0xfafa.
+package enum GREASE {
+    /// The low nibble of each byte, which is 0xa in every GREASE value.
+    private static let lowNibbles: UInt16 = 0x0f0f
+    private static let lowNibblesOfGREASE: UInt16 = 0x0a0a
+
+    /// The sixteen GREASE values of RFC 8701: 0x0a0a, 0x1a1a, ... 0xfafa.
+    package static let values: [UInt16] = (0..<UInt16(16)).map { $0 << 12 | $0 << 4 | lowNibblesOfGREASE }
+
+    /// Whether `value` is GREASE: both bytes equal, each with low nibble 0xa.
+    package static func contains(_ value: UInt16) -> Bool {
+        value & lowNibbles == lowNibblesOfGREASE && value >> UInt8.bitWidth == value & UInt16(UInt8.max)
+    }
+}
+
 /// The code point ALPS (application_settings) is sent on.
 public enum ALPSCodepoint: UInt16, Sendable, Hashable {
     /// 0x4469, Chrome up to 132.

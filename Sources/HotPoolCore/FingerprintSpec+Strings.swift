@@ -147,21 +147,6 @@ extension HTTP2Fingerprint {
     }
 }
 
-/// GREASE values (RFC 8701): 0x0a0a, 0x1a1a, ... 0xfafa.
-package enum GREASE {
-    /// The low nibble of each byte, which is 0xa in every GREASE value.
-    private static let lowNibbles: UInt16 = 0x0f0f
-    private static let lowNibblesOfGREASE: UInt16 = 0x0a0a
-
-    /// The sixteen GREASE values of RFC 8701: 0x0a0a, 0x1a1a, ... 0xfafa.
-    package static let values: [UInt16] = (0..<UInt16(16)).map { $0 << 12 | $0 << 4 | lowNibblesOfGREASE }
-
-    /// Whether `value` is GREASE: both bytes equal, each with low nibble 0xa.
-    package static func contains(_ value: UInt16) -> Bool {
-        value & lowNibbles == lowNibblesOfGREASE && value >> UInt8.bitWidth == value & UInt16(UInt8.max)
-    }
-}
-
 /// The JA3 format, and how its values map onto a spec.
 private enum JA3 {
     /// The fields, in order.
