@@ -122,6 +122,12 @@ public struct HotPoolConfiguration: Sendable {
     /// logged), and the dial fails with `localAddressUnavailable` if none binds. Empty, or none
     /// of the family = chosen by the system.
     public var localAddresses: [String] = []
+    /// The proxies every connection goes through, unless `setProxies(_:forHost:)` gave its host
+    /// its own list; empty = connections go to the target directly. A dial takes one in rotation
+    /// (`proxySelection`), skipping those ejected for failures.
+    public var proxies: [Proxy] = []
+    /// How a dial picks among the proxies of its host.
+    public var proxySelection: ProxySelection = .roundRobin
     /// Where lifecycle events (connect, destroy with reason, lease warnings) are logged.
     public var logger: Logger = Logger(label: "HotPool")
     /// The reactor's I/O backend: io_uring where available (`.automatic`), or one of them by name.
@@ -213,6 +219,7 @@ public struct HotPoolConfiguration: Sendable {
             throw .invalidConfiguration("localAddresses must be IP literals, got \(address)")
         }
         if httpVersions.isEmpty { throw .invalidConfiguration("httpVersions must not be empty") }
+        if Set(proxies).count != proxies.count { throw .invalidConfiguration("proxies: a proxy is listed twice") }
         try positive(maxStreamsPerConnection, "maxStreamsPerConnection")
     }
 }

@@ -17,7 +17,8 @@ public struct HotPoolError: Error, Hashable, Sendable, CustomStringConvertible {
                 connectionBusy, connectionClosed, networkError, tlsError, unexpectedEOF,
                 streamReset, malformedStatusLine, malformedHeader, responseHeadersTooLarge,
                 tooManyResponseHeaderFields, tooManyInterimResponses, responseBodyTooLarge,
-                badChunkSize, invalidContentLength, cancelled
+                badChunkSize, invalidContentLength, cancelled, proxyConnectFailed,
+                proxyAuthenticationRequired, proxyRefused
         }
 
         fileprivate let base: Base
@@ -94,6 +95,17 @@ public struct HotPoolError: Error, Hashable, Sendable, CustomStringConvertible {
         /// The caller's task was cancelled while it waited for a connection, or before a round trip
         /// (one already sent runs to its end or to `requestTimeout`).
         public static let cancelled = Code(.cancelled)
+        /// The proxy (`HotPoolError.proxy`) could not be reached, or failed to open the tunnel to
+        /// the target: a refused or failed connect, a CONNECT answered with a status other than
+        /// 2xx or 407, a malformed or oversized answer, a close before the tunnel was up.
+        public static let proxyConnectFailed = Code(.proxyConnectFailed)
+        /// The proxy asks for credentials it was not given or refused those given (HTTP 407, or
+        /// a SOCKS5 authentication failure); `reason` names the scheme it asks for
+        /// (its `Proxy-Authenticate`, or the SOCKS5 method).
+        public static let proxyAuthenticationRequired = Code(.proxyAuthenticationRequired)
+        /// The SOCKS5 proxy refused the tunnel; `reason` names its reply code ("connection refused",
+        /// "host unreachable", ...).
+        public static let proxyRefused = Code(.proxyRefused)
 
         /// The code's name, as spelled by its `static let` (`"poolClosed"`).
         public var description: String { base.rawValue }
@@ -107,8 +119,11 @@ public struct HotPoolError: Error, Hashable, Sendable, CustomStringConvertible {
 
     /// What was under way when a timeout hit.
     public enum Phase: String, Hashable, Sendable {
-        /// The TCP connect.
+        /// The TCP connect (to the proxy, for a connection through one).
         case connect
+        /// Opening the tunnel through the proxy (CONNECT, or the SOCKS5 exchange; for an `https`
+        /// proxy, its TLS handshake too).
+        case proxyTunnel
         /// The TLS handshake.
         case tlsHandshake
         /// A caller's wait for a connection (`acquireTimeout`).
@@ -136,19 +151,25 @@ public struct HotPoolError: Error, Hashable, Sendable, CustomStringConvertible {
     public var status: Int? { context?.status }
     /// The limit that was exceeded, for the too-large and too-many codes.
     public var limit: Int? { context?.limit }
+    /// The proxy the connection went through, for the proxy codes and a timeout of a dial through
+    /// one (its URL without credentials).
+    public var proxy: String? { context?.proxy }
 
     /// An error's context fields.
     private final class Context: Hashable, Sendable {
         let host: String?, ip: String?, reason: String?
         let phase: Phase?
         let status: Int?, limit: Int?
+        let proxy: String?
 
-        init(host: String?, ip: String?, reason: String?, phase: Phase?, status: Int?, limit: Int?) {
+        init(host: String?, ip: String?, reason: String?, phase: Phase?, status: Int?, limit: Int?, proxy: String?) {
             (self.host, self.ip, self.reason, self.phase, self.status, self.limit) = (host, ip, reason, phase, status, limit)
+            self.proxy = proxy
         }
 
         static func == (a: Context, b: Context) -> Bool {
             (a.host, a.ip, a.reason, a.phase, a.status, a.limit) == (b.host, b.ip, b.reason, b.phase, b.status, b.limit)
+                && a.proxy == b.proxy
         }
 
         func hash(into hasher: inout Hasher) {
@@ -158,16 +179,17 @@ public struct HotPoolError: Error, Hashable, Sendable, CustomStringConvertible {
             hasher.combine(phase)
             hasher.combine(status)
             hasher.combine(limit)
+            hasher.combine(proxy)
         }
     }
 
     private init(
         _ code: Code, host: String? = nil, ip: String? = nil, reason: String? = nil,
-        phase: Phase? = nil, status: Int? = nil, limit: Int? = nil
+        phase: Phase? = nil, status: Int? = nil, limit: Int? = nil, proxy: String? = nil
     ) {
         self.code = code
-        let empty = host == nil && ip == nil && reason == nil && phase == nil && status == nil && limit == nil
-        context = empty ? nil : Context(host: host, ip: ip, reason: reason, phase: phase, status: status, limit: limit)
+        let empty = host == nil && ip == nil && reason == nil && phase == nil && status == nil && limit == nil && proxy == nil
+        context = empty ? nil : Context(host: host, ip: ip, reason: reason, phase: phase, status: status, limit: limit, proxy: proxy)
     }
 
     /// The pool was closed.
@@ -219,9 +241,10 @@ public struct HotPoolError: Error, Hashable, Sendable, CustomStringConvertible {
     public static func tlsHandshakeFailed(host: String, ip: String, reason: String) -> HotPoolError {
         HotPoolError(.tlsHandshakeFailed, host: host, ip: ip, reason: reason)
     }
-    /// `phase` did not finish within its bound (`ip` is nil while no connection was chosen).
-    public static func timeout(host: String, ip: String?, phase: Phase) -> HotPoolError {
-        HotPoolError(.timeout, host: host, ip: ip, phase: phase)
+    /// `phase` did not finish within its bound (`ip` is nil while no connection was chosen;
+    /// `proxy` names the proxy of a dial through one).
+    public static func timeout(host: String, ip: String?, phase: Phase, proxy: Proxy? = nil) -> HotPoolError {
+        HotPoolError(.timeout, host: host, ip: ip, phase: phase, proxy: proxy?.description)
     }
     /// The handle's lease has ended: the connection was returned, removed, or destroyed.
     public static let staleConnection = HotPoolError(.staleConnection)
@@ -284,6 +307,18 @@ public struct HotPoolError: Error, Hashable, Sendable, CustomStringConvertible {
     /// The caller's task was cancelled while it waited for a connection, or before a round trip
     /// (one already sent runs to its end or to `requestTimeout`).
     public static let cancelled = HotPoolError(.cancelled)
+    /// `proxy` could not be reached or did not open the tunnel to `host` at `ip`; see `Code.proxyConnectFailed`.
+    public static func proxyConnectFailed(proxy: Proxy, host: String, ip: String, reason: String) -> HotPoolError {
+        HotPoolError(.proxyConnectFailed, host: host, ip: ip, reason: reason, proxy: proxy.description)
+    }
+    /// `proxy` asks for credentials (`scheme`, its `reason`) before it opens the tunnel to `host` at `ip`.
+    public static func proxyAuthenticationRequired(proxy: Proxy, host: String, ip: String, scheme: String) -> HotPoolError {
+        HotPoolError(.proxyAuthenticationRequired, host: host, ip: ip, reason: scheme, proxy: proxy.description)
+    }
+    /// The SOCKS5 `proxy` refused the tunnel to `host` at `ip` with the reply `reason`.
+    public static func proxyRefused(proxy: Proxy, host: String, ip: String, reason: String) -> HotPoolError {
+        HotPoolError(.proxyRefused, host: host, ip: ip, reason: reason, proxy: proxy.description)
+    }
 
     /// What went wrong, in one line naming the host, IP and reason it concerns.
     public var description: String {
@@ -307,7 +342,7 @@ public struct HotPoolError: Error, Hashable, Sendable, CustomStringConvertible {
         case .connectFailed: "connect to \(host) (\(ip)) failed: \(reason)"
         case .localAddressUnavailable: "no local address could be bound to connect to \(host) (\(ip))"
         case .tlsHandshakeFailed: "TLS handshake with \(host) (\(ip)) failed: \(reason)"
-        case .timeout: "\(phase?.rawValue ?? "?") timed out for \(host)\(self.ip.map { " (\($0))" } ?? "")"
+        case .timeout: "\(phase?.rawValue ?? "?") timed out for \(host)\(self.ip.map { " (\($0))" } ?? "")\(self.proxy.map { " through \($0)" } ?? "")"
         case .staleConnection: "connection handle is stale: it was returned, removed or closed"
         case .connectionBusy: "a round trip is already under way on this connection"
         case .connectionClosed: "connection to \(host) (\(ip)) is closed"
@@ -324,6 +359,9 @@ public struct HotPoolError: Error, Hashable, Sendable, CustomStringConvertible {
         case .badChunkSize: "bad chunk size from \(host) (\(ip))"
         case .invalidContentLength: "invalid Content-Length from \(host) (\(ip))"
         case .cancelled: "cancelled"
+        case .proxyConnectFailed: "proxy \(proxy ?? "?") failed to open a tunnel to \(host) (\(ip)): \(reason)"
+        case .proxyAuthenticationRequired: "proxy \(proxy ?? "?") asks for authentication (\(reason)) for \(host) (\(ip))"
+        case .proxyRefused: "proxy \(proxy ?? "?") refused the tunnel to \(host) (\(ip)): \(reason)"
         }
     }
 
@@ -332,4 +370,14 @@ public struct HotPoolError: Error, Hashable, Sendable, CustomStringConvertible {
     package var isLocal: Bool { code == .localAddressUnavailable || code == .invalidConfiguration }
 
     package var isTimeout: Bool { code == .timeout }
+
+    /// The proxy's failure, not the target's: it could not be reached, refused or failed the
+    /// tunnel, asked for credentials, or timed out before the tunnel was up.
+    package var isProxyFault: Bool {
+        switch code {
+        case .proxyConnectFailed, .proxyAuthenticationRequired, .proxyRefused: true
+        case .timeout: proxy != nil && (phase == .connect || phase == .proxyTunnel)
+        default: false
+        }
+    }
 }
