@@ -16,7 +16,17 @@ long hp_tls_live_objects(void) { return atomic_load(&live_ssl_objects); }
 
 long hp_tls_live_sessions(void) { return atomic_load(&live_sessions); }
 
+// The engine that meets the socket: t itself, or the outermost engine t's records travel in.
+static hp_tls *transport(hp_tls *t) {
+    while (t->outer) t = t->outer;
+    return t;
+}
+
 int hp_tls_take_input(hp_tls *t, char *buf, int len) {
+    if (t->outer) {  // the outer engine's plaintext; its close or failure ends this stream
+        int n = hp_tls_read(t->outer, buf, len);
+        return n > 0 ? n : n == HP_TLS_WANT_READ ? -1 : 0;
+    }
     if (t->in_len == 0) return t->in_eof ? 0 : -1;
     size_t n = t->in_len < (size_t)len ? t->in_len : (size_t)len;
     memcpy(buf, t->in, n);
@@ -25,11 +35,27 @@ int hp_tls_take_input(hp_tls *t, char *buf, int len) {
     return (int)n;
 }
 
+// Writes an inner engine's records to its outer engine as plaintext, the queued message rewritten
+// (at `rewrite_at` in buf) if there is one: len, or -1.
+static int write_to_outer(hp_tls *t, const char *buf, int len, const unsigned char *rewrite_at) {
+    char *rewritten = NULL;
+    if (rewrite_at) {
+        if (!(rewritten = malloc((size_t)len))) return -1;
+        memcpy(rewritten, buf, (size_t)len);
+        memcpy(rewritten + (rewrite_at - (const unsigned char *)buf), t->rewrite_to, t->rewrite_len);
+        hp_tls_rewrite_output(t, NULL, NULL, 0);
+    }
+    int n = hp_tls_write(t->outer, rewritten ? rewritten : buf, len);
+    free(rewritten);
+    return n == len ? len : -1;
+}
+
 int hp_tls_append_output(hp_tls *t, const char *buf, int len) {
     // The message to rewrite goes out in the first write after it is queued; a write without it
     // (a ClientHello split over records, over 16 KB) fails, so its bytes never go out as they were.
     unsigned char *rewrite_at = NULL;
     if (t->rewrite_len && !(rewrite_at = memmem(buf, (size_t)len, t->rewrite_from, t->rewrite_len))) return -1;
+    if (t->outer) return write_to_outer(t, buf, len, rewrite_at);
     size_t need = t->out_len + (size_t)len;
     if (need > t->out_cap) {
         // Small first: a close_notify is 24 bytes and a request a few hundred, and closing
@@ -93,8 +119,15 @@ hp_tls *hp_tls_new(hp_tls_ctx *ctx, const char *host) {
     return t;
 }
 
+hp_tls *hp_tls_new_over(hp_tls_ctx *ctx, const char *host, hp_tls *outer) {
+    hp_tls *t = hp_tls_new(ctx, host);
+    if (t) t->outer = outer;
+    return t;
+}
+
 void hp_tls_free(hp_tls *t) {
     if (!t) return;
+    hp_tls_free(t->outer);
     t->library->ssl_free(t->ssl);
     hp_tls_session_free(t->new_session);
     hp_tls_rewrite_output(t, NULL, NULL, 0);
@@ -123,19 +156,22 @@ int hp_tls_error_string(hp_tls *t, int code, char *buf, size_t len) {
 }
 
 void hp_tls_feed(hp_tls *t, const void *bytes, size_t len) {
+    t = transport(t);
     t->in = len ? bytes : NULL;
     t->in_len = len;
 }
 
-void hp_tls_feed_eof(hp_tls *t) { t->in_eof = 1; }
+void hp_tls_feed_eof(hp_tls *t) { transport(t)->in_eof = 1; }
 
 size_t hp_tls_output(hp_tls *t, const void **bytes) {
+    t = transport(t);
     *bytes = t->out;
     t->lent = t->out_len;
     return t->out_len;
 }
 
 void hp_tls_output_sent(hp_tls *t, size_t n) {
+    t = transport(t);
     free(t->retired);
     t->retired = NULL;
     if (n > t->out_len) n = t->out_len;
@@ -149,9 +185,9 @@ void hp_tls_output_sent(hp_tls *t, size_t n) {
     }
 }
 
-size_t hp_tls_output_pending(const hp_tls *t) { return t->out_len; }
+size_t hp_tls_output_pending(const hp_tls *t) { return transport((hp_tls *)t)->out_len; }
 
-int hp_tls_input_lent(const hp_tls *t) { return t->in != NULL; }
+int hp_tls_input_lent(const hp_tls *t) { return transport((hp_tls *)t)->in != NULL; }
 
 int hp_tls_offer_session(hp_tls *t, hp_tls_session *session) {
     if (!session || session->library != t->library) return HP_TLS_ERROR;

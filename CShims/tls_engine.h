@@ -27,6 +27,9 @@ struct hp_tls {
     // `rewrite_to` goes out in their place (hp_tls_append_output).
     unsigned char *rewrite_from, *rewrite_to;
     size_t rewrite_len;
+    // The engine this one's records travel in (an https proxy's TLS, or a passthrough), owned;
+    // NULL when they go to the socket. Input is fed to it and output taken from it.
+    hp_tls *outer;
 };
 
 struct hp_tls_ctx {

@@ -111,3 +111,8 @@ int hp_openssl_ctx_add_extension(hp_tls_ctx *ctx, unsigned type, int payload) {
     ERR_clear_error();
     return ok == 1 ? 0 : HP_TLS_ERROR;
 }
+
+void hp_openssl_ctx_keep_no_sessions(hp_tls_ctx *ctx) {
+    SSL_CTX_sess_set_new_cb(ctx->ctx, NULL);
+    SSL_CTX_set_session_cache_mode(ctx->ctx, SSL_SESS_CACHE_OFF);
+}

@@ -186,6 +186,14 @@ int hp_tls_input_lent(const hp_tls *tls);
 /// Writes close_notify to the output (not waiting for the peer's): 0, or an HP_TLS_* code.
 int hp_tls_shutdown(hp_tls *tls);
 void hp_tls_free(hp_tls *tls);
+/// An engine like hp_tls_new's whose records travel inside `outer`'s plaintext (TLS to a target
+/// inside TLS to an https proxy, or inside a passthrough): feeding, output and end of stream go
+/// to `outer`, which it owns from then on (hp_tls_free frees both). NULL on failure (outer is
+/// then still the caller's).
+hp_tls *hp_tls_new_over(hp_tls_ctx *ctx, const char *host, hp_tls *outer);
+/// A passthrough engine: no TLS, writes are output as they are and input is read as it came
+/// (the bytes of a proxy's tunnel handshake); its handshake is done at once.
+hp_tls *hp_tls_new_plain(void);
 /// The protocol the server chose by ALPN (lent, not NUL-terminated): its length, 0 if none.
 size_t hp_tls_alpn(const hp_tls *tls, const unsigned char **name);
 /// SSL objects alive in the process (hp_tls_new minus hp_tls_free).
@@ -238,6 +246,9 @@ hp_tls_ctx *hp_openssl_ctx_new(const hp_tls_profile *profile, int verify, const 
 /// Adds an extension OpenSSL does not send itself (a GREASE code point, ECH GREASE) to every
 /// ClientHello of an OpenSSL context; a server's answer to it in EncryptedExtensions is ignored.
 int hp_openssl_ctx_add_extension(hp_tls_ctx *ctx, unsigned type, int payload);
+/// Engines made from `ctx` from now on keep no session the server issues (an https proxy's:
+/// offered to a target, it would link the two).
+void hp_openssl_ctx_keep_no_sessions(hp_tls_ctx *ctx);
 
 // ---------------------------------------------------------------- BoringSSL: browser profiles
 /// A ClientHello shape as BoringSSL (the browsers' own library) builds it. Lists are IANA code

@@ -180,7 +180,7 @@ public final class HotConnPool: Sendable {
     public func getConnection(
         host: String, port: Int = 443, isolation: isolated (any Actor)? = #isolation
     ) async throws -> PooledConnection {
-        try await acquire(host: host, port: port, ip: nil)
+        try await acquire(host: host, port: port, ip: nil, proxy: nil)
     }
 
     /// Like `getConnection(host:port:)`, but only a connection to `ip`.
@@ -188,7 +188,34 @@ public final class HotConnPool: Sendable {
         host: String, port: Int = 443, ip: String, isolation: isolated (any Actor)? = #isolation
     ) async throws -> PooledConnection {
         guard ipFamily(ip) != 0 else { throw HotPoolError.invalidIP(ip) }
-        return try await acquire(host: host, port: port, ip: ip)
+        return try await acquire(host: host, port: port, ip: ip, proxy: nil)
+    }
+
+    /// Like `getConnection(host:port:)`, but only a connection through `proxy` (to `ip` only, if
+    /// given), whether or not a list names it: one made through another proxy, or directly, is
+    /// never handed out. A failure of a pinned proxy fails the get (no other proxy is tried).
+    public func getConnection(
+        host: String, port: Int = 443, ip: String? = nil, proxy: Proxy, isolation: isolated (any Actor)? = #isolation
+    ) async throws -> PooledConnection {
+        if let ip, ipFamily(ip) == 0 { throw HotPoolError.invalidIP(ip) }
+        return try await acquire(host: host, port: port, ip: ip, proxy: proxy)
+    }
+
+    /// New connections to `host` (every port) go through `proxies`, in turn by `proxySelection`;
+    /// an empty list: directly; nil: the pool's `proxies` again. Its connections off the new list
+    /// are closed (idle now, leased when returned, `proxyRemoved`).
+    /// - Throws: `invalidHostName`, or `invalidConfiguration` for a proxy listed twice.
+    public func setProxies(_ proxies: [Proxy]?, forHost host: String) throws {
+        guard isValidHostName(host) else { throw HotPoolError.invalidHostName(host) }
+        if let proxies, Set(proxies).count != proxies.count { throw HotPoolError.invalidConfiguration("proxies: a proxy is listed twice") }
+        send(.setProxies(proxies, host: host))
+    }
+
+    /// The ledger of every proxy the pool holds (listed, or pinned by a connection or a caller):
+    /// its dials, failures, open connections, whether it is in rotation, and per target IP what
+    /// went through it.
+    public func proxyStats(isolation: isolated (any Actor)? = #isolation) async -> [ProxyStats] {
+        await onReactor(whenClosed: { $0.proxyStats() }) { $0.proxyStats() }
     }
 
     /// A connection whose `GET` of `url` was answered 200. Any other answer destroys that
@@ -225,9 +252,9 @@ public final class HotConnPool: Sendable {
 
     @inline(__always)  // one async frame for a get, not two
     private func acquire(
-        host: String, port: Int, ip: String?, isolation: isolated (any Actor)? = #isolation
+        host: String, port: Int, ip: String?, proxy: Proxy?, isolation: isolated (any Actor)? = #isolation
     ) async throws -> PooledConnection {
-        let request = try acquireRequest(host: host, port: port, ip: ip)
+        let request = try acquireRequest(host: host, port: port, ip: ip, proxy: proxy)
         let id = driver.newWaiterID()
         let (driver, reactor) = (driver, reactor)
         if reactor.isOnReactorThread {
@@ -241,11 +268,11 @@ public final class HotConnPool: Sendable {
         }.get())
     }
 
-    /// What a get of `host:port` (pinned to `ip`, if given) asks the state machine for.
-    private func acquireRequest(host: String, port: Int, ip: String?) throws(HotPoolError) -> PoolStateMachine.AcquireRequest {
+    /// What a get of `host:port` (pinned to `ip` and `proxy`, if given) asks the state machine for.
+    private func acquireRequest(host: String, port: Int, ip: String?, proxy: Proxy? = nil) throws(HotPoolError) -> PoolStateMachine.AcquireRequest {
         guard isValidHostName(host) else { throw .invalidHostName(host) }
         guard (1...65535).contains(port) else { throw .invalidURL("\(host):\(port)") }
-        return PoolStateMachine.AcquireRequest(host: host, port: port, pinnedIP: ip)
+        return PoolStateMachine.AcquireRequest(host: host, port: port, pinnedIP: ip, pinnedProxy: proxy)
     }
 
     /// Runs `start` with a new handoff and awaits what the reactor delivers to it. If the task is

@@ -30,6 +30,11 @@ public enum CloseReason: Hashable, Sendable, CaseIterable, BitwiseCopyable {
     case evicted
     /// DNS no longer gives its IP for its host (closed when idle, or when returned).
     case addressRemoved
+    /// Its proxy was ejected for failures (closed when idle, or when returned).
+    case proxyEjected
+    /// Its proxy is no longer in its host's list (`setProxies(_:forHost:)`), or it went directly
+    /// and its host now has proxies (closed when idle, or when returned).
+    case proxyRemoved
 
     /// The server ended the connection (closed it, reset it, or sent what nobody asked for).
     package var isServerInitiated: Bool { self == .remoteClosed || self == .networkError || self == .unsolicitedData }
@@ -182,5 +187,49 @@ public struct IPStats: Sendable {
         self.blacklistReason = blacklistReason
         self.blacklistedUntil = blacklistedUntil
         self.lastResolved = lastResolved
+    }
+}
+
+/// What went through one proxy to one target IP.
+public struct ProxyTargetStats: Sendable, Hashable {
+    /// Round trips started on connections to the IP through the proxy.
+    public var requests: Int
+    /// Of those and of dials through the proxy, the failures charged to the IP (the target's
+    /// answer or its connection failed once the tunnel was up).
+    public var failures: Int
+    package init(requests: Int, failures: Int) {
+        self.requests = requests
+        self.failures = failures
+    }
+}
+
+/// One proxy's ledger: its dials, the failures charged to it, its connections and whether dials
+/// may take it.
+public struct ProxyStats: Sendable {
+    /// The proxy (its `description` holds no credentials).
+    public var proxy: Proxy
+    /// Dials through it.
+    public var dials: Int
+    /// Dials that failed by its fault (refused, timed out, a 407, a SOCKS5 error, no tunnel).
+    public var failedDials: Int
+    /// Such failures since its last tunnel that opened.
+    public var consecutiveFailures: Int
+    /// Open connections through it (idle and leased).
+    public var openConnections: Int
+    /// True if dials may take it: not ejected for failures.
+    public var inRotation: Bool
+    /// When its ejection ends and a recovery dial may try it; nil while it is in rotation.
+    public var ejectedUntil: ContinuousClock.Instant?
+    /// By target IP: what went through it.
+    public var targets: [String: ProxyTargetStats]
+    package init(proxy: Proxy, dials: Int, failedDials: Int, consecutiveFailures: Int, openConnections: Int, inRotation: Bool, ejectedUntil: ContinuousClock.Instant?, targets: [String: ProxyTargetStats]) {
+        self.proxy = proxy
+        self.dials = dials
+        self.failedDials = failedDials
+        self.consecutiveFailures = consecutiveFailures
+        self.openConnections = openConnections
+        self.inRotation = inRotation
+        self.ejectedUntil = ejectedUntil
+        self.targets = targets
     }
 }

@@ -53,10 +53,10 @@ package final class PendingExecute: @unchecked Sendable {
 }
 
 extension PoolStateMachine.AcquireRequest {
-    /// A get of `host:port`, pinned to `pinnedIP` if given; whether the name is an IP literal is
-    /// found here, so the machine parses no address.
-    package init(host: String, port: Int, pinnedIP: String?) {
-        self.init(key: HostKey(name: host, port: port), pinnedIP: pinnedIP, nameIsAddress: ipFamily(host) != 0)
+    /// A get of `host:port`, pinned to `pinnedIP` and `pinnedProxy` if given; whether the name is
+    /// an IP literal is found here, so the machine parses no address.
+    package init(host: String, port: Int, pinnedIP: String?, pinnedProxy: Proxy? = nil) {
+        self.init(key: HostKey(name: host, port: port), pinnedIP: pinnedIP, pinnedProxy: pinnedProxy, nameIsAddress: ipFamily(host) != 0)
     }
 }
 

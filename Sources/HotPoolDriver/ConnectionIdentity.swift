@@ -17,7 +17,9 @@ package final class ConnectionIdentity: Sendable {
     /// The Host header value for requests that give no authority.
     let authority: String
     package let ip: String
-    /// The local address it is bound to; nil = chosen by the system.
+    /// The proxy it goes through, if any.
+    package let proxy: Proxy?
+    /// The local address it is bound to (of its connection to the proxy, through one); nil = chosen by the system.
     let localAddress: String?
     /// The fingerprint profile: its index in the configuration's `profiles`, and its name.
     let profileIndex: Int
@@ -27,16 +29,17 @@ package final class ConnectionIdentity: Sendable {
     let http2Headers: ProfileHeaders
     let pseudoHeaderOrder: [HTTP2PseudoHeader]
 
-    init(host: String, port: Int, authority: String, ip: String, localAddress: String?, profileIndex: Int, profile: String,
+    init(host: String, port: Int, authority: String, ip: String, proxy: Proxy?, localAddress: String?, profileIndex: Int, profile: String,
          headers: ProfileHeaders, http2Headers: ProfileHeaders, pseudoHeaderOrder: [HTTP2PseudoHeader]) {
         (self.host, self.port, self.authority, self.ip, self.localAddress) = (host, port, authority, ip, localAddress)
+        self.proxy = proxy
         (self.profileIndex, self.profile) = (profileIndex, profile)
         (self.headers, self.http2Headers, self.pseudoHeaderOrder) = (headers, http2Headers, pseudoHeaderOrder)
     }
 
     /// Where a session this connection receives may be offered again.
     var sessionPlace: SessionCache.Place {
-        SessionCache.Place(host: host, port: port, ip: ip, localAddress: localAddress, profileIndex: profileIndex)
+        SessionCache.Place(host: host, port: port, ip: ip, proxy: proxy, localAddress: localAddress, profileIndex: profileIndex)
     }
 
     /// `request` in the form the connection speaks, with the profile's headers.

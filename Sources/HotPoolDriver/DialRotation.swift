@@ -42,19 +42,19 @@ struct DialRotation {
         return (index, profileHeaders[index].randomElement()!)
     }
 
-    /// Starts the connect, bound to the next local address of the target's family if any are
-    /// configured (one that fails to bind is skipped); returns the fd or -errno, and the address;
-    /// nil if none could be bound.
-    mutating func connect(_ target: PoolStateMachine.DialTarget, logger: Logger) -> (fd: Int32, local: String?)? {
-        let family = ipFamily(target.address)
+    /// Starts the connect to `address`:`port` (a target, or a proxy), bound to the next local
+    /// address of its family if any are configured (one that fails to bind is skipped); returns
+    /// the fd or -errno, and the address; nil if none could be bound.
+    mutating func connect(to address: String, port: Int, logger: Logger) -> (fd: Int32, local: String?)? {
+        let family = ipFamily(address)
         var inProgress: Int32 = 0, bindFailed: Int32 = 0
         guard let locals = localAddresses[family] else {
-            return (hp_tcp_connect(target.address, Int32(target.key.port), nil, &inProgress, &bindFailed), nil)
+            return (hp_tcp_connect(address, Int32(port), nil, &inProgress, &bindFailed), nil)
         }
         let start = nextLocalAddress[family, default: 0]
         for step in 0..<locals.count {
             let local = locals[(start + step) % locals.count]
-            let fd = hp_tcp_connect(target.address, Int32(target.key.port), local, &inProgress, &bindFailed)
+            let fd = hp_tcp_connect(address, Int32(port), local, &inProgress, &bindFailed)
             guard fd < 0 && bindFailed != 0 else {
                 nextLocalAddress[family] = (start + step + 1) % locals.count
                 return (fd, local)

@@ -21,7 +21,12 @@ extension PoolDriver {
         switch io[s] {
         case .dial(let op)?:
             io[s] = nil
-            send(.dialFailed(handle, .timeout(host: host, ip: ip, phase: op.connected ? .tlsHandshake : .connect)))
+            let phase: HotPoolError.Phase = switch op.phase {
+            case .resolvingProxy, .connecting: .connect
+            case .tunnelling: .proxyTunnel
+            case .handshaking: .tlsHandshake
+            }
+            send(.dialFailed(handle, .timeout(host: host, ip: ip, phase: phase, proxy: op.target.proxy)))
         case .exchange(let op)?:
             failExchange(handle.slot, op, .timeout(host: host, ip: ip, phase: .request))
         case nil:
@@ -95,6 +100,8 @@ extension PoolDriver {
         timers.removeAll()
         tlsContexts.forEach(hp_tls_ctx_free)
         tlsContexts.removeAll()
+        hp_tls_ctx_free(proxyTLS)
+        proxyTLS = nil
         sessionCache.removeAll()
         let stats = self.stats
         frozenStats = stats

@@ -50,6 +50,7 @@ extension PoolDriver {
         }
         if endOfStream { hp_tls_feed_eof(tls) }
         switch io[s] {
+        case .dial(let op)? where op.phase == .tunnelling: stepTunnel(slot, op)
         case .dial?: stepHandshake(slot)
         case .exchange(let op)?: stepExchange(slot, op)
         case nil:
@@ -85,6 +86,8 @@ extension PoolDriver {
     func ioFailed(_ slot: Int32, errno: Int32) {
         let host = machine.hostName(slot), ip = machine.ipAddress(slot), reason = String(cString: strerror(errno))
         switch io[Int(slot)] {
+        case .dial(let op)? where op.phase == .tunnelling:
+            failDial(slot, .proxyConnectFailed(proxy: op.target.proxy!, host: host, ip: ip, reason: reason))
         case .dial?: failDial(slot, .tlsHandshakeFailed(host: host, ip: ip, reason: reason))
         case .exchange(let op)?: failExchange(slot, op, .networkError(host: host, ip: ip, reason: reason))
         case nil:

@@ -54,6 +54,17 @@ extension PoolDriver {
         }
     }
 
+    /// Every proxy's ledger.
+    package func proxyStats() -> [ProxyStats] {
+        machine.proxyLedger().map { record, open in
+            ProxyStats(
+                proxy: record.proxy, dials: record.dials, failedDials: record.failedDials,
+                consecutiveFailures: record.consecutiveFailures, openConnections: open, inRotation: record.ejectedUntil == nil,
+                ejectedUntil: record.ejectedUntil.map(instant),
+                targets: record.targets.mapValues { ProxyTargetStats(requests: $0.requests, failures: $0.failures) })
+        }
+    }
+
     package func connectionSnapshots() -> [ConnectionStats] {
         machine.connectionRecords().map { record in
             ConnectionStats(

@@ -46,6 +46,10 @@ package final class PoolDriver: @unchecked Sendable {
     @exclusivity(unchecked) var sessionCache: SessionCache
     /// Handshakes that resumed a session.
     var resumedHandshakes = 0
+    /// The TLS context of `https` proxies' transports, made at first use (freed by `close`).
+    var proxyTLS: OpaquePointer?
+    /// Addresses of proxies given by name, as resolved, until `expires` (monotonic ns).
+    var proxyAddresses: [Proxy: (address: String, expires: Int64)] = [:]
 
     // The I/O table: per slot, indexed like the machine's table.
     @exclusivity(unchecked) var fd: [Int32] = []
@@ -116,6 +120,7 @@ package final class PoolDriver: @unchecked Sendable {
     deinit {
         readBuffer.deallocate()
         tlsContexts.forEach(hp_tls_ctx_free)
+        hp_tls_ctx_free(proxyTLS)
     }
 
     /// The reactor's turn ended: streams opened in it are sent, and the metrics' counters brought

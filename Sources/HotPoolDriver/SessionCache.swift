@@ -1,4 +1,5 @@
 import CShims
+import HotPoolCore
 
 /// TLS sessions servers issued, for the next connection to the same place to resume, as a
 /// browser does: keyed by host, port, target IP, local address and profile, so a session never
@@ -10,6 +11,9 @@ struct SessionCache: ~Copyable {
         let host: String
         let port: Int
         let ip: String
+        /// A session is resumed only through the proxy it came through: resuming it elsewhere
+        /// would tell the server the two paths are one client.
+        let proxy: Proxy?
         let localAddress: String?
         let profileIndex: Int
     }

@@ -100,6 +100,8 @@ package final class ConnectionTable {
     let state: GuardedColumn<SlotState>
     let hostID: GuardedColumn<Int32>
     let ipID: GuardedColumn<Int32>
+    /// The proxy the connection goes through (`ProxyStore.direct` for none).
+    let proxyID: GuardedColumn<Int32>
     /// Bumped when the slot's connection is destroyed: readiness tokens carry it.
     let generation: GuardedColumn<UInt32>
     /// Bumped whenever a lease ends, so `LeaseHandle`s of ended leases are detected.
@@ -163,6 +165,7 @@ package final class ConnectionTable {
         state = GuardedColumn(column: column(SlotState.self))
         hostID = GuardedColumn(column: column(Int32.self))
         ipID = GuardedColumn(column: column(Int32.self))
+        proxyID = GuardedColumn(column: column(Int32.self))
         generation = GuardedColumn(column: column(UInt32.self))
         lease = column(UInt32.self)
         next = column(Int32.self)
@@ -221,7 +224,7 @@ package final class ConnectionTable {
 
     /// Takes a free slot (or a new one) for a connection being dialed. The caller keeps live
     /// slots within `maxSlots`.
-    func allocate(host: Int32, ip: Int32, now: Int64) -> SlotHandle {
+    func allocate(host: Int32, ip: Int32, proxy: Int32, now: Int64) -> SlotHandle {
         ensureHost(host)
         let slot: Int32
         if freeHead != Self.none {
@@ -238,6 +241,7 @@ package final class ConnectionTable {
         state.column[s] = .dialing
         hostID.column[s] = host
         ipID.column[s] = ip
+        proxyID.column[s] = proxy
         created[s] = now
         lastUsed[s] = now
         lastChecked[s] = now
@@ -266,15 +270,13 @@ package final class ConnectionTable {
         leasedCount += 1
     }
 
-    /// Takes an idle connection of `host` (of `ip` only, if given): the most recently returned
+    /// Takes an idle connection of `host` that `accepts`: the most recently returned
     /// one (`.lifo`) or the longest idle (`.fifo`).
-    func takeIdle(host: Int32, ip: Int32? = nil, order: IdleOrder) -> Int32? {
+    func takeIdle(host: Int32, order: IdleOrder, where accepts: (Int32) -> Bool) -> Int32? {
         guard Int(host) < idleHead.count else { return nil }
         let lifo = order == .lifo
         var slot = lifo ? idleTail[Int(host)] : idleHead[Int(host)]
-        if let ip {
-            while slot != Self.none && ipID[Int(slot)] != ip { slot = lifo ? prev[Int(slot)] : next[Int(slot)] }
-        }
+        while slot != Self.none && !accepts(slot) { slot = lifo ? prev[Int(slot)] : next[Int(slot)] }
         guard slot != Self.none else { return nil }
         take(idle: slot)
         return slot
@@ -348,12 +350,12 @@ package final class ConnectionTable {
 
     // MARK: HTTP/2 connections that take more streams
 
-    /// The first leased HTTP/2 connection of `host` (to `ip` only, if given) on the list of those
-    /// that take more streams, oldest on the list first, that `usable` accepts.
-    func sharedConnection(host: Int32, ip: Int32? = nil, where usable: (Int32) -> Bool) -> Int32? {
+    /// The first leased HTTP/2 connection of `host` on the list of those that take more streams,
+    /// oldest on the list first, that `usable` accepts.
+    func sharedConnection(host: Int32, where usable: (Int32) -> Bool) -> Int32? {
         guard Int(host) < sharedHead.count else { return nil }
         var slot = sharedHead[Int(host)]
-        while slot != Self.none && ((ip != nil && ipID[Int(slot)] != ip) || !usable(slot)) { slot = next[Int(slot)] }
+        while slot != Self.none && !usable(slot) { slot = next[Int(slot)] }
         return slot == Self.none ? nil : slot
     }
 

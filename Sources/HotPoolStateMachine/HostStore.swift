@@ -79,6 +79,8 @@ package struct IPRecord {
     package var failures = 0
     /// When DNS last gave it (monotonic ns); 0 = never.
     package var lastResolved: Int64 = 0
+    /// The proxy its dials keep while it is in rotation (`ProxySelection.stickyPerIP`).
+    var stickyProxy = ProxyStore.direct
 
     init(address: String, host: Int32) {
         self.address = address

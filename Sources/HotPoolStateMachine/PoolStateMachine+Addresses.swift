@@ -93,8 +93,14 @@ extension PoolStateMachine {
         destroyIdleConnections(to: ip)
     }
 
+    /// How long an IP or proxy stays out after a failed recovery that followed an exclusion of
+    /// `period`: twice as long, at least `blacklistTimeout`, at most `maxBlacklistTime`.
+    func periodAfterFailedRecovery(_ period: Int64) -> Int64 {
+        max(cappedBlacklistPeriod(period, times: 2), min(configuration.blacklistTimeout, configuration.maxBlacklistTime))
+    }
+
     /// `base` × `times`, at most `maxBlacklistTime` (and that on overflow).
-    private func cappedBlacklistPeriod(_ base: Int64, times: Int64) -> Int64 {
+    func cappedBlacklistPeriod(_ base: Int64, times: Int64) -> Int64 {
         let (product, overflow) = base.multipliedReportingOverflow(by: times)
         return overflow ? configuration.maxBlacklistTime : min(product, configuration.maxBlacklistTime)
     }
@@ -110,8 +116,9 @@ extension PoolStateMachine {
     /// A network or TLS failure on the IP: after `consecutiveFailuresToEject` in a row it is
     /// ejected (as Envoy's outlier detection does), for longer each time, unless that would put
     /// more than `maxEjectedShare` of the host's IPs out for failures.
-    mutating func recordFailure(_ ip: Int32) {
+    mutating func recordFailure(_ ip: Int32, via proxy: Int32) {
         hostStore[ip: ip].failures += 1
+        if proxy != ProxyStore.direct { proxyStore.count(through: proxy, to: hostStore[ip: ip].address, failures: 1) }
         hostStore[ip: ip].consecutiveFailures += 1
         let record = hostStore[ip: ip]
         guard record.consecutiveFailures >= configuration.consecutiveFailuresToEject, record.blacklistReason == nil else { return }
@@ -178,7 +185,8 @@ extension PoolStateMachine {
                       !hostStore.ipsOutOfRotation.contains(ip), !record.disallowed,
                       table.liveCount(host: host) < configuration.maxConnectionsPerHost,
                       table.liveCount < configuration.maxConnections else { continue }
-                hostStore[ip: ip].recoverySlot = startDial(host: host, ip: ip, dialer: .recovery)
+                let proxy = pickProxy(host: host, ip: ip, pinned: nil, avoiding: [])
+                hostStore[ip: ip].recoverySlot = startDial(host: host, ip: ip, proxy: proxy, dialer: .recovery)
             }
         }
     }
@@ -201,7 +209,7 @@ extension PoolStateMachine {
     /// most `maxBlacklistTime`).
     mutating func recoveryFailed(_ ip: Int32) {
         hostStore[ip: ip].recoverySlot = nil
-        let period = max(cappedBlacklistPeriod(hostStore[ip: ip].blacklistPeriod, times: 2), min(configuration.blacklistTimeout, configuration.maxBlacklistTime))
+        let period = periodAfterFailedRecovery(hostStore[ip: ip].blacklistPeriod)
         hostStore[ip: ip].blacklistPeriod = period
         hostStore[ip: ip].blacklistedUntil = HotPoolCore.deadline(from: now, after: period)
     }
@@ -236,7 +244,7 @@ extension PoolStateMachine {
                 ipMissing = true
                 break
             }
-            startDial(host: host, ip: ip, dialer: .warming)
+            startDial(host: host, ip: ip, proxy: pickProxy(host: host, ip: ip, pinned: nil, avoiding: []), dialer: .warming)
             hostStore[host: host].warming += 1
             warmingCount += 1
             missing -= 1

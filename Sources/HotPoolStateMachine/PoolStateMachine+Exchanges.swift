@@ -12,11 +12,13 @@ extension PoolStateMachine {
         counters.totalRequests += 1
         table.requestCount[s] &+= 1
         hostStore[ip: table.ipID[s]].requests += 1
+        countThroughProxy(slot, requests: 1)
         guard isSound(slot) else {
             // Closed by an earlier failure or by the server: a request that fails at once.
             table.errorCount[s] &+= 1
             counters.failedRequests += 1
             hostStore[ip: table.ipID[s]].failures += 1
+            countThroughProxy(slot, failures: 1)
             return emit(.refuseExchange(id, .connectionClosed(host: hostName(slot), ip: ipAddress(slot))))
         }
         let deadline = HotPoolCore.deadline(from: now, after: timeout)
@@ -37,6 +39,7 @@ extension PoolStateMachine {
         counters.totalRequests -= 1
         table.requestCount[Int(slot)] &-= 1
         hostStore[ip: table.ipID[Int(slot)]].requests -= 1
+        countThroughProxy(slot, requests: -1)
     }
 
     /// Starts a probe on every idle connection unused and unchecked for `interval`. The connection

@@ -40,7 +40,7 @@ extension PoolStateMachine {
             table.errorCount[s] &+= 1
             if kind == .exchange { counters.failedRequests += 1 }
             retire(slot, .unhealthyOnReturn)
-            recordFailure(ip)
+            recordFailure(ip, via: table.proxyID[s])
         }
         guard kind == .probe else { return }
         table.lastChecked[s] = now

@@ -22,7 +22,7 @@ extension PoolStateMachine {
     func takesStreams(_ slot: Int32) -> Bool {
         let s = Int(slot)
         return table.state[s] == .leased && table.isMultiplexed(slot) && table.streams[s] < table.streamLimit[s]
-            && table.operation[s] == .none && table.pendingClose[s] == nil && hostStore[ip: table.ipID[s]].exclusion == nil
+            && table.operation[s] == .none && table.pendingClose[s] == nil && exclusion(slot) == nil
     }
 
     /// Keeps the connection on its host's list of those that take streams exactly while it does.
@@ -30,15 +30,16 @@ extension PoolStateMachine {
         table.setShared(slot, takesStreams(slot))
     }
 
-    /// A leased HTTP/2 connection of the host (to `ip` only, if given) that takes another stream.
-    mutating func sharedConnection(host: Int32, ip: Int32?) -> Int32? {
-        table.sharedConnection(host: host, ip: ip) { takesStreams($0) }
+    /// A leased HTTP/2 connection of the host (to `ip` and through `proxy` only, if given) that
+    /// takes another stream.
+    mutating func sharedConnection(host: Int32, ip: Int32?, proxy: Int32?) -> Int32? {
+        table.sharedConnection(host: host) { fits($0, ip: ip, proxy: proxy) && takesStreams($0) }
     }
 
     /// Gives the connection's free streams to the host's waiters, oldest first.
     mutating func offerStreams(_ slot: Int32) {
-        let ip = table.ipID[Int(slot)], host = table.hostID[Int(slot)]
-        while takesStreams(slot), let id = waiters.first(of: host, where: { $0.pinnedIP == nil || $0.pinnedIP == ip }) {
+        let ip = table.ipID[Int(slot)], host = table.hostID[Int(slot)], proxy = table.proxyID[Int(slot)], onRoute = isOnRoute(slot)
+        while takesStreams(slot), let id = waiters.first(of: host, where: { $0.takes(ip: ip, proxy: proxy, onRoute: onRoute) }) {
             lease(slot, to: id)
         }
         updateSharing(slot)
@@ -93,7 +94,7 @@ extension PoolStateMachine {
             table.errorCount[s] &+= 1
             counters.failedRequests += 1
             // One broken connection is one failure of its IP, however many streams it failed.
-            if isSound(slot) { recordFailure(ip) }
+            if isSound(slot) { recordFailure(ip, via: table.proxyID[s]) }
             markPendingClose(slot, .unhealthyOnReturn)
         case .streamFailed:
             table.errorCount[s] &+= 1

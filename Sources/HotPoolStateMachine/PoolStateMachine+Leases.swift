@@ -9,13 +9,14 @@ extension PoolStateMachine {
         let (host, needsResolve) = hostStore.host(for: request.key, nameIsAddress: request.nameIsAddress, now: now)
         if needsResolve { resolve(host) }
         let pinned = request.pinnedIP.map { hostStore.ipID(host: host, address: $0) }
+        let pinnedProxy = request.pinnedProxy.map { proxyStore.id(of: $0) }
         // A pool hit: an idle connection, and no earlier caller of the host waiting. No waiter
         // record is made (the path every warm request takes).
-        if waiters.queuedCount(host) == 0, let slot = takeConnection(host: host, ip: pinned) {
+        if waiters.queuedCount(host) == 0, let slot = takeConnection(host: host, ip: pinned, proxy: pinnedProxy) {
             return handOut(slot, to: id)
         }
         let deadline = HotPoolCore.deadline(from: now, after: configuration.acquireTimeout)
-        waiters.add(id, .init(host: host, pinnedIP: pinned, deadline: deadline))
+        waiters.add(id, .init(host: host, pinnedIP: pinned, pinnedProxy: pinnedProxy, deadline: deadline))
         if hostStore[host: host].hasAddresses && waiters.queuedCount(host) == 0 && serve(id) { return }
         // Behind earlier waiters of the host, if any: they are served first, in order.
         waiters.enqueue(id)
@@ -28,20 +29,21 @@ extension PoolStateMachine {
     mutating func serve(_ id: WaiterID) -> Bool {
         let waiter = waiters[id]!
         let host = waiter.host
-        if let slot = takeConnection(host: host, ip: waiter.pinnedIP) {
+        if let slot = takeConnection(host: host, ip: waiter.pinnedIP, proxy: waiter.pinnedProxy) {
             lease(slot, to: id)
             return true
         }
         // At a cap, the caller takes the place of an idle connection it cannot use rather than wait
-        // next to it: one of its own host to another IP (it is pinned), or else the least
+        // next to it: one of its own host to another IP or proxy (it is pinned), or else the least
         // recently used one of another host.
+        let isPinned = waiter.pinnedIP != nil || waiter.pinnedProxy != nil
         var victim: Int32?
         if table.liveCount(host: host) >= configuration.maxConnectionsPerHost {
-            guard waiter.pinnedIP != nil, let own = table.longestIdle(host: host) else { return false }
+            guard isPinned, let own = table.longestIdle(host: host) else { return false }
             victim = own
         } else if table.liveCount >= configuration.maxConnections {
             // An unpinned caller would have taken an idle connection of its own host above.
-            guard let other = table.leastRecentlyUsedIdle(excludingHost: waiter.pinnedIP == nil ? host : nil) else { return false }
+            guard let other = table.leastRecentlyUsedIdle(excludingHost: isPinned ? nil : host) else { return false }
             victim = other
         }
         if let pinned = waiter.pinnedIP, hostStore[ip: pinned].exclusion == .blacklisted {
@@ -72,22 +74,30 @@ extension PoolStateMachine {
     }
 
     mutating func startDial(host: Int32, ip: Int32, for id: WaiterID) {
+        let waiter = waiters[id]!
+        let proxy = pickProxy(host: host, ip: ip, pinned: waiter.pinnedProxy, avoiding: waiter.failedProxies)
         // A whole connectTimeout for the dial, within what is left of the caller's acquire timeout.
-        startDial(host: host, ip: ip, dialer: .caller(id), deadline: waiters[id]!.deadline)
+        startDial(host: host, ip: ip, proxy: proxy, dialer: .caller(id), deadline: waiter.deadline)
         waiters.dequeue(id)
     }
 
-    /// Allocates a slot and has it dialed for `dialer` (a caller, `.warming` or `.recovery`),
-    /// bounded by `connectTimeout` and `deadline`; returns the slot.
+    /// Allocates a slot and has it dialed (through `proxy`, unless `ProxyStore.direct`) for
+    /// `dialer` (a caller, `.warming` or `.recovery`), bounded by `connectTimeout` (the whole
+    /// dial: connect, tunnel, handshake) and `deadline`; returns the slot.
     @discardableResult
-    mutating func startDial(host: Int32, ip: Int32, dialer: Dialer, deadline: Int64 = .max) -> Int32 {
-        let handle = table.allocate(host: host, ip: ip, now: now)
+    mutating func startDial(host: Int32, ip: Int32, proxy: Int32, dialer: Dialer, deadline: Int64 = .max) -> Int32 {
+        let handle = table.allocate(host: host, ip: ip, proxy: proxy, now: now)
         let s = Int(handle.slot)
         let deadline = min(HotPoolCore.deadline(from: now, after: configuration.connectTimeout), deadline)
         table.operation[s] = .dial
         table.operationDeadline[s] = deadline
         table.dialer[s] = dialer
-        emit(.dial(handle, DialTarget(key: hostStore[host: host].key, address: hostStore[ip: ip].address)))
+        var through: Proxy?
+        if proxy != ProxyStore.direct {
+            proxyStore[proxy].dials += 1
+            through = proxyStore[proxy].proxy
+        }
+        emit(.dial(handle, DialTarget(key: hostStore[host: host].key, address: hostStore[ip: ip].address, proxy: through)))
         armDeadlineTimer(at: deadline)
         return handle.slot
     }
@@ -98,10 +108,11 @@ extension PoolStateMachine {
         handOut(slot, to: id)
     }
 
-    /// An idle connection of the host (to `ip` only, if given), or else one of its HTTP/2
-    /// connections that takes another stream; nil if neither.
-    private mutating func takeConnection(host: Int32, ip: Int32?) -> Int32? {
-        table.takeIdle(host: host, ip: ip, order: configuration.idleOrder) ?? sharedConnection(host: host, ip: ip)
+    /// An idle connection of the host (to `ip` and through `proxy` only, if given), or else one of
+    /// its HTTP/2 connections that takes another stream; nil if neither.
+    private mutating func takeConnection(host: Int32, ip: Int32?, proxy: Int32?) -> Int32? {
+        table.takeIdle(host: host, order: configuration.idleOrder) { fits($0, ip: ip, proxy: proxy) }
+            ?? sharedConnection(host: host, ip: ip, proxy: proxy)
     }
 
     /// Starts a new lease of a leased slot for the caller `id` (of one of its streams, on an
@@ -152,6 +163,7 @@ extension PoolStateMachine {
             counters.connectionsFromDNS += 1
         }
         let dialer = table.dialer[s]
+        if table.proxyID[s] != ProxyStore.direct { proxyDialed(table.proxyID[s], slot: slot) }
         if dialer == .recovery {
             // A probe a newer blacklisting (or an unblacklist) overtook is an ordinary connection.
             return hostStore[ip: ip].recoverySlot == slot ? recoveryDialed(slot) : takeBack(slot)
@@ -183,10 +195,14 @@ extension PoolStateMachine {
         let ip = table.ipID[s]
         let caller = table.dialer[s].caller
         let probing = hostStore[ip: ip].recoverySlot == handle.slot
-        // The IP's fault, unless the failure is on this side (no local address could be bound,
-        // a configuration that cannot work) or the caller's own acquire time, shorter than
-        // connectTimeout, ran out.
-        let ipAtFault = !error.isLocal && !(error.isTimeout && now - table.created[s] < configuration.connectTimeout)
+        // The IP's fault, or its proxy's (unreachable, refused, no tunnel), unless the failure is
+        // on this side (no local address could be bound, a configuration that cannot work) or the
+        // caller's own acquire time, shorter than connectTimeout, ran out.
+        let someoneAtFault = !error.isLocal && !(error.isTimeout && now - table.created[s] < configuration.connectTimeout)
+        let proxy = table.proxyID[s]
+        let proxyAtFault = someoneAtFault && proxy != ProxyStore.direct && error.isProxyFault
+        let ipAtFault = someoneAtFault && !proxyAtFault
+        if proxy != ProxyStore.direct { proxyDialFailed(proxy, slot: handle.slot, atFault: proxyAtFault, opened: !error.isProxyFault && !error.isLocal) }
         endDial(handle.slot)
         table.free(handle.slot)
         counters.failedDials += 1
@@ -200,11 +216,14 @@ extension PoolStateMachine {
             }
             return recoveryFailed(ip)
         }
-        if ipAtFault { recordFailure(ip) }
-        guard let id = caller, let waiter = waiters[id] else { return }
-        // An unpinned caller with retries and acquire time left tries another IP (and profile).
-        waiters.recordFailedDial(id, ip: ip)
-        guard waiter.pinnedIP == nil, now < waiter.deadline, waiter.failedIPs.count < configuration.maxRetries else {
+        if ipAtFault { recordFailure(ip, via: proxy) }
+        guard let id = caller, waiters[id] != nil else { return }
+        // A caller with retries and acquire time left tries another IP (and profile), or another
+        // proxy when the proxy failed, unless it pinned the one that failed.
+        waiters.recordFailedDial(id, ip: ip, proxy: proxyAtFault ? proxy : nil)
+        let waiter = waiters[id]!
+        let pinnedFailed = proxyAtFault ? waiter.pinnedProxy != nil : waiter.pinnedIP != nil
+        guard !pinnedFailed, now < waiter.deadline, waiter.failedDials <= configuration.maxRetries else {
             return fail(id, error)
         }
         requeue(id)
@@ -235,15 +254,15 @@ extension PoolStateMachine {
         let s = Int(slot)
         if let reason = table.pendingClose[s] { return destroy(slot, reason) }
         if now - table.created[s] >= configuration.maxLifetime { return destroy(slot, .maxLifetime) }
-        if let reason = hostStore[ip: table.ipID[s]].exclusion { return destroy(slot, reason) }
+        if let reason = exclusion(slot) { return destroy(slot, reason) }
         handOff(slot)
     }
 
     /// Gives a sound leased connection to the oldest waiter that can take it (an HTTP/2 one to as
     /// many as it takes streams), or parks it idle.
     mutating func handOff(_ slot: Int32) {
-        let ip = table.ipID[Int(slot)]
-        if let id = waiters.first(of: table.hostID[Int(slot)], where: { $0.pinnedIP == nil || $0.pinnedIP == ip }) {
+        let ip = table.ipID[Int(slot)], proxy = table.proxyID[Int(slot)], onRoute = isOnRoute(slot)
+        if let id = waiters.first(of: table.hostID[Int(slot)], where: { $0.takes(ip: ip, proxy: proxy, onRoute: onRoute) }) {
             lease(slot, to: id)
             return offerStreams(slot)
         }
@@ -304,6 +323,8 @@ extension PoolStateMachine {
         let notify = !wasDial && isSound(slot)
         if wasDial { endDial(slot) }
         if hostStore[ip: table.ipID[s]].recoverySlot == slot { hostStore[ip: table.ipID[s]].recoverySlot = nil }
+        let proxy = table.proxyID[s]
+        if proxy != ProxyStore.direct && proxyStore[proxy].recoverySlot == slot { proxyStore[proxy].recoverySlot = nil }
         let hostID = table.hostID[s]
         table.free(slot)
         // Connections the server dropped are replaced at the next cleanup, not at once: a server

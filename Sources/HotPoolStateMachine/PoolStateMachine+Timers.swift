@@ -36,6 +36,7 @@ extension PoolStateMachine {
             reclaimIdleHosts()
             cleanupExpired(maxLifetime: configuration.maxLifetime)
             freeUnusedIPsOutOfRotation()
+            freeUnusedProxies()
             // Hosts whose warming dials failed, or whose connections the server closed, are topped
             // up again once a cleanup interval.
             for host in hostStore.hostIDs { markForWarming(host) }
@@ -45,6 +46,7 @@ extension PoolStateMachine {
             armPeriodic(.healthCheck)
         case .recovery:
             probeBlacklistedIPs()
+            probeEjectedProxies()
             armPeriodic(.recovery)
         case .dnsRefresh:
             refreshResolvedHosts()

@@ -43,6 +43,9 @@ package struct PoolStateMachine: ~Copyable {
         var idleOrder: IdleOrder
         /// The most callers an HTTP/2 connection is leased to at once (the server's own limit may be lower).
         var maxStreamsPerConnection: Int
+        /// The pool-wide proxies, and how a dial picks among a host's.
+        var proxies: [Proxy]
+        var proxySelection: ProxySelection
 
         package init(_ config: HotPoolConfiguration) {
             maxConnections = config.maxConnections
@@ -70,6 +73,8 @@ package struct PoolStateMachine: ~Copyable {
             leaseWarningAfter = config.leaseWarningAfter.nanoseconds
             idleOrder = config.idleOrder
             maxStreamsPerConnection = config.maxStreamsPerConnection
+            proxies = config.proxies
+            proxySelection = config.proxySelection
         }
 
         /// True for a host `minIdlePerHost` keeps warm, the hosts `warm` tops up: with
@@ -86,11 +91,13 @@ package struct PoolStateMachine: ~Copyable {
         package let key: HostKey
         /// An IP literal the connection must go to.
         let pinnedIP: String?
+        /// The proxy the connection must go through.
+        let pinnedProxy: Proxy?
         /// The host name is an IP literal, so it is its own address.
         package let nameIsAddress: Bool
 
-        package init(key: HostKey, pinnedIP: String?, nameIsAddress: Bool) {
-            (self.key, self.pinnedIP, self.nameIsAddress) = (key, pinnedIP, nameIsAddress)
+        package init(key: HostKey, pinnedIP: String?, pinnedProxy: Proxy? = nil, nameIsAddress: Bool) {
+            (self.key, self.pinnedIP, self.pinnedProxy, self.nameIsAddress) = (key, pinnedIP, pinnedProxy, nameIsAddress)
         }
     }
 
@@ -158,6 +165,8 @@ package struct PoolStateMachine: ~Copyable {
         case unblacklist(address: String, host: String)
         /// `allowOnly(ips:forHost:)`; nil clears the list.
         case allowOnly(Set<String>?, host: String)
+        /// `setProxies(_:forHost:)`; nil: the pool's list again.
+        case setProxies([Proxy]?, host: String)
         /// TCP connect and TLS handshake done: an HTTP/1.1 connection.
         case dialed(SlotHandle)
         /// TCP connect and TLS handshake done: an HTTP/2 connection, which up to `streamLimit`
@@ -185,6 +194,8 @@ package struct PoolStateMachine: ~Copyable {
     package struct DialTarget: Equatable {
         package let key: HostKey
         package let address: String
+        /// The proxy the connection goes through, if any.
+        package let proxy: Proxy?
     }
 
     /// A connection (or dial) the machine has ended. Its slot is free already.
@@ -243,6 +254,7 @@ package struct PoolStateMachine: ~Copyable {
     let configuration: Configuration
     package let table: ConnectionTable
     var hostStore = HostStore()
+    var proxyStore: ProxyStore
     var waiters = WaiterQueue()
     package var closed = false
     package internal(set) var counters = Counters()
@@ -294,6 +306,7 @@ package struct PoolStateMachine: ~Copyable {
     package init(configuration: Configuration) {
         self.configuration = configuration
         self.table = ConnectionTable(maxSlots: configuration.maxConnections)
+        self.proxyStore = ProxyStore(poolProxies: configuration.proxies)
     }
 
     /// Applies `event` at monotonic instant `now` and appends the actions it needs to `actions`.
@@ -329,6 +342,7 @@ package struct PoolStateMachine: ~Copyable {
         case .blacklistManually(let address, let name, let period): blacklistManually(address, forName: name, period: period)
         case .unblacklist(let address, let name): unblacklist(address, forName: name)
         case .allowOnly(let allowed, let name): allowOnly(allowed, forName: name)
+        case .setProxies(let proxies, let name): setProxies(proxies, forName: name)
         case .dialed(let handle): dialed(handle)
         case .dialedMultiplexed(let handle, let limit):
             if table.isCurrent(handle), table.state[Int(handle.slot)] == .dialing { table.streamLimit[Int(handle.slot)] = streamLimit(limit) }

@@ -12,15 +12,28 @@ struct WaiterQueue {
         let host: Int32
         /// The IP record the caller pinned, if any.
         let pinnedIP: Int32?
+        /// The proxy record the caller pinned, if any.
+        let pinnedProxy: Int32?
         /// When the caller stops waiting (monotonic ns).
         let deadline: Int64
         /// IP records this caller's dials failed on.
         var failedIPs: [Int32] = []
+        /// Proxy records this caller's dials failed on (the proxy's fault, not the IP's).
+        var failedProxies: [Int32] = []
         /// Arrival order (set by `add`).
         fileprivate(set) var sequence: UInt64 = 0
         /// The ticket of its current queue entry; nil while it is not queued (a dial of its own
         /// is under way).
         var ticket: UInt64?
+
+        /// Dials made for this caller that failed.
+        var failedDials: Int { failedIPs.count + failedProxies.count }
+
+        /// True if the caller may take a connection to `ip` through `proxy`; `onRoute` says whether
+        /// that proxy is one its host's unpinned callers take.
+        func takes(ip: Int32, proxy: Int32, onRoute: Bool) -> Bool {
+            (pinnedIP == nil || pinnedIP == ip) && (pinnedProxy.map { $0 == proxy } ?? onRoute)
+        }
     }
 
     private struct Entry {
@@ -102,8 +115,19 @@ struct WaiterQueue {
         return ids
     }
 
-    mutating func recordFailedDial(_ id: WaiterID, ip: Int32) {
-        waiters[id]?.failedIPs.append(ip)
+    /// A dial for the waiter failed, by the fault of its IP, or of its proxy when `proxy` is given.
+    mutating func recordFailedDial(_ id: WaiterID, ip: Int32, proxy: Int32?) {
+        if let proxy { waiters[id]?.failedProxies.append(proxy) } else { waiters[id]?.failedIPs.append(ip) }
+    }
+
+    /// The proxy records waiters refer to: those they are pinned to and those their dials failed on.
+    var referencedProxies: Set<Int32> {
+        var ids = Set<Int32>()
+        for waiter in waiters.values {
+            if let pinned = waiter.pinnedProxy { ids.insert(pinned) }
+            ids.formUnion(waiter.failedProxies)
+        }
+        return ids
     }
 
     /// The first queued waiter of `host` that `accepts`, oldest first.

@@ -51,7 +51,7 @@ struct SeededGenerator: RandomNumberGenerator {
             case 0..<25:  // allocate (start a dial)
                 guard model.live.count < 300 else { continue }
                 let ip = Int32.random(in: 0..<3, using: &rng)
-                let handle = table.allocate(host: host, ip: ip, now: Int64(step))
+                let handle = table.allocate(host: host, ip: ip, proxy: ProxyStore.direct, now: Int64(step))
                 #expect(model.live[handle] == nil, "seed \(seed): handle reused while live")
                 model.live[handle] = (host, ip, .dialing)
                 model.byState[.dialing]!.append(handle)
@@ -68,7 +68,7 @@ struct SeededGenerator: RandomNumberGenerator {
             case 50..<65:  // take idle for a host, in either order, sometimes pinned to an IP
                 let ip: Int32? = Bool.random(using: &rng) ? Int32.random(in: 0..<3, using: &rng) : nil
                 let order: IdleOrder = Bool.random(using: &rng) ? .lifo : .fifo
-                let taken = table.takeIdle(host: host, ip: ip, order: order)
+                let taken = table.takeIdle(host: host, order: order) { ip == nil || table.ipID[Int($0)] == ip }
                 let candidates = (model.idle[host] ?? []).filter { ip == nil || model.live[$0]!.ip == ip }
                 let expected = order == .lifo ? candidates.last : candidates.first
                 #expect(taken.map(table.handle) == expected, "seed \(seed) step \(step): take-idle \(order)")

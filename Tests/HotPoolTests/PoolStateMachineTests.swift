@@ -91,7 +91,7 @@ extension [PoolStateMachine.Action] {
         var h = harness()
         let (id, actions) = h.acquire("a.test")
         guard case .dial(let slot, let target) = actions.first(where: \.isDial) else { Issue.record("\(actions)"); return }
-        #expect(target == .init(key: HostKey(name: "a.test", port: 443), address: Self.ips[0]))
+        #expect(target == .init(key: HostKey(name: "a.test", port: 443), address: Self.ips[0], proxy: nil))
         let leased = h.send(.dialed(slot))
         #expect(leased == [.lease(id, leased.leaseHandle!)])
         #expect(h.send(.release(leased.leaseHandle!)) == [])
