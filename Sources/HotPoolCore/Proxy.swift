@@ -50,7 +50,7 @@ public struct Proxy: Hashable, Sendable, CustomStringConvertible {
     /// CONNECT request. Throws `invalidConfiguration` saying what is wrong (never the credentials).
     public init(_ url: String, connectHeaders: HTTPFields = [:]) throws(HotPoolError) {
         func invalid(_ why: String) -> HotPoolError { .invalidConfiguration("proxy URL \(Self.redacted(url)): \(why)") }
-        guard let schemeEnd = url.firstRange(of: "://") else { throw invalid("no scheme (http, https, socks5, socks5h)") }
+        guard let schemeEnd = Self.schemeSeparator(url) else { throw invalid("no scheme (http, https, socks5, socks5h)") }
         guard let kind = Kind(rawValue: url[..<schemeEnd.lowerBound].lowercased()) else {
             throw invalid("unsupported scheme \(url[..<schemeEnd.lowerBound]) (http, https, socks5, socks5h)")
         }
@@ -90,7 +90,10 @@ public struct Proxy: Hashable, Sendable, CustomStringConvertible {
             rest = rest[host.endIndex...]
         }
         if rest.hasPrefix(":") {
-            guard let number = Int(rest.dropFirst()), (1...65535).contains(number) else { throw invalid("port not in 1...65535") }
+            let digits = rest.dropFirst()
+            guard digits.allSatisfy({ $0.isASCII && $0.isNumber }), let number = Int(digits), (1...65535).contains(number) else {
+                throw invalid("port not in 1...65535")
+            }
             port = number
         }
         guard isValidHostName(String(host)) else { throw invalid("invalid host \(String(reflecting: String(host)))") }
@@ -107,10 +110,21 @@ public struct Proxy: Hashable, Sendable, CustomStringConvertible {
         "\(kind.rawValue)://\(host.contains(":") ? "[\(host)]" : host):\(port)"
     }
 
-    /// `url` with anything before an `@` replaced, for messages about a URL that may hold credentials.
+    /// `url` with anything between its scheme (if any) and its last `@` replaced, for messages
+    /// about a URL that may hold credentials (also one with no scheme, or a mistyped one).
     private static func redacted(_ url: String) -> String {
-        guard let schemeEnd = url.firstRange(of: "://"), let at = url.lastIndex(of: "@"), at > schemeEnd.lowerBound else { return url }
-        return url[..<schemeEnd.upperBound] + "***" + url[at...]
+        guard let at = url.lastIndex(of: "@") else { return url }
+        let kept = schemeSeparator(url).map(\.upperBound).flatMap { $0 <= at ? $0 : nil } ?? url.startIndex
+        return url[..<kept] + "***" + url[at...]
+    }
+
+    /// Where the `://` after `url`'s scheme is, if it starts with one (RFC 3986: a letter, then
+    /// letters, digits, `+`, `-` and `.`): a `://` inside credentials is not one.
+    private static func schemeSeparator(_ url: String) -> Range<String.Index>? {
+        guard let separator = url.firstRange(of: "://"), let first = url.first, first.isASCII && first.isLetter,
+            url[..<separator.lowerBound].allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "+-.".contains($0)) })
+        else { return nil }
+        return separator
     }
 
     /// `text` with its `%XX` escapes decoded; nil for a bad escape or bytes that are not UTF-8.
