@@ -28,6 +28,8 @@ public struct PooledConnection: Sendable, Hashable {
     public var port: Int { identity.port }
     /// The name of the fingerprint profile the connection was made with.
     public var profile: String { identity.profile }
+    /// The proxy the connection goes through; nil = directly.
+    public var proxy: Proxy? { identity.proxy }
 
     /// `request` in the form the connection speaks, with its profile's headers.
     func message(_ request: HTTPRequest, body: [UInt8]) -> ExchangeMessage {

@@ -116,7 +116,10 @@ public struct ConnectionStats: Sendable {
     public var localAddress: String?
     /// The HTTP version the server chose for it (by ALPN).
     public var httpVersion: HTTPProtocolVersion
-    package init(targetHost: String, targetIP: String, requestCount: Int, errorCount: Int, isHealthy: Bool, created: ContinuousClock.Instant, lastUsed: ContinuousClock.Instant, isLeased: Bool, profile: String, localAddress: String?, httpVersion: HTTPProtocolVersion) {
+    /// The proxy it goes through; nil = directly.
+    public var proxy: Proxy?
+    package init(targetHost: String, targetIP: String, requestCount: Int, errorCount: Int, isHealthy: Bool, created: ContinuousClock.Instant, lastUsed: ContinuousClock.Instant, isLeased: Bool, profile: String, localAddress: String?, httpVersion: HTTPProtocolVersion, proxy: Proxy?) {
+        self.proxy = proxy
         self.targetHost = targetHost
         self.targetIP = targetIP
         self.requestCount = requestCount

@@ -72,7 +72,7 @@ extension PoolDriver {
                 errorCount: record.errorCount, isHealthy: record.isHealthy, created: instant(record.created),
                 lastUsed: instant(record.lastUsed), isLeased: record.isLeased,
                 profile: identity[Int(record.slot)]?.profile ?? "", localAddress: identity[Int(record.slot)]?.localAddress,
-                httpVersion: http2[Int(record.slot)] == nil ? .http1_1 : .http2)
+                httpVersion: http2[Int(record.slot)] == nil ? .http1_1 : .http2, proxy: identity[Int(record.slot)]?.proxy)
         }
     }
 }

@@ -163,7 +163,8 @@ package struct ProxyTunnel {
     // MARK: HTTP CONNECT
 
     /// Reads the CONNECT answer line by line: interim 1xx answers are skipped, 2xx opens the
-    /// tunnel, 407 asks for credentials, anything else fails.
+    /// tunnel, 407 asks for credentials (so does a 401: tinyproxy answers wrong credentials with
+    /// it and `WWW-Authenticate`), anything else fails.
     private mutating func readConnectAnswer() -> Step {
         while let newline = buffer[scanFrom...].firstIndex(of: ASCII.lf) {
             // The head's length so far, its line end included: over the bound whatever the read split.
@@ -180,7 +181,7 @@ package struct ProxyTunnel {
                 guard let colon = line.firstIndex(of: ASCII.colon),
                     let name = HTTPField.Name(String(decoding: line[..<colon], as: UTF8.self))
                 else { return fail("malformed header line in the answer to CONNECT") }
-                if name == .proxyAuthenticate && authenticateScheme == nil {
+                if (name == .proxyAuthenticate || name == .wwwAuthenticate) && authenticateScheme == nil {
                     let scheme = line[(colon + 1)...].drop { $0 == ASCII.space || $0 == ASCII.tab }
                         .prefix { $0 != ASCII.space && $0 != ASCII.tab && $0 != ASCII.comma }
                     authenticateScheme = String(decoding: scheme, as: UTF8.self)
@@ -200,7 +201,7 @@ package struct ProxyTunnel {
             case 200..<300:
                 // Whatever a 2xx answer to CONNECT says of a body, none follows (RFC 9110 9.3.6).
                 return buffer.isEmpty ? established() : fail(Self.bytesAfterEstablished)
-            case 407:
+            case 401, 407:
                 let scheme = authenticateScheme.flatMap { $0.isEmpty ? nil : $0 } ?? "unknown"
                 return fail(.proxyAuthenticationRequired(proxy: proxy, host: targetHost, ip: targetIP, scheme: scheme))
             default:

@@ -18,10 +18,12 @@ public final class Origin: @unchecked Sendable {
     private let server: ScriptServer
 
     /// Starts the origin and waits until it listens.
-    public init(ips: [String] = ["127.0.0.2", "127.0.0.3", "127.0.0.4"]) throws {
+    /// Its certificate names `host` (`hostName` unless given: a name another resolver knows,
+    /// such as `localhost` for a SOCKS5 proxy that resolves it).
+    public init(ips: [String] = ["127.0.0.2", "127.0.0.3", "127.0.0.4"], host: String = Origin.hostName) throws {
         self.ips = ips
         server = try ScriptServer(executable: "/usr/bin/env", arguments: [
-            "python3", ScriptServer.path("server.py"), "--ips", ips.joined(separator: ","), "--host", Self.hostName,
+            "python3", ScriptServer.path("server.py"), "--ips", ips.joined(separator: ","), "--host", host,
         ])
         guard let ca = server.ready["ca"] as? String else { throw OriginError.notReady("\(server.ready)") }
         port = server.port

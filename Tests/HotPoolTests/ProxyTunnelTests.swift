@@ -118,6 +118,9 @@ import Testing
         // A scheme asked in an interim answer is not the final answer's.
         let interim = error(try answerConnect("HTTP/1.1 100 x\r\nProxy-Authenticate: Digest\r\n\r\nHTTP/1.1 407 x\r\n\r\n", chunk: chunk))
         #expect(interim?.reason == "unknown")
+        // tinyproxy answers wrong credentials with 401 and WWW-Authenticate: asked for credentials all the same.
+        let unauthorized = error(try answerConnect("HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"t\"\r\n\r\n", chunk: chunk))
+        #expect(unauthorized?.code == .proxyAuthenticationRequired && unauthorized?.reason == "Basic")
     }
 
     @Test func otherStatusesFailWithTheStatusAndReason() throws {
