@@ -185,7 +185,7 @@ extension PoolStateMachine {
             lease(slot, to: waiter)
             offerStreams(slot)
         } else {
-            handOff(slot)
+            takeBack(slot)  // closed if its proxy went out of the route while it dialed
         }
     }
 
