@@ -34,16 +34,15 @@ extension PoolStateMachine {
             return true
         }
         // At a cap, the caller takes the place of an idle connection it cannot use rather than wait
-        // next to it: one of its own host to another IP or proxy (it is pinned), or else the least
-        // recently used one of another host.
-        let isPinned = waiter.pinnedIP != nil || waiter.pinnedProxy != nil
+        // next to it: one of its own host (to another IP or proxy than it pinned, or, unpinned,
+        // through a proxy off its host's route: it would have taken any other above), or else the
+        // least recently used one of any host.
         var victim: Int32?
         if table.liveCount(host: host) >= configuration.maxConnectionsPerHost {
-            guard isPinned, let own = table.longestIdle(host: host) else { return false }
+            guard let own = table.longestIdle(host: host) else { return false }
             victim = own
         } else if table.liveCount >= configuration.maxConnections {
-            // An unpinned caller would have taken an idle connection of its own host above.
-            guard let other = table.leastRecentlyUsedIdle(excludingHost: isPinned ? nil : host) else { return false }
+            guard let other = table.leastRecentlyUsedIdle(excludingHost: nil) else { return false }
             victim = other
         }
         if let pinned = waiter.pinnedIP, hostStore[ip: pinned].exclusion == .blacklisted {
@@ -185,7 +184,7 @@ extension PoolStateMachine {
             lease(slot, to: waiter)
             offerStreams(slot)
         } else {
-            handOff(slot)
+            takeBack(slot)  // closed if its proxy went out of the route while it dialed
         }
     }
 

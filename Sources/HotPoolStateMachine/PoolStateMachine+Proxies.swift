@@ -24,14 +24,15 @@ extension PoolStateMachine {
     }
 
     /// Why the connection must not be kept (its IP, or its proxy, is out), nil if it may. A
-    /// connection through a proxy no list names (a pinned one) is kept for the callers pinning it.
+    /// connection through a proxy no list ever named (a pinned one) is kept for the callers
+    /// pinning it; one through a proxy the lists dropped goes.
     func exclusion(_ slot: Int32) -> CloseReason? {
         if let reason = hostStore[ip: table.ipID[Int(slot)]].exclusion { return reason }
         let proxy = table.proxyID[Int(slot)]
         if proxyStore.isEmpty { return nil }
         if proxy == ProxyStore.direct { return proxyStore.list(forName: hostName(slot)).isEmpty ? nil : .proxyRemoved }
         if proxyStore[proxy].ejectedUntil != nil { return .proxyEjected }
-        return proxyStore.isListed(proxy) && !proxyStore.list(forName: hostName(slot)).contains(proxy) ? .proxyRemoved : nil
+        return proxyStore[proxy].wasListed && !proxyStore.list(forName: hostName(slot)).contains(proxy) ? .proxyRemoved : nil
     }
 
     /// The proxy a dial to `ip` of `host` goes through (`ProxyStore.direct` for none): the pinned

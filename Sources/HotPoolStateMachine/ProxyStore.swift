@@ -17,6 +17,9 @@ package struct ProxyRecord {
     var ejectionPeriod: Int64 = 0
     /// The slot of the recovery dial under way, if one is.
     var recoverySlot: Int32?
+    /// Some list named it: its connections are the lists' (closed once their host's list no
+    /// longer names it), not kept for callers pinning it.
+    var wasListed = false
     /// Per target IP address: requests sent through this proxy, and those that failed.
     package var targets: [String: (requests: Int, failures: Int)] = [:]
 
@@ -41,7 +44,7 @@ struct ProxyStore {
     private var hostCursors: [String: Int] = [:]
 
     init(poolProxies: [Proxy]) {
-        poolList = poolProxies.map { id(of: $0) }
+        poolList = poolProxies.map { listedID(of: $0) }
     }
 
     subscript(id: Int32) -> ProxyRecord {
@@ -71,6 +74,13 @@ struct ProxyStore {
         return id
     }
 
+    /// The id of `proxy`'s record, made if new, marked as named by a list.
+    private mutating func listedID(of proxy: Proxy) -> Int32 {
+        let id = id(of: proxy)
+        self[id].wasListed = true
+        return id
+    }
+
     /// The proxies dials to hosts named `name` go through: the host's own list if set, else the
     /// pool's; empty = direct.
     func list(forName name: String) -> [Int32] { hostLists.isEmpty ? poolList : hostLists[name] ?? poolList }
@@ -80,7 +90,7 @@ struct ProxyStore {
 
     /// Gives hosts named `name` their own list (nil: the pool's list again).
     mutating func setList(_ proxies: [Proxy]?, forName name: String) {
-        hostLists[name] = proxies.map { $0.map { id(of: $0) } }
+        hostLists[name] = proxies.map { $0.map { listedID(of: $0) } }
         hostCursors[name] = nil
     }
 
