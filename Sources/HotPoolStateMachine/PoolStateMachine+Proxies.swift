@@ -142,8 +142,8 @@ extension PoolStateMachine {
     /// The recovery pass over ejected proxies: each whose time is up is dialed through, to an IP
     /// in rotation of a host whose list names it, within the limits; its tunnel opening brings it back.
     mutating func probeEjectedProxies() {
-        guard table.liveCount < configuration.maxConnections else { return }
         for proxy in proxyStore.ids {
+            guard table.liveCount < configuration.maxConnections else { return }
             guard let until = proxyStore[proxy].ejectedUntil, until <= now, proxyStore[proxy].recoverySlot == nil else { continue }
             for host in hostStore.hostIDs where table.liveCount(host: host) < configuration.maxConnectionsPerHost
                 && proxyStore.list(forName: hostStore[host: host].key.name).contains(proxy) {
