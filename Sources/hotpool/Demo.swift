@@ -135,6 +135,47 @@ struct HotPoolDemo {
             throw DemoError.unbalanced("opened \(stats.connectionsOpened), destroyed \(destroyed), server open \(server2.totalOpen)")
         }
         try await http2()
+        try await throughProxy()
+    }
+
+    /// Proxies: the same requests through a local tinyproxy (HTTP CONNECT), with the preset's
+    /// ClientHello inside the tunnel; the proxy's ledger; a dead proxy is the proxy's failure.
+    static func throughProxy() async throws {
+        step("through a local proxy: tinyproxy (HTTP CONNECT) on 127.0.0.1, then the proxy dies")
+        let origin = try Origin(ips: ["127.0.0.6"])
+        defer { origin.stop() }
+        let proxy = try TinyProxy()
+        defer { proxy.stop() }
+        var config = origin.configuration()
+        config.proxies = [try Proxy(proxy.url)]
+        config.maxRetries = 0
+        let pool = try origin.pool(config)
+        for i in 0..<20 {
+            let request = HTTPRequest(method: .get, scheme: "https", authority: Origin.hostName, path: "/proxied/\(i)")
+            guard try await pool.execute(request, host: Origin.hostName, port: origin.port).head.status == .ok else {
+                throw DemoError.unbalanced("a request through the proxy was not answered 200")
+            }
+        }
+        let hello = try await origin.send(["cmd": "hellos", "ip": origin.ips[0], "last": 1]).object["hellos"] as? [[String: Any]]
+        print("  20 requests answered over \(proxy.tunnelsOpened()) tunnel; the origin saw them from "
+              + "\(try await origin.recentSources(last: 1).joined()), JA4 \(hello?.last?["ja4"] as? String ?? "?")")
+        proxy.kill()
+        // Its tunnel closed: the pool reads that on the idle connection and destroys it.
+        for _ in 0..<100 where await pool.stats().totalConnections > 0 { try await Task.sleep(for: .milliseconds(10)) }
+        do {
+            _ = try await pool.execute(HTTPRequest(method: .get, scheme: "https", authority: Origin.hostName, path: "/"),
+                                       host: Origin.hostName, port: origin.port)
+        } catch {
+            print("  after the proxy died: \(error)")
+        }
+        for ledger in await pool.proxyStats() {
+            print("  \(ledger.proxy): \(ledger.dials) dials, \(ledger.failedDials) failed, \(ledger.openConnections) open, "
+                  + "requests through it per IP \(ledger.targets.mapValues(\.requests))")
+        }
+        let failures = await pool.ipStats(forHost: Origin.hostName).map(\.failures).reduce(0, +)
+        print("  failures charged to the origin's IP: \(failures)")
+        try await pool.close()
+        guard failures == 0 else { throw DemoError.unbalanced("a proxy failure was charged to the target IP") }
     }
 
     /// HTTP/2: a second origin speaks h2 and holds each answer 100 ms; 64 callers at once share two

@@ -1,7 +1,6 @@
 import Foundation
-import OriginControl
 
-/// Real proxy servers from Debian on a loopback IP, started and stopped by a test, for the pool's
+/// Real proxy servers from Debian on a loopback IP, started and stopped by a test or the demo, for the pool's
 /// proxy tests: `TinyProxy` (HTTP CONNECT), `Dante` (SOCKS5) and `Squid` (HTTP CONNECT inside
 /// TLS). Each runs in the foreground as this process's child, with its configuration and log in a
 /// throwaway directory, on a free port; each `init` returns once the server listens (a bounded
@@ -13,7 +12,7 @@ import OriginControl
 ///
 /// The servers start as root here and switch to `nobody` (Dante takes root back only to check
 /// passwords), so their directory and log files are made writable by everyone.
-protocol ProxyServer: AnyObject {
+public protocol ProxyServer: AnyObject {
     /// The proxy's URL for `Proxy(_:)`, with the credentials it was configured with.
     var url: String { get }
     /// The IP it listens on.
@@ -36,14 +35,6 @@ protocol ProxyServer: AnyObject {
     func stop()
 }
 
-extension ProxyServer {
-    /// Waits (bounded, polling) until the proxy has logged at least `opened` tunnels opened and
-    /// `closed` closed, and says whether it logged exactly those counts then.
-    func sawTunnels(opened: Int, closed: Int, within timeout: Duration = .seconds(5)) async -> Bool {
-        _ = await eventually(timeout) { tunnelsOpened() >= opened && tunnelsClosed() >= closed }
-        return tunnelsOpened() == opened && tunnelsClosed() == closed
-    }
-}
 
 /// tinyproxy (Debian tinyproxy-bin, 1.11): an HTTP proxy whose CONNECT goes to any port (with no
 /// `ConnectPort` line it allows every port), with Basic authentication if `basicAuth` is given.
@@ -52,14 +43,14 @@ extension ProxyServer {
 ///
 /// With wrong credentials tinyproxy 1.11.1 answers CONNECT with 401 and `WWW-Authenticate`, not
 /// 407 (407 and `Proxy-Authenticate` only when the request has no `Proxy-Authorization`).
-final class TinyProxy: ProxyServer {
-    let ip: String
-    let port: Int
-    let credentials: (user: String, password: String)?
+public final class TinyProxy: ProxyServer {
+    public let ip: String
+    public let port: Int
+    public let credentials: (user: String, password: String)?
     private let server: ProxyProcess
 
     /// tinyproxy on `ip`, asking for `basicAuth` (a user and password without spaces) if given.
-    init(basicAuth: (user: String, password: String)? = nil, listen ip: String = "127.0.0.1") throws {
+    public init(basicAuth: (user: String, password: String)? = nil, listen ip: String = "127.0.0.1") throws {
         self.ip = ip
         credentials = basicAuth
         port = ProxyProcess.freePort(ip)
@@ -85,27 +76,27 @@ final class TinyProxy: ProxyServer {
 
     deinit { server.stop() }
 
-    var url: String { url(credentials: credentials) }
+    public var url: String { url(credentials: credentials) }
 
     /// The `http://` URL with `credentials` (none if nil), e.g. wrong ones.
-    func url(credentials: (user: String, password: String)?) -> String {
+    public func url(credentials: (user: String, password: String)?) -> String {
         ProxyProcess.url("http", credentials, ip, port)
     }
 
-    func tunnelsOpened() -> Int { server.count("Established connection to host") }
-    func tunnelsClosed() -> Int { server.count("Closed connection between local client") }
+    public func tunnelsOpened() -> Int { server.count("Established connection to host") }
+    public func tunnelsClosed() -> Int { server.count("Closed connection between local client") }
     /// The targets of the CONNECT requests it read ("host:port"), oldest first, whether or not
     /// they were let through.
-    func connectTargets() -> [String] {
+    public func connectTargets() -> [String] {
         log().split(separator: "\n").compactMap { line in
             guard let range = line.range(of: "): CONNECT ") else { return nil }
             return line[range.upperBound...].split(separator: " ").first.map(String.init)
         }
     }
-    func log() -> String { server.log() }
-    func kill() { server.kill() }
-    func restart() throws { try server.start() }
-    func stop() { server.stop() }
+    public func log() -> String { server.log() }
+    public func kill() { server.kill() }
+    public func restart() throws { try server.start() }
+    public func stop() { server.stop() }
 }
 
 /// Dante (Debian dante-server, 1.4): a SOCKS5 server allowing CONNECT from 127.0.0.0/8 to
@@ -120,17 +111,17 @@ final class TinyProxy: ProxyServer {
 ///
 /// It logs each tunnel ("pass(1): tcp/connect [: ..." opened, "... ]: ..." closed) and each
 /// refused client ("block(1): tcp/accept ]: ... system password authentication failed ...").
-final class Dante: ProxyServer {
+public final class Dante: ProxyServer {
     /// The system account .ci/install-deps makes for Dante's username method, and its password.
-    static let user = "hotpool-socks"
-    static let password = "hotpool-socks-pw"
+    public static let user = "hotpool-socks"
+    public static let password = "hotpool-socks-pw"
 
-    let ip: String
-    let port: Int
-    let usernameAuth: Bool
+    public let ip: String
+    public let port: Int
+    public let usernameAuth: Bool
     private let server: ProxyProcess
 
-    init(usernameAuth: Bool = false, listen ip: String = "127.0.0.1") throws {
+    public init(usernameAuth: Bool = false, listen ip: String = "127.0.0.1") throws {
         if usernameAuth && getpwnam(Self.user) == nil {
             throw ProxyServerError.failed("no system user \(Self.user) for Dante's username method: run .ci/install-deps")
         }
@@ -166,25 +157,25 @@ final class Dante: ProxyServer {
     deinit { server.stop() }
 
     /// The credentials it takes: `Dante.user` and `Dante.password` with `usernameAuth`, else none.
-    var credentials: (user: String, password: String)? { usernameAuth ? (Self.user, Self.password) : nil }
+    public var credentials: (user: String, password: String)? { usernameAuth ? (Self.user, Self.password) : nil }
     /// The `socks5://` URL, with `credentials`.
-    var url: String { url(scheme: "socks5", credentials: credentials) }
+    public var url: String { url(scheme: "socks5", credentials: credentials) }
     /// The `socks5h://` URL (the proxy resolves the target's name), with `credentials`.
-    var hostnameURL: String { url(scheme: "socks5h", credentials: credentials) }
+    public var hostnameURL: String { url(scheme: "socks5h", credentials: credentials) }
 
     /// The URL with `scheme` ("socks5" or "socks5h") and `credentials` (none if nil), e.g. wrong ones.
-    func url(scheme: String, credentials: (user: String, password: String)?) -> String {
+    public func url(scheme: String, credentials: (user: String, password: String)?) -> String {
         ProxyProcess.url(scheme, credentials, ip, port)
     }
 
-    func tunnelsOpened() -> Int { server.count("tcp/connect [:") }
-    func tunnelsClosed() -> Int { server.count("tcp/connect ]:") }
+    public func tunnelsOpened() -> Int { server.count("tcp/connect [:") }
+    public func tunnelsClosed() -> Int { server.count("tcp/connect ]:") }
     /// How many clients it refused because their user name or password was wrong.
-    func authenticationFailures() -> Int { server.count("password authentication failed") }
-    func log() -> String { server.log() }
-    func kill() { server.kill() }
-    func restart() throws { try server.start() }
-    func stop() { server.stop() }
+    public func authenticationFailures() -> Int { server.count("password authentication failed") }
+    public func log() -> String { server.log() }
+    public func kill() { server.kill() }
+    public func restart() throws { try server.start() }
+    public func stop() { server.stop() }
 }
 
 /// Squid (Debian squid-openssl, 5.x) as an HTTPS proxy: TLS to the proxy on `https_port`, HTTP
@@ -201,21 +192,21 @@ final class Dante: ProxyServer {
 /// Tunnels are read from its debug log (section 26 at level 3: "TunnelStateData constructed"
 /// and "destructed"); its access log (`accessLog()`) has one line per CONNECT once it ends,
 /// "TCP_TUNNEL/200" or "TCP_DENIED/407".
-final class Squid: ProxyServer {
-    let ip: String
-    let port: Int
-    let credentials: (user: String, password: String)?
+public final class Squid: ProxyServer {
+    public let ip: String
+    public let port: Int
+    public let credentials: (user: String, password: String)?
     /// The CA that signed the proxy's certificate (for curl's `--proxy-cacert`, the pool's trust).
-    let caFile: String
+    public let caFile: String
     private let server: ProxyProcess
     private let accessLogFile: String
 
     /// The test origin's CA certificate and key (the key is written beside the certificate).
-    static func originCA(_ origin: Origin) -> (certificate: String, key: String) {
+    public static func originCA(_ origin: Origin) -> (certificate: String, key: String) {
         (origin.caFile, (origin.caFile as NSString).deletingPathExtension + ".key")
     }
 
-    init(basicAuth: (user: String, password: String)? = nil, signedBy ca: (certificate: String, key: String)? = nil,
+    public init(basicAuth: (user: String, password: String)? = nil, signedBy ca: (certificate: String, key: String)? = nil,
          listen ip: String = "127.0.0.1") throws {
         self.ip = ip
         credentials = basicAuth
@@ -281,24 +272,24 @@ final class Squid: ProxyServer {
 
     deinit { server.stop() }
 
-    var url: String { url(credentials: credentials) }
+    public var url: String { url(credentials: credentials) }
 
     /// The `https://` URL with `credentials` (none if nil), e.g. wrong ones.
-    func url(credentials: (user: String, password: String)?) -> String {
+    public func url(credentials: (user: String, password: String)?) -> String {
         ProxyProcess.url("https", credentials, ip, port)
     }
 
-    func tunnelsOpened() -> Int { server.count("TunnelStateData constructed") }
-    func tunnelsClosed() -> Int { server.count("TunnelStateData destructed") }
+    public func tunnelsOpened() -> Int { server.count("TunnelStateData constructed") }
+    public func tunnelsClosed() -> Int { server.count("TunnelStateData destructed") }
     /// Its access log: a line per CONNECT once it ended (e.g. "TCP_TUNNEL/200 ... CONNECT 127.0.0.2:443 user").
-    func accessLog() -> String { ProxyProcess.read(accessLogFile) }
-    func log() -> String { server.log() }
-    func kill() { server.kill() }
-    func restart() throws { try server.start() }
-    func stop() { server.stop() }
+    public func accessLog() -> String { ProxyProcess.read(accessLogFile) }
+    public func log() -> String { server.log() }
+    public func kill() { server.kill() }
+    public func restart() throws { try server.start() }
+    public func stop() { server.stop() }
 }
 
-enum ProxyServerError: Error {
+public enum ProxyServerError: Error {
     case failed(String)
 }
 
