@@ -3,7 +3,8 @@
 
 # liburing-dev and libssl-dev for CShims, zlib1g-dev, libbrotli-dev and libzstd-dev for its certificate
 # decompressors, libc-ares-dev for the pool's resolver; python3-cryptography for the test origin,
-# python3-dnslib for the tests' DNS server (Tests/Origin/dns.py), curl-cffi for the fingerprint tests.
+# python3-dnslib for the tests' DNS server (Tests/Origin/dns.py), curl-cffi for the fingerprint tests;
+# tinyproxy-bin, dante-server and squid-openssl (with curl) for the proxy tests and the demo.
 deps:
 	@./.ci/install-deps
 
