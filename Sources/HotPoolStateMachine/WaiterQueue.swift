@@ -106,11 +106,17 @@ struct WaiterQueue {
     }
 
     /// The IP records waiters refer to: those they are pinned to and those their dials failed on.
-    var referencedIPs: Set<Int32> {
+    var referencedIPs: Set<Int32> { referenced(pinned: \.pinnedIP, failed: \.failedIPs) }
+
+    /// The proxy records waiters refer to: those they are pinned to and those their dials failed on.
+    var referencedProxies: Set<Int32> { referenced(pinned: \.pinnedProxy, failed: \.failedProxies) }
+
+    /// The records waiters name in `pinned` and `failed`.
+    private func referenced(pinned: KeyPath<Waiter, Int32?>, failed: KeyPath<Waiter, [Int32]>) -> Set<Int32> {
         var ids = Set<Int32>()
         for waiter in waiters.values {
-            if let pinned = waiter.pinnedIP { ids.insert(pinned) }
-            ids.formUnion(waiter.failedIPs)
+            if let id = waiter[keyPath: pinned] { ids.insert(id) }
+            ids.formUnion(waiter[keyPath: failed])
         }
         return ids
     }
@@ -118,16 +124,6 @@ struct WaiterQueue {
     /// A dial for the waiter failed, by the fault of its IP, or of its proxy when `proxy` is given.
     mutating func recordFailedDial(_ id: WaiterID, ip: Int32, proxy: Int32?) {
         if let proxy { waiters[id]?.failedProxies.append(proxy) } else { waiters[id]?.failedIPs.append(ip) }
-    }
-
-    /// The proxy records waiters refer to: those they are pinned to and those their dials failed on.
-    var referencedProxies: Set<Int32> {
-        var ids = Set<Int32>()
-        for waiter in waiters.values {
-            if let pinned = waiter.pinnedProxy { ids.insert(pinned) }
-            ids.formUnion(waiter.failedProxies)
-        }
-        return ids
     }
 
     /// The first queued waiter of `host` that `accepts`, oldest first.

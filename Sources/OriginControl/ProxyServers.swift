@@ -53,7 +53,7 @@ public final class TinyProxy: ProxyServer {
     public init(basicAuth: (user: String, password: String)? = nil, listen ip: String = "127.0.0.1") throws {
         self.ip = ip
         credentials = basicAuth
-        port = ProxyProcess.freePort(ip)
+        port = freePort(on: ip)
         let directory = try ProxyProcess.makeDirectory("tinyproxy")
         let logFile = directory + "/tinyproxy.log"
         let config = """
@@ -127,7 +127,7 @@ public final class Dante: ProxyServer {
         }
         self.ip = ip
         self.usernameAuth = usernameAuth
-        port = ProxyProcess.freePort(ip)
+        port = freePort(on: ip)
         let directory = try ProxyProcess.makeDirectory("dante")
         let logFile = directory + "/danted.log"
         let config = """
@@ -210,7 +210,7 @@ public final class Squid: ProxyServer {
          listen ip: String = "127.0.0.1") throws {
         self.ip = ip
         credentials = basicAuth
-        port = ProxyProcess.freePort(ip)
+        port = freePort(on: ip)
         let directory = try ProxyProcess.makeDirectory("squid")
         let openssl = "/usr/bin/openssl"
         let ecKey = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
@@ -470,23 +470,6 @@ final class ProxyProcess {
         return false
     }
 
-    /// A port that is free on `ip` now (bound and released).
-    static func freePort(_ ip: String) -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = 0
-        inet_pton(AF_INET, ip, &address.sin_addr)
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                _ = bind(fd, $0, length)
-                _ = getsockname(fd, $0, &length)
-            }
-        }
-        return Int(UInt16(bigEndian: address.sin_port))
-    }
 
     static func run(_ path: String, _ arguments: [String]) throws {
         _ = try output(path, arguments)
@@ -508,4 +491,22 @@ final class ProxyProcess {
         }
         return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
     }
+}
+
+/// A TCP port that is free on `ip` now (bound and released): for a server a test starts there.
+public func freePort(on ip: String) -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_port = 0
+    inet_pton(AF_INET, ip, &address.sin_addr)
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    withUnsafeMutablePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+            _ = bind(fd, $0, length)
+            _ = getsockname(fd, $0, &length)
+        }
+    }
+    return Int(UInt16(bigEndian: address.sin_port))
 }

@@ -1,4 +1,5 @@
 import Foundation
+import OriginControl
 
 /// A real nginx (OpenSSL) on a loopback IP, with its own throwaway CA, started and stopped by a
 /// test. Answers every path with 200 and a short body over TLS with keep-alive, and `/tls` with
@@ -28,7 +29,7 @@ final class Nginx {
         try "subjectAltName=DNS:\(hostName)\n".write(toFile: prefix + "/ext.cnf", atomically: true, encoding: .utf8)
         try Self.run("/usr/bin/openssl", ["x509", "-req", "-in", prefix + "/server.csr", "-CA", caFile, "-CAkey", prefix + "/ca.key",
             "-CAcreateserial", "-out", prefix + "/server.pem", "-days", "2", "-extfile", prefix + "/ext.cnf"])
-        port = Self.freePort(ip)
+        port = freePort(on: ip)
         let config = """
             daemon off;
             pid \(prefix)/nginx.pid;
@@ -103,24 +104,6 @@ final class Nginx {
         guard process.terminationStatus == 0 else {
             throw NginxError.failed("\(path) \(arguments.joined(separator: " ")): exit \(process.terminationStatus)")
         }
-    }
-
-    /// A port that is free on `ip` now (bound and released).
-    private static func freePort(_ ip: String) -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = 0
-        inet_pton(AF_INET, ip, &address.sin_addr)
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                _ = bind(fd, $0, length)
-                _ = getsockname(fd, $0, &length)
-            }
-        }
-        return Int(UInt16(bigEndian: address.sin_port))
     }
 }
 
