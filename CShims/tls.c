@@ -25,6 +25,8 @@ static hp_tls *transport(hp_tls *t) {
 int hp_tls_take_input(hp_tls *t, char *buf, int len) {
     if (t->outer) {  // the outer engine's plaintext; its close or failure ends this stream
         int n = hp_tls_read(t->outer, buf, len);
+        // A close (not a failure) is this stream's end too: a bare FIN reads as HP_TLS_CLOSED here.
+        if (n == HP_TLS_CLOSED) t->in_eof = 1;
         return n > 0 ? n : n == HP_TLS_WANT_READ ? -1 : 0;
     }
     if (t->in_len == 0) return t->in_eof ? 0 : -1;

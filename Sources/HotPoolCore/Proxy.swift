@@ -3,7 +3,7 @@ import HTTPTypes
 /// An upstream proxy a connection goes through: its kind, where it listens, and the credentials
 /// it asks for. Made from a URL (`Proxy("socks5://user:pass@10.0.0.1:1080")`), checked in full
 /// when made. Its `description` never holds the credentials, so logs and errors may show it.
-public struct Proxy: Hashable, Sendable, CustomStringConvertible {
+public struct Proxy: Hashable, Sendable, CustomStringConvertible, CustomReflectable {
     /// How the tunnel to the target is made.
     public enum Kind: String, Hashable, Sendable, CaseIterable {
         /// HTTP CONNECT over plain TCP (`http://`), Basic authentication with credentials.
@@ -103,6 +103,11 @@ public struct Proxy: Hashable, Sendable, CustomStringConvertible {
         }
         (self.kind, self.host, self.port) = (kind, String(host), port)
         (self.username, self.password, self.connectHeaders) = (username, password, connectHeaders)
+    }
+
+    /// What `dump` and other reflection show: the proxy without its password.
+    public var customMirror: Mirror {
+        Mirror(self, children: ["kind": kind, "host": host, "port": port, "username": username as Any], displayStyle: .struct)
     }
 
     /// The proxy's URL without credentials: `socks5://10.0.0.1:1080`.

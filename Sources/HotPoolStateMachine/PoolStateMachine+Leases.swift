@@ -172,9 +172,11 @@ extension PoolStateMachine {
         defer { if dialer == .warming { endWarmDial(table.hostID[s]) } }
         // The caller it was dialed for, unless it gave up meanwhile.
         let waiter = dialer.caller.flatMap { waiters[$0] != nil ? $0 : nil }
-        // A caller pinned to an IP that DNS dropped still gets its connection (closed on return).
-        if let reason = hostStore[ip: ip].exclusion, waiter.flatMap({ waiters[$0]?.pinnedIP }) != ip {
-            // Its IP went out of rotation while it dialed: it goes, and its caller waits for another.
+        // A caller pinned to an IP that DNS dropped, or to a proxy off the host's list, still gets
+        // its connection (closed on return).
+        let pinned = waiter.flatMap { waiters[$0] }
+        if let reason = pinned?.pinnedIP == ip ? nil : hostStore[ip: ip].exclusion ?? (pinned?.pinnedProxy != nil ? nil : exclusion(slot)) {
+            // Its IP (or proxy) went out of rotation while it dialed: it goes, and its caller waits for another.
             destroy(slot, reason)
             if let waiter { requeue(waiter) }
             return

@@ -13,7 +13,8 @@ extension PoolStateMachine {
         let proxy = table.proxyID[Int(slot)]
         if proxyStore.isEmpty { return proxy == ProxyStore.direct }
         let list = proxyStore.list(forName: hostName(slot))
-        return list.isEmpty ? proxy == ProxyStore.direct : list.contains(proxy) && proxyStore[proxy].ejectedUntil == nil
+        guard !list.isEmpty else { return proxy == ProxyStore.direct }
+        return list.contains(proxy) && (proxyStore[proxy].ejectedUntil == nil || !proxyStore.hasProxyInRotation(forName: hostName(slot)))
     }
 
     /// True if a caller pinned to `ip` and `proxy` (each nil: not pinned) may take the slot.
@@ -31,7 +32,9 @@ extension PoolStateMachine {
         let proxy = table.proxyID[Int(slot)]
         if proxyStore.isEmpty { return nil }
         if proxy == ProxyStore.direct { return proxyStore.list(forName: hostName(slot)).isEmpty ? nil : .proxyRemoved }
-        if proxyStore[proxy].ejectedUntil != nil { return .proxyEjected }
+        // With every proxy of its list ejected, dials go through one anyway (`nextInRotation`):
+        // its connections are kept.
+        if proxyStore[proxy].ejectedUntil != nil && proxyStore.hasProxyInRotation(forName: hostName(slot)) { return .proxyEjected }
         return proxyStore[proxy].wasListed && !proxyStore.list(forName: hostName(slot)).contains(proxy) ? .proxyRemoved : nil
     }
 
@@ -103,14 +106,14 @@ extension PoolStateMachine {
     }
 
     /// Ejects the proxy after `consecutiveFailuresToEject` failures in a row, for longer each
-    /// time, unless that would put more than `maxEjectedShare` of the listed proxies out.
+    /// time, unless that would put more than `maxEjectedShare` of a list that names it out.
     private mutating func ejectIfFailing(_ proxy: Int32) {
         let record = proxyStore[proxy]
-        guard record.consecutiveFailures >= configuration.consecutiveFailuresToEject, record.ejectedUntil == nil,
-              proxyStore.isListed(proxy) else { return }
-        let listed = proxyStore.listedIDs
-        let ejected = listed.count { proxyStore[$0].ejectedUntil != nil }
-        guard Double(ejected + 1) <= configuration.maxEjectedShare * Double(listed.count) else { return }
+        guard record.consecutiveFailures >= configuration.consecutiveFailuresToEject, record.ejectedUntil == nil else { return }
+        let lists = proxyStore.lists(naming: proxy)
+        guard !lists.isEmpty, lists.allSatisfy({ list in
+            Double(list.count { proxyStore[$0].ejectedUntil != nil } + 1) <= configuration.maxEjectedShare * Double(list.count)
+        }) else { return }
         proxyStore[proxy].ejections += 1
         proxyStore[proxy].consecutiveFailures = 0
         let period = cappedBlacklistPeriod(configuration.blacklistTimeout, times: Int64(proxyStore[proxy].ejections))

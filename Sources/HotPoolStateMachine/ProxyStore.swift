@@ -58,8 +58,15 @@ struct ProxyStore {
     /// True while the pool has no proxy at all (no list, none pinned): every connection is direct.
     var isEmpty: Bool { index.isEmpty }
 
-    /// The ids of the proxies some list names.
-    var listedIDs: Set<Int32> { Set(poolList).union(hostLists.values.joined()) }
+    /// The lists that name the proxy (the pool's, hosts' own).
+    func lists(naming id: Int32) -> [[Int32]] {
+        ([poolList] + hostLists.values).filter { $0.contains(id) }
+    }
+
+    /// True if the list for `name` has a proxy that is not ejected.
+    func hasProxyInRotation(forName name: String) -> Bool {
+        list(forName: name).contains { self[$0].ejectedUntil == nil }
+    }
 
     /// True if some record is named by no list (a pinned proxy, or one a list dropped).
     var hasUnlisted: Bool { index.values.contains { !isListed($0) } }

@@ -301,6 +301,47 @@ import Testing
         p.closeAndCheckAccounting()
     }
 
+    /// The share of ejected proxies is kept per list: a host whose own list is one proxy never has
+    /// it ejected, however many proxies the pool's list holds; and if every proxy of a list is out
+    /// (`maxEjectedShare` 1), dials go through one and their connections are kept, not closed
+    /// and re-dialed in a loop.
+    @Test func ejectionKeepsEachListsShareAndAWhollyEjectedListStillServes() {
+        var p = ProxyHarness(proxies: [Self.a, Self.b]) { $0.consecutiveFailuresToEject = 1 }
+        _ = p.send(.setProxies([Self.c], host: Self.one))
+        guard let (_, slot, target) = p.startDial(Self.one) else { return }
+        #expect(target.proxy == Self.c)
+        _ = p.send(.dialFailed(slot, .proxyConnectFailed(proxy: Self.c, host: Self.one, ip: Self.oneIP, reason: "refused")))
+        #expect(p.ledger(Self.c)?.record.ejectedUntil == nil, "the only proxy of one.test's list stays in")
+        p.closeAndCheckAccounting()
+
+        var all = ProxyHarness(proxies: [Self.a]) {
+            $0.consecutiveFailuresToEject = 1
+            $0.maxEjectedShare = 1
+        }
+        guard let (_, failed, _) = all.startDial(Self.one) else { return }
+        _ = all.send(.dialFailed(failed, .proxyConnectFailed(proxy: Self.a, host: Self.one, ip: Self.oneIP, reason: "refused")))
+        #expect(all.ledger(Self.a)?.record.ejectedUntil != nil)
+        guard let (lease, target2) = all.connect(Self.one) else { return }
+        #expect(target2.proxy == Self.a)
+        #expect(all.send(.release(lease)).isEmpty, "parked idle, not closed")
+        #expect(all.stats.idleConnections == 1)
+        all.closeAndCheckAccounting()
+    }
+
+    /// A caller's own dial whose proxy left the host's list while it dialed is not handed to it:
+    /// the connection goes (`proxyRemoved`) and the caller's next dial takes the new list.
+    @Test func aCallersDialWhoseProxyLeftTheListMeanwhileIsRedialed() {
+        var p = ProxyHarness(proxies: [Self.a])
+        guard let (id, slot, target) = p.startDial(Self.one) else { return }
+        #expect(target.proxy == Self.a)
+        _ = p.send(.setProxies([Self.b], host: Self.one))
+        let actions = p.send(.dialed(slot))
+        #expect(!actions.contains { if case .lease(id, _) = $0 { true } else { false } })
+        #expect(actions.dials.first?.1.proxy == Self.b, "\(actions)")
+        #expect(p.destroyedByReason == [.proxyRemoved: 1])
+        p.closeAndCheckAccounting()
+    }
+
     /// A failure after the tunnel opened (the target's TLS handshake) is the IP's: charged to it
     /// and to the (proxy, IP) pair, not to the proxy, whose run of failures it ends.
     @Test func aTargetFailureThroughTheTunnelIsChargedToTheIPAndEndsTheProxysRunOfFailures() {

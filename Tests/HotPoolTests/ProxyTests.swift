@@ -252,6 +252,24 @@ import Testing
         try await pool.close()
     }
 
+    /// A close from the target through the tunnel is a close, as without a proxy: a bare FIN
+    /// (`remoteClosed`, not a TLS error), and a close_notify.
+    @Test(arguments: [Kind.http, .https, .socks5], ["fin", "notify"])
+    func theTargetsCloseThroughTheTunnelIsAClose(kind: Kind, mode: String) async throws {
+        let origin = try Origin()
+        let (proxy, url) = try kind.start(origin)
+        defer { proxy.stop() }
+        var config = try Self.configuration(origin, proxies: [url])
+        config.httpVersions = [.http1_1]
+        let pool = try origin.pool(config)
+        pool.putConnection(try await pool.getConnection(host: Origin.hostName, port: origin.port))
+        #expect(try await origin.closeIdle(ip: "*", mode: mode) == 1)
+        #expect(await eventually { await pool.stats().totalConnections == 0 })
+        let closed = await pool.stats().closedByReason.filter { $0.value > 0 }
+        #expect(closed == [.remoteClosed: 1], "\(closed)")
+        try await pool.close()
+    }
+
     /// HTTP/2 through a tunnel: many streams at once on one tunnelled connection.
     @Test(arguments: [Kind.http, .https, .socks5])
     func http2StreamsShareOneTunnel(kind: Kind) async throws {

@@ -124,6 +124,9 @@ import Testing
             #expect(!proxy.description.contains(Self.password) && !proxy.description.contains("user"))
             #expect(!"\(proxy)".contains(Self.password) && !String(reflecting: proxy).contains(Self.password))
             #expect(!HotPoolError.timeout(host: "h", ip: nil, phase: .proxyTunnel, proxy: proxy).description.contains(Self.password))
+            var dumped = ""
+            dump(proxy, to: &dumped)
+            #expect(!dumped.contains(Self.password) && dumped.contains("proxy.local") == url.contains("proxy.local"), "\(dumped)")
         }
     }
 }
