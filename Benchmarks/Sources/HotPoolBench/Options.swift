@@ -5,10 +5,12 @@ struct Options: Sendable {
     static let usage = """
         usage: HotPoolBench --ca FILE --ips IP[,IP...] --port PORT [--http2-port PORT] [--host NAME] [--runs N]
                             [--duration SECONDS] [--quick] [--json FILE] [--only GROUP[,GROUP...]]
-          groups: getput, throughput, http2, handshake, destruction (close, remove and memory), hosts
+                            [--http-proxy URL] [--socks5-proxy URL] [--https-proxy URL]
+          groups: getput, throughput, http2, handshake, destruction (close, remove and memory), hosts,
+                  proxy (through the local proxies given; skipped without --http-proxy)
         """
 
-    static let groups: Set<String> = ["getput", "throughput", "http2", "handshake", "destruction", "hosts"]
+    static let groups: Set<String> = ["getput", "throughput", "http2", "handshake", "destruction", "hosts", "proxy"]
 
     /// PEM of the CA that signed nginx's certificate.
     var caFile = ""
@@ -26,6 +28,11 @@ struct Options: Sendable {
     var quick = false
     var jsonPath = "results.json"
     var groups = Options.groups
+    /// The local proxies of the proxy group (run.sh starts them): tinyproxy (`http://`), Dante
+    /// (`socks5://`) and Squid (`https://`, its certificate signed by `caFile`'s CA).
+    var httpProxy: Proxy?
+    var socks5Proxy: Proxy?
+    var httpsProxy: Proxy?
 
     /// The `Host` authority requests carry.
     var authority: String { port == 443 ? host : "\(host):\(port)" }
@@ -35,9 +42,10 @@ struct Options: Sendable {
 
     /// A pool over nginx's IPs presenting `profile`, whose limits admit `connections` connections,
     /// all of them idle; with `streams`, connections to its first IP only (as h2load's), each
-    /// leased to at most `streams` callers at once.
+    /// leased to at most `streams` callers at once; every connection through `proxies`, if any.
     func makePool(
-        connections: Int, backend: IOBackendChoice = .epoll, streams: Int? = nil, profile: FingerprintProfile = .chrome
+        connections: Int, backend: IOBackendChoice = .epoll, streams: Int? = nil, profile: FingerprintProfile = .chrome,
+        proxies: [Proxy] = []
     ) throws -> HotConnPool {
         var configuration = HotPoolConfiguration()
         configuration.ioBackend = backend
@@ -47,6 +55,7 @@ struct Options: Sendable {
         configuration.maxConnectionsPerHost = connections
         configuration.maxIdleConnections = connections
         if let streams { configuration.maxStreamsPerConnection = streams }
+        configuration.proxies = proxies
         let pool = try HotConnPool(configuration: configuration)
         pool.setAddresses(streams == nil ? ips : [ips[0]], forHost: host)
         return pool
@@ -65,6 +74,13 @@ struct Options: Sendable {
             guard let number = Int(try value(flag)), number > 0 else { throw BenchError.unexpected("\(flag) needs a positive number") }
             return number
         }
+        func proxy(_ flag: String, _ kind: Proxy.Kind) throws -> Proxy {
+            let url = try value(flag)
+            let proxy: Proxy
+            do { proxy = try Proxy(url) } catch { throw BenchError.unexpected("\(flag): \(error)") }
+            guard proxy.kind == kind else { throw BenchError.unexpected("\(flag) takes a \(kind.rawValue):// URL") }
+            return proxy
+        }
         while let flag = rest.popFirst() {
             switch flag {
             case "--ca": options.caFile = try value(flag)
@@ -76,6 +92,9 @@ struct Options: Sendable {
             case "--duration": options.duration = try number(flag); durationGiven = true
             case "--quick": options.quick = true
             case "--json": options.jsonPath = try value(flag)
+            case "--http-proxy": options.httpProxy = try proxy(flag, .http)
+            case "--socks5-proxy": options.socks5Proxy = try proxy(flag, .socks5)
+            case "--https-proxy": options.httpsProxy = try proxy(flag, .https)
             case "--only":
                 options.groups = Set(try value(flag).split(separator: ",").map(String.init))
                 guard options.groups.isSubset(of: groups) else { throw BenchError.unexpected("unknown group\n\(usage)") }

@@ -120,13 +120,15 @@ private let warmUp = Duration.milliseconds(300)
 /// HotPool: `concurrency` tasks on a fresh pool, each making requests in a loop as `caller` says.
 /// With `http2`, the pool holds `http2.connections` connections to nginx's HTTP/2 port on its
 /// first IP, each leased to at most `http2.streams` tasks at once, and the load fails unless
-/// every connection spoke h2.
+/// every connection spoke h2. With `proxy`, every connection goes through it, and the load fails
+/// unless the proxy's ledger counts every dial and no failed one.
 func hotPoolLoad(
     _ options: Options, _ caller: HotPoolCaller, _ backend: IOBackendChoice, concurrency: Int, path: String, bodyBytes: Int,
-    http2: (connections: Int, streams: Int)? = nil, profile: FingerprintProfile = .chrome
+    http2: (connections: Int, streams: Int)? = nil, profile: FingerprintProfile = .chrome, proxy: Proxy? = nil
 ) async throws -> Load {
     let pool = try options.makePool(
-        connections: http2?.connections ?? concurrency, backend: backend, streams: http2?.streams, profile: profile)
+        connections: http2?.connections ?? concurrency, backend: backend, streams: http2?.streams, profile: profile,
+        proxies: proxy.map { [$0] } ?? [])
     let port = http2 == nil ? options.port : options.http2Port
     let authority = port == 443 ? options.host : "\(options.host):\(port)"
     let request = HTTPRequest(method: .get, scheme: "https", authority: authority, path: path)
@@ -159,6 +161,14 @@ func hotPoolLoad(
             throw BenchError.unexpected("expected at most \(http2.connections) HTTP/2 connections, had \(versions)")
         }
     }
+    if let proxy {
+        let opened = await pool.stats().connectionsOpened
+        let ledger = await pool.proxyStats()
+        guard ledger.count == 1, ledger[0].proxy == proxy, ledger[0].dials == opened, ledger[0].failedDials == 0 else {
+            try await pool.close()
+            throw BenchError.unexpected("\(opened) dials, but the proxy ledger says \(ledger.map { ($0.proxy.description, $0.dials, $0.failedDials) })")
+        }
+    }
     try await pool.close()
     var load = Load(requests: requests, wallSeconds: span.wallSeconds, cpuSeconds: span.cpuSeconds)
     load.allocationsPerRequest = Double(allocations1 - allocations0) / Double(requests)
@@ -170,10 +180,17 @@ func hotPoolLoad(
 /// AsyncHTTPClient: its own pool, trusting the test CA, and `concurrency` tasks each doing
 /// execute + collect in a loop: over `concurrency` HTTP/1.1 connections, or with `http2` over
 /// HTTP/2 to nginx's `http2` port (ALPN picks it; the load fails if a response came over HTTP/1.1).
-func asyncHTTPClientLoad(_ options: Options, concurrency: Int, path: String, bodyBytes: Int, http2: Bool = false) async throws -> Load {
+/// With `proxy`, every connection goes through it (`configuration.proxy`); without
+/// `checksHostname`, the certificate's chain is checked but not its names (see `proxyThroughput`).
+func asyncHTTPClientLoad(
+    _ options: Options, concurrency: Int, path: String, bodyBytes: Int, http2: Bool = false,
+    proxy: HTTPClient.Configuration.Proxy? = nil, checksHostname: Bool = true
+) async throws -> Load {
     var tls = TLSConfiguration.makeClientConfiguration()
     tls.trustRoots = .file(options.caFile)
+    if !checksHostname { tls.certificateVerification = .noHostnameVerification }
     var configuration = HTTPClient.Configuration(tlsConfiguration: tls)
+    configuration.proxy = proxy
     configuration.httpVersion = http2 ? .automatic : .http1Only
     configuration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = concurrency
     let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
@@ -233,7 +250,7 @@ private func wrkSystemCallsPerRequest(_ options: Options, concurrency: Int, path
 }
 
 /// Fails the run unless the answer is a 200 with the whole body.
-private func check(status: Int, bodyBytes: Int, expected: Int) throws {
+func check(status: Int, bodyBytes: Int, expected: Int) throws {
     guard status == 200, bodyBytes == expected else {
         throw BenchError.badResponse("status \(status), \(bodyBytes) body bytes, expected 200 and \(expected)")
     }

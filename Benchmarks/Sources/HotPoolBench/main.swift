@@ -78,6 +78,16 @@ do {
             try await engineRequests(options, path: "/256", bodyBytes: 256)
         }
     }
+    if options.groups.contains("proxy") {
+        if options.httpProxy == nil {
+            report.notes.append("proxy group skipped: no --http-proxy (run.sh starts the proxies)")
+        } else {
+            report.metrics += try await step("proxy throughput C=16") {
+                try await proxyThroughput(options, concurrency: 16, path: "/256", bodyBytes: 256)
+            }
+            report.metrics += try await step("proxy dials") { try await proxyDials(options) }
+        }
+    }
     if options.groups.contains("destruction") {
         for count in [1000, 10_000] {
             report.metrics += try await step("close() of \(count)") { try await destruction(options, count: count) }
