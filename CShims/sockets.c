@@ -84,3 +84,8 @@ long hp_send(int fd, const void *buf, size_t len) {
     ssize_t n = send(fd, buf, len, MSG_NOSIGNAL);
     return n < 0 ? -errno : n;
 }
+
+void hp_tcp_ack_now(int fd) {
+    int on = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &on, sizeof on);
+}

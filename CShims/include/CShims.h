@@ -138,6 +138,10 @@ int hp_socket_error(int fd);
 long hp_recv(int fd, void *buf, size_t len);
 /// send(2) without SIGPIPE: bytes sent or -errno.
 long hp_send(int fd, const void *buf, size_t len);
+/// Sends the ACK of what was received now, not after the delayed-ACK timer (TCP_QUICKACK): a
+/// relay that holds a small segment until the last one is acknowledged (Nagle, as tinyproxy
+/// does) would otherwise wait for that timer, about 40 ms.
+void hp_tcp_ack_now(int fd);
 /// 4 or 6 for a valid IP literal, 0 otherwise.
 int hp_ip_family(const char *ip);
 

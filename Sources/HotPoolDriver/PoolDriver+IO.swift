@@ -47,6 +47,10 @@ extension PoolDriver {
         defer {
             hp_tls_feed(tls, nil, 0)
             keepIssuedSession(slot, tls)
+            // A proxy relays the server's writes as it reads them, and one that waits for the ACK
+            // of a small segment before sending the next (Nagle) would stall a response split in
+            // two (session tickets, then the answer) for the delayed-ACK timer.
+            if self.fd[s] >= 0 && identity[s]?.proxy != nil { hp_tcp_ack_now(self.fd[s]) }
         }
         if endOfStream { hp_tls_feed_eof(tls) }
         switch io[s] {
