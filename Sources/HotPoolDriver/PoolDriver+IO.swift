@@ -44,13 +44,17 @@ extension PoolDriver {
         // The bytes are the backend's again once this returns, on every path (the engine itself is
         // freed only by `closed`, so it outlives whatever the input led to); a session the server
         // issued in them is kept.
+        let wasAwaitingAnswer = isAwaitingAnswer(s)
         defer {
             hp_tls_feed(tls, nil, 0)
             keepIssuedSession(slot, tls)
-            // A proxy relays the server's writes as it reads them, and one that waits for the ACK
-            // of a small segment before sending the next (Nagle) would stall a response split in
-            // two (session tickets, then the answer) for the delayed-ACK timer.
-            if self.fd[s] >= 0 && identity[s]?.proxy != nil { hp_tcp_ack_now(self.fd[s]) }
+            // A proxy relays the server's writes as it reads them, and one that holds a small
+            // segment until the last is acknowledged (Nagle) would stall what comes next (the
+            // answer after the session tickets, the rest of an answer) for the delayed-ACK timer.
+            // Unless these bytes ended the last answer awaited (the next request carries the ACK).
+            if identity[s]?.proxy != nil && self.fd[s] >= 0 && !(wasAwaitingAnswer && !isAwaitingAnswer(s)) {
+                hp_tcp_ack_now(self.fd[s])
+            }
         }
         if endOfStream { hp_tls_feed_eof(tls) }
         switch io[s] {
@@ -73,6 +77,12 @@ extension PoolDriver {
             if let connection { return http2Input(slot, connection) }
             if let reason = unreadInput(slot) { send(.unreadInput(machine.table.handle(slot), reason)) }
         }
+    }
+
+    /// True while an answer is awaited on the slot: an HTTP/1.1 exchange, or an HTTP/2 stream's.
+    private func isAwaitingAnswer(_ s: Int) -> Bool {
+        if case .exchange? = io[s] { return true }
+        return http2[s].map { !$0.exchanges.isEmpty } ?? false
     }
 
     /// Keeps the session the server issued on the slot's connection, if any, for the next
