@@ -2,7 +2,7 @@ import Foundation
 import OriginControl
 import Testing
 
-/// The proxy servers of Support/ProxyServers.swift work as the pool's proxy tests expect: curl
+/// The proxy servers of Sources/OriginControl/ProxyServers.swift work as the pool's proxy tests expect: curl
 /// makes a real CONNECT or SOCKS5 tunnel through each to the test origin, the proxy logs the
 /// tunnel opened and closed, wrong credentials are refused, and a killed proxy refuses
 /// connections until it is started again on its port.
