@@ -405,8 +405,12 @@ final class ProxyProcess {
         return "\(scheme)://\(credentials.map { "\($0.user):\($0.password)@" } ?? "")\(host):\(port)"
     }
 
+    /// The file's text so far. Through a `FileHandle`, read to its end: `FileManager.contents(atPath:)`
+    /// leaks its buffer (LeakSanitizer) when the file grows while it reads, as a server's log does.
     static func read(_ path: String) -> String {
-        FileManager.default.contents(atPath: path).map { String(decoding: $0, as: UTF8.self) } ?? ""
+        guard let file = FileHandle(forReadingAtPath: path) else { return "" }
+        defer { try? file.close() }
+        return String(decoding: file.readDataToEndOfFile(), as: UTF8.self)
     }
 
     /// Waits until `process` has exited and none of `pids` exists (a zombie counts as gone).
