@@ -19,9 +19,10 @@ test: deps
 
 # The suite under ThreadSanitizer and AddressSanitizer, each in its own build folder. LeakSanitizer
 # runs with the address sanitizer; Tests/lsan-suppressions.txt lists leaks of the toolchain's own
-# libraries (XCTest, Foundation's Process), none of HotPool's. AddressSanitizer's quarantine is
-# 8 MB instead of 256: freed memory it holds counts in the process's RSS, and the tests that
-# bound peak RSS under an endless response or a PING flood would otherwise measure the quarantine
+# libraries (XCTest, Foundation's Process and per-thread data, BoringSSL's per-thread error queue),
+# none of HotPool's. AddressSanitizer's quarantine is 8 MB instead of 256: freed memory it holds
+# counts in the process's RSS, and the tests that bound peak RSS under an endless response or a
+# PING flood would otherwise measure the quarantine
 # (the TLS libraries free and re-allocate their buffers per record, by SSL_MODE_RELEASE_BUFFERS;
 # at 16 MB the PING flood on io_uring peaked 35 MB over its baseline under ASan, 2.5 MB without).
 sanitize: deps
