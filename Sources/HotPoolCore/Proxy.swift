@@ -29,17 +29,49 @@ public struct Proxy: Hashable, Sendable, CustomStringConvertible, CustomReflecta
     }
 
     /// How the tunnel is made.
-    public let kind: Kind
+    public var kind: Kind { storage.kind }
     /// The proxy's host: a name or an IP literal (an IPv6 one without brackets).
-    public let host: String
+    public var host: String { storage.host }
     /// The proxy's port.
-    public let port: Int
+    public var port: Int { storage.port }
     /// The user name the proxy asks for (Basic for HTTP, RFC 1929 for SOCKS5), if any.
-    public let username: String?
+    public var username: String? { storage.username }
     /// The password that goes with `username`.
-    public let password: String?
+    public var password: String? { storage.password }
     /// Fields added to each CONNECT request (HTTP kinds only).
-    public let connectHeaders: HTTPFields
+    public var connectHeaders: HTTPFields { storage.connectHeaders }
+
+    /// The fields, in one allocation made when the proxy is: a proxy is one word wherever it
+    /// travels (in the state machine's events and actions, on every get), as an error is.
+    private let storage: Storage
+
+    private final class Storage: Hashable, Sendable {
+        let kind: Kind
+        let host: String
+        let port: Int
+        let username: String?
+        let password: String?
+        let connectHeaders: HTTPFields
+
+        init(kind: Kind, host: String, port: Int, username: String?, password: String?, connectHeaders: HTTPFields) {
+            (self.kind, self.host, self.port) = (kind, host, port)
+            (self.username, self.password, self.connectHeaders) = (username, password, connectHeaders)
+        }
+
+        static func == (a: Storage, b: Storage) -> Bool {
+            a === b || ((a.kind, a.host, a.port, a.username, a.password) == (b.kind, b.host, b.port, b.username, b.password)
+                && a.connectHeaders == b.connectHeaders)
+        }
+
+        func hash(into hasher: inout Hasher) {
+            hasher.combine(kind)
+            hasher.combine(host)
+            hasher.combine(port)
+            hasher.combine(username)
+            hasher.combine(password)
+            hasher.combine(connectHeaders)
+        }
+    }
 
     /// The most bytes of a SOCKS5 user name or password (RFC 1929: one length byte).
     static let maxSOCKSCredentialBytes = 255
@@ -101,8 +133,8 @@ public struct Proxy: Hashable, Sendable, CustomStringConvertible, CustomReflecta
         for field in connectHeaders where field.name.canonicalName == "proxy-authorization" || field.name.canonicalName == "host" {
             throw invalid("\(field.name) is set by the pool, not in connectHeaders")
         }
-        (self.kind, self.host, self.port) = (kind, String(host), port)
-        (self.username, self.password, self.connectHeaders) = (username, password, connectHeaders)
+        storage = Storage(kind: kind, host: String(host), port: port, username: username, password: password,
+                          connectHeaders: connectHeaders)
     }
 
     /// What `dump` and other reflection show: the proxy without its password.
