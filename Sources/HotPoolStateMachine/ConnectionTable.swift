@@ -270,8 +270,15 @@ package final class ConnectionTable {
         leasedCount += 1
     }
 
+    /// Takes an idle connection of `host`, any: the most recently returned one (`.lifo`) or the
+    /// longest idle (`.fifo`).
+    func takeIdle(host: Int32, order: IdleOrder) -> Int32? {
+        takeIdle(host: host, order: order) { _ in true }
+    }
+
     /// Takes an idle connection of `host` that `accepts`: the most recently returned
     /// one (`.lifo`) or the longest idle (`.fifo`).
+    @inline(__always)
     func takeIdle(host: Int32, order: IdleOrder, where accepts: (Int32) -> Bool) -> Int32? {
         guard Int(host) < idleHead.count else { return nil }
         let lifo = order == .lifo

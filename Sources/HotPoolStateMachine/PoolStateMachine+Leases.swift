@@ -110,8 +110,13 @@ extension PoolStateMachine {
     /// An idle connection of the host (to `ip` and through `proxy` only, if given), or else one of
     /// its HTTP/2 connections that takes another stream; nil if neither.
     private mutating func takeConnection(host: Int32, ip: Int32?, proxy: Int32?) -> Int32? {
-        table.takeIdle(host: host, order: configuration.idleOrder) { fits($0, ip: ip, proxy: proxy) }
-            ?? sharedConnection(host: host, ip: ip, proxy: proxy)
+        // Any idle connection of the host fits a caller pinned to nothing in a pool without
+        // proxies: no test per connection (the path every pool hit takes).
+        let anyFits = ip == nil && proxy == nil && proxyStore.isEmpty
+        let idle = anyFits
+            ? table.takeIdle(host: host, order: configuration.idleOrder)
+            : table.takeIdle(host: host, order: configuration.idleOrder) { fits($0, ip: ip, proxy: proxy) }
+        return idle ?? sharedConnection(host: host, ip: ip, proxy: proxy)
     }
 
     /// Starts a new lease of a leased slot for the caller `id` (of one of its streams, on an
@@ -262,8 +267,8 @@ extension PoolStateMachine {
     /// Gives a sound leased connection to the oldest waiter that can take it (an HTTP/2 one to as
     /// many as it takes streams), or parks it idle.
     mutating func handOff(_ slot: Int32) {
-        let ip = table.ipID[Int(slot)], proxy = table.proxyID[Int(slot)], onRoute = isOnRoute(slot)
-        if let id = waiters.first(of: table.hostID[Int(slot)], where: { $0.takes(ip: ip, proxy: proxy, onRoute: onRoute) }) {
+        let host = table.hostID[Int(slot)]
+        if waiters.queuedCount(host) > 0, let id = waiterTaking(slot) {
             lease(slot, to: id)
             return offerStreams(slot)
         }

@@ -17,6 +17,12 @@ extension PoolStateMachine {
         return list.contains(proxy) && (proxyStore[proxy].ejectedUntil == nil || !proxyStore.hasProxyInRotation(forName: hostName(slot)))
     }
 
+    /// The oldest queued waiter of the slot's host that may take it.
+    mutating func waiterTaking(_ slot: Int32) -> WaiterID? {
+        let ip = table.ipID[Int(slot)], proxy = table.proxyID[Int(slot)], onRoute = isOnRoute(slot)
+        return waiters.first(of: table.hostID[Int(slot)]) { $0.takes(ip: ip, proxy: proxy, onRoute: onRoute) }
+    }
+
     /// True if a caller pinned to `ip` and `proxy` (each nil: not pinned) may take the slot.
     func fits(_ slot: Int32, ip: Int32?, proxy: Int32?) -> Bool {
         if let ip, table.ipID[Int(slot)] != ip { return false }
