@@ -38,8 +38,7 @@ extension PoolStateMachine {
 
     /// Gives the connection's free streams to the host's waiters, oldest first.
     mutating func offerStreams(_ slot: Int32) {
-        let ip = table.ipID[Int(slot)], host = table.hostID[Int(slot)], proxy = table.proxyID[Int(slot)], onRoute = isOnRoute(slot)
-        while takesStreams(slot), let id = waiters.first(of: host, where: { $0.takes(ip: ip, proxy: proxy, onRoute: onRoute) }) {
+        while takesStreams(slot), let id = waiterTaking(slot) {
             lease(slot, to: id)
         }
         updateSharing(slot)
