@@ -284,6 +284,38 @@ hp_tls_ctx *hp_boringssl_ctx_new(const hp_boringssl_profile *profile, int verify
 /// BoringSSL's API version (BORINGSSL_API_VERSION) of the copy HotPool was built with.
 int hp_boringssl_api_version(void);
 
+// ---------------------------------------------------------------- content codings (zlib, brotli, zstd)
+/// The HTTP content codings a decoder undoes.
+#define HP_CODING_GZIP 1
+#define HP_CODING_DEFLATE 2
+#define HP_CODING_BR 3
+#define HP_CODING_ZSTD 4
+#define HP_DECODE_OK 0
+#define HP_DECODE_ERROR (-1)
+
+typedef struct hp_decoder hp_decoder;
+/// A decoder of one coding (HP_CODING_*); NULL when out of memory or for an unknown coding.
+hp_decoder *hp_decoder_new(int coding);
+void hp_decoder_free(hp_decoder *decoder);
+/// Decodes what it can of `in` into `out`: sets how many bytes it took and wrote, and returns
+/// HP_DECODE_OK, or HP_DECODE_ERROR for corrupt input (then and ever after; see hp_decoder_error).
+/// Taking nothing and writing nothing means it needs more input; a full `out`, that it has more.
+int hp_decoder_run(hp_decoder *decoder, const uint8_t *in, size_t in_len, size_t *consumed, uint8_t *out,
+                   size_t out_cap, size_t *produced);
+/// Whether the input so far is a whole stream (or gzip members, or zstd frames): not cut short.
+int hp_decoder_at_end(const hp_decoder *decoder);
+/// Why it failed (static text).
+const char *hp_decoder_error(const hp_decoder *decoder);
+
+// ---------------------------------------------------------------- SHA-256 (OpenSSL)
+#define HP_SHA256_BYTES 32
+typedef struct hp_sha256 hp_sha256;
+/// A SHA-256 digest under way; NULL when out of memory.
+hp_sha256 *hp_sha256_new(void);
+void hp_sha256_update(hp_sha256 *digest, const void *bytes, size_t count);
+/// Writes the digest and frees `digest`.
+void hp_sha256_final(hp_sha256 *digest, uint8_t out[HP_SHA256_BYTES]);
+
 // ---------------------------------------------------------------- HTTP/2 (nghttp2)
 /// A client session over nghttp2 with no socket (sans I/O): received bytes go in with
 /// hp_h2_receive, bytes to send come out of hp_h2_output, and the frames' meaning is reported

@@ -5,26 +5,27 @@ import HotPoolIO
 import HotPoolStateMachine
 
 /// Entry point for the fuzz target in `Tests/Fuzz/`, which checks the response parser's
-/// contract: the outcome never depends on how the bytes are split into reads. Not part of the
-/// public contract: import with `@_spi(Fuzzing) import HotPool`.
+/// contract: the outcome, the decoded body included, never depends on how the bytes are split
+/// into reads. Not part of the public contract: import with `@_spi(Fuzzing) import HotPool`.
 @_spi(Fuzzing)
 public enum ResponseParserFuzzing {
     /// Parses `input` once whole and once split into feeds at `splits` (offsets into `input`;
     /// those outside `1..<input.count` and repeats are ignored), each run at EOF if incomplete,
-    /// with the given limits; returns a description of the first disagreement, or nil when both
-    /// runs agree.
+    /// with the given limits, decoding the body's content codings when `decodesContent`;
+    /// returns a description of the first disagreement, or nil when both runs agree.
     public static func differential(
         _ input: UnsafeRawBufferPointer, splits: [Int], maxHeaderBytes: Int, maxHeaderFields: Int,
-        maxBodyBytes: Int, isHeadRequest: Bool
+        maxBodyBytes: Int, isHeadRequest: Bool, decodesContent: Bool
     ) -> String? {
-        let limits = ResponseLimits(maxHeaderBytes: maxHeaderBytes, maxHeaderFields: maxHeaderFields, maxBodyBytes: maxBodyBytes)
+        let limits = ResponseLimits(maxHeaderBytes: maxHeaderBytes, maxHeaderFields: maxHeaderFields, maxBodyBytes: maxBodyBytes,
+                                    maxDecompressionRatio: HotPoolConfiguration().maxDecompressionRatio)
         let cuts = Set(splits.filter { $0 > 0 && $0 < input.count }).sorted()
-        let whole = ParseOutcome(input, cuts: [], limits: limits, isHeadRequest: isHeadRequest)
-        let split = ParseOutcome(input, cuts: cuts, limits: limits, isHeadRequest: isHeadRequest)
+        let whole = ParseOutcome(input, cuts: [], limits: limits, isHeadRequest: isHeadRequest, decodesContent: decodesContent)
+        let split = ParseOutcome(input, cuts: cuts, limits: limits, isHeadRequest: isHeadRequest, decodesContent: decodesContent)
         if let doubled = split.completedTwice ?? whole.completedTwice { return "feed returned a response twice, at offset \(doubled)" }
         if whole == split { return nil }
         return """
-            \(input.count) bytes, \(limits), isHeadRequest: \(isHeadRequest)
+            \(input.count) bytes, \(limits), isHeadRequest: \(isHeadRequest), decodesContent: \(decodesContent)
             whole: \(whole)
             split at \(cuts): \(split)
             """
@@ -39,8 +40,8 @@ private struct ParseOutcome: Equatable, CustomStringConvertible {
     /// Where a feed returned a second response, which the parser must never do.
     var completedTwice: Int?
 
-    init(_ input: UnsafeRawBufferPointer, cuts: [Int], limits: ResponseLimits, isHeadRequest: Bool) {
-        var parser = HTTP1ResponseParser(limits: limits, isHeadRequest: isHeadRequest)
+    init(_ input: UnsafeRawBufferPointer, cuts: [Int], limits: ResponseLimits, isHeadRequest: Bool, decodesContent: Bool) {
+        var parser = HTTP1ResponseParser(limits: limits, isHeadRequest: isHeadRequest, decodesContent: decodesContent)
         var complete: HTTP1ResponseParser.Complete?
         var start = 0
         var twice: Int?
@@ -67,7 +68,8 @@ private struct ParseOutcome: Equatable, CustomStringConvertible {
         switch result {
         case .failure(let error): "\(error)"
         case .success(let c):
-            "\(c.head.status.code) \(c.head.headerFields), body \(c.body.count) bytes \(c.body), keepAlive \(c.keepAlive), trailing \(trailingBytes)"
+            "\(c.head.status.code) \(c.head.headerFields), body \(c.body.count) bytes \(c.body), decoded \(c.decodedCodings), "
+                + "decoding failure \(String(describing: c.decodingFailure)), keepAlive \(c.keepAlive), trailing \(trailingBytes)"
         }
     }
 }

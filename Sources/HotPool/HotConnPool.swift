@@ -340,23 +340,31 @@ public final class HotConnPool: Sendable {
     /// cannot frame refused with `invalidRequest` before anything is asked, an unhealthy
     /// connection destroyed), within
     /// `acquireTimeout` to get a connection and `timeout` (default `requestTimeout`; one that is
-    /// not positive is refused with `invalidArgument`) for the round trip. Cancelling the task
+    /// not positive is refused with `invalidArgument`) for the round trip. The body is decoded
+    /// as `PooledConnection.roundTrip` decodes it, unless `decompress` is false. Cancelling the task
     /// fails a caller still waiting for a connection with `cancelled`; a request already sent is answered.
     public func execute(
         _ request: HTTPRequest, body: [UInt8] = [], host: String, port: Int = 443, timeout: Duration? = nil,
-        isolation: isolated (any Actor)? = #isolation
+        decompress: Bool = true, isolation: isolated (any Actor)? = #isolation
     ) async throws -> HotResponse {
         let acquire = try acquireRequest(host: host, port: port, ip: nil)
         if let problem = RequestFraming.problem(request, bodyCount: body.count) { throw HotPoolError.invalidRequest(problem) }
-        if let timeout, timeout <= .zero { throw HotPoolError.invalidArgument("execute timeout must be positive, not \(timeout)") }
-        let timeout = (timeout ?? configuration.requestTimeout).nanoseconds
+        let timeout = try requestTimeout(timeout).nanoseconds
         return try await ask({ handoff in
-            .execute(PendingExecute(request: request, body: body, timeout: timeout, handoff: handoff, acquire: acquire))
+            .execute(PendingExecute(request: request, body: body, timeout: timeout, decompress: decompress, handoff: handoff,
+                                    acquire: acquire))
         }, { .acquire($0, acquire) }).get()
     }
 
+    /// A round trip's bound: `timeout`, or `requestTimeout` when nil; one that is not positive
+    /// throws `invalidArgument`.
+    private func requestTimeout(_ timeout: Duration?) throws(HotPoolError) -> Duration {
+        if let timeout, timeout <= .zero { throw .invalidArgument("a request timeout must be positive, not \(timeout)") }
+        return timeout ?? configuration.requestTimeout
+    }
+
     func roundTrip(
-        _ connection: PooledConnection, _ request: HTTPRequest, body: [UInt8], timeout: Duration,
+        _ connection: PooledConnection, _ request: HTTPRequest, body: [UInt8], timeout: Duration?, decompress: Bool = true,
         isolation: isolated (any Actor)? = #isolation
     ) async throws -> HotResponse {
         guard connection.pool === self else {
@@ -365,7 +373,8 @@ public final class HotConnPool: Sendable {
         }
         guard !Task.isCancelled else { throw HotPoolError.cancelled }
         if let problem = RequestFraming.problem(request, bodyCount: body.count) { throw HotPoolError.invalidRequest(problem) }
-        let message = connection.message(request, body: body)
+        let timeout = try requestTimeout(timeout)
+        let message = connection.message(request, body: body, decompress: decompress)
         let (driver, reactor) = (driver, reactor)
         return try await Handoff<Result<HotResponse, HotPoolError>>.wait { handoff in
             if reactor.isOnReactorThread {

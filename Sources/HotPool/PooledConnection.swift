@@ -32,13 +32,18 @@ public struct PooledConnection: Sendable, Hashable {
     public var proxy: Proxy? { identity.proxy }
 
     /// `request` in the form the connection speaks, with its profile's headers.
-    func message(_ request: HTTPRequest, body: [UInt8]) -> ExchangeMessage {
-        identity.message(request, body: body, http2: httpVersion == .http2)
+    func message(_ request: HTTPRequest, body: [UInt8], decompress: Bool) -> ExchangeMessage {
+        identity.message(request, body: body, http2: httpVersion == .http2, decompress: decompress)
     }
 
-    /// Sends `request` (and `body`) and reads the whole response, within `requestTimeout`.
+    /// Sends `request` (and `body`) and reads the whole response, within `timeout` (default
+    /// `requestTimeout`; one that is not positive is refused with `invalidArgument`).
     /// The profile's headers are added, in the browser's order, where the request does not set
-    /// them. The body is returned as sent: a `Content-Encoding` the profile asked for is not undone.
+    /// them. A body coded with a coding the profile's `Accept-Encoding` offered (gzip, deflate,
+    /// br, zstd, or several) is decoded as it arrives (`HotResponse.decodedContentCodings` says
+    /// which), within `maxResponseBodyBytes` and `maxDecompressionRatio`; a corrupt one fails
+    /// with `contentDecodingFailed`, and the connection stays usable. `decompress: false`, or a
+    /// request that sets its own `Accept-Encoding`, gets the body as sent.
     /// The pool frames the request: one Host (the request's own `Host` field replaces the pool's
     /// value; over HTTP/2 it is `:authority`), and a `Content-Length` equal to the body's length; a
     /// request with several Host fields, a Content-Length that disagrees with the body, a
@@ -48,9 +53,10 @@ public struct PooledConnection: Sendable, Hashable {
     /// unhealthy: return it with `putConnection`, which destroys it. A cancelled task's call
     /// throws `HotPoolError.cancelled` without sending anything.
     public func roundTrip(
-        _ request: HTTPRequest, body: [UInt8] = [], isolation: isolated (any Actor)? = #isolation
+        _ request: HTTPRequest, body: [UInt8] = [], timeout: Duration? = nil, decompress: Bool = true,
+        isolation: isolated (any Actor)? = #isolation
     ) async throws -> HotResponse {
-        try await pool.roundTrip(self, request, body: body, timeout: pool.configuration.requestTimeout)
+        try await pool.roundTrip(self, request, body: body, timeout: timeout, decompress: decompress)
     }
 
     public static func == (a: Self, b: Self) -> Bool { a.pool === b.pool && a.handle == b.handle }

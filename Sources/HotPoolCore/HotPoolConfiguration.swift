@@ -108,6 +108,11 @@ public struct HotPoolConfiguration: Sendable {
     /// this plus one stream window (the profile's SETTINGS_INITIAL_WINDOW_SIZE) per other open
     /// stream of bodies at once (see docs/limits.md).
     public var maxResponseBodyBytes: Int = 64 * 1024 * 1024
+    /// How many times the bytes that came a decoded body may grow (once it is past 1 MiB, below
+    /// which any ratio passes): past it, the response fails with `decompressionRatioExceeded`
+    /// and the connection is closed. Real content shrinks 3 to 30 times; a decompression bomb,
+    /// a thousand and more. At least 1.
+    public var maxDecompressionRatio: Int = 100
     /// A body that runs to the connection's close (HTTP/1.x, neither Content-Length nor chunked)
     /// counts as complete only if the server ended its TLS stream with close_notify: a bare TCP
     /// FIN fails the request with `unexpectedEOF` (as curl does). Off by default, as in browsers:
@@ -144,7 +149,7 @@ public struct HotPoolConfiguration: Sendable {
     /// The parser's limits.
     package var responseLimits: ResponseLimits {
         ResponseLimits(maxHeaderBytes: maxResponseHeaderBytes, maxHeaderFields: maxResponseHeaderFields,
-                       maxBodyBytes: maxResponseBodyBytes)
+                       maxBodyBytes: maxResponseBodyBytes, maxDecompressionRatio: maxDecompressionRatio)
     }
 
     /// The profiles connections take in turn, offering only the ALPN names of `httpVersions`.
@@ -173,6 +178,7 @@ public struct HotPoolConfiguration: Sendable {
         try positive(maxConnectionsPerHost, "maxConnectionsPerHost")
         try positive(maxResponseHeaderBytes, "maxResponseHeaderBytes")
         try positive(maxResponseBodyBytes, "maxResponseBodyBytes")
+        try positive(maxDecompressionRatio, "maxDecompressionRatio")
         try positive(maxResponseHeaderFields, "maxResponseHeaderFields")
         if maxResponseHeaderFields > Self.maxResponseHeaderFieldsLimit {
             throw .invalidConfiguration(

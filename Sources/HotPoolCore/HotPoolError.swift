@@ -18,7 +18,7 @@ public struct HotPoolError: Error, Hashable, Sendable, CustomStringConvertible {
                 streamReset, malformedStatusLine, malformedHeader, responseHeadersTooLarge,
                 tooManyResponseHeaderFields, tooManyInterimResponses, responseBodyTooLarge,
                 badChunkSize, invalidContentLength, cancelled, proxyConnectFailed,
-                proxyAuthenticationRequired, proxyRefused
+                proxyAuthenticationRequired, proxyRefused, contentDecodingFailed, decompressionRatioExceeded
         }
 
         fileprivate let base: Base
@@ -106,6 +106,13 @@ public struct HotPoolError: Error, Hashable, Sendable, CustomStringConvertible {
         /// The SOCKS5 proxy refused the tunnel; `reason` names its reply code ("connection refused",
         /// "host unreachable", ...).
         public static let proxyRefused = Code(.proxyRefused)
+        /// The response body's content coding could not be undone: a coding the pool does not
+        /// decode, corrupt data, or a stream cut short (`reason` names the coding and why). Only
+        /// the request failed: the connection stays usable when the body's framing was intact.
+        public static let contentDecodingFailed = Code(.contentDecodingFailed)
+        /// The decoded response body grew past `maxDecompressionRatio` (`limit`) times the bytes
+        /// that came (a decompression bomb); the connection is closed.
+        public static let decompressionRatioExceeded = Code(.decompressionRatioExceeded)
 
         /// The code's name, as spelled by its `static let` (`"poolClosed"`).
         public var description: String { base.rawValue }
@@ -149,7 +156,7 @@ public struct HotPoolError: Error, Hashable, Sendable, CustomStringConvertible {
     public var phase: Phase? { context?.phase }
     /// The status the server answered, for `validationFailed`.
     public var status: Int? { context?.status }
-    /// The limit that was exceeded, for the too-large and too-many codes.
+    /// The limit that was exceeded, for the too-large and too-many codes and `decompressionRatioExceeded`.
     public var limit: Int? { context?.limit }
     /// The proxy the connection went through, for the proxy codes and a timeout of a dial through
     /// one (its URL without credentials).
@@ -320,6 +327,15 @@ public struct HotPoolError: Error, Hashable, Sendable, CustomStringConvertible {
         HotPoolError(.proxyRefused, host: host, ip: ip, reason: reason, proxy: proxy.description)
     }
 
+    /// The body from `host` at `ip` could not be decoded; `reason` names the coding and why.
+    public static func contentDecodingFailed(host: String, ip: String, reason: String) -> HotPoolError {
+        HotPoolError(.contentDecodingFailed, host: host, ip: ip, reason: reason)
+    }
+    /// The decoded body from `host` at `ip` grew past `limit` times the bytes that came.
+    public static func decompressionRatioExceeded(host: String, ip: String, limit: Int) -> HotPoolError {
+        HotPoolError(.decompressionRatioExceeded, host: host, ip: ip, limit: limit)
+    }
+
     /// What went wrong, in one line naming the host, IP and reason it concerns.
     public var description: String {
         // Every constructor sets the fields its code's text names (a validation failure made
@@ -362,6 +378,8 @@ public struct HotPoolError: Error, Hashable, Sendable, CustomStringConvertible {
         case .proxyConnectFailed: "proxy \(proxy ?? "?") failed to open a tunnel to \(host) (\(ip)): \(reason)"
         case .proxyAuthenticationRequired: "proxy \(proxy ?? "?") asks for authentication (\(reason)) for \(host) (\(ip))"
         case .proxyRefused: "proxy \(proxy ?? "?") refused the tunnel to \(host) (\(ip)): \(reason)"
+        case .contentDecodingFailed: "response body from \(host) (\(ip)) could not be decoded: \(reason)"
+        case .decompressionRatioExceeded: "response body from \(host) (\(ip)) decodes to more than \(limit) times its size"
         }
     }
 

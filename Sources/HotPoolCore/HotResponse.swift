@@ -4,8 +4,13 @@ import HTTPTypes
 public struct HotResponse: Sendable {
     /// Status and header fields, in the order received.
     public var head: HTTPResponse
-    /// The body, de-chunked.
+    /// The body, de-chunked, and decoded when `decodedContentCodings` names codings.
     public var body: [UInt8]
+    /// The content codings the pool undid, in the order the server applied them (its
+    /// `Content-Encoding`, which stays in `head` as sent, like its `Content-Length`); empty when
+    /// the body is as the server sent it: no coding, a request that set its own
+    /// `Accept-Encoding` or passed `decompress: false`, a HEAD, 204, 206 or 304.
+    public var decodedContentCodings: [ContentCoding] = []
     /// True when the body ran to the close of the connection (an HTTP/1.x response with neither
     /// Content-Length nor chunked coding) and that close was a bare TCP FIN with no TLS
     /// close_notify: the body may have been cut short (a server crash, an injected FIN). Such a
@@ -18,8 +23,9 @@ public struct HotResponse: Sendable {
     /// not close it or send more than was asked).
     package var connectionReusable = true
 
-    package init(head: HTTPResponse, body: [UInt8], bodyEndedWithoutCloseNotify: Bool = false, connectionReusable: Bool = true) {
-        (self.head, self.body) = (head, body)
+    package init(head: HTTPResponse, body: [UInt8], decodedContentCodings: [ContentCoding] = [],
+                 bodyEndedWithoutCloseNotify: Bool = false, connectionReusable: Bool = true) {
+        (self.head, self.body, self.decodedContentCodings) = (head, body, decodedContentCodings)
         (self.bodyEndedWithoutCloseNotify, self.connectionReusable) = (bodyEndedWithoutCloseNotify, connectionReusable)
     }
 }

@@ -40,15 +40,18 @@ package final class PendingExecute: @unchecked Sendable {
     let request: HTTPRequest
     let body: [UInt8]
     let timeout: Int64
+    /// The response body is decoded (`ConnectionIdentity.message`).
+    let decompress: Bool
     let handoff: Handoff<Result<HotResponse, HotPoolError>>
     /// What it asked for, to ask again when a GOAWAY left its request unprocessed.
     let acquire: PoolStateMachine.AcquireRequest
     /// It was asked again once already.
     var retried = false
 
-    package init(request: HTTPRequest, body: [UInt8], timeout: Int64, handoff: Handoff<Result<HotResponse, HotPoolError>>,
-                 acquire: PoolStateMachine.AcquireRequest) {
+    package init(request: HTTPRequest, body: [UInt8], timeout: Int64, decompress: Bool,
+                 handoff: Handoff<Result<HotResponse, HotPoolError>>, acquire: PoolStateMachine.AcquireRequest) {
         (self.request, self.body, self.timeout, self.handoff, self.acquire) = (request, body, timeout, handoff, acquire)
+        self.decompress = decompress
     }
 }
 

@@ -7,8 +7,9 @@ import HotPoolStateMachine
 
 /// A request in the form its connection speaks.
 package enum ExchangeMessage: Sendable {
-    /// HTTP/1.1 wire bytes, and whether the request is a HEAD (its response has no body).
-    case http1([UInt8], isHead: Bool)
+    /// HTTP/1.1 wire bytes, whether the request is a HEAD (its response has no body), and
+    /// whether its response body is decoded by its `Content-Encoding`.
+    case http1([UInt8], isHead: Bool, decodesContent: Bool)
     case http2(HTTP2Request)
 }
 
@@ -39,9 +40,9 @@ final class ExchangeOp {
 
     init(_ message: ExchangeMessage, limits: ResponseLimits, requester: Requester) {
         switch message {
-        case .http1(let bytes, let isHead):
+        case .http1(let bytes, let isHead, let decodesContent):
             (request, http2) = (bytes, nil)
-            parser = HTTP1ResponseParser(limits: limits, isHeadRequest: isHead)
+            parser = HTTP1ResponseParser(limits: limits, isHeadRequest: isHead, decodesContent: decodesContent)
         case .http2(let request):
             (self.request, http2) = ([], HTTP2Exchange(request: request, limits: limits))
             parser = HTTP1ResponseParser(limits: limits, isHeadRequest: request.isHead)
@@ -163,8 +164,11 @@ extension PoolDriver {
             else if !response.keepAlive { .remoteClosed }
             else { unreadInput(slot) }
         send(.exchangeEnded(machine.table.handle(slot), .answered(status: response.head.status.code, unusable: unusable)))
-        let answer = HotResponse(head: response.head, body: response.body, bodyEndedWithoutCloseNotify: endedWithoutCloseNotify,
-                                 connectionReusable: unusable == nil)
+        if let failure = response.decodingFailure {
+            return finish(op, .failure(HotPoolError(failure, host: machine.hostName(slot), ip: machine.ipAddress(slot), limits: config.responseLimits)))
+        }
+        let answer = HotResponse(head: response.head, body: response.body, decodedContentCodings: response.decodedCodings,
+                                 bodyEndedWithoutCloseNotify: endedWithoutCloseNotify, connectionReusable: unusable == nil)
         finish(op, .success(answer))
     }
 

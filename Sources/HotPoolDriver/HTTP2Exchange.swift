@@ -128,8 +128,14 @@ extension PoolDriver {
             switch exchange.outcome! {
             case .answered(let head, let body):
                 let unusable: CloseReason? = broken ?? (connection.session.goAwayLastStream != nil ? .remoteClosed : nil)
-                endHTTP2Exchange(slot, op, .answered(status: head.status.code, unusable: unusable),
-                                 .success(HotResponse(head: head, body: body, connectionReusable: unusable == nil)))
+                let result: Result<HotResponse, HotPoolError> =
+                    if let failure = body.decodingFailure {
+                        .failure(HotPoolError(failure, host: host, ip: ip, limits: config.responseLimits))
+                    } else {
+                        .success(HotResponse(head: head, body: body.bytes, decodedContentCodings: body.decodedCodings,
+                                             connectionReusable: unusable == nil))
+                    }
+                endHTTP2Exchange(slot, op, .answered(status: head.status.code, unusable: unusable), result)
             case .refused(let error):
                 endHTTP2Exchange(slot, op, .streamFailed,
                                  .failure(HotPoolError(error, host: host, ip: ip, limits: config.responseLimits)))

@@ -283,7 +283,7 @@ package final class PoolDriver: @unchecked Sendable {
         let identity = identity[Int(handle.slot)]!
         let isHTTP2 = http2[Int(handle.slot)] != nil
         if case .waiting(.execute(let pending))? = caller {
-            let op = ExchangeOp(identity.message(pending.request, body: pending.body, http2: isHTTP2),
+            let op = ExchangeOp(identity.message(pending.request, body: pending.body, http2: isHTTP2, decompress: pending.decompress),
                                 limits: config.responseLimits, requester: .execute(pending.handoff))
             op.lease = handle
             if !pending.retried { op.retry = pending }

@@ -9,10 +9,13 @@ package struct ProfileHeaders: Sendable {
     let names: Set<HTTPField.Name>
     let wire: [UInt8]
     let http2Block: (storage: [UInt8], fields: [HTTP2Request.Field])
+    /// The profile sends `Accept-Encoding`: the content codings it names come back coded.
+    package let acceptsEncodings: Bool
 
     package init(_ fields: [HTTPField]) {
         self.fields = fields
         self.names = Set(fields.map(\.name))
+        acceptsEncodings = names.contains(.acceptEncoding)
         var wire: [UInt8] = []
         for field in fields { HTTP1Request.appendField(field.name.rawName, field.value, to: &wire) }
         self.wire = wire

@@ -12,6 +12,10 @@ package enum ResponseError: Error, Equatable {
     case badChunkSize
     case invalidContentLength
     case unexpectedEOF
+    /// The body's content coding is unknown, corrupt or cut short (`coding` names it).
+    case contentDecodingFailed(coding: String, reason: String)
+    /// The decoded body grew past `maxDecompressionRatio` times what came.
+    case decompressionRatioExceeded
 }
 
 extension HotPoolError {
@@ -28,12 +32,17 @@ extension HotPoolError {
         case .badChunkSize: self = .badChunkSize(host: host, ip: ip)
         case .invalidContentLength: self = .invalidContentLength(host: host, ip: ip)
         case .unexpectedEOF: self = .unexpectedEOF(host: host, ip: ip)
+        case .contentDecodingFailed(let coding, let reason):
+            self = .contentDecodingFailed(host: host, ip: ip, reason: "\(coding): \(reason)")
+        case .decompressionRatioExceeded:
+            self = .decompressionRatioExceeded(host: host, ip: ip, limit: limits.maxDecompressionRatio)
         }
     }
 }
 
 /// An incremental HTTP/1.1 response parser (sans I/O): fed bytes as they arrive, it frames the
-/// body by Content-Length, chunked coding or connection close, and enforces `ResponseLimits`.
+/// body by Content-Length, chunked coding or connection close, decodes its content codings as it
+/// comes when asked to (`ResponseBody`), and enforces `ResponseLimits`.
 ///
 /// The outcome never depends on how the bytes were split into reads: every limit is checked
 /// so that a prefix is refused only when no completion of it could fit. Lines may end in CRLF
@@ -43,8 +52,13 @@ package struct HTTP1ResponseParser {
     /// A complete response, and whether its head lets the connection carry another request.
     package struct Complete: Equatable {
         package var head: HTTPResponse
+        /// Decoded, when the parser decodes and the head names codings, unless `decodingFailure`.
         package var body: [UInt8]
         package var keepAlive: Bool
+        /// The codings undone, in the order the server applied them.
+        package var decodedCodings: [ContentCoding] = []
+        /// Why the body could not be decoded (the framing was intact).
+        package var decodingFailure: ResponseError?
     }
 
     private enum Phase {
@@ -60,6 +74,7 @@ package struct HTTP1ResponseParser {
 
     private let limits: ResponseLimits
     private let isHeadRequest: Bool
+    private let decodesContent: Bool
     private var buffer: [UInt8] = []
     private var position = 0
     /// Where the search for a line end resumes (bytes before it hold none that matters).
@@ -68,14 +83,17 @@ package struct HTTP1ResponseParser {
     private var interimResponses = 0
     private var trailerBytes = 0
     private var head: HTTPResponse?
-    private var body: [UInt8] = []
+    private var body: ResponseBody
     private var keepAlive = true
     /// Bytes fed after the response was complete.
     private var extraBytes = 0
 
-    package init(limits: ResponseLimits, isHeadRequest: Bool) {
+    /// `decodesContent`: the body is decoded by the head's `Content-Encoding` as it comes.
+    package init(limits: ResponseLimits, isHeadRequest: Bool, decodesContent: Bool = false) {
         self.limits = limits
         self.isHeadRequest = isHeadRequest
+        self.decodesContent = decodesContent
+        body = ResponseBody(limits: limits)
     }
 
     /// Bytes received after the end of the response: a server must send none.
@@ -110,17 +128,17 @@ package struct HTTP1ResponseParser {
             case .head:
                 guard try parseHead() else { return nil }
             case .fixed(let remaining):
-                let n = takeBody(upTo: remaining)
+                let n = try takeBody(upTo: remaining)
                 if remaining == n { return finish() }
                 phase = .fixed(remaining: remaining - n)
                 return nil
             case .chunkSize:
                 guard let line = try nextLine(limit: ResponseLimits.maxChunkLineBytes, tooLong: .badChunkSize) else { return nil }
                 guard let size = Self.chunkSize(line) else { throw .badChunkSize }
-                guard size <= limits.maxBodyBytes - body.count else { throw .bodyTooLarge }
+                guard size <= limits.maxBodyBytes - body.receivedBytes else { throw .bodyTooLarge }
                 phase = size == 0 ? .trailers : .chunkData(remaining: size)
             case .chunkData(let remaining):
-                let n = takeBody(upTo: remaining)
+                let n = try takeBody(upTo: remaining)
                 guard remaining == n else {
                     phase = .chunkData(remaining: remaining - n)
                     return nil
@@ -141,8 +159,7 @@ package struct HTTP1ResponseParser {
                 if line.isEmpty { return finish() }
                 guard line.contains(UInt8(ascii: ":")) else { throw .malformedHeader }
             case .untilClose:
-                guard buffer.count - position <= limits.maxBodyBytes - body.count else { throw .bodyTooLarge }
-                _ = takeBody(upTo: buffer.count - position)
+                _ = try takeBody(upTo: buffer.count - position)
                 return nil
             case .done:
                 return nil
@@ -151,9 +168,14 @@ package struct HTTP1ResponseParser {
     }
 
     /// Moves up to `limit` buffered bytes into the body; returns how many.
-    private mutating func takeBody(upTo limit: Int) -> Int {
+    private mutating func takeBody(upTo limit: Int) throws(ResponseError) -> Int {
         let n = min(limit, buffer.count - position)
-        body.append(contentsOf: buffer[position..<position + n])
+        guard n > 0 else { return 0 }
+        let start = position
+        // (`withUnsafeBytes` rethrows untyped: the outcome crosses it as a value.)
+        try buffer.withUnsafeBytes { bytes in
+            Result { () throws(ResponseError) in try body.append(UnsafeRawBufferPointer(rebasing: bytes[start..<start + n])) }
+        }.get()
         position += n
         return n
     }
@@ -181,10 +203,12 @@ package struct HTTP1ResponseParser {
             return true
         }
         head = HTTPResponse(status: .init(code: status), headerFields: parsed.fields)
+        let hasBody = !(isHeadRequest || status == 204 || status == 304 || status == 101)
+        body.start(head!, decodes: decodesContent && hasBody)
         keepAlive = parsed.minorVersion == 1 ? !parsed.connectionClose : parsed.connectionKeepAlive
         // Transfer-Encoding in an HTTP/1.0 message is faulty framing: close after it (RFC 9112 6.1).
         if parsed.minorVersion == 0 && parsed.hasTransferEncoding { keepAlive = false }
-        if isHeadRequest || status == 204 || status == 304 || status == 101 {
+        if !hasBody {
             // A 101 switches the connection to a protocol nobody asked for: it cannot be reused.
             if status == 101 { keepAlive = false }
             phase = .fixed(remaining: 0)
@@ -199,7 +223,7 @@ package struct HTTP1ResponseParser {
         }
         if let length = parsed.contentLength {
             guard length <= limits.maxBodyBytes else { throw .bodyTooLarge }
-            body.reserveCapacity(min(length, ResponseLimits.bodyBytesReservedUpFront))
+            body.reserve(min(length, ResponseLimits.bodyBytesReservedUpFront))
             phase = .fixed(remaining: length)
         } else {
             keepAlive = false
@@ -248,7 +272,9 @@ package struct HTTP1ResponseParser {
 
     private mutating func finish() -> Complete {
         phase = .done
-        return Complete(head: head!, body: body, keepAlive: keepAlive)
+        body.end()
+        return Complete(head: head!, body: body.bytes, keepAlive: keepAlive, decodedCodings: body.decodedCodings,
+                        decodingFailure: body.decodingFailure)
     }
 
     /// Drops consumed bytes, so the buffer never holds more than an unfinished element.

@@ -16,6 +16,8 @@ package struct HTTP2Request: Sendable {
     package private(set) var fields: [Field] = []
     package let body: [UInt8]
     package let isHead: Bool
+    /// The response body is decoded by its `Content-Encoding` as it comes.
+    package var decodesContent = false
 
     /// Fields HTTP/2 forbids in a request (RFC 9113 8.2.2); `host` goes into `:authority`.
     private static let connectionSpecific: Set<HTTPField.Name> = [

@@ -8,7 +8,7 @@ package final class HTTP2Exchange {
     /// How the stream ended.
     package enum Outcome {
         /// A whole response.
-        case answered(HTTPResponse, body: [UInt8])
+        case answered(HTTPResponse, body: ResponseBody)
         /// Refused here: a limit was passed or a field was malformed (the stream was reset).
         case refused(ResponseError)
         /// Reset by the server, or by nghttp2 for a protocol error, with this HTTP/2 error code
@@ -27,10 +27,10 @@ package final class HTTP2Exchange {
     fileprivate var unconsumedBytes = 0
 
     private var blockStatus: Int?
-    private var finalStatus: Int?
-    /// The final head's fields, gathered and made into `HTTPFields` once at the end.
+    /// The final head's fields, gathered and made into `HTTPFields` once the head ended.
     private var fields: [HTTPField] = []
-    private var body: [UInt8] = []
+    private var head: HTTPResponse?
+    private var body: ResponseBody
     private var headerBytes = 0
     private var interimResponses = 0
     private var refusal: ResponseError?
@@ -38,6 +38,7 @@ package final class HTTP2Exchange {
     package init(request: HTTP2Request, limits: ResponseLimits) {
         self.request = request
         self.limits = limits
+        body = ResponseBody(limits: limits)
     }
 
     /// One field of a header block; false refuses the stream.
@@ -48,7 +49,7 @@ package final class HTTP2Exchange {
             if name.elementsEqual(":status".utf8) { blockStatus = Int(String(decoding: value, as: UTF8.self)) }
             return true
         }
-        guard finalStatus == nil, let status = blockStatus, status >= 200 else { return true }  // trailers, 1xx fields
+        guard head == nil, let status = blockStatus, status >= 200 else { return true }  // trailers, 1xx fields
         headerBytes += name.count + value.count + 4  // as "name: value\r\n"
         if headerBytes > limits.maxHeaderBytes { return refuse(.headersTooLarge) }
         if fields.count >= limits.maxHeaderFields { return refuse(.tooManyHeaderFields) }
@@ -59,10 +60,12 @@ package final class HTTP2Exchange {
 
     /// A header block ended: an interim response, the final head, or the trailers.
     fileprivate func headersEnded() {
-        guard refusal == nil, finalStatus == nil, let status = blockStatus else { return }
+        guard refusal == nil, head == nil, let status = blockStatus else { return }
         blockStatus = nil
         if status >= 200 {
-            finalStatus = status
+            let head = HTTPResponse(status: .init(code: status), headerFields: HTTPFields(fields))
+            body.start(head, decodes: request.decodesContent && !request.isHead && status != 204 && status != 304)
+            self.head = head
         } else {
             interimResponses += 1
             if interimResponses > ResponseLimits.maxInterimResponses { _ = refuse(.tooManyInterimResponses) }
@@ -72,19 +75,23 @@ package final class HTTP2Exchange {
     /// Body bytes; false refuses the stream.
     fileprivate func data(_ bytes: UnsafeRawBufferPointer) -> Bool {
         guard refusal == nil else { return false }
-        guard body.count + bytes.count <= limits.maxBodyBytes else { return refuse(.bodyTooLarge) }
-        body.append(contentsOf: bytes)
+        do {
+            try body.append(bytes)
+        } catch {
+            return refuse(error)
+        }
         return true
     }
 
-    /// Body bytes it holds (received and not yet handed to its requester).
-    fileprivate var heldBytes: Int { body.count }
+    /// Body bytes it holds, as they came (received and not yet handed to its requester).
+    fileprivate var heldBytes: Int { body.receivedBytes }
 
     fileprivate func closed(errorCode: UInt32) {
         if let refusal {
             outcome = .refused(refusal)
-        } else if errorCode == 0, let finalStatus {
-            outcome = .answered(HTTPResponse(status: .init(code: finalStatus), headerFields: HTTPFields(fields)), body: body)
+        } else if errorCode == 0, let head {
+            body.end()
+            outcome = .answered(head, body: body)
         } else {
             outcome = .reset(errorCode: errorCode == 0 ? HTTP2ErrorCode.protocolError : errorCode)  // ended with no response
         }

@@ -99,7 +99,8 @@ public final class Origin: @unchecked Sendable {
         let requests = try await send(["cmd": "requests", "ip": ip, "last": last]).object["requests"] as? [[String: Any]]
         return (requests ?? []).compactMap { request in
             guard let path = request["path"] as? String, let connection = request["conn"] as? Int else { return nil }
-            return OriginRequest(path: path, connection: connection)
+            let fields = (request["headers"] as? [[String]] ?? []).compactMap { $0.count == 2 ? (name: $0[0], value: $0[1]) : nil }
+            return OriginRequest(path: path, connection: connection, headers: fields)
         }
     }
 
@@ -368,6 +369,11 @@ public struct OriginRequest: Sendable {
     /// The server's number for the connection that carried it (1, 2, … in accept order, over
     /// all IPs): which connection a client used, as the server saw it.
     public let connection: Int
+    /// The header fields, in the order received (HTTP/2: lower-case names, no pseudo-header fields).
+    public let headers: [(name: String, value: String)]
+
+    /// The value of the first field named `name` (ASCII case-insensitive).
+    public func header(_ name: String) -> String? { headers.first { $0.name.lowercased() == name.lowercased() }?.value }
 }
 
 /// The origin's counters, per IP.

@@ -4,10 +4,12 @@ import Testing
 @testable import HotPoolHTTP
 
 @Suite struct HTTP1ParserTests {
+    static let ratio = HotPoolConfiguration().maxDecompressionRatio
+
     private func parse(_ wire: String, chunkSize: Int = .max, isHead: Bool = false, eof: Bool = false,
                        maxHeader: Int = 65536, maxFields: Int = 100, maxBody: Int = 1 << 20) throws -> HTTP1ResponseParser.Complete? {
         var parser = HTTP1ResponseParser(
-            limits: ResponseLimits(maxHeaderBytes: maxHeader, maxHeaderFields: maxFields, maxBodyBytes: maxBody), isHeadRequest: isHead)
+            limits: ResponseLimits(maxHeaderBytes: maxHeader, maxHeaderFields: maxFields, maxBodyBytes: maxBody, maxDecompressionRatio: Self.ratio), isHeadRequest: isHead)
         let bytes = Array(wire.utf8)
         var offset = 0
         while offset < bytes.count {
@@ -149,7 +151,7 @@ import Testing
     @Test(arguments: [1, 1000])
     func bytesAfterTheResponseAreCountedNotFoldedIntoKeepAlive(chunk: Int) throws {
         var parser = HTTP1ResponseParser(
-            limits: ResponseLimits(maxHeaderBytes: 1000, maxHeaderFields: 10, maxBodyBytes: 1000), isHeadRequest: false)
+            limits: ResponseLimits(maxHeaderBytes: 1000, maxHeaderFields: 10, maxBodyBytes: 1000, maxDecompressionRatio: Self.ratio), isHeadRequest: false)
         let bytes = Array("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\nokHTTP/1.1 200 OK\r\n".utf8)
         var complete: HTTP1ResponseParser.Complete?
         for start in stride(from: 0, to: bytes.count, by: chunk) {
@@ -180,7 +182,7 @@ import Testing
     /// chunks or trailer lines keeps the buffer at one unfinished element.
     @Test func bufferHoldsOnlyWhatIsUnfinished() throws {
         var parser = HTTP1ResponseParser(
-            limits: ResponseLimits(maxHeaderBytes: 4096, maxHeaderFields: 10, maxBodyBytes: 1 << 30), isHeadRequest: false)
+            limits: ResponseLimits(maxHeaderBytes: 4096, maxHeaderFields: 10, maxBodyBytes: 1 << 30, maxDecompressionRatio: Self.ratio), isHeadRequest: false)
         let head = Array("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".utf8)
         _ = try head.withUnsafeBytes { try parser.feed($0) }
         let chunks = Array(String(repeating: "1;e=1\r\nx\r\n", count: 5000).utf8)
@@ -212,5 +214,37 @@ import Testing
         own.headerFields.append(HTTPField(name: .accept, value: "application/json"))
         #expect(String(decoding: HTTP1Request.serialize(own, body: [], defaultHost: "a.test", profile: profile), as: UTF8.self)
             == "GET / HTTP/1.1\r\nHost: a.test\r\nUser-Agent: browser\r\nAccept: application/json\r\nX-Extra: 1\r\n\r\n")
+    }
+
+    /// A gzip body in 5-byte chunks, fed a byte at a time: decoded when asked, kept as sent
+    /// otherwise; corrupt, it fails only the body (the response is framed to its end and the
+    /// connection may carry the next request).
+    @Test func bodiesAreDecodedInsideTheirFramingAndACorruptOneKeepsTheConnection() throws {
+        let gzip = ContentDecoderTests.coded[0].bytes
+        func wire(_ body: [UInt8]) -> [UInt8] {
+            var out = Array("HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n".utf8)
+            for start in stride(from: 0, to: body.count, by: 5) {
+                let chunk = body[start..<min(body.count, start + 5)]
+                out += Array(String(chunk.count, radix: 16).utf8) + [13, 10] + chunk + [13, 10]
+            }
+            return out + Array("0\r\n\r\n".utf8)
+        }
+        func parse(_ bytes: [UInt8], decodes: Bool) throws -> HTTP1ResponseParser.Complete? {
+            var parser = HTTP1ResponseParser(limits: ResponseLimits(maxHeaderBytes: 4096, maxHeaderFields: 10, maxBodyBytes: 1 << 20,
+                                                                    maxDecompressionRatio: Self.ratio),
+                                             isHeadRequest: false, decodesContent: decodes)
+            var complete: HTTP1ResponseParser.Complete?
+            for byte in bytes { complete = try [byte].withUnsafeBytes { try parser.feed($0) } ?? complete }
+            #expect(parser.trailingBytes == 0)
+            return complete
+        }
+        let decoded = try #require(try parse(wire(gzip), decodes: true))
+        #expect(decoded.body == ContentDecoderTests.plain && decoded.decodedCodings == [.gzip] && decoded.keepAlive)
+        let asSent = try #require(try parse(wire(gzip), decodes: false))
+        #expect(asSent.body == gzip && asSent.decodedCodings == [] && asSent.decodingFailure == nil)
+        var corrupt = gzip
+        corrupt[20] ^= 0x5a
+        let failed = try #require(try parse(wire(corrupt), decodes: true))
+        #expect(failed.decodingFailure != nil && failed.body == [] && failed.keepAlive, "\(String(describing: failed.decodingFailure))")
     }
 }

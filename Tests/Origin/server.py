@@ -56,6 +56,7 @@ from cryptography.x509.oid import NameOID
 import h2.config, h2.connection, h2.errors, h2.events, h2.exceptions, h2.settings
 from hyperframe.frame import Frame, GoAwayFrame, HeadersFrame, PingFrame, PriorityFrame, SettingsFrame, WindowUpdateFrame
 from control import serve_commands
+import brotli, gzip, random, zlib, zstandard
 
 REASONS = {200: "OK", 201: "Created", 204: "No Content", 301: "Moved Permanently", 403: "Forbidden",
            404: "Not Found", 429: "Too Many Requests", 500: "Internal Server Error", 503: "Service Unavailable"}
@@ -527,7 +528,7 @@ class Conn:
         """Sends the answer an action describes; returns whether the connection stays open.
 
         status: {"status", "body" | "body_size", "framing": "length"|"chunked"|"close",
-                 "headers": [[k, v]], "connection_close"}
+                 "headers": [[k, v]], "connection_close"}, and content codings (see coded_body)
         raw:    {"data", "repeat", "repeat_count", "tail"}: exact bytes, connection kept; then
                 "records": [...] instead sends each string as its own TLS record, all in one TCP
                 segment; "then": [{"delay_ms", "data"}] sends more bytes later; "fin": true
@@ -588,11 +589,11 @@ class Conn:
             self.sock.shutdown(socket.SHUT_RDWR)
             return False
         status = action.get("status", 200)
-        body = (b"x" * action["body_size"]) if "body_size" in action else action.get("body", "ok").encode()
+        body, coding_headers = coded_body(action)
         framing = action.get("framing", "length")
         close = action.get("connection_close", False) or framing == "close"
         head = "HTTP/1.1 %d %s\r\n" % (status, REASONS.get(status, "Status"))
-        for k, v in action.get("headers", []):
+        for k, v in action.get("headers", []) + coding_headers:
             head += "%s: %s\r\n" % (k, v)
         if framing == "length":
             head += "Content-Length: %d\r\n" % len(body)
@@ -609,6 +610,79 @@ class Conn:
             except (OSError, ssl.SSLError, ValueError):
                 pass
         return not close
+
+
+# ---------------------------------------------------------------- content codings
+
+ENCODERS = {
+    "gzip": lambda data: gzip.compress(data, mtime=0),
+    "deflate": zlib.compress,                                   # zlib-wrapped, as RFC 9110 says
+    "deflate-raw": lambda data: zlib.compress(data, wbits=-15),  # raw deflate, as some servers send it
+    "br": brotli.compress,
+    "zstd": lambda data: zstandard.ZstdCompressor().compress(data),
+}
+BOMB_CHUNK = 1 << 20
+BOMB_BROTLI_QUALITY = 1                                         # brotli's default, 11, takes seconds per 100 MB
+_bombs = {}
+
+
+def text_body(size, seed):
+    """size bytes of pseudo-random words: compressible as real text is, not trivially."""
+    rng = random.Random(seed)
+    words = [bytes(rng.choice(b"abcdefghijklmnopqrstuvwxyz") for _ in range(rng.randint(2, 9))) for _ in range(2000)]
+    out = bytearray()
+    while len(out) < size:
+        out += rng.choice(words) + (b"\n" if rng.random() < 0.1 else b" ")
+    return bytes(out[:size])
+
+
+def bomb(coding, size):
+    """size zero bytes coded with coding, compressed in chunks (never held whole), cached."""
+    key = (coding, size)
+    if key not in _bombs:
+        if coding == "gzip":
+            c = zlib.compressobj(9, zlib.DEFLATED, 31)
+            feed, end = c.compress, c.flush
+        elif coding == "br":
+            c = brotli.Compressor(quality=BOMB_BROTLI_QUALITY)
+            feed, end = c.process, c.finish
+        else:
+            c = zstandard.ZstdCompressor().compressobj()
+            feed, end = c.compress, c.flush
+        chunk = b"\0" * BOMB_CHUNK
+        _bombs[key] = b"".join(feed(chunk) for _ in range(size // BOMB_CHUNK)) + end()
+    return _bombs[key]
+
+
+def coded_body(action):
+    """The body and extra headers of a status action. Content coding options:
+    "text": N       N bytes of pseudo-random words (seed "seed", default 1) instead of "body"
+    "encodings": [...]  codings applied in order (gzip, deflate, deflate-raw, br, zstd; any other
+                    name is only named), with Content-Encoding naming them and X-Plain-SHA256 the
+                    SHA-256 of the body before coding
+    "corrupt": true  flips bytes in the middle of the coded body; "truncate": N drops its last N bytes
+    "bomb": [coding, N]  N zero bytes coded (gzip, br or zstd), built in chunks
+    """
+    if "bomb" in action:
+        coding, size = action["bomb"]
+        return bomb(coding, size), [("Content-Encoding", coding)]
+    if "text" in action:
+        body = text_body(action["text"], action.get("seed", 1))
+    else:
+        body = (b"x" * action["body_size"]) if "body_size" in action else action.get("body", "ok").encode()
+    encodings = action.get("encodings")
+    if not encodings:
+        return body, []
+    headers = [("X-Plain-SHA256", hashlib.sha256(body).hexdigest())]
+    for coding in encodings:
+        body = ENCODERS.get(coding, lambda data: data)(body)
+    if action.get("corrupt"):
+        middle = len(body) // 2
+        body = body[:middle] + bytes(b ^ 0x5a for b in body[middle:middle + 16]) + body[middle + 16:]
+    if action.get("truncate"):
+        body = body[:-action["truncate"]]
+    names = ", ".join("deflate" if c == "deflate-raw" else c for c in encodings)
+    return body, headers + [("Content-Encoding", names), ("X-Coded-SHA256", hashlib.sha256(body).hexdigest())]
 
 
 def pseudo(headers):
@@ -836,8 +910,8 @@ class H2Conn:
             if action.get("refuse"):
                 return True
         status = action.get("status", 200)
-        body = (b"x" * action["body_size"]) if "body_size" in action else action.get("body", "ok").encode()
-        headers = [(":status", str(status))] + [(k.lower(), v) for k, v in action.get("headers", [])]
+        body, coding_headers = coded_body(action)
+        headers = [(":status", str(status))] + [(k.lower(), v) for k, v in action.get("headers", []) + coding_headers]
         headers.append(("content-length", str(len(body))))
         self.h2.send_headers(stream, headers, end_stream=not body)
         if action.get("hold_end"):

@@ -1,0 +1,83 @@
+import HTTPTypes
+import HotPoolCore
+
+/// A response body as its bytes arrive, within the pool's `ResponseLimits`: kept as sent, or,
+/// when the exchange decodes content and the head names codings, decoded as it comes. Shared by
+/// the HTTP/1.1 parser and HTTP/2 streams.
+///
+/// The limits end the response (they throw): more than `maxBodyBytes` as sent or decoded, or a
+/// decoded body past `decompressionRatioFloor` that is more than `maxDecompressionRatio` times
+/// what came (a decompression bomb). A coding that cannot be decoded (unknown, corrupt, cut
+/// short) fails only the request: it is recorded in `decodingFailure`, the rest of the body is
+/// taken as framing needs and dropped, and the connection stays usable.
+package struct ResponseBody {
+    /// The body: decoded, unless `decodingFailure`.
+    package private(set) var bytes: [UInt8] = []
+    /// Bytes as they came (what framing and flow control count).
+    package private(set) var receivedBytes = 0
+    /// The codings undone, in the order the server applied them; empty when the body is as sent.
+    package private(set) var decodedCodings: [ContentCoding] = []
+    /// Why the body could not be decoded (`ResponseError.contentDecodingFailed`).
+    package private(set) var decodingFailure: ResponseError?
+    private var decoder: ContentDecoder?
+    private let limits: ResponseLimits
+
+    package init(limits: ResponseLimits) {
+        self.limits = limits
+    }
+
+    /// The final head came: a body decoded by the head's `Content-Encoding` when `decodes` (a 206
+    /// is a range of the coded body, and is kept as sent).
+    package mutating func start(_ head: HTTPResponse, decodes: Bool) {
+        guard decodes, head.status.code != 206 else { return }
+        do {
+            decoder = try ContentDecoder.make(for: head.headerFields)
+            decodedCodings = decoder?.codings ?? []
+        } catch {
+            decodingFailure = error
+        }
+    }
+
+    /// Reserves room for `count` body bytes, the expected size when it is kept as sent.
+    package mutating func reserve(_ count: Int) {
+        if decoder == nil { bytes.reserveCapacity(count) }
+    }
+
+    /// Takes body bytes as they came; throws `bodyTooLarge` or `decompressionRatioExceeded`.
+    package mutating func append(_ chunk: UnsafeRawBufferPointer) throws(ResponseError) {
+        guard chunk.count <= limits.maxBodyBytes - receivedBytes else { throw .bodyTooLarge }
+        receivedBytes += chunk.count
+        guard decodingFailure == nil else { return }
+        guard let decoder else { return bytes.append(contentsOf: chunk) }
+        do {
+            try decoder.decode(chunk) { (piece) throws(ResponseError) in try take(decoded: piece) }
+        } catch .contentDecodingFailed(let coding, let reason) {
+            fail(.contentDecodingFailed(coding: coding, reason: reason))
+        }
+    }
+
+    /// The body ended: a coded one cut short is recorded as a decoding failure.
+    package mutating func end() {
+        guard decodingFailure == nil, let decoder else { return }
+        do {
+            try decoder.finish()
+        } catch {
+            fail(error)
+        }
+    }
+
+    private mutating func take(decoded piece: UnsafeRawBufferPointer) throws(ResponseError) {
+        guard piece.count <= limits.maxBodyBytes - bytes.count else { throw .bodyTooLarge }
+        bytes.append(contentsOf: piece)
+        if bytes.count > ResponseLimits.decompressionRatioFloor && bytes.count / limits.maxDecompressionRatio > receivedBytes {
+            throw .decompressionRatioExceeded
+        }
+    }
+
+    /// Gives up decoding: what was decoded is dropped, and the rest of the body with it.
+    private mutating func fail(_ failure: ResponseError) {
+        decodingFailure = failure
+        decoder = nil
+        bytes = []
+    }
+}
