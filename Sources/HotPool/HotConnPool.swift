@@ -339,33 +339,35 @@ public final class HotConnPool: Sendable {
     /// `roundTrip` do (the profile's headers added, the request framed by the pool, a request it
     /// cannot frame refused with `invalidRequest` before anything is asked, an unhealthy
     /// connection destroyed), within
-    /// `acquireTimeout` to get a connection and `timeout` (default `requestTimeout`; one that is
-    /// not positive is refused with `invalidArgument`) for the round trip. The body is decoded
+    /// `acquireTimeout` to get a connection, then `timeout` and `bodyTimeout` for the round trip
+    /// as `PooledConnection.roundTrip` takes them. The body is decoded
     /// as `PooledConnection.roundTrip` decodes it, unless `decompress` is false. Cancelling the task
     /// fails a caller still waiting for a connection with `cancelled`; a request already sent is answered.
     public func execute(
         _ request: HTTPRequest, body: [UInt8] = [], host: String, port: Int = 443, timeout: Duration? = nil,
-        decompress: Bool = true, isolation: isolated (any Actor)? = #isolation
+        bodyTimeout: Duration? = nil, decompress: Bool = true, isolation: isolated (any Actor)? = #isolation
     ) async throws -> HotResponse {
         let acquire = try acquireRequest(host: host, port: port, ip: nil)
         if let problem = RequestFraming.problem(request, bodyCount: body.count) { throw HotPoolError.invalidRequest(problem) }
-        let timeout = try requestTimeout(timeout).nanoseconds
+        let (timeout, bodyTimeout) = try requestTimeouts(timeout, bodyTimeout)
         return try await ask({ handoff in
-            .execute(PendingExecute(request: request, body: body, timeout: timeout, decompress: decompress, handoff: handoff,
-                                    acquire: acquire))
+            .execute(PendingExecute(request: request, body: body, timeout: timeout.nanoseconds, bodyTimeout: bodyTimeout?.nanoseconds,
+                                    decompress: decompress, handoff: handoff, acquire: acquire))
         }, { .acquire($0, acquire) }).get()
     }
 
-    /// A round trip's bound: `timeout`, or `requestTimeout` when nil; one that is not positive
-    /// throws `invalidArgument`.
-    private func requestTimeout(_ timeout: Duration?) throws(HotPoolError) -> Duration {
-        if let timeout, timeout <= .zero { throw .invalidArgument("a request timeout must be positive, not \(timeout)") }
-        return timeout ?? configuration.requestTimeout
+    /// A round trip's bounds: `timeout`, or `requestTimeout` when nil, and `bodyTimeout`; one that
+    /// is not positive throws `invalidArgument`.
+    private func requestTimeouts(_ timeout: Duration?, _ bodyTimeout: Duration?) throws(HotPoolError) -> (Duration, Duration?) {
+        for (name, value) in [("timeout", timeout), ("bodyTimeout", bodyTimeout)] {
+            if let value, value <= .zero { throw .invalidArgument("a request's \(name) must be positive, not \(value)") }
+        }
+        return (timeout ?? configuration.requestTimeout, bodyTimeout)
     }
 
     func roundTrip(
-        _ connection: PooledConnection, _ request: HTTPRequest, body: [UInt8], timeout: Duration?, decompress: Bool = true,
-        isolation: isolated (any Actor)? = #isolation
+        _ connection: PooledConnection, _ request: HTTPRequest, body: [UInt8], timeout: Duration?, bodyTimeout: Duration? = nil,
+        decompress: Bool = true, isolation: isolated (any Actor)? = #isolation
     ) async throws -> HotResponse {
         guard connection.pool === self else {
             send(.foreignHandleUsed)
@@ -373,13 +375,13 @@ public final class HotConnPool: Sendable {
         }
         guard !Task.isCancelled else { throw HotPoolError.cancelled }
         if let problem = RequestFraming.problem(request, bodyCount: body.count) { throw HotPoolError.invalidRequest(problem) }
-        let timeout = try requestTimeout(timeout)
+        let (timeout, bodyTimeout) = try requestTimeouts(timeout, bodyTimeout)
         let message = connection.message(request, body: body, decompress: decompress)
         let (driver, reactor) = (driver, reactor)
         return try await Handoff<Result<HotResponse, HotPoolError>>.wait { handoff in
             if reactor.isOnReactorThread {
-                driver.requestExchange(connection.handle, message, timeout: timeout, handoff)
-            } else if !reactor.post({ driver.requestExchange(connection.handle, message, timeout: timeout, handoff) }) {
+                driver.requestExchange(connection.handle, message, timeout: timeout, bodyTimeout: bodyTimeout, handoff)
+            } else if !reactor.post({ driver.requestExchange(connection.handle, message, timeout: timeout, bodyTimeout: bodyTimeout, handoff) }) {
                 handoff.tryDeliver(.failure(.poolClosed))
             }
         }.get()

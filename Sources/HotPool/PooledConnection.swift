@@ -37,7 +37,10 @@ public struct PooledConnection: Sendable, Hashable {
     }
 
     /// Sends `request` (and `body`) and reads the whole response, within `timeout` (default
-    /// `requestTimeout`; one that is not positive is refused with `invalidArgument`).
+    /// `requestTimeout`). With a `bodyTimeout`, `timeout` bounds the wait for the response's head
+    /// and `bodyTimeout` the body from then on (a timeout says which, by its `phase`: `request`
+    /// or `responseBody`); without one, `timeout` bounds both. A bound that is not positive is
+    /// refused with `invalidArgument`.
     /// The profile's headers are added, in the browser's order, where the request does not set
     /// them. A body coded with a coding the profile's `Accept-Encoding` offered (gzip, deflate,
     /// br, zstd, or several) is decoded as it arrives (`HotResponse.decodedContentCodings` says
@@ -53,10 +56,10 @@ public struct PooledConnection: Sendable, Hashable {
     /// unhealthy: return it with `putConnection`, which destroys it. A cancelled task's call
     /// throws `HotPoolError.cancelled` without sending anything.
     public func roundTrip(
-        _ request: HTTPRequest, body: [UInt8] = [], timeout: Duration? = nil, decompress: Bool = true,
-        isolation: isolated (any Actor)? = #isolation
+        _ request: HTTPRequest, body: [UInt8] = [], timeout: Duration? = nil, bodyTimeout: Duration? = nil,
+        decompress: Bool = true, isolation: isolated (any Actor)? = #isolation
     ) async throws -> HotResponse {
-        try await pool.roundTrip(self, request, body: body, timeout: timeout, decompress: decompress)
+        try await pool.roundTrip(self, request, body: body, timeout: timeout, bodyTimeout: bodyTimeout, decompress: decompress)
     }
 
     public static func == (a: Self, b: Self) -> Bool { a.pool === b.pool && a.handle == b.handle }

@@ -135,8 +135,10 @@ public struct HotPoolError: Error, Hashable, Sendable, CustomStringConvertible {
         case tlsHandshake
         /// A caller's wait for a connection (`acquireTimeout`).
         case waitForConnection
-        /// A request and its response.
+        /// A request and its response (up to its head, when a body timeout was given).
         case request
+        /// A response's body, after its head, when the request was given a body timeout.
+        case responseBody
     }
 
     /// Which kind of failure this is.

@@ -40,6 +40,8 @@ package final class PendingExecute: @unchecked Sendable {
     let request: HTTPRequest
     let body: [UInt8]
     let timeout: Int64
+    /// The body's bound (ns) once the head arrived; nil: `timeout` covers it.
+    let bodyTimeout: Int64?
     /// The response body is decoded (`ConnectionIdentity.message`).
     let decompress: Bool
     let handoff: Handoff<Result<HotResponse, HotPoolError>>
@@ -48,10 +50,10 @@ package final class PendingExecute: @unchecked Sendable {
     /// It was asked again once already.
     var retried = false
 
-    package init(request: HTTPRequest, body: [UInt8], timeout: Int64, decompress: Bool,
+    package init(request: HTTPRequest, body: [UInt8], timeout: Int64, bodyTimeout: Int64?, decompress: Bool,
                  handoff: Handoff<Result<HotResponse, HotPoolError>>, acquire: PoolStateMachine.AcquireRequest) {
         (self.request, self.body, self.timeout, self.handoff, self.acquire) = (request, body, timeout, handoff, acquire)
-        self.decompress = decompress
+        (self.bodyTimeout, self.decompress) = (bodyTimeout, decompress)
     }
 }
 

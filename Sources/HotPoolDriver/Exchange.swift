@@ -37,8 +37,12 @@ final class ExchangeOp {
     var streamLease: LeaseHandle?
     /// An `execute` not yet retried: asked again once if a GOAWAY leaves its request unprocessed.
     var retry: PendingExecute?
+    /// The bound (ns) on the body once the head arrived; nil: the exchange's one deadline covers both.
+    let bodyTimeout: Int64?
+    /// Its response head arrived (and the machine was told, when it has a `bodyTimeout`).
+    var headArrived = false
 
-    init(_ message: ExchangeMessage, limits: ResponseLimits, requester: Requester) {
+    init(_ message: ExchangeMessage, limits: ResponseLimits, requester: Requester, bodyTimeout: Int64? = nil) {
         switch message {
         case .http1(let bytes, let isHead, let decodesContent):
             (request, http2) = (bytes, nil)
@@ -47,8 +51,12 @@ final class ExchangeOp {
             (self.request, http2) = ([], HTTP2Exchange(request: request, limits: limits))
             parser = HTTP1ResponseParser(limits: limits, isHeadRequest: request.isHead)
         }
-        self.requester = requester
+        (self.requester, self.bodyTimeout) = (requester, bodyTimeout)
+        http2?.reportsHead = bodyTimeout != nil
     }
+
+    /// What a timeout of the exchange bounded: the wait for the head, or the body after it.
+    var timeoutPhase: HotPoolError.Phase { headArrived && bodyTimeout != nil ? .responseBody : .request }
 
     /// Hands the outcome to the caller who asked (a probe's outcome is the machine's alone).
     func finish(_ result: Result<HotResponse, HotPoolError>) {
@@ -136,6 +144,7 @@ extension PoolDriver {
                     if let response = try op.parser.feed(UnsafeRawBufferPointer(rebasing: readBuffer[..<Int(rc)])) {
                         return .complete(response, endedWithoutCloseNotify: false)
                     }
+                    if op.bodyTimeout != nil && !op.headArrived && op.parser.hasHead { responseHeadArrived(slot, op) }
                 } else if rc == HP_TLS_WANT_READ || rc == HP_TLS_WANT_WRITE {
                     return .wantsMore
                 } else if rc == HP_TLS_CLOSED {
@@ -150,6 +159,13 @@ extension PoolDriver {
                 return .failed(HotPoolError(error, host: host, ip: ip, limits: config.responseLimits))
             }
         }
+    }
+
+    /// The exchange's response head arrived: with a `bodyTimeout`, the machine moves its deadline.
+    func responseHeadArrived(_ slot: Int32, _ op: ExchangeOp) {
+        op.headArrived = true
+        guard let bodyTimeout = op.bodyTimeout else { return }
+        send(.responseHeadArrived(machine.table.handle(slot), stream: op.streamLease, bodyTimeout: bodyTimeout))
     }
 
     /// The response is complete and goes to its requester. The connection stays usable only if

@@ -74,6 +74,9 @@ extension PoolDriver {
     func http2Input(_ slot: Int32, _ connection: HTTP2Connection) {
         let handle = machine.table.handle(slot)
         let broken = readHTTP2(slot, connection.session)
+        for exchange in connection.session.takeHeadsArrived() {
+            if let op = connection.exchanges[ObjectIdentifier(exchange)] { responseHeadArrived(slot, op) }
+        }
         let goAway = connection.session.goAwayLastStream != nil
         if goAway && !connection.goAwayReported {
             // First of all, the connection takes no new stream (a retry must go elsewhere); those
@@ -206,7 +209,7 @@ extension PoolDriver {
     func abortStreamExchange(_ lease: LeaseHandle) {
         guard let op = cancelExchange(lease.slot, where: { $0.streamLease == lease }) else { return }
         let host = machine.hostName(lease.slot), ip = machine.ipAddress(lease.slot)
-        let error: HotPoolError = machine.isCurrent(lease) ? .timeout(host: host, ip: ip, phase: .request) : .staleConnection
+        let error: HotPoolError = machine.isCurrent(lease) ? .timeout(host: host, ip: ip, phase: op.timeoutPhase) : .staleConnection
         endHTTP2Exchange(lease.slot, op, .failed, .failure(error))
     }
 

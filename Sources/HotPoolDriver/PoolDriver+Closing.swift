@@ -28,7 +28,7 @@ extension PoolDriver {
             }
             send(.dialFailed(handle, .timeout(host: host, ip: ip, phase: phase, proxy: op.target.proxy)))
         case .exchange(let op)?:
-            failExchange(handle.slot, op, .timeout(host: host, ip: ip, phase: .request))
+            failExchange(handle.slot, op, .timeout(host: host, ip: ip, phase: op.timeoutPhase))
         case nil:
             abortHTTP2Probe(handle.slot)
         }

@@ -255,10 +255,12 @@ package final class PoolDriver: @unchecked Sendable {
         callers.add(id, .get(handoff))
     }
 
-    /// A caller's round trip of `message` (made on its thread) on the connection it leases.
-    package func requestExchange(_ handle: LeaseHandle, _ message: ExchangeMessage, timeout: Duration,
-                         _ handoff: Handoff<Result<HotResponse, HotPoolError>>) {
-        decide(ExchangeOp(message, limits: config.responseLimits, requester: .caller(handoff)), on: handle, timeout: timeout.nanoseconds)
+    /// A caller's round trip of `message` (made on its thread) on the connection it leases, its
+    /// head within `timeout` and then its body within `bodyTimeout` (nil: all of it within `timeout`).
+    package func requestExchange(_ handle: LeaseHandle, _ message: ExchangeMessage, timeout: Duration, bodyTimeout: Duration?,
+                                 _ handoff: Handoff<Result<HotResponse, HotPoolError>>) {
+        let op = ExchangeOp(message, limits: config.responseLimits, requester: .caller(handoff), bodyTimeout: bodyTimeout?.nanoseconds)
+        decide(op, on: handle, timeout: timeout.nanoseconds)
     }
 
     /// Asks the machine to decide on the exchange `op` on the lease, under a new id.
@@ -284,7 +286,7 @@ package final class PoolDriver: @unchecked Sendable {
         let isHTTP2 = http2[Int(handle.slot)] != nil
         if case .waiting(.execute(let pending))? = caller {
             let op = ExchangeOp(identity.message(pending.request, body: pending.body, http2: isHTTP2, decompress: pending.decompress),
-                                limits: config.responseLimits, requester: .execute(pending.handoff))
+                                limits: config.responseLimits, requester: .execute(pending.handoff), bodyTimeout: pending.bodyTimeout)
             op.lease = handle
             if !pending.retried { op.retry = pending }
             return decide(op, on: handle, timeout: pending.timeout)

@@ -99,6 +99,9 @@ package struct HTTP1ResponseParser {
     /// Bytes received after the end of the response: a server must send none.
     package var trailingBytes: Int { buffer.count - position + extraBytes }
 
+    /// The final head was read (the body may still be coming).
+    package var hasHead: Bool { head != nil }
+
     /// Bytes held for an unfinished head, line or trailer (what bounds the parser's memory).
     var bufferedBytes: Int { buffer.count }
 

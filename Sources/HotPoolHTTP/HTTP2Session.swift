@@ -20,6 +20,9 @@ package final class HTTP2Exchange {
     private let limits: ResponseLimits
     /// The stream's id once it is open.
     fileprivate(set) var stream: Int32 = 0
+    /// Its head's arrival is reported (`HTTP2Session.takeHeadsArrived`): its requester's deadline
+    /// changes then.
+    package var reportsHead = false
     /// Set once the stream closed.
     package private(set) var outcome: Outcome?
 
@@ -83,6 +86,9 @@ package final class HTTP2Exchange {
         return true
     }
 
+    /// The final head arrived.
+    fileprivate var hasHead: Bool { head != nil }
+
     /// Body bytes it holds, as they came (received and not yet handed to its requester).
     fileprivate var heldBytes: Int { body.receivedBytes }
 
@@ -131,6 +137,8 @@ package final class HTTP2Session {
     private var streams: [Int32: HTTP2Exchange] = [:]
     /// Exchanges whose stream closed since the last `takeEnded`, in the order they closed.
     private var ended: [HTTP2Exchange] = []
+    /// Exchanges whose head arrived since the last `takeHeadsArrived`, of those that report it.
+    private var headsArrived: [HTTP2Exchange] = []
     private let priority: HTTP2Priority?
     /// Body bytes the open streams hold, and past which only the oldest one's window opens.
     private var heldBodyBytes = 0
@@ -194,6 +202,13 @@ package final class HTTP2Session {
         streams[stream] = exchange
         windowsOfStreamsResetHere = 0
         return nil
+    }
+
+    /// The exchanges that report their head (`HTTP2Exchange.reportsHead`) whose head arrived
+    /// since the last call.
+    package func takeHeadsArrived() -> [HTTP2Exchange] {
+        defer { headsArrived.removeAll(keepingCapacity: true) }
+        return headsArrived
     }
 
     /// The exchanges whose stream closed since the last call, in the order they closed.
@@ -290,7 +305,13 @@ package final class HTTP2Session {
             return exchange.header(UnsafeRawBufferPointer(start: name, count: nameCount),
                                    UnsafeRawBufferPointer(start: value, count: valueCount)) ? 0 : 1
         },
-        on_headers_end: { user, stream, _ in of(user).streams[stream]?.headersEnded() },
+        on_headers_end: { user, stream, _ in
+            let session = of(user)
+            guard let exchange = session.streams[stream] else { return }
+            let hadHead = exchange.hasHead
+            exchange.headersEnded()
+            if exchange.reportsHead && !hadHead && exchange.hasHead { session.headsArrived.append(exchange) }
+        },
         on_data: { user, stream, bytes, count in
             let session = of(user)
             _ = hp_h2_consume(session.session, 0, count)

@@ -33,6 +33,22 @@ extension PoolStateMachine {
         emit(.startExchange(id, table.handle(slot)))
     }
 
+    /// A caller's exchange has its response head: its deadline moves to `bodyTimeout` from now
+    /// (unless it passed already, and the driver is ending the exchange).
+    mutating func responseHeadArrived(_ handle: SlotHandle, stream: LeaseHandle?, bodyTimeout: Int64) {
+        guard table.isCurrent(handle) else { return }
+        let s = Int(handle.slot)
+        let deadline = HotPoolCore.deadline(from: now, after: bodyTimeout)
+        if let stream {
+            guard isCurrent(stream), let current = streamLeases[handle.slot]?[stream.lease]?.exchangeDeadline, current != .max else { return }
+            streamLeases[handle.slot]![stream.lease]!.exchangeDeadline = deadline
+        } else {
+            guard table.operation[s] == .exchange, table.operationDeadline[s] != .max else { return }
+            table.operationDeadline[s] = deadline
+        }
+        armDeadlineTimer(at: deadline)
+    }
+
     /// A request counted when it was decided was not processed (the server refused its stream,
     /// or it was never sent): it counts where it runs again, if anywhere.
     mutating func uncountRequest(_ slot: Int32) {

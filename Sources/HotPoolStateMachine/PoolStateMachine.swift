@@ -149,6 +149,10 @@ package struct PoolStateMachine: ~Copyable {
         /// with exactly one `startExchange`, `startStreamExchange` or `refuseExchange` naming `id`.
         case requestExchange(ExchangeID, on: LeaseHandle, timeout: Int64)
         case exchangeEnded(SlotHandle, ExchangeOutcome)
+        /// The response head of a caller's exchange arrived: its deadline is now `bodyTimeout` ns
+        /// away, for the body. On an HTTP/1.1 connection `stream` is nil; on an HTTP/2 one it is
+        /// the exchange's stream lease.
+        case responseHeadArrived(SlotHandle, stream: LeaseHandle?, bodyTimeout: Int64)
         /// A caller's exchange on an HTTP/2 connection ended (`startStreamExchange` began it).
         case streamExchangeEnded(LeaseHandle, ExchangeOutcome)
         /// Static addresses for a host name (already validated and filtered to IP literals).
@@ -334,6 +338,7 @@ package struct PoolStateMachine: ~Copyable {
             counters.staleHandleUses += 1
         case .requestExchange(let id, let handle, let timeout): requestExchange(id, on: handle, timeout: timeout)
         case .exchangeEnded(let handle, let outcome): exchangeEnded(handle, outcome)
+        case .responseHeadArrived(let handle, let stream, let bodyTimeout): responseHeadArrived(handle, stream: stream, bodyTimeout: bodyTimeout)
         case .streamExchangeEnded(let handle, let outcome): streamExchangeEnded(handle, outcome)
         case .setAddresses(let addresses, let name): setAddresses(addresses, forHost: name)
         case .resolved(let hostID, let result): resolved(hostID, result)

@@ -731,6 +731,7 @@ class H2Conn:
         self.open = set()                               # streams not answered yet
         self.pending = {}                               # stream -> body bytes waiting for flow control
         self.delayed = []                               # (due, stream, action): answers held by "delay_ms"
+        self.held_bodies = set()                        # streams whose head went out and body waits ("body_delay_ms")
         self.heads = {}                                 # stream -> request header fields, until answered
         self.body_len = {}                              # stream -> request body bytes received
         self.goaway_last = None                         # the last stream our GOAWAY let through
@@ -872,12 +873,17 @@ class H2Conn:
         """Sends the answer an action describes on a stream; False when the connection ends.
 
         As for HTTP/1.1 (status, stall, close, reset, raw), plus: "hold_end": true sends the body
-        without ever ending the stream; rst_stream {"code"}; goaway {"refuse"}; ping_flood
+        without ever ending the stream; "body_delay_ms": N sends the head at once and the body N ms later; rst_stream {"code"}; goaway {"refuse"}; ping_flood
         {"seconds", "batch", "interval_ms"}: stops reading and streams PING frames.
         """
+        kind = action.get("type", "status")
+        if kind == "body_only":                         # the body of an answer whose head went out
+            if stream in self.held_bodies:
+                self.held_bodies.discard(stream)
+                self.pending[stream] = action["body"]
+            return True
         if stream not in self.open:                     # the client reset it meanwhile
             return True
-        kind = action.get("type", "status")
         self.open.discard(stream)
         if kind == "stall":
             self.open.add(stream)
@@ -913,6 +919,11 @@ class H2Conn:
         body, coding_headers = coded_body(action)
         headers = [(":status", str(status))] + [(k.lower(), v) for k, v in action.get("headers", []) + coding_headers]
         headers.append(("content-length", str(len(body))))
+        if body and action.get("body_delay_ms"):
+            self.h2.send_headers(stream, headers)
+            self.held_bodies.add(stream)
+            self.delayed.append((time.monotonic() + action["body_delay_ms"] / 1000, stream, {"type": "body_only", "body": body}))
+            return True
         self.h2.send_headers(stream, headers, end_stream=not body)
         if action.get("hold_end"):
             self.held.add(stream)
