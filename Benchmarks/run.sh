@@ -124,10 +124,17 @@ EOF
     chmod 644 proxy.key  # Squid reads it as its own user
 ) 2>"$work/openssl.log" || { cat "$work/openssl.log" >&2; exit 1; }
 
-# The bodies: 256 bytes and 16 KiB.
+# The bodies: 256 bytes and 16 KiB; and 16 KiB of text (words of a dictionary drawn at random,
+# as prose compresses: about 3 times by gzip), also gzip-coded for gzip_static to send.
 mkdir -p "$work/www" "$work/tmp"
 head -c 256 /dev/zero | tr '\0' 'a' >"$work/www/256"
 head -c 16384 /dev/zero | tr '\0' 'b' >"$work/www/16k"
+python3 -c 'import random, sys
+rng = random.Random(1)
+words = ["".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(rng.randint(2, 9))) for _ in range(2000)]
+text = " ".join(rng.choice(words) for _ in range(4000)).encode()[:16384]
+sys.stdout.buffer.write(text)' >"$work/www/text16k"
+gzip -9 -n -k "$work/www/text16k"
 chmod 644 "$work/www/"*
 
 listens=""
@@ -163,6 +170,7 @@ http {
 $listens
         server_name $host;
         root $work/www;
+        gzip_static on;
     }
 }
 EOF

@@ -124,6 +124,7 @@ static int run_zlib(hp_decoder *d, const uint8_t *in, size_t in_len, size_t *con
         return rc;
     }
     if (d->at_end) {
+        if (in_len == 0) return HP_DECODE_OK;  // asked for output the stream's end already gave
         // gzip members may follow one another (RFC 1952 2.2); other streams end once.
         if (d->coding != HP_CODING_GZIP) return fail(d, "data after the end of the stream");
         if (inflateReset(&d->zlib) != Z_OK) return fail(d, "inflateReset failed");

@@ -48,6 +48,22 @@ import Testing
         }
     }
 
+    /// Bodies that decode to exactly one and two of a stage's output buffers: the output fills
+    /// it before the stream's trailer is read, and the decoder must still be asked for its end.
+    @Test func aBodyFillingTheOutputBufferExactlyEnds() throws {
+        let line = Array("hello, coded world\n".utf8)
+        for (count, coded) in [
+            (ContentDecoder.stageOutputBytes, "H4sIAAAAAAACA+3IsQkAIAwAsN0rPMCvrOBQKLj4vl84JWP2yqzRZ8WKfutktK2UUkoppZRSSimllFJKKaWUUkoppZRSSimllFJKKaWUUkoppZRSSqm/9QCNr/DWAEAAAA=="),
+            (2 * ContentDecoder.stageOutputBytes, "H4sIAAAAAAACA+3IsQkAIAwAsN0rPMCvrOBQKLj4voeYjNkrs0afFSv6rZPRtlJKKaWUUkoppZRSSimllFJKKaWUUkoppZRSSimllFJKKaWUUkoppZRSSimllFJKKaWUUkoppZRSSimllFJKKaWUUkoppZRSSimllFJKKfVbPZiaLGQAgAAA"),
+        ] {
+            let plain = Array((0..<count).map { line[$0 % line.count] })
+            for feed in [1, 7, 1 << 20] {
+                let decoder = try #require(try Self.decoder("gzip"))
+                #expect(try Self.decode(decoder, Self.bytes(coded), feed: feed) == plain, "\(count) bytes, fed \(feed) at a time")
+            }
+        }
+    }
+
     @Test func gzipMembersAndZstdFramesInARowAreOneBody() throws {
         for coding in [ContentCoding.gzip, .zstd] {
             let one = Self.coded.first { $0.coding == coding }!.bytes

@@ -7,10 +7,11 @@ struct Options: Sendable {
                             [--duration SECONDS] [--quick] [--json FILE] [--only GROUP[,GROUP...]]
                             [--http-proxy URL] [--socks5-proxy URL] [--https-proxy URL]
           groups: getput, throughput, http2, handshake, destruction (close, remove and memory), hosts,
-                  proxy (through the local proxies given; skipped without --http-proxy)
+                  proxy (through the local proxies given; skipped without --http-proxy),
+                  codings (a gzip-coded body decoded, beside the same body sent as it is)
         """
 
-    static let groups: Set<String> = ["getput", "throughput", "http2", "handshake", "destruction", "hosts", "proxy"]
+    static let groups: Set<String> = ["getput", "throughput", "http2", "handshake", "destruction", "hosts", "proxy", "codings"]
 
     /// PEM of the CA that signed nginx's certificate.
     var caFile = ""

@@ -121,17 +121,21 @@ private let warmUp = Duration.milliseconds(300)
 /// With `http2`, the pool holds `http2.connections` connections to nginx's HTTP/2 port on its
 /// first IP, each leased to at most `http2.streams` tasks at once, and the load fails unless
 /// every connection spoke h2. With `proxy`, every connection goes through it, and the load fails
-/// unless the proxy's ledger counts every dial and no failed one.
+/// unless the proxy's ledger counts every dial and no failed one. With `acceptEncoding`, requests
+/// carry it instead of the profile's (which asks for gzip, deflate, br and zstd, and has the body decoded).
 func hotPoolLoad(
     _ options: Options, _ caller: HotPoolCaller, _ backend: IOBackendChoice, concurrency: Int, path: String, bodyBytes: Int,
-    http2: (connections: Int, streams: Int)? = nil, profile: FingerprintProfile = .chrome, proxy: Proxy? = nil
+    http2: (connections: Int, streams: Int)? = nil, profile: FingerprintProfile = .chrome, proxy: Proxy? = nil,
+    acceptEncoding: String? = nil
 ) async throws -> Load {
     let pool = try options.makePool(
         connections: http2?.connections ?? concurrency, backend: backend, streams: http2?.streams, profile: profile,
         proxies: proxy.map { [$0] } ?? [])
     let port = http2 == nil ? options.port : options.http2Port
     let authority = port == 443 ? options.host : "\(options.host):\(port)"
-    let request = HTTPRequest(method: .get, scheme: "https", authority: authority, path: path)
+    var asked = HTTPRequest(method: .get, scheme: "https", authority: authority, path: path)
+    if let acceptEncoding { asked.headerFields[.acceptEncoding] = acceptEncoding }
+    let request = asked
     let operation: @Sendable () async throws -> Void = switch caller {
     case .global, .executor: {
         try await pool.withConnection(host: options.host, port: port) { connection in
@@ -182,9 +186,10 @@ func hotPoolLoad(
 /// HTTP/2 to nginx's `http2` port (ALPN picks it; the load fails if a response came over HTTP/1.1).
 /// With `proxy`, every connection goes through it (`configuration.proxy`); without
 /// `checksHostname`, the certificate's chain is checked but not its names (see `proxyThroughput`).
+/// With `decompresses`, it asks for gzip and deflate and decodes the body (its `decompression`).
 func asyncHTTPClientLoad(
     _ options: Options, concurrency: Int, path: String, bodyBytes: Int, http2: Bool = false,
-    proxy: HTTPClient.Configuration.Proxy? = nil, checksHostname: Bool = true
+    proxy: HTTPClient.Configuration.Proxy? = nil, checksHostname: Bool = true, decompresses: Bool = false
 ) async throws -> Load {
     var tls = TLSConfiguration.makeClientConfiguration()
     tls.trustRoots = .file(options.caFile)
@@ -193,8 +198,11 @@ func asyncHTTPClientLoad(
     configuration.proxy = proxy
     configuration.httpVersion = http2 ? .automatic : .http1Only
     configuration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = concurrency
+    if decompresses { configuration.decompression = .enabled(limit: .none) }
     let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
-    let request = HTTPClientRequest(url: http2 ? "https://\(options.ips[0]):\(options.http2Port)\(path)" : options.url(path))
+    var asked = HTTPClientRequest(url: http2 ? "https://\(options.ips[0]):\(options.http2Port)\(path)" : options.url(path))
+    if decompresses { asked.headers.add(name: "Accept-Encoding", value: "gzip, deflate") }
+    let request = asked
     let operation: @Sendable () async throws -> Void = {
         let response = try await client.execute(request, timeout: .seconds(30))
         let body = try await response.body.collect(upTo: 1 << 20)
@@ -214,10 +222,11 @@ func asyncHTTPClientLoad(
     }
 }
 
-/// wrk with one thread per core (at most one per connection), as a child process.
-private func wrkLoad(_ options: Options, concurrency: Int, path: String) throws -> Load {
+/// wrk with one thread per core (at most one per connection), as a child process, sending `headers`.
+func wrkLoad(_ options: Options, concurrency: Int, path: String, headers: [String] = []) throws -> Load {
     let threads = min(concurrency, sysconf(Int32(_SC_NPROCESSORS_ONLN)))
-    let command = ["wrk", "-t\(threads)", "-c\(concurrency)", "-d\(options.duration)s", options.url(path)]
+    let command = ["wrk", "-t\(threads)", "-c\(concurrency)", "-d\(options.duration)s"] + headers.flatMap { ["-H", $0] }
+        + [options.url(path)]
     let run = try runChild(command)
     guard run.exitCode == 0 else { throw BenchError.childFailed(command.joined(separator: " "), run.exitCode, run.output) }
     // "  123456 requests in 5.00s, 80.00MB read" and "Requests/sec: 24691.20".
