@@ -174,6 +174,14 @@ int hp_uring_poll_remove(hp_uring *r, uint64_t target, uint64_t user_data) {
     return 0;
 }
 
+int hp_uring_cancel(hp_uring *r, uint64_t target, uint64_t user_data) {
+    struct io_uring_sqe *sqe = next_sqe(r);
+    if (!sqe) return -EBUSY;
+    io_uring_prep_cancel64(sqe, target, 0);
+    io_uring_sqe_set_data64(sqe, user_data);
+    return 0;
+}
+
 int hp_uring_recv_multishot(hp_uring *r, int fd, uint64_t user_data) {
     struct io_uring_sqe *sqe = next_sqe(r);
     if (!sqe) return -EBUSY;

@@ -109,6 +109,9 @@ void hp_uring_recycle_buffer(hp_uring *ring, unsigned id);
 int hp_uring_poll_add(hp_uring *ring, int fd, uint32_t mask, uint64_t user_data);
 /// Queues removal of the poll queued with `target`; the removal completes with `user_data`.
 int hp_uring_poll_remove(hp_uring *ring, uint64_t target, uint64_t user_data);
+/// Queues a cancel of the operation queued with `target` (a multishot receive ends with
+/// -ECANCELED); the cancel completes with `user_data`.
+int hp_uring_cancel(hp_uring *ring, uint64_t target, uint64_t user_data);
 /// Queues a multishot receive into provided buffers: one completion per arrival until one without
 /// HP_CQE_F_MORE (0 = the peer's end of stream, -ENOBUFS = buffers ran out, or an error).
 int hp_uring_recv_multishot(hp_uring *ring, int fd, uint64_t user_data);

@@ -358,25 +358,32 @@ public final class HotConnPool: Sendable {
 
     /// A round trip's bounds: `timeout`, or `requestTimeout` when nil, and `bodyTimeout`; one that
     /// is not positive throws `invalidArgument`.
-    private func requestTimeouts(_ timeout: Duration?, _ bodyTimeout: Duration?) throws(HotPoolError) -> (Duration, Duration?) {
+    func requestTimeouts(_ timeout: Duration?, _ bodyTimeout: Duration?) throws(HotPoolError) -> (Duration, Duration?) {
         for (name, value) in [("timeout", timeout), ("bodyTimeout", bodyTimeout)] {
             if let value, value <= .zero { throw .invalidArgument("a request's \(name) must be positive, not \(value)") }
         }
         return (timeout ?? configuration.requestTimeout, bodyTimeout)
     }
 
+    /// `request` as `connection` sends it, once it is checked: the connection is this pool's, the
+    /// task is not cancelled, and the pool can frame the request.
+    func exchangeMessage(_ connection: PooledConnection, _ request: HTTPRequest, body: [UInt8],
+                         decompress: Bool) throws(HotPoolError) -> ExchangeMessage {
+        guard connection.pool === self else {
+            send(.foreignHandleUsed)
+            throw .staleConnection
+        }
+        guard !Task.isCancelled else { throw .cancelled }
+        if let problem = RequestFraming.problem(request, bodyCount: body.count) { throw .invalidRequest(problem) }
+        return connection.message(request, body: body, decompress: decompress)
+    }
+
     func roundTrip(
         _ connection: PooledConnection, _ request: HTTPRequest, body: [UInt8], timeout: Duration?, bodyTimeout: Duration? = nil,
         decompress: Bool = true, isolation: isolated (any Actor)? = #isolation
     ) async throws -> HotResponse {
-        guard connection.pool === self else {
-            send(.foreignHandleUsed)
-            throw HotPoolError.staleConnection
-        }
-        guard !Task.isCancelled else { throw HotPoolError.cancelled }
-        if let problem = RequestFraming.problem(request, bodyCount: body.count) { throw HotPoolError.invalidRequest(problem) }
+        let message = try exchangeMessage(connection, request, body: body, decompress: decompress)
         let (timeout, bodyTimeout) = try requestTimeouts(timeout, bodyTimeout)
-        let message = connection.message(request, body: body, decompress: decompress)
         let (driver, reactor) = (driver, reactor)
         return try await Handoff<Result<HotResponse, HotPoolError>>.wait { handoff in
             if reactor.isOnReactorThread {

@@ -62,6 +62,19 @@ public struct PooledConnection: Sendable, Hashable {
         try await pool.roundTrip(self, request, body: body, timeout: timeout, bodyTimeout: bodyTimeout, decompress: decompress)
     }
 
+    /// Sends `request` (and `body`) as `roundTrip` does, and returns once the response head is in
+    /// (within `timeout`), its body to be read as it arrives from `StreamingResponse.body`, with
+    /// backpressure and no size limit, within `bodyTimeout` if given (else as long as its reader
+    /// takes). Content codings are decoded as `roundTrip` decodes them. The connection carries the
+    /// next request once the body was read to its end; a body given up before (dropped, its task
+    /// cancelled) leaves an HTTP/1.1 connection unusable and resets an HTTP/2 stream.
+    public func streamingRoundTrip(
+        _ request: HTTPRequest, body: [UInt8] = [], timeout: Duration? = nil, bodyTimeout: Duration? = nil,
+        decompress: Bool = true, isolation: isolated (any Actor)? = #isolation
+    ) async throws -> StreamingResponse {
+        try await pool.streamingRoundTrip(self, request, body: body, timeout: timeout, bodyTimeout: bodyTimeout, decompress: decompress)
+    }
+
     public static func == (a: Self, b: Self) -> Bool { a.pool === b.pool && a.handle == b.handle }
 
     public func hash(into hasher: inout Hasher) {

@@ -21,6 +21,9 @@ final class ExchangeOp {
         case caller(Handoff<Result<HotResponse, HotPoolError>>)
         /// A caller's `execute` (the driver puts the connection back once it is answered).
         case execute(Handoff<Result<HotResponse, HotPoolError>>)
+        /// A caller's streaming round trip: the head goes to the handoff once it arrives, the body
+        /// to the stream as it comes.
+        case streaming(Handoff<Result<StreamedHead, HotPoolError>>, BodyStream)
         /// The pool's own health check.
         case healthCheck
     }
@@ -41,28 +44,50 @@ final class ExchangeOp {
     let bodyTimeout: Int64?
     /// Its response head arrived (and the machine was told, when it has a `bodyTimeout`).
     var headArrived = false
+    /// The streamed body's consumer side, for a streaming round trip.
+    let bodyStream: BodyStream?
+    /// The connection it runs on, once started.
+    var slot: SlotHandle?
 
     init(_ message: ExchangeMessage, limits: ResponseLimits, requester: Requester, bodyTimeout: Int64? = nil) {
+        if case .streaming(_, let stream) = requester { bodyStream = stream } else { bodyStream = nil }
+        let streams = bodyStream != nil
         switch message {
         case .http1(let bytes, let isHead, let decodesContent):
             (request, http2) = (bytes, nil)
-            parser = HTTP1ResponseParser(limits: limits, isHeadRequest: isHead, decodesContent: decodesContent)
+            parser = HTTP1ResponseParser(limits: limits, isHeadRequest: isHead, decodesContent: decodesContent, streamsBody: streams)
         case .http2(let request):
             (self.request, http2) = ([], HTTP2Exchange(request: request, limits: limits))
             parser = HTTP1ResponseParser(limits: limits, isHeadRequest: request.isHead)
         }
         (self.requester, self.bodyTimeout) = (requester, bodyTimeout)
-        http2?.reportsHead = bodyTimeout != nil
+        http2?.reportsHead = watchesHead
+        http2?.streamsBody = streams
+        bodyStream?.exchange = self
     }
+
+    /// The head's arrival matters: it moves the deadline, or is handed to a streaming caller.
+    var watchesHead: Bool { bodyTimeout != nil || bodyStream != nil }
 
     /// What a timeout of the exchange bounded: the wait for the head, or the body after it.
     var timeoutPhase: HotPoolError.Phase { headArrived && bodyTimeout != nil ? .responseBody : .request }
 
-    /// Hands the outcome to the caller who asked (a probe's outcome is the machine's alone).
+    /// Hands the outcome to the caller who asked (a probe's outcome is the machine's alone). A
+    /// streaming caller gets the head now if it did not yet, then the last bytes and the end.
     func finish(_ result: Result<HotResponse, HotPoolError>) {
         switch requester {
         case .caller(let handoff), .execute(let handoff):
             handoff.tryDeliver(result)
+        case .streaming(let handoff, let stream):
+            switch result {
+            case .success(let response):
+                handoff.tryDeliver(.success(StreamedHead(head: response.head, decodedContentCodings: response.decodedContentCodings,
+                                                         body: stream)))
+                stream.push(response.body)
+                stream.finish(.success(()))
+            case .failure(let error):
+                if !handoff.tryDeliver(.failure(error)) { stream.finish(.failure(error)) }
+            }
         case .healthCheck:
             break
         }
@@ -83,6 +108,7 @@ extension PoolDriver {
         if op.http2 != nil { return startHTTP2Exchange(slot, op) }
         let s = Int(slot)
         io[s] = .exchange(op)
+        op.slot = machine.table.handle(slot)
         idleBytes[s] = 0
         guard let tls = tls[s], http2[s] == nil else {
             return failExchange(slot, op, .networkError(host: machine.hostName(slot), ip: machine.ipAddress(slot), reason: "HTTP version mismatch"))
@@ -144,7 +170,10 @@ extension PoolDriver {
                     if let response = try op.parser.feed(UnsafeRawBufferPointer(rebasing: readBuffer[..<Int(rc)])) {
                         return .complete(response, endedWithoutCloseNotify: false)
                     }
-                    if op.bodyTimeout != nil && !op.headArrived && op.parser.hasHead { responseHeadArrived(slot, op) }
+                    if op.watchesHead && !op.headArrived, let head = op.parser.responseHead {
+                        responseHeadArrived(slot, op, head, op.parser.decodedCodings)
+                    }
+                    if let stream = op.bodyStream, op.headArrived { streamBody(slot, stream, op.parser.takeBody()) }
                 } else if rc == HP_TLS_WANT_READ || rc == HP_TLS_WANT_WRITE {
                     return .wantsMore
                 } else if rc == HP_TLS_CLOSED {
@@ -161,10 +190,15 @@ extension PoolDriver {
         }
     }
 
-    /// The exchange's response head arrived: with a `bodyTimeout`, the machine moves its deadline.
-    func responseHeadArrived(_ slot: Int32, _ op: ExchangeOp) {
+    /// The exchange's response head arrived: with a `bodyTimeout`, the machine moves its deadline
+    /// (a streamed body with none has none: its consumer decides how long it takes); a streaming
+    /// caller gets the head.
+    func responseHeadArrived(_ slot: Int32, _ op: ExchangeOp, _ head: HTTPResponse, _ codings: [ContentCoding]) {
         op.headArrived = true
-        guard let bodyTimeout = op.bodyTimeout else { return }
+        if case .streaming(let handoff, let stream) = op.requester {
+            handoff.tryDeliver(.success(StreamedHead(head: head, decodedContentCodings: codings, body: stream)))
+        }
+        guard let bodyTimeout = op.bodyTimeout ?? (op.bodyStream != nil ? .max : nil) else { return }
         send(.responseHeadArrived(machine.table.handle(slot), stream: op.streamLease, bodyTimeout: bodyTimeout))
     }
 
@@ -175,6 +209,7 @@ extension PoolDriver {
     private func completeExchange(_ slot: Int32, _ op: ExchangeOp, _ response: HTTP1ResponseParser.Complete,
                                   endedWithoutCloseNotify: Bool) {
         io[Int(slot)] = nil
+        if let stream = op.bodyStream, stream.receivePaused { resumeReceiving(slot, stream) }
         let unusable: CloseReason? =
             if op.parser.trailingBytes > 0 { .unsolicitedData }
             else if !response.keepAlive { .remoteClosed }

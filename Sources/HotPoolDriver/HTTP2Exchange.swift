@@ -42,6 +42,7 @@ extension PoolDriver {
             return endHTTP2Exchange(slot, op, .streamFailed, .failure(.networkError(host: host, ip: ip, reason: "HTTP/2: \(why)")))
         }
         connection.exchanges[ObjectIdentifier(exchange)] = op
+        op.slot = machine.table.handle(slot)
         idleBytes[Int(slot)] = 0
         // The turn's other requests on the connection join this one: one TLS record, one send.
         if !connection.sendScheduled {
@@ -75,7 +76,14 @@ extension PoolDriver {
         let handle = machine.table.handle(slot)
         let broken = readHTTP2(slot, connection.session)
         for exchange in connection.session.takeHeadsArrived() {
-            if let op = connection.exchanges[ObjectIdentifier(exchange)] { responseHeadArrived(slot, op) }
+            if let op = connection.exchanges[ObjectIdentifier(exchange)], let head = exchange.responseHead {
+                responseHeadArrived(slot, op, head, exchange.decodedCodings)
+            }
+        }
+        // Streamed bodies take what came; those whose stream closed get their last bytes with
+        // their outcome (`endClosedStreams`).
+        for op in connection.exchanges.values where op.headArrived {
+            if let stream = op.bodyStream, let exchange = op.http2, exchange.outcome == nil { stream.push(exchange.takeBody()) }
         }
         let goAway = connection.session.goAwayLastStream != nil
         if goAway && !connection.goAwayReported {
@@ -194,7 +202,7 @@ extension PoolDriver {
     }
 
     /// Takes the exchange `matches` picks off the connection and resets its stream; nil if none.
-    private func cancelExchange(_ slot: Int32, where matches: (ExchangeOp) -> Bool) -> ExchangeOp? {
+    func cancelExchange(_ slot: Int32, where matches: (ExchangeOp) -> Bool) -> ExchangeOp? {
         guard let connection = http2[Int(slot)], let (key, op) = connection.exchanges.first(where: { matches($0.value) }) else {
             return nil
         }

@@ -264,7 +264,7 @@ package final class PoolDriver: @unchecked Sendable {
     }
 
     /// Asks the machine to decide on the exchange `op` on the lease, under a new id.
-    private func decide(_ op: ExchangeOp, on handle: LeaseHandle, timeout: Int64) {
+    func decide(_ op: ExchangeOp, on handle: LeaseHandle, timeout: Int64) {
         lastExchangeID += 1
         let id = ExchangeID(raw: lastExchangeID)
         requestsAwaitingDecision[id] = op

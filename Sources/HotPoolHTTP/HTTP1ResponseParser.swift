@@ -89,12 +89,22 @@ package struct HTTP1ResponseParser {
     private var extraBytes = 0
 
     /// `decodesContent`: the body is decoded by the head's `Content-Encoding` as it comes.
-    package init(limits: ResponseLimits, isHeadRequest: Bool, decodesContent: Bool = false) {
+    /// `streamsBody`: its consumer takes it as it comes (`takeBody`), and `maxBodyBytes` does not apply.
+    package init(limits: ResponseLimits, isHeadRequest: Bool, decodesContent: Bool = false, streamsBody: Bool = false) {
         self.limits = limits
         self.isHeadRequest = isHeadRequest
         self.decodesContent = decodesContent
         body = ResponseBody(limits: limits)
+        body.streams = streamsBody
     }
+
+    /// The final head, once read.
+    package var responseHead: HTTPResponse? { head }
+    /// The codings the body is decoded from (known with the head).
+    package var decodedCodings: [ContentCoding] { body.decodedCodings }
+
+    /// Hands over the body bytes read so far (a streamed body).
+    package mutating func takeBody() -> [UInt8] { body.takeBytes() }
 
     /// Bytes received after the end of the response: a server must send none.
     package var trailingBytes: Int { buffer.count - position + extraBytes }
@@ -138,7 +148,7 @@ package struct HTTP1ResponseParser {
             case .chunkSize:
                 guard let line = try nextLine(limit: ResponseLimits.maxChunkLineBytes, tooLong: .badChunkSize) else { return nil }
                 guard let size = Self.chunkSize(line) else { throw .badChunkSize }
-                guard size <= limits.maxBodyBytes - body.receivedBytes else { throw .bodyTooLarge }
+                guard body.streams || size <= limits.maxBodyBytes - body.receivedBytes else { throw .bodyTooLarge }
                 phase = size == 0 ? .trailers : .chunkData(remaining: size)
             case .chunkData(let remaining):
                 let n = try takeBody(upTo: remaining)
@@ -225,7 +235,7 @@ package struct HTTP1ResponseParser {
             return true
         }
         if let length = parsed.contentLength {
-            guard length <= limits.maxBodyBytes else { throw .bodyTooLarge }
+            guard body.streams || length <= limits.maxBodyBytes else { throw .bodyTooLarge }
             body.reserve(min(length, ResponseLimits.bodyBytesReservedUpFront))
             phase = .fixed(remaining: length)
         } else {

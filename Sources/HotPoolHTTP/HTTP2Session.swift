@@ -21,8 +21,16 @@ package final class HTTP2Exchange {
     /// The stream's id once it is open.
     fileprivate(set) var stream: Int32 = 0
     /// Its head's arrival is reported (`HTTP2Session.takeHeadsArrived`): its requester's deadline
-    /// changes then.
+    /// changes then, or it gets the head of a streamed body.
     package var reportsHead = false
+    /// Its consumer takes the body as it comes (`takeBody`): `maxBodyBytes` does not apply, and
+    /// its stream's window opens only as the consumer takes bytes (`HTTP2Session.openWindow(of:)`).
+    package var streamsBody: Bool {
+        get { body.streams }
+        set { body.streams = newValue }
+    }
+    /// Bytes received on a streamed body's stream not yet given back to its window.
+    fileprivate var bytesNotGivenBack = 0
     /// Set once the stream closed.
     package private(set) var outcome: Outcome?
 
@@ -88,9 +96,16 @@ package final class HTTP2Exchange {
 
     /// The final head arrived.
     fileprivate var hasHead: Bool { head != nil }
+    /// The final head, once it arrived.
+    package var responseHead: HTTPResponse? { head }
+    /// The codings the body is decoded from (known with the head).
+    package var decodedCodings: [ContentCoding] { body.decodedCodings }
+    /// Hands over the body bytes received so far (a streamed body).
+    package func takeBody() -> [UInt8] { body.takeBytes() }
 
-    /// Body bytes it holds, as they came (received and not yet handed to its requester).
-    fileprivate var heldBytes: Int { body.receivedBytes }
+    /// Body bytes it holds, as they came (received and not yet handed to its requester); a
+    /// streamed body's are bounded by its own window, not counted with the others.
+    fileprivate var heldBytes: Int { streamsBody ? 0 : body.receivedBytes }
 
     fileprivate func closed(errorCode: UInt32) {
         if let refusal {
@@ -264,10 +279,19 @@ package final class HTTP2Session {
     /// little enough, else once it does (or once the stream is the oldest open one). The
     /// connection's window has them back already.
     private func received(_ count: Int, on exchange: HTTP2Exchange) {
+        guard !exchange.streamsBody else { return exchange.bytesNotGivenBack += count }
         heldBodyBytes += count
         if exchange.unconsumedBytes == 0 { streamsWaitingForWindow += 1 }
         exchange.unconsumedBytes += count
         if heldBodyBytes <= heldBodyLimit || exchange.stream == streams.keys.min() { openWindow(exchange) }
+    }
+
+    /// The consumer of a streamed body took what it was handed: what its stream received is given
+    /// back to the stream's window (a WINDOW_UPDATE goes out once nghttp2 finds enough given back).
+    package func openWindow(of exchange: HTTP2Exchange) {
+        guard exchange.bytesNotGivenBack > 0, streams[exchange.stream] === exchange else { return }
+        _ = hp_h2_consume(session, exchange.stream, exchange.bytesNotGivenBack)
+        exchange.bytesNotGivenBack = 0
     }
 
     /// Gives the exchange's received bytes back to its stream's window (a WINDOW_UPDATE goes out

@@ -5,16 +5,21 @@ import HotPoolCore
 /// when the exchange decodes content and the head names codings, decoded as it comes. Shared by
 /// the HTTP/1.1 parser and HTTP/2 streams.
 ///
-/// The limits end the response (they throw): more than `maxBodyBytes` as sent or decoded, or a
-/// decoded body past `decompressionRatioFloor` that is more than `maxDecompressionRatio` times
-/// what came (a decompression bomb). A coding that cannot be decoded (unknown, corrupt, cut
+/// The limits end the response (they throw): more than `maxBodyBytes` as sent or decoded (unless
+/// the body `streams`: its consumer takes `bytes` as they come, and decides), or a decoded body
+/// past `decompressionRatioFloor` that is more than `maxDecompressionRatio` times what came (a
+/// decompression bomb). A coding that cannot be decoded (unknown, corrupt, cut
 /// short) fails only the request: it is recorded in `decodingFailure`, the rest of the body is
 /// taken as framing needs and dropped, and the connection stays usable.
 package struct ResponseBody {
-    /// The body: decoded, unless `decodingFailure`.
+    /// The body (what `takeBytes` left of it): decoded, unless `decodingFailure`.
     package private(set) var bytes: [UInt8] = []
     /// Bytes as they came (what framing and flow control count).
     package private(set) var receivedBytes = 0
+    /// Bytes decoded in all (`bytes` and those taken).
+    private var decodedBytes = 0
+    /// Its consumer takes the bytes as they come (`takeBytes`): `maxBodyBytes` does not apply.
+    package var streams = false
     /// The codings undone, in the order the server applied them; empty when the body is as sent.
     package private(set) var decodedCodings: [ContentCoding] = []
     /// Why the body could not be decoded (`ResponseError.contentDecodingFailed`).
@@ -45,7 +50,7 @@ package struct ResponseBody {
 
     /// Takes body bytes as they came; throws `bodyTooLarge` or `decompressionRatioExceeded`.
     package mutating func append(_ chunk: UnsafeRawBufferPointer) throws(ResponseError) {
-        guard chunk.count <= limits.maxBodyBytes - receivedBytes else { throw .bodyTooLarge }
+        guard streams || chunk.count <= limits.maxBodyBytes - receivedBytes else { throw .bodyTooLarge }
         receivedBytes += chunk.count
         guard decodingFailure == nil else { return }
         guard let decoder else { return bytes.append(contentsOf: chunk) }
@@ -66,10 +71,17 @@ package struct ResponseBody {
         }
     }
 
+    /// Hands over the bytes so far (a streamed body's consumer takes them as they come).
+    package mutating func takeBytes() -> [UInt8] {
+        defer { bytes = [] }
+        return bytes
+    }
+
     private mutating func take(decoded piece: UnsafeRawBufferPointer) throws(ResponseError) {
-        guard piece.count <= limits.maxBodyBytes - bytes.count else { throw .bodyTooLarge }
+        guard streams || piece.count <= limits.maxBodyBytes - bytes.count else { throw .bodyTooLarge }
         bytes.append(contentsOf: piece)
-        if bytes.count > ResponseLimits.decompressionRatioFloor && bytes.count / limits.maxDecompressionRatio > receivedBytes {
+        decodedBytes += piece.count
+        if decodedBytes > ResponseLimits.decompressionRatioFloor && decodedBytes / limits.maxDecompressionRatio > receivedBytes {
             throw .decompressionRatioExceeded
         }
     }

@@ -91,6 +91,14 @@ package final class EpollBackend: IOBackend {
         readAgain.append((fd, fds[Int(fd)].registration))
     }
 
+    package func pauseReceiving(fd: Int32) {
+        fds[Int(fd)].receiving = false  // the read loop stops at once; readiness is ignored meanwhile
+    }
+
+    package func resumeReceiving(fd: Int32, token: UInt64) {
+        receive(fd: fd, token: token)  // reads what came meanwhile, its edge passed
+    }
+
     package func send(fd: Int32, token: UInt64, bytes: UnsafeRawBufferPointer) {
         systemCalls += 1
         let n = hp_send(fd, bytes.baseAddress, bytes.count)

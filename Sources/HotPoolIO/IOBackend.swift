@@ -47,6 +47,12 @@ package protocol IOBackend: AnyObject {
     func connect(fd: Int32, token: UInt64)
     /// Starts receiving on fd: `.received` per arrival, until one `.receiveEnded`.
     func receive(fd: Int32, token: UInt64)
+    /// Stops taking fd's input while its reader lags (the kernel's socket buffer fills, and TCP
+    /// stops the peer): a receive already completed may still be delivered, then none until
+    /// `resumeReceiving`.
+    func pauseReceiving(fd: Int32)
+    /// Takes fd's input again after `pauseReceiving`, as `receive` does.
+    func resumeReceiving(fd: Int32, token: UInt64)
     /// Sends `bytes` (valid until the `.sent` completion); one send per fd at a time.
     func send(fd: Int32, token: UInt64, bytes: UnsafeRawBufferPointer)
     /// Ends what is under way on fd, sends `lastBytes` (valid until `.closed`) if any, and closes

@@ -43,6 +43,9 @@ package final class UringBackend: IOBackend {
         /// The removal of the poll with user data `target` (one that completed meanwhile is not
         /// found, which is harmless: the generation in the user data names no other poll).
         case pollRemove(target: UInt64)
+        /// The cancel of the paused receive with user data `target` (one that ended meanwhile is
+        /// not found, harmless for the same reason).
+        case cancelReceive(target: UInt64)
         /// The read of the wake-up eventfd: without it, posts from other threads would not end a wait.
         case wakeupRead
     }
@@ -56,6 +59,7 @@ package final class UringBackend: IOBackend {
     struct Deferrals {
         var closes = 0
         var pollRemovals = 0
+        var receiveCancels = 0
         var wakeupReads = 0
     }
 
@@ -71,6 +75,10 @@ package final class UringBackend: IOBackend {
         var live = true
         /// A watch's poll is queued or in the kernel (false while its completion is handled).
         var armed = false
+        /// A receive paused (`pauseReceiving`): its cancel is queued, and its end is not reported.
+        var paused = false
+        /// A paused receive asked to go on: a new one starts once it has ended.
+        var resumes = false
         var interest: UInt32 = 0
     }
     private var ops: [Operation] = []
@@ -157,6 +165,19 @@ package final class UringBackend: IOBackend {
         byFD[Int(fd)].receive = op
     }
 
+    package func pauseReceiving(fd: Int32) {
+        guard Int(fd) < byFD.count, case let op = byFD[Int(fd)].receive, op >= 0, !ops[op].paused else { return }
+        ops[op].paused = true
+        queueOrDefer(.cancelReceive(target: userData(op)))
+    }
+
+    package func resumeReceiving(fd: Int32, token: UInt64) {
+        let op = Int(fd) < byFD.count ? byFD[Int(fd)].receive : -1
+        guard op >= 0 else { return receive(fd: fd, token: token) }
+        // Still ending: a new receive starts after its end (a new one now would race its cancel).
+        if ops[op].paused { ops[op].resumes = true }
+    }
+
     package func send(fd: Int32, token: UInt64, bytes: UnsafeRawBufferPointer) {
         let op = newOperation(.send, fd, token)
         guard hp_uring_send(ring, fd, bytes.baseAddress, bytes.count, userData(op)) == 0 else {
@@ -209,6 +230,8 @@ package final class UringBackend: IOBackend {
                            Self.ignored, userData(op)) == 0
         case .pollRemove(let target):
             hp_uring_poll_remove(ring, target, Self.ignored) == 0
+        case .cancelReceive(let target):
+            hp_uring_cancel(ring, target, Self.ignored) == 0
         case .wakeupRead:
             hp_uring_read(ring, wakeFD, wakeBuffer.baseAddress, UInt32(wakeBuffer.count), Self.wakeup) == 0
         }
@@ -221,6 +244,7 @@ package final class UringBackend: IOBackend {
         switch submission {
         case .close: deferrals.closes += 1
         case .pollRemove: deferrals.pollRemovals += 1
+        case .cancelReceive: deferrals.receiveCancels += 1
         case .wakeupRead: deferrals.wakeupReads += 1
         }
     }
@@ -266,6 +290,15 @@ package final class UringBackend: IOBackend {
                 hp_uring_recycle_buffer(ring, id)
             }
             guard flags & HP_CQE_F_MORE == 0 else { return }
+            if ops[op].live && ops[op].paused && (res > 0 || res == -ENOBUFS || res == -ECANCELED) {
+                // Paused, it ended by its cancel (or before it): nothing to report; a resume
+                // asked meanwhile starts a new receive, whose user data the cancel cannot name.
+                let resumes = ops[op].resumes
+                release(op)
+                byFD[Int(fd)].receive = -1
+                if resumes { receive(fd: fd, token: token) }
+                return
+            }
             // The multishot receive ended: go on after data or a moment without buffers.
             if ops[op].live && (res > 0 || res == -ENOBUFS) && hp_uring_recv_multishot(ring, fd, userData(op)) == 0 {
                 return

@@ -29,6 +29,7 @@ itself, and is driven by JSON lines on stdin (one reply line each on stdout):
       or null), "resumed" (whether the handshake resumed a TLS session; null until it completes)
   {"cmd":"h2_settings","max_concurrent_streams":N}   SETTINGS_MAX_CONCURRENT_STREAMS of new h2 connections
   {"cmd":"h2_peaks"}                         per h2 connection number: the most streams it had open at once
+  {"cmd":"bulk_sent"}                        {"sent": bytes of bulk bodies sent, HTTP/1.1 and HTTP/2}
   {"cmd":"h2_flow"}                          {"sent": DATA payload bytes sent on every h2 connection,
       "waiting": body bytes queued now that the client's flow-control windows hold back}
   {"cmd":"frames","ip":IP|"*","last":N}     HTTP/2 frames received, in order: type, stream, flags,
@@ -261,6 +262,7 @@ class Origin:
         self.h2_sent = 0                                # DATA payload bytes sent on h2 connections
         self.h2_waiting = {}                            # h2 connection number -> body bytes held by flow control
         self.h2_pseudo = {}                             # h2 connection number -> pseudo-header names of its first HEADERS
+        self.bulk_sent = 0                              # bytes of bulk bodies sent (HTTP/1.1 and HTTP/2)
         self.sequence = 0                               # orders captures across IPs
         self.connections = 0                            # numbers accepted connections across IPs
 
@@ -535,6 +537,8 @@ class Conn:
                 ends with a TCP FIN (no close_notify); "alert": true ends with a plaintext fatal
                 TLS alert record written under the TLS layer, then a FIN
         endless: {"head", "repeat"}: the head, then "repeat" over and over (at most 30 s)
+        bulk:   {"size"}: a 200 of that many bytes (byte i is i % 251), sent in 251 KiB blocks as the
+                client takes them (counted in "bulk_sent")
         reset:  {"after_bytes"}: that much of a 200 with a 1000-byte body, then a TCP RST
         stall:  never answer (until the client closes)
         deaf:   never answer, and read nothing more (the request's body included) until a "hear"
@@ -578,6 +582,14 @@ class Conn:
         if kind == "stall":
             self.read_to_end()
             return False
+        if kind == "bulk":
+            size = action["size"]
+            self.tls.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % size)
+            for block in bulk_blocks(size):
+                self.tls.sendall(block)
+                with self.origin.cond:
+                    self.origin.bulk_sent += len(block)
+            return True
         if kind == "deaf":
             with self.origin.cond:
                 self.origin.deaf[self] = self.ip
@@ -685,6 +697,20 @@ def coded_body(action):
     return body, headers + [("Content-Encoding", names), ("X-Coded-SHA256", hashlib.sha256(body).hexdigest())]
 
 
+# ---------------------------------------------------------------- bulk bodies
+
+BULK_PERIOD = 251                                               # byte i of a bulk body is i % 251 (a prime:
+BULK_BLOCK = bytes(i % BULK_PERIOD for i in range(BULK_PERIOD * 1024))  # no read boundary lines up with it)
+
+
+def bulk_blocks(size):
+    """The bulk body of size bytes, in blocks of at most BULK_BLOCK (byte i is i % BULK_PERIOD)."""
+    while size > 0:
+        block = BULK_BLOCK[:min(size, len(BULK_BLOCK))]
+        size -= len(block)
+        yield block
+
+
 def pseudo(headers):
     """The pseudo-header fields of a header list, in order, as [[name, value], ...]."""
     return [[k, v] for k, v in headers if k.startswith(":")]
@@ -732,6 +758,8 @@ class H2Conn:
         self.pending = {}                               # stream -> body bytes waiting for flow control
         self.delayed = []                               # (due, stream, action): answers held by "delay_ms"
         self.held_bodies = set()                        # streams whose head went out and body waits ("body_delay_ms")
+        self.bulk = {}                                  # stream -> the rest of its bulk body's blocks
+        self.bulk_streams = set()                       # streams that answered with a bulk body
         self.heads = {}                                 # stream -> request header fields, until answered
         self.body_len = {}                              # stream -> request body bytes received
         self.goaway_last = None                         # the last stream our GOAWAY let through
@@ -899,6 +927,12 @@ class H2Conn:
         if kind == "rst_stream":
             self.h2.reset_stream(stream, action.get("code", 2))
             return True
+        if kind == "bulk":
+            self.h2.send_headers(stream, [(":status", "200"), ("content-length", str(action["size"]))])
+            self.bulk[stream] = bulk_blocks(action["size"])
+            self.bulk_streams.add(stream)
+            self.pending[stream] = next(self.bulk[stream], b"")
+            return True
         if kind == "ping_flood":
             self.send()
             self.flood_pings(self.c.tls, action.get("batch", 1000), action.get("interval_ms", 0), action.get("seconds", 10))
@@ -944,7 +978,7 @@ class H2Conn:
         """Sends queued body bytes as far as the flow-control windows allow, one frame per stream
         in turn (as servers share a connection between streams; a held stream's last DATA frame
         does not end it)."""
-        sent, progressed = 0, True
+        sent, bulk_sent, progressed = 0, 0, True
         while self.pending and progressed:
             progressed = False
             for stream in list(self.pending):
@@ -953,6 +987,12 @@ class H2Conn:
                 if size <= 0:
                     continue
                 chunk, data = data[:size], data[size:]
+                if stream in self.bulk_streams:
+                    bulk_sent += len(chunk)
+                if not data and stream in self.bulk:    # a bulk body's next block follows
+                    data = next(self.bulk[stream], b"")
+                    if not data:
+                        del self.bulk[stream]
                 self.h2.send_data(stream, chunk, end_stream=not data and stream not in self.held)
                 sent += len(chunk)
                 progressed = True
@@ -962,6 +1002,7 @@ class H2Conn:
                     del self.pending[stream]
         with self.c.origin.cond:
             self.c.origin.h2_sent += sent
+            self.c.origin.bulk_sent += bulk_sent
             self.c.origin.h2_waiting[self.c.number] = sum(len(d) for d in self.pending.values())
 
 
@@ -1032,6 +1073,9 @@ def handle(origin, c):
     if cmd == "h2_peaks":
         with origin.cond:
             return {"peaks": {str(k): v for k, v in origin.h2_peaks.items()}}
+    if cmd == "bulk_sent":
+        with origin.cond:
+            return {"sent": origin.bulk_sent}
     if cmd == "h2_flow":
         with origin.cond:
             return {"sent": origin.h2_sent, "waiting": sum(origin.h2_waiting.values())}
