@@ -35,18 +35,24 @@ public struct HotPoolConfiguration: Sendable {
     /// probed with `healthCheckPath`, if set) and returns to rotation only if that succeeds;
     /// otherwise it stays out twice as long, at most `maxBlacklistTime`.
     public var blacklistCheckInterval: Duration = .seconds(300)
-    /// How long a 403 (to a validation or health check) keeps an IP out of rotation for its host
-    /// before its recovery probe; also the step of failure ejections (the n-th lasts n times this).
+    /// How long a 403 (to a validation or health check), or `blockSignals`, keeps an IP out of
+    /// rotation for its host before its recovery probe; also the step of failure ejections (the
+    /// n-th lasts n times this).
     public var blacklistTimeout: Duration = .seconds(300)
     /// The longest any blacklisting lasts before its next recovery probe.
     public var maxBlacklistTime: Duration = .seconds(3600)
+    /// Block signals from ordinary traffic: with a policy, answers with its statuses (403 and 429
+    /// by default) to any request count against their IP, and `threshold` of them within its
+    /// `window` blacklist the IP for its host as a 403 to a validation does (`.blocked`, not
+    /// limited by `maxEjectedShare`). nil (the default) = no answer to a caller's request counts.
+    public var blockSignals: BlockSignalPolicy?
     /// Network or TLS failures in a row (failed dials and round trips; an answered request resets
     /// the count; a dial that failed for want of a local address, or because its caller's own
     /// acquire time ran out, does not count) after which an IP is ejected for its host, as
     /// Envoy's outlier detection does.
     public var consecutiveFailuresToEject: Int = 5
     /// The largest share of a host's IPs ejected for failures at once (0...1). A host with one
-    /// IP never has it ejected at 0.5; 403 blacklisting is not limited by it.
+    /// IP never has it ejected at 0.5; 403 blacklisting and `blockSignals` are not limited by it.
     public var maxEjectedShare: Double = 0.5
     /// How often host names are resolved again: new IPs join the rotation, IPs no longer given
     /// take no new connections (their idle ones are closed, `addressRemoved`), and a failed
@@ -192,6 +198,7 @@ public struct HotPoolConfiguration: Sendable {
         if !(0...1).contains(maxEjectedShare) { throw .invalidConfiguration("maxEjectedShare must be within 0...1, got \(maxEjectedShare)") }
         try positive(blacklistTimeout, "blacklistTimeout")
         try positive(maxBlacklistTime, "maxBlacklistTime")
+        try blockSignals?.validate()
         try positive(maxAddressesPerLookup, "maxAddressesPerLookup")
         for server in dnsServers where !isValidDNSServer(server) {
             throw .invalidConfiguration("dnsServers: \(server) is not ip, ip:port or [ipv6]:port")

@@ -142,6 +142,9 @@ public enum BlacklistReason: Hashable, Sendable {
     case failures
     /// `blacklist(ip:forHost:for:)`.
     case manual
+    /// `BlockSignalPolicy.threshold` answers with a block status (403, 429, ...) to its requests
+    /// within the policy's window (`HotPoolConfiguration.blockSignals`).
+    case blocked
 }
 
 /// An IP out of rotation for a host, and until when at least: a recovery probe brings it back
@@ -180,7 +183,13 @@ public struct IPStats: Sendable {
     public var blacklistedUntil: ContinuousClock.Instant?
     /// When DNS last gave it; nil if its addresses never came from DNS.
     public var lastResolved: ContinuousClock.Instant?
-    package init(ip: String, port: Int, requests: Int, failures: Int, openConnections: Int, inRotation: Bool, blacklistReason: BlacklistReason?, blacklistedUntil: ContinuousClock.Instant?, lastResolved: ContinuousClock.Instant?) {
+    /// Answers with a status of `HotPoolConfiguration.blockSignals` to requests on connections to
+    /// it, since its record was made; 0 without a policy.
+    public var blockAnswers: Int
+    /// Of those, the ones counting towards the policy's `threshold` now: within its `window`,
+    /// and since the IP last came back into rotation.
+    public var recentBlockAnswers: Int
+    package init(ip: String, port: Int, requests: Int, failures: Int, openConnections: Int, inRotation: Bool, blacklistReason: BlacklistReason?, blacklistedUntil: ContinuousClock.Instant?, lastResolved: ContinuousClock.Instant?, blockAnswers: Int, recentBlockAnswers: Int) {
         self.ip = ip
         self.port = port
         self.requests = requests
@@ -190,6 +199,8 @@ public struct IPStats: Sendable {
         self.blacklistReason = blacklistReason
         self.blacklistedUntil = blacklistedUntil
         self.lastResolved = lastResolved
+        self.blockAnswers = blockAnswers
+        self.recentBlockAnswers = recentBlockAnswers
     }
 }
 

@@ -50,7 +50,8 @@ extension PoolDriver {
                 ip: record.address, port: entry.port, requests: record.requests, failures: record.failures,
                 openConnections: entry.open, inRotation: entry.inRotation, blacklistReason: record.blacklistReason,
                 blacklistedUntil: record.blacklistReason == nil ? nil : instant(record.blacklistedUntil),
-                lastResolved: record.lastResolved == 0 ? nil : instant(record.lastResolved))
+                lastResolved: record.lastResolved == 0 ? nil : instant(record.lastResolved),
+                blockAnswers: record.blockAnswers, recentBlockAnswers: machine.recentBlockAnswers(of: record, at: reactor.now))
         }
     }
 

@@ -77,6 +77,10 @@ package struct IPRecord {
     var ejections = 0
     package var requests = 0
     package var failures = 0
+    /// Answers with a block status (`BlockSignalPolicy.statuses`) to requests on its connections.
+    package var blockAnswers = 0
+    /// The latest of those since it was last blacklisted, counting towards the policy's threshold.
+    var recentBlockAnswers = BlockAnswerTimes()
     /// When DNS last gave it (monotonic ns); 0 = never.
     package var lastResolved: Int64 = 0
     /// The proxy its dials keep while it is in rotation (`ProxySelection.stickyPerIP`).

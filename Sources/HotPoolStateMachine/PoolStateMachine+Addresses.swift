@@ -1,7 +1,8 @@
 import HotPoolCore
 
 /// The IPs behind a host: static and resolved addresses with the DNS refresh, blacklisting
-/// (403, outlier ejection, manual) with the recovery pass, allow lists, and pre-warming.
+/// (403, block signals, outlier ejection, manual) with the recovery pass, allow lists, and
+/// pre-warming.
 extension PoolStateMachine {
     // MARK: addresses
 
@@ -79,10 +80,11 @@ extension PoolStateMachine {
     /// Takes an IP out of rotation for its host, for `period` at least (then the recovery pass
     /// probes it): idle connections to it go now, leased ones on return. A recovery probe under
     /// way no longer decides anything, and a manual blacklisting keeps its reason and the later
-    /// expiry.
+    /// expiry. Its block answers count towards `blockSignals`' threshold afresh when it is back.
     mutating func blacklist(_ ip: Int32, _ reason: BlacklistReason, period: Int64) {
         let until = HotPoolCore.deadline(from: now, after: period)
         hostStore[ip: ip].recoverySlot = nil
+        hostStore[ip: ip].recentBlockAnswers.removeAll()
         if hostStore[ip: ip].blacklistReason == .manual && reason != .manual {
             hostStore[ip: ip].blacklistedUntil = max(hostStore[ip: ip].blacklistedUntil, until)
         } else {

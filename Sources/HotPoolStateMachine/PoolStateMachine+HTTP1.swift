@@ -29,6 +29,7 @@ extension PoolStateMachine {
             if kind == .exchange { table.lastUsed[s] = now }  // a probe is not a use
             hostStore[ip: ip].consecutiveFailures = 0
             if let unusable { retire(slot, unusable) }
+            recordAnswer(answered, from: ip)
         case .acknowledged(let unusable):
             (status, passed) = (nil, true)
             hostStore[ip: ip].consecutiveFailures = 0

@@ -85,7 +85,12 @@ extension PoolStateMachine {
         streamLeases[slot]![handle.lease]!.exchangeDeadline = nil
         let ip = table.ipID[s]
         switch outcome {
-        case .answered(_, let unusable), .acknowledged(let unusable):
+        case .answered(let status, let unusable):
+            table.lastUsed[s] = now
+            hostStore[ip: ip].consecutiveFailures = 0
+            if let unusable { markPendingClose(slot, unusable) }
+            recordAnswer(status, from: ip)
+        case .acknowledged(let unusable):
             table.lastUsed[s] = now
             hostStore[ip: ip].consecutiveFailures = 0
             if let unusable { markPendingClose(slot, unusable) }

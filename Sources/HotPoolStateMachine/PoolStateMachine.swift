@@ -29,6 +29,8 @@ package struct PoolStateMachine: ~Copyable {
         /// The longest a blacklisting lasts (backed-off recovery, repeated ejections).
         var maxBlacklistTime: Int64
         var blacklistCheckInterval: Int64
+        /// Block signals from ordinary traffic; nil = answers are not counted.
+        var blockSignals: BlockSignals?
         var dnsUpdateInterval: Int64
         /// The most addresses of one DNS answer a host uses (the first ones).
         var maxAddressesPerLookup: Int
@@ -63,6 +65,9 @@ package struct PoolStateMachine: ~Copyable {
             blacklistTimeout = config.blacklistTimeout.nanoseconds
             maxBlacklistTime = config.maxBlacklistTime.nanoseconds
             blacklistCheckInterval = config.blacklistCheckInterval.nanoseconds
+            blockSignals = config.blockSignals.map {
+                BlockSignals(statuses: $0.statuses, threshold: $0.threshold, window: $0.window.nanoseconds)
+            }
             dnsUpdateInterval = config.dnsUpdateInterval.nanoseconds
             maxAddressesPerLookup = config.maxAddressesPerLookup
             consecutiveFailuresToEject = config.consecutiveFailuresToEject
@@ -75,6 +80,13 @@ package struct PoolStateMachine: ~Copyable {
             maxStreamsPerConnection = config.maxStreamsPerConnection
             proxies = config.proxies
             proxySelection = config.proxySelection
+        }
+
+        /// `BlockSignalPolicy`, its window in nanoseconds.
+        struct BlockSignals {
+            var statuses: Set<Int>
+            var threshold: Int
+            var window: Int64
         }
 
         /// True for a host `minIdlePerHost` keeps warm, the hosts `warm` tops up: with

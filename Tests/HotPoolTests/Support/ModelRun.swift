@@ -177,6 +177,9 @@ struct ModelRun: ~Copyable {
         c.blacklistCheckInterval = 300
         c.dnsUpdateInterval = 700
         c.consecutiveFailuresToEject = 5
+        // The 403s the fake driver answers HTTP/1.1 exchanges and probes with, and the 503s it
+        // answers streams with, blacklist IPs as block signals too.
+        c.blockSignals = .init(statuses: [403, 503], threshold: 2, window: 1_000)
         c.minIdlePerHost = 1
         c.maxAddressesPerLookup = 2
         c.probesWithRequest = true
@@ -659,6 +662,19 @@ struct ModelRun: ~Copyable {
             check(!h.machine.hostStore.hostIDs(named: host).isEmpty, "the record of \(host), kept warm by minIdlePerHost, was reclaimed")
         }
         checkIPReferences()
+        checkBlockAnswersBounded()
+    }
+
+    /// No IP keeps the instants of more block answers than the policy's threshold.
+    func checkBlockAnswersBounded() {
+        guard let threshold = h.machine.configuration.blockSignals?.threshold else { return }
+        let store = h.machine.hostStore
+        for host in store.hostIDs {
+            for ip in store[host: host].ipRecords {
+                let kept = store[ip: ip].recentBlockAnswers.count(within: .max, at: h.now)
+                check(kept <= threshold, "\(store[ip: ip].address) keeps \(kept) block answers, over the threshold \(threshold)")
+            }
+        }
     }
 
     /// Every IP record id the machine holds names the record it was given for (same host, same
