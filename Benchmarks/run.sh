@@ -35,7 +35,7 @@ done
 
 # System packages: the peers and the server, and what HotPool itself builds against.
 missing=()
-for pkg in nginx wrk nghttp2-client openssl strace liburing-dev libssl-dev libc-ares-dev libnghttp2-dev; do
+for pkg in nginx wrk nghttp2-client openssl strace curl liburing-dev libssl-dev libc-ares-dev libnghttp2-dev; do
     dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done
 if [ "$proxies" = 1 ]; then
@@ -135,6 +135,7 @@ words = ["".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(rng.ran
 text = " ".join(rng.choice(words) for _ in range(4000)).encode()[:16384]
 sys.stdout.buffer.write(text)' >"$work/www/text16k"
 gzip -9 -n -k "$work/www/text16k"
+truncate -s 1G "$work/www/1g"  # sparse: the streaming download's 1 GiB costs no disk
 chmod 644 "$work/www/"*
 
 listens=""

@@ -74,10 +74,9 @@ package final class BodyStream: @unchecked Sendable {
             handoff.tryDeliver(.success(chunk))
         } else if let end {
             handoff.tryDeliver(end.map { nil })
-        } else if let earlier = waiter {
-            // One consumer at a time (an iterator is used from one task): a second is refused.
-            waiter = handoff
-            earlier.tryDeliver(.failure(.invalidArgument("a streamed body read by two tasks at once")))
+        } else if waiter != nil {
+            // One reader at a time (an iterator is used from one task): a second is refused.
+            handoff.tryDeliver(.failure(.invalidArgument("a streamed body read by two tasks at once")))
         } else {
             waiter = handoff
         }

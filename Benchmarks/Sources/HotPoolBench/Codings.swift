@@ -10,11 +10,7 @@ func codingThroughput(_ options: Options) async throws -> [Metric] {
     let scenario = "codings C=16 /text16k", path = "/text16k", bodyBytes = 16 * 1024, concurrency = 16
     let identity = "identity"
     var rows: [Metric] = []
-    func add(_ name: String, _ unit: String, _ value: Double) {
-        if let index = rows.firstIndex(where: { $0.name == name }) { return rows[index].samples.append(value) }
-        rows.append(Metric(scenario, name, unit))
-        rows[rows.count - 1].samples.append(value)
-    }
+    func add(_ name: String, _ unit: String, _ value: Double) { rows.add(scenario, name, unit, value) }
     for _ in 0..<options.runs {
         for backend in backends {
             let name = HotPoolCaller.executor.label(backend)

@@ -8,10 +8,12 @@ struct Options: Sendable {
                             [--http-proxy URL] [--socks5-proxy URL] [--https-proxy URL]
           groups: getput, throughput, http2, handshake, destruction (close, remove and memory), hosts,
                   proxy (through the local proxies given; skipped without --http-proxy),
-                  codings (a gzip-coded body decoded, beside the same body sent as it is)
+                  codings (a gzip-coded body decoded, beside the same body sent as it is),
+                  streaming (a 1 GiB download read as it arrives, beside curl)
         """
 
-    static let groups: Set<String> = ["getput", "throughput", "http2", "handshake", "destruction", "hosts", "proxy", "codings"]
+    static let groups: Set<String> = ["getput", "throughput", "http2", "handshake", "destruction", "hosts", "proxy", "codings",
+                                      "streaming"]
 
     /// PEM of the CA that signed nginx's certificate.
     var caFile = ""

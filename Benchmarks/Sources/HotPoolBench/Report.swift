@@ -32,6 +32,15 @@ enum Goal: Encodable, Sendable {
     }
 }
 
+extension [Metric] {
+    /// Adds a sample to the metric `name` of `scenario`, made (last, in the order first added) if new.
+    mutating func add(_ scenario: String, _ name: String, _ unit: String, _ value: Double) {
+        if let index = firstIndex(where: { $0.scenario == scenario && $0.name == name }) { return self[index].samples.append(value) }
+        append(Metric(scenario, name, unit))
+        self[count - 1].samples.append(value)
+    }
+}
+
 /// One figure of one scenario, with a sample per run.
 struct Metric: Encodable, Sendable {
     var scenario: String

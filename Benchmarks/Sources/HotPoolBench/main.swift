@@ -70,6 +70,9 @@ do {
     if options.groups.contains("codings") {
         report.metrics += try await step("codings C=16 /text16k") { try await codingThroughput(options) }
     }
+    if options.groups.contains("streaming") {
+        report.metrics += try await step("streaming download /1g") { try await streamingDownload(options) }
+    }
     if options.groups.contains("http2") && options.http2Port > 0 {
         report.metrics += try await step("HTTP/2 C=4×16") {
             try await http2Throughput(options, connections: 4, streams: 16, path: "/256", bodyBytes: 256)
