@@ -135,7 +135,49 @@ struct HotPoolDemo {
             throw DemoError.unbalanced("opened \(stats.connectionsOpened), destroyed \(destroyed), server open \(server2.totalOpen)")
         }
         try await http2()
+        try await bodies()
         try await throughProxy()
+    }
+
+    /// Bodies: a coded answer decoded as it arrives, and a 256 MiB one read as a stream, the
+    /// process's memory staying flat.
+    static func bodies() async throws {
+        step("bodies: a brotli-coded answer decoded, and 256 MiB streamed (a third origin, on 127.0.0.7)")
+        let origin = try Origin(ips: ["127.0.0.7"])
+        defer { origin.stop() }
+        let textBytes = 200_000, bulkBytes = 256 << 20
+        try await origin.rule(path: "/coded", ["type": "status", "text": textBytes, "encodings": ["br"]])
+        try await origin.rule(path: "/bulk", ["type": "bulk", "size": bulkBytes])
+        let pool = try origin.pool()
+        try await pool.withConnection(host: Origin.hostName, port: origin.port) { connection in
+            let coded = try await connection.roundTrip(HTTPRequest(method: .get, scheme: "https", authority: Origin.hostName, path: "/coded"))
+            let raw = try await connection.roundTrip(HTTPRequest(method: .get, scheme: "https", authority: Origin.hostName, path: "/coded"),
+                                                     decompress: false)
+            print("  \(raw.body.count) bytes came (Content-Encoding: \(coded.head.headerFields[.contentEncoding] ?? "none")), "
+                  + "\(coded.body.count) handed over decoded (\(coded.decodedContentCodings.map(\.rawValue).joined(separator: ", ")))")
+            guard coded.body.count == textBytes, coded.decodedContentCodings == [.br] else {
+                throw DemoError.unbalanced("the coded body was not decoded whole")
+            }
+            let before = peakResidentBytes()
+            let streamed = try await connection.streamingRoundTrip(
+                HTTPRequest(method: .get, scheme: "https", authority: Origin.hostName, path: "/bulk"))
+            var received = 0, chunks = 0
+            for try await chunk in streamed.body {
+                received += chunk.count
+                chunks += 1
+            }
+            print("  streamed \(received >> 20) MiB in \(chunks) chunks; the process's peak memory grew by "
+                  + "\((peakResidentBytes() - before) >> 20) MiB")
+            guard received == bulkBytes else { throw DemoError.unbalanced("streamed \(received) of \(bulkBytes) bytes") }
+        }
+        try await pool.close()
+    }
+
+    /// This process's peak resident memory so far (VmHWM), in bytes.
+    static func peakResidentBytes() -> Int {
+        let status = (try? String(contentsOfFile: "/proc/self/status", encoding: .utf8)) ?? ""
+        let line = status.split(separator: "\n").first { $0.hasPrefix("VmHWM:") } ?? ""
+        return (line.split(separator: " ").dropFirst().first.flatMap { Int($0) } ?? 0) * 1024
     }
 
     /// Proxies: the same requests through a local tinyproxy (HTTP CONNECT), with the preset's
