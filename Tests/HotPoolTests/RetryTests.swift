@@ -2,7 +2,7 @@ import CShims
 import Foundation
 import OriginControl
 import Testing
-@testable import HotPool
+@_spi(Benchmarks) @testable import HotPool
 @testable import HotPoolCore
 
 /// `execute`'s retry policy against the real origin, over HTTP/1.1 and HTTP/2: what the server
@@ -27,7 +27,7 @@ import Testing
     }
 
     /// The code of the error `task` ended with, nil if it was answered.
-    private func errorCode(_ task: Task<HotResponse, any Error>) async -> HotPoolError.Code? {
+    private static func errorCode(_ task: Task<HotResponse, any Error>) async -> HotPoolError.Code? {
         if case .failure(let error as HotPoolError) = await task.result { error.code } else { nil }
     }
 
@@ -125,17 +125,42 @@ import Testing
         #expect(try await eventually { try await attempts(origin, path: "/busy").count == 1 })
         #expect(await eventually { await pool.stats().activeConnections == 0 }, "no connection held while it waits")
         waiting.cancel()
-        #expect(try await ends(within: .seconds(2)) { _ = await waiting.result })
-        #expect(await errorCode(waiting) == .cancelled)
+        let endedOnCancel = try await ends(within: .seconds(2)) { #expect(await Self.errorCode(waiting) == .cancelled) }
+        #expect(endedOnCancel, "the wait ends at once")
         let closing = Task {
             try await pool.execute(get("/busy"), host: Origin.hostName, port: origin.port, retry: Self.quickBackoff)
         }
         #expect(try await eventually { try await attempts(origin, path: "/busy").count == 2 })
         #expect(await eventually { await pool.stats().activeConnections == 0 })
         try await pool.close()
-        #expect(try await ends(within: .seconds(2)) { _ = await closing.result })
-        #expect(await errorCode(closing) == .poolClosed)
+        let endedOnClose = try await ends(within: .seconds(2)) { #expect(await Self.errorCode(closing) == .poolClosed) }
+        #expect(endedOnClose, "the wait ends with the close")
         #expect(try await attempts(origin, path: "/busy").count == 2, "no attempt after the cancel or the close")
+    }
+
+    /// The waits run on the reactor's timers: a request tried three times is still one hop from
+    /// another thread, and none from a task on the pool's executor.
+    @Test func aRetriedExecuteIsOneHopFromAnotherThreadAndNoneOnTheExecutor() async throws {
+        let origin = try Origin()
+        let pool = try origin.pool()
+        let port = origin.port
+        let busy = ["type": "status", "status": 429, "headers": [["Retry-After", "0"]]] as [String: Any]
+        try await origin.rule(path: "/busy", busy, times: 2)
+        let hops0 = try #require(await pool.inboundHops())
+        let fromElsewhere = try await pool.execute(get("/busy"), host: Origin.hostName, port: port, retry: Self.quickBackoff)
+        let hops1 = try #require(await pool.inboundHops())
+        #expect(fromElsewhere.head.status == .ok)
+        #expect(hops1 - hops0 - 1 == 1, "the first read's own hop is counted in the second")
+        try await origin.rule(path: "/busy", busy, times: 2)
+        let (onExecutor, hops) = try await Task(executorPreference: pool.executor) {
+            let hops0 = pool.reactor.inboundHops
+            let response = try await pool.execute(get("/busy"), host: Origin.hostName, port: port, retry: Self.quickBackoff)
+            return (response, pool.reactor.inboundHops - hops0)
+        }.value
+        #expect(onExecutor.head.status == .ok && hops == 0)
+        #expect(try await attempts(origin, path: "/busy").count == 6)
+        #expect(await pool.stats().retries == 4)
+        try await pool.close()
     }
 
     @Test func anUnusablePolicyIsRefusedBeforeAnythingIsAsked() async throws {
