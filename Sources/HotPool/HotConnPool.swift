@@ -294,7 +294,7 @@ public final class HotConnPool: Sendable {
             return await handoff.wait(start)
         } onCancel: {
             handoff.requestCancel()
-            reactor.post { driver.send(.cancel(id)) }
+            reactor.post { driver.cancel(id) }
         }
     }
 
@@ -343,16 +343,25 @@ public final class HotConnPool: Sendable {
     /// as `PooledConnection.roundTrip` takes them. The body is decoded
     /// as `PooledConnection.roundTrip` decodes it, unless `decompress` is false. Cancelling the task
     /// fails a caller still waiting for a connection with `cancelled`; a request already sent is answered.
+    ///
+    /// With a retry policy (`retry`, else the configuration's `retryPolicy`), an attempt answered
+    /// with one of its statuses, or failed on the way, runs again after a backoff, on another IP
+    /// of the host when it has one in rotation, within `maxAttempts`; each attempt has the whole
+    /// `timeout`, `bodyTimeout` and `acquireTimeout`. The answer is the last attempt's. See `RetryPolicy`. An
+    /// unusable policy is refused with `invalidArgument`.
     public func execute(
         _ request: HTTPRequest, body: [UInt8] = [], host: String, port: Int = 443, timeout: Duration? = nil,
-        bodyTimeout: Duration? = nil, decompress: Bool = true, isolation: isolated (any Actor)? = #isolation
+        bodyTimeout: Duration? = nil, decompress: Bool = true, retry: RetryPolicy? = nil,
+        isolation: isolated (any Actor)? = #isolation
     ) async throws -> HotResponse {
         let acquire = try acquireRequest(host: host, port: port, ip: nil)
         if let problem = RequestFraming.problem(request, bodyCount: body.count) { throw HotPoolError.invalidRequest(problem) }
         let (timeout, bodyTimeout) = try requestTimeouts(timeout, bodyTimeout)
+        if let problem = retry?.problem { throw HotPoolError.invalidArgument(problem) }
+        let retryPolicy = retry ?? configuration.retryPolicy
         return try await ask({ handoff in
             .execute(PendingExecute(request: request, body: body, timeout: timeout.nanoseconds, bodyTimeout: bodyTimeout?.nanoseconds,
-                                    decompress: decompress, handoff: handoff, acquire: acquire))
+                                    decompress: decompress, handoff: handoff, acquire: acquire, retryPolicy: retryPolicy))
         }, { .acquire($0, acquire) }).get()
     }
 

@@ -76,6 +76,9 @@ public struct HotPoolConfiguration: Sendable {
     public var minIdlePerHost: Int = 0
     /// Further IPs tried by `getConnection(validating:)` and after failed dials.
     public var maxRetries: Int = 3
+    /// How `execute` runs a request again after a transient answer or failure, for calls that
+    /// give no policy of their own; nil = never (the default).
+    public var retryPolicy: RetryPolicy?
     /// PEM file of trusted CAs; nil = the system trust store.
     public var trustedCAFile: String?
     /// The ClientHello and request headers every connection presents.
@@ -192,6 +195,7 @@ public struct HotPoolConfiguration: Sendable {
         }
         if maxIdleConnections < 0 { throw .invalidConfiguration("maxIdleConnections must be >= 0") }
         if maxRetries < 0 { throw .invalidConfiguration("maxRetries must be >= 0") }
+        if let problem = retryPolicy?.problem { throw .invalidConfiguration(problem) }
         if sessionCacheCapacity < 0 { throw .invalidConfiguration("sessionCacheCapacity must be >= 0") }
         if minIdlePerHost < 0 { throw .invalidConfiguration("minIdlePerHost must be >= 0") }
         try positive(consecutiveFailuresToEject, "consecutiveFailuresToEject")

@@ -50,10 +50,14 @@ public struct PoolStats: Sendable {
     public var idleConnections: Int
     /// Open connections not marked unhealthy.
     public var healthyConnections: Int
-    /// Round trips started since the pool was created.
+    /// Round trips started since the pool was created; an `execute` its retry policy ran
+    /// several times counts once (its further attempts are in `retries`).
     public var totalRequests: Int
-    /// Round trips that failed (network, TLS, malformed answer, timeout).
+    /// Round trips that failed (network, TLS, malformed answer, timeout); a retried `execute`
+    /// counts only if its last attempt failed.
     public var failedRequests: Int
+    /// Further attempts `execute`'s retry policy made (a request tried three times counts 2).
+    public var retries: Int
     /// `(totalRequests - failedRequests) / totalRequests`, 1 when there were none.
     public var successRate: Double
     /// First connections to IPs a DNS refresh added to a host (not in its first answer, nor
@@ -73,7 +77,7 @@ public struct PoolStats: Sendable {
     public var connectionsOpened: Int
     /// TLS handshakes that resumed a session an earlier connection received (PSK in TLS 1.3).
     public var resumedHandshakes: Int
-    package init(totalConnections: Int, activeConnections: Int, idleConnections: Int, healthyConnections: Int, totalRequests: Int, failedRequests: Int, successRate: Double, newConnectionsFromDNS: Int, closedByReason: [CloseReason: Int], dialingConnections: Int, failedDials: Int, waitingCallers: Int, staleHandleUses: Int, connectionsOpened: Int, resumedHandshakes: Int = 0) {
+    package init(totalConnections: Int, activeConnections: Int, idleConnections: Int, healthyConnections: Int, totalRequests: Int, failedRequests: Int, successRate: Double, newConnectionsFromDNS: Int, closedByReason: [CloseReason: Int], dialingConnections: Int, failedDials: Int, waitingCallers: Int, staleHandleUses: Int, connectionsOpened: Int, resumedHandshakes: Int = 0, retries: Int = 0) {
         self.totalConnections = totalConnections
         self.activeConnections = activeConnections
         self.idleConnections = idleConnections
@@ -89,6 +93,7 @@ public struct PoolStats: Sendable {
         self.staleHandleUses = staleHandleUses
         self.connectionsOpened = connectionsOpened
         self.resumedHandshakes = resumedHandshakes
+        self.retries = retries
     }
 }
 

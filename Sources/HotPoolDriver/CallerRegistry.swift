@@ -45,15 +45,24 @@ package final class PendingExecute: @unchecked Sendable {
     /// The response body is decoded (`ConnectionIdentity.message`).
     let decompress: Bool
     let handoff: Handoff<Result<HotResponse, HotPoolError>>
-    /// What it asked for, to ask again when a GOAWAY left its request unprocessed.
+    /// What it asked for, to ask again when a GOAWAY left its request unprocessed, or for a retry.
     let acquire: PoolStateMachine.AcquireRequest
-    /// It was asked again once already.
+    /// It was asked again once already (a GOAWAY left its request unprocessed).
     var retried = false
+    /// When it is run again after a transient answer or failure; nil = never.
+    let retryPolicy: RetryPolicy?
+    /// The attempt under way or next (1 for the first).
+    var attempt = 1
+    /// How its last attempt ended, once it is retried (each attempt after the first says it).
+    var priorAttempt: PoolStateMachine.PriorAttempt?
+    /// The id it waits under, kept for its retries, so the caller's cancel reaches them.
+    var waiterID: WaiterID?
 
     package init(request: HTTPRequest, body: [UInt8], timeout: Int64, bodyTimeout: Int64?, decompress: Bool,
-                 handoff: Handoff<Result<HotResponse, HotPoolError>>, acquire: PoolStateMachine.AcquireRequest) {
+                 handoff: Handoff<Result<HotResponse, HotPoolError>>, acquire: PoolStateMachine.AcquireRequest,
+                 retryPolicy: RetryPolicy? = nil) {
         (self.request, self.body, self.timeout, self.handoff, self.acquire) = (request, body, timeout, handoff, acquire)
-        (self.bodyTimeout, self.decompress) = (bodyTimeout, decompress)
+        (self.bodyTimeout, self.decompress, self.retryPolicy) = (bodyTimeout, decompress, retryPolicy)
     }
 }
 

@@ -38,8 +38,14 @@ final class ExchangeOp {
     var lease: LeaseHandle?
     /// The stream lease it runs on, on an HTTP/2 connection (nil for a health check).
     var streamLease: LeaseHandle?
-    /// An `execute` not yet retried: asked again once if a GOAWAY leaves its request unprocessed.
-    var retry: PendingExecute?
+    /// The `execute` this exchange runs, if any: its first attempt is asked again once if a
+    /// GOAWAY leaves its request unprocessed, and its retry policy decides on the outcome.
+    var execute: PendingExecute?
+
+    /// Asked again if a GOAWAY leaves the request unprocessed: once, on an `execute`'s first
+    /// attempt (a later attempt is a retry, whose count an unprocessed request would undo).
+    var runsAgainIfUnprocessed: Bool { execute.map { !$0.retried && $0.attempt == 1 } ?? false }
+
     /// The bound (ns) on the body once the head arrived; nil: the exchange's one deadline covers both.
     let bodyTimeout: Int64?
     /// Its response head arrived (and the machine was told, when it has a `bodyTimeout`).

@@ -150,7 +150,7 @@ extension PoolDriver {
             case .refused(let error):
                 endHTTP2Exchange(slot, op, .streamFailed,
                                  .failure(HotPoolError(error, host: host, ip: ip, limits: config.responseLimits)))
-            case .reset(let code) where code == HTTP2ErrorCode.refusedStream && op.retry != nil:
+            case .reset(let code) where code == HTTP2ErrorCode.refusedStream && op.runsAgainIfUnprocessed:
                 retryElsewhere(slot, op)
             case .reset(let code):
                 let reason = String(cString: hp_h2_error_code_name(code))
@@ -180,7 +180,7 @@ extension PoolDriver {
     /// more: its lease ends, and it asks for a connection again (after a GOAWAY, the machine
     /// gives it another connection).
     private func retryElsewhere(_ slot: Int32, _ op: ExchangeOp) {
-        guard let pending = op.retry, let lease = op.streamLease else {
+        guard let pending = op.execute, op.runsAgainIfUnprocessed, let lease = op.streamLease else {
             let error = HotPoolError.streamReset(host: machine.hostName(slot), ip: machine.ipAddress(slot), reason: "REFUSED_STREAM")
             return endHTTP2Exchange(slot, op, .streamFailed, .failure(error))
         }

@@ -94,6 +94,7 @@ extension PoolDriver {
     package func close() -> HotPoolError? {
         guard !machine.closed else { return closeError }
         send(.close)
+        failAwaitingRetry()
         exportCounts()
         resolver.close()
         for timer in timers.values { reactor.cancel(timer) }

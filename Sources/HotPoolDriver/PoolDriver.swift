@@ -75,6 +75,8 @@ package final class PoolDriver: @unchecked Sendable {
     @exclusivity(unchecked) private var requestsAwaitingDecision: [ExchangeID: ExchangeOp] = [:]
     /// The last id given to a request (the reactor thread's alone).
     private var lastExchangeID: UInt64 = 0
+    /// `execute`s waiting to be retried, by the id their caller waits under, with their timer.
+    @exclusivity(unchecked) var awaitingRetry: [WaiterID: (pending: PendingExecute, timer: TimerID)] = [:]
     /// Decisions that named a request this driver does not have: a fault of the machine or of
     /// the driver, logged, counted here, and reported back so nothing stays reserved.
     package private(set) var unknownDecisions = 0
@@ -263,21 +265,29 @@ package final class PoolDriver: @unchecked Sendable {
         decide(op, on: handle, timeout: timeout.nanoseconds)
     }
 
-    /// Asks the machine to decide on the exchange `op` on the lease, under a new id.
-    func decide(_ op: ExchangeOp, on handle: LeaseHandle, timeout: Int64) {
+    /// Asks the machine to decide on the exchange `op` on the lease, under a new id (`retrying`
+    /// says how the attempt before it ended, for an `execute`'s retry).
+    func decide(_ op: ExchangeOp, on handle: LeaseHandle, timeout: Int64, retrying: PoolStateMachine.PriorAttempt? = nil) {
         lastExchangeID += 1
         let id = ExchangeID(raw: lastExchangeID)
         requestsAwaitingDecision[id] = op
         let queued = draining  // sent from inside another event: decided after it
-        send(.requestExchange(id, on: handle, timeout: timeout))
+        send(.requestExchange(id, on: handle, timeout: timeout, retrying: retrying))
         assert(queued || requestsAwaitingDecision[id] == nil, "a requestExchange the machine did not decide")
     }
 
     /// Hands an exchange's outcome to its requester; an `execute` then puts its connection back
-    /// (unless the connection was destroyed meanwhile, which ended the lease).
+    /// (unless the connection was destroyed meanwhile, which ended the lease). An `execute` its
+    /// retry policy runs again gets no outcome yet: its connection goes back first, then it waits.
     func finish(_ op: ExchangeOp, _ result: Result<HotResponse, HotPoolError>) {
-        op.finish(result)
-        if let lease = op.lease, machine.isCurrent(lease) { send(.release(lease)) }
+        guard let pending = op.execute, let lease = op.lease, let delay = retryDelay(pending, after: result) else {
+            op.finish(result)
+            if let lease = op.lease, machine.isCurrent(lease) { send(.release(lease)) }
+            return
+        }
+        let ip = identity[Int(lease.slot)]?.ip  // read before a put that destroys the connection clears it
+        if machine.isCurrent(lease) { send(.release(lease)) }
+        scheduleRetry(pending, after: delay, attemptFailed: (try? result.get()) == nil, avoiding: ip)
     }
 
     private func handOut(_ handle: LeaseHandle, to id: WaiterID) {
@@ -288,8 +298,9 @@ package final class PoolDriver: @unchecked Sendable {
             let op = ExchangeOp(identity.message(pending.request, body: pending.body, http2: isHTTP2, decompress: pending.decompress),
                                 limits: config.responseLimits, requester: .execute(pending.handoff), bodyTimeout: pending.bodyTimeout)
             op.lease = handle
-            if !pending.retried { op.retry = pending }
-            return decide(op, on: handle, timeout: pending.timeout)
+            op.execute = pending
+            if pending.waiterID == nil { pending.waiterID = id }
+            return decide(op, on: handle, timeout: pending.timeout, retrying: pending.priorAttempt)
         }
         let lease = Lease(handle: handle, identity: identity, httpVersion: isHTTP2 ? .http2 : .http1_1)
         switch caller {

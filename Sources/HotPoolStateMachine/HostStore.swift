@@ -194,6 +194,16 @@ struct HostStore {
         return id
     }
 
+    /// The record of `address` for `host`, nil if there is none.
+    func existingIPID(host: Int32, address: String) -> Int32? {
+        ipIndex[address]?[host]
+    }
+
+    /// True if the host has an IP in rotation other than `ip`.
+    func hasIPInRotation(_ host: Int32, besides ip: Int32) -> Bool {
+        hosts[Int(host)].ipIDs.contains { $0 != ip && ips[Int($0)].exclusion == nil }
+    }
+
     /// Makes `addresses` the host's rotation; the IPs it had and no longer has leave it.
     mutating func assign(_ addresses: [String], to host: Int32, fromDNS: Bool) {
         let ids = addresses.map { ipID(host: host, address: $0) }

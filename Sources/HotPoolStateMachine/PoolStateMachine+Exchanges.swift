@@ -2,14 +2,22 @@ import HotPoolCore
 
 /// Requests on leased connections, health-check probes, and reading the state.
 extension PoolStateMachine {
-    mutating func requestExchange(_ id: ExchangeID, on handle: LeaseHandle, timeout: Int64) {
+    mutating func requestExchange(_ id: ExchangeID, on handle: LeaseHandle, timeout: Int64, retrying: PriorAttempt?) {
         guard !closed else { return emit(.refuseExchange(id, .poolClosed)) }
         guard let slot = leasedSlot(handle) else { return emit(.refuseExchange(id, .staleConnection)) }
         let s = Int(slot)
         let multiplexed = table.isMultiplexed(slot)
         let busy = multiplexed ? streamLeases[slot]?[handle.lease]?.exchangeDeadline != nil : table.operation[s] != .none
         guard !busy else { return emit(.refuseExchange(id, .connectionBusy)) }
-        counters.totalRequests += 1
+        // A retry is the same request again: counted as a retry, and the request is failed
+        // only if its last attempt fails. The connection and IP count every attempt.
+        switch retrying {
+        case nil: counters.totalRequests += 1
+        case .answered?: counters.retries += 1
+        case .failed?:
+            counters.retries += 1
+            counters.failedRequests -= 1
+        }
         table.requestCount[s] &+= 1
         hostStore[ip: table.ipID[s]].requests += 1
         countThroughProxy(slot, requests: 1)
@@ -50,7 +58,8 @@ extension PoolStateMachine {
     }
 
     /// A request counted when it was decided was not processed (the server refused its stream,
-    /// or it was never sent): it counts where it runs again, if anywhere.
+    /// or it was never sent): it counts where it runs again, if anywhere. Never a retry: the
+    /// driver runs an unprocessed request again only for an `execute`'s first attempt.
     mutating func uncountRequest(_ slot: Int32) {
         counters.totalRequests -= 1
         table.requestCount[Int(slot)] &-= 1
@@ -110,7 +119,8 @@ extension PoolStateMachine {
             failedDials: counters.failedDials,
             waitingCallers: waiters.count,
             staleHandleUses: counters.staleHandleUses,
-            connectionsOpened: counters.connectionsOpened)
+            connectionsOpened: counters.connectionsOpened,
+            retries: counters.retries)
     }
 
     /// One open connection as the machine sees it.

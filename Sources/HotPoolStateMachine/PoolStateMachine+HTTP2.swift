@@ -30,10 +30,10 @@ extension PoolStateMachine {
         table.setShared(slot, takesStreams(slot))
     }
 
-    /// A leased HTTP/2 connection of the host (to `ip` and through `proxy` only, if given) that
-    /// takes another stream.
-    mutating func sharedConnection(host: Int32, ip: Int32?, proxy: Int32?) -> Int32? {
-        table.sharedConnection(host: host) { fits($0, ip: ip, proxy: proxy) && takesStreams($0) }
+    /// A leased HTTP/2 connection of the host (to `ip` and through `proxy` only, if given, and not
+    /// to `avoiding`) that takes another stream.
+    mutating func sharedConnection(host: Int32, ip: Int32?, proxy: Int32?, avoiding: Int32?) -> Int32? {
+        table.sharedConnection(host: host) { fits($0, ip: ip, proxy: proxy, avoiding: avoiding) && takesStreams($0) }
     }
 
     /// Gives the connection's free streams to the host's waiters, oldest first.

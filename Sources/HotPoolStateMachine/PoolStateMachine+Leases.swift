@@ -10,13 +10,16 @@ extension PoolStateMachine {
         if needsResolve { resolve(host) }
         let pinned = request.pinnedIP.map { hostStore.ipID(host: host, address: $0) }
         let pinnedProxy = request.pinnedProxy.map { proxyStore.id(of: $0) }
+        // Another IP when the host has one in rotation; else the avoided one will do.
+        let avoided = request.avoidedIP.flatMap { hostStore.existingIPID(host: host, address: $0) }
+            .flatMap { hostStore.hasIPInRotation(host, besides: $0) ? $0 : nil }
         // A pool hit: an idle connection, and no earlier caller of the host waiting. No waiter
         // record is made (the path every warm request takes).
-        if waiters.queuedCount(host) == 0, let slot = takeConnection(host: host, ip: pinned, proxy: pinnedProxy) {
+        if waiters.queuedCount(host) == 0, let slot = takeConnection(host: host, ip: pinned, proxy: pinnedProxy, avoiding: avoided) {
             return handOut(slot, to: id)
         }
         let deadline = HotPoolCore.deadline(from: now, after: configuration.acquireTimeout)
-        waiters.add(id, .init(host: host, pinnedIP: pinned, pinnedProxy: pinnedProxy, deadline: deadline))
+        waiters.add(id, .init(host: host, pinnedIP: pinned, pinnedProxy: pinnedProxy, deadline: deadline, avoidedIP: avoided))
         if hostStore[host: host].hasAddresses && waiters.queuedCount(host) == 0 && serve(id) { return }
         // Behind earlier waiters of the host, if any: they are served first, in order.
         waiters.enqueue(id)
@@ -29,7 +32,7 @@ extension PoolStateMachine {
     mutating func serve(_ id: WaiterID) -> Bool {
         let waiter = waiters[id]!
         let host = waiter.host
-        if let slot = takeConnection(host: host, ip: waiter.pinnedIP, proxy: waiter.pinnedProxy) {
+        if let slot = takeConnection(host: host, ip: waiter.pinnedIP, proxy: waiter.pinnedProxy, avoiding: waiter.avoidedIP) {
             lease(slot, to: id)
             return true
         }
@@ -49,7 +52,9 @@ extension PoolStateMachine {
             fail(id, .addressBlacklisted(host: hostStore[host: host].key.name, ip: hostStore[ip: pinned].address))
             return true
         }
-        guard let ip = waiter.pinnedIP ?? hostStore.pickIP(host, avoiding: waiter.failedIPs) else {
+        // The avoided IP is dialed only when every other one failed for this caller (or left the rotation).
+        let avoiding = waiter.avoidedIP.map { waiter.failedIPs + [$0] } ?? waiter.failedIPs
+        guard let ip = waiter.pinnedIP ?? hostStore.pickIP(host, avoiding: avoiding) else {
             fail(id, noIPError(host))
             return true
         }
@@ -107,16 +112,16 @@ extension PoolStateMachine {
         handOut(slot, to: id)
     }
 
-    /// An idle connection of the host (to `ip` and through `proxy` only, if given), or else one of
-    /// its HTTP/2 connections that takes another stream; nil if neither.
-    private mutating func takeConnection(host: Int32, ip: Int32?, proxy: Int32?) -> Int32? {
+    /// An idle connection of the host (to `ip` and through `proxy` only, if given, and not to
+    /// `avoiding`), or else one of its HTTP/2 connections that takes another stream; nil if neither.
+    private mutating func takeConnection(host: Int32, ip: Int32?, proxy: Int32?, avoiding: Int32?) -> Int32? {
         // Any idle connection of the host fits a caller pinned to nothing in a pool without
         // proxies: no test per connection (the path every pool hit takes).
-        let anyFits = ip == nil && proxy == nil && proxyStore.isEmpty
+        let anyFits = ip == nil && proxy == nil && avoiding == nil && proxyStore.isEmpty
         let idle = anyFits
             ? table.takeIdle(host: host, order: configuration.idleOrder)
-            : table.takeIdle(host: host, order: configuration.idleOrder) { fits($0, ip: ip, proxy: proxy) }
-        return idle ?? sharedConnection(host: host, ip: ip, proxy: proxy)
+            : table.takeIdle(host: host, order: configuration.idleOrder) { fits($0, ip: ip, proxy: proxy, avoiding: avoiding) }
+        return idle ?? sharedConnection(host: host, ip: ip, proxy: proxy, avoiding: avoiding)
     }
 
     /// Starts a new lease of a leased slot for the caller `id` (of one of its streams, on an

@@ -23,9 +23,11 @@ extension PoolStateMachine {
         return waiters.first(of: table.hostID[Int(slot)]) { $0.takes(ip: ip, proxy: proxy, onRoute: onRoute) }
     }
 
-    /// True if a caller pinned to `ip` and `proxy` (each nil: not pinned) may take the slot.
-    func fits(_ slot: Int32, ip: Int32?, proxy: Int32?) -> Bool {
+    /// True if a caller pinned to `ip` and `proxy` (each nil: not pinned), avoiding the IP
+    /// `avoiding` (nil: none), may take the slot.
+    func fits(_ slot: Int32, ip: Int32?, proxy: Int32?, avoiding: Int32?) -> Bool {
         if let ip, table.ipID[Int(slot)] != ip { return false }
+        if let avoiding, table.ipID[Int(slot)] == avoiding { return false }
         if let proxy { return table.proxyID[Int(slot)] == proxy }
         return isOnRoute(slot)
     }

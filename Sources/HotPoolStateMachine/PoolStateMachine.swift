@@ -107,10 +107,21 @@ package struct PoolStateMachine: ~Copyable {
         let pinnedProxy: Proxy?
         /// The host name is an IP literal, so it is its own address.
         package let nameIsAddress: Bool
+        /// An IP the connection should not go to while the host has another in rotation (a
+        /// retried `execute`'s last one); with none, it may.
+        package var avoidedIP: String?
 
         package init(key: HostKey, pinnedIP: String?, pinnedProxy: Proxy? = nil, nameIsAddress: Bool) {
             (self.key, self.pinnedIP, self.pinnedProxy, self.nameIsAddress) = (key, pinnedIP, pinnedProxy, nameIsAddress)
         }
+    }
+
+    /// How the attempt before a retried `execute`'s next one ended: the retry is not a new request,
+    /// and a failure it follows is no longer the request's.
+    package enum PriorAttempt {
+        case answered
+        /// It was counted failed.
+        case failed
     }
 
     /// How an exchange (a caller's request, or a probe) ended, as the driver saw it.
@@ -159,7 +170,7 @@ package struct PoolStateMachine: ~Copyable {
         case foreignHandleUsed
         /// A caller asks to run the request `id` on its lease, bounded by `timeout` ns; answered
         /// with exactly one `startExchange`, `startStreamExchange` or `refuseExchange` naming `id`.
-        case requestExchange(ExchangeID, on: LeaseHandle, timeout: Int64)
+        case requestExchange(ExchangeID, on: LeaseHandle, timeout: Int64, retrying: PriorAttempt? = nil)
         case exchangeEnded(SlotHandle, ExchangeOutcome)
         /// The response head of a caller's exchange arrived: its deadline is now `bodyTimeout` ns
         /// away, for the body. On an HTTP/1.1 connection `stream` is nil; on an HTTP/2 one it is
@@ -312,6 +323,8 @@ package struct PoolStateMachine: ~Copyable {
     package struct Counters {
         package var totalRequests = 0
         package var failedRequests = 0
+        /// Further attempts of retried `execute`s (each request counts once in `totalRequests`).
+        var retries = 0
         var closedByReason: [CloseReason: Int] = [:]
         var failedDials = 0
         var staleHandleUses = 0
@@ -348,7 +361,8 @@ package struct PoolStateMachine: ~Copyable {
             reject(slot, .validationFailed, status: status, lease: handle)
         case .foreignHandleUsed:
             counters.staleHandleUses += 1
-        case .requestExchange(let id, let handle, let timeout): requestExchange(id, on: handle, timeout: timeout)
+        case .requestExchange(let id, let handle, let timeout, let retrying):
+            requestExchange(id, on: handle, timeout: timeout, retrying: retrying)
         case .exchangeEnded(let handle, let outcome): exchangeEnded(handle, outcome)
         case .responseHeadArrived(let handle, let stream, let bodyTimeout): responseHeadArrived(handle, stream: stream, bodyTimeout: bodyTimeout)
         case .streamExchangeEnded(let handle, let outcome): streamExchangeEnded(handle, outcome)

@@ -16,6 +16,9 @@ struct WaiterQueue {
         let pinnedProxy: Int32?
         /// When the caller stops waiting (monotonic ns).
         let deadline: Int64
+        /// The IP record the caller does not take (a retry's last IP); nil for none, or when its
+        /// host had no other IP in rotation as it asked.
+        let avoidedIP: Int32?
         /// IP records this caller's dials failed on.
         var failedIPs: [Int32] = []
         /// Proxy records this caller's dials failed on (the proxy's fault, not the IP's).
@@ -32,7 +35,7 @@ struct WaiterQueue {
         /// True if the caller may take a connection to `ip` through `proxy`; `onRoute` says whether
         /// that proxy is one its host's unpinned callers take.
         func takes(ip: Int32, proxy: Int32, onRoute: Bool) -> Bool {
-            (pinnedIP == nil || pinnedIP == ip) && (pinnedProxy.map { $0 == proxy } ?? onRoute)
+            (pinnedIP == nil || pinnedIP == ip) && ip != avoidedIP && (pinnedProxy.map { $0 == proxy } ?? onRoute)
         }
     }
 
@@ -105,8 +108,10 @@ struct WaiterQueue {
         return waiter
     }
 
-    /// The IP records waiters refer to: those they are pinned to and those their dials failed on.
-    var referencedIPs: Set<Int32> { referenced(pinned: \.pinnedIP, failed: \.failedIPs) }
+    /// The IP records waiters refer to: those they are pinned to or avoid, and those their dials failed on.
+    var referencedIPs: Set<Int32> {
+        referenced(pinned: \.pinnedIP, failed: \.failedIPs).union(waiters.values.lazy.compactMap(\.avoidedIP))
+    }
 
     /// The proxy records waiters refer to: those they are pinned to and those their dials failed on.
     var referencedProxies: Set<Int32> { referenced(pinned: \.pinnedProxy, failed: \.failedProxies) }

@@ -98,9 +98,11 @@ public final class Origin: @unchecked Sendable {
     public func recentRequests(ip: String = "*", last: Int) async throws -> [OriginRequest] {
         let requests = try await send(["cmd": "requests", "ip": ip, "last": last]).object["requests"] as? [[String: Any]]
         return (requests ?? []).compactMap { request in
-            guard let path = request["path"] as? String, let connection = request["conn"] as? Int else { return nil }
+            guard let path = request["path"] as? String, let connection = request["conn"] as? Int,
+                  let ip = request["local"] as? String, let arrival = request["at"] as? Double
+            else { return nil }
             let fields = (request["headers"] as? [[String]] ?? []).compactMap { $0.count == 2 ? (name: $0[0], value: $0[1]) : nil }
-            return OriginRequest(path: path, connection: connection, headers: fields)
+            return OriginRequest(path: path, connection: connection, headers: fields, ip: ip, arrival: arrival)
         }
     }
 
@@ -371,6 +373,10 @@ public struct OriginRequest: Sendable {
     public let connection: Int
     /// The header fields, in the order received (HTTP/2: lower-case names, no pseudo-header fields).
     public let headers: [(name: String, value: String)]
+    /// The server's IP it reached.
+    public let ip: String
+    /// When the server read it, in seconds on the server's monotonic clock (for spacings).
+    public let arrival: Double
 
     /// The value of the first field named `name` (ASCII case-insensitive).
     public func header(_ name: String) -> String? { headers.first { $0.name.lowercased() == name.lowercased() }?.value }

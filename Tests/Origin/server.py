@@ -21,7 +21,8 @@ itself, and is driven by JSON lines on stdin (one reply line each on stdout):
   {"cmd":"hear","ip":IP|"*","count":N}      connections a "deaf" rule stopped read again, to the
       client's close (first waits, at most 5 s, until N (default 1) are deaf on the IP)
   {"cmd":"requests","ip":IP|"*","last":N}   request heads: method, path, headers (in order),
-      and "conn", the number of the connection that carried it (1, 2, ... in accept order)
+      and "conn", the number of the connection that carried it (1, 2, ... in accept order), "local",
+      the IP it reached, and "at", when it was read (seconds on the server's monotonic clock)
   {"cmd":"hellos","ip":IP|"*","last":N}     parsed raw ClientHellos, with JA3 and JA4 (see ja4) and also
       "ja4_r" (JA4 raw: the texts JA4 hashes), "psk" (pre_shared_key (41) offered), "key_share_groups"
       (the key_share (51) entries' groups in order, GREASE included), "cert_compression"
@@ -301,9 +302,13 @@ class Origin:
         return {"ok": ok, what: self.total(what, ip)}
 
     def record(self, store, ip, item):
+        """Keeps an item of a per-IP store, with its order, its IP ("local") and when ("at",
+        seconds on the server's monotonic clock)."""
         with self.cond:
             self.sequence += 1
             item["seq"] = self.sequence
+            item["local"] = ip
+            item["at"] = time.monotonic()
             store[ip].append(item)
 
     def recent(self, store, ip, last):

@@ -261,7 +261,7 @@ struct ModelRun: ~Copyable {
         expectIgnored = false
         var predicted: Action?
         switch event {
-        case .requestExchange(let id, let lease, _):
+        case .requestExchange(let id, let lease, _, _):
             requesting = lease
             predicted = predictedDecision(id, on: lease)
         case .release(let lease), .remove(let lease), .rejectValidation(let lease, _):
