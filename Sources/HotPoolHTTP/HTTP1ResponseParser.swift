@@ -9,6 +9,8 @@ package enum ResponseError: Error, Equatable {
     case tooManyHeaderFields
     case tooManyInterimResponses
     case bodyTooLarge
+    /// The decoded body grew past `maxBodyBytes` (reported as `bodyTooLarge` is).
+    case decodedBodyTooLarge
     case badChunkSize
     case invalidContentLength
     case unexpectedEOF
@@ -28,7 +30,7 @@ extension HotPoolError {
         case .tooManyHeaderFields: self = .tooManyResponseHeaderFields(host: host, ip: ip, limit: limits.maxHeaderFields)
         case .tooManyInterimResponses:
             self = .tooManyInterimResponses(host: host, ip: ip, limit: ResponseLimits.maxInterimResponses)
-        case .bodyTooLarge: self = .responseBodyTooLarge(host: host, ip: ip, limit: limits.maxBodyBytes)
+        case .bodyTooLarge, .decodedBodyTooLarge: self = .responseBodyTooLarge(host: host, ip: ip, limit: limits.maxBodyBytes)
         case .badChunkSize: self = .badChunkSize(host: host, ip: ip)
         case .invalidContentLength: self = .invalidContentLength(host: host, ip: ip)
         case .unexpectedEOF: self = .unexpectedEOF(host: host, ip: ip)

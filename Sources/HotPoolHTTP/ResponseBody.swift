@@ -48,7 +48,8 @@ package struct ResponseBody {
         if decoder == nil { bytes.reserveCapacity(count) }
     }
 
-    /// Takes body bytes as they came; throws `bodyTooLarge` or `decompressionRatioExceeded`.
+    /// Takes body bytes as they came; throws `bodyTooLarge`, or for their decoded bytes
+    /// `decodedBodyTooLarge` or `decompressionRatioExceeded`.
     package mutating func append(_ chunk: UnsafeRawBufferPointer) throws(ResponseError) {
         guard streams || chunk.count <= limits.maxBodyBytes - receivedBytes else { throw .bodyTooLarge }
         receivedBytes += chunk.count
@@ -78,7 +79,7 @@ package struct ResponseBody {
     }
 
     private mutating func take(decoded piece: UnsafeRawBufferPointer) throws(ResponseError) {
-        guard streams || piece.count <= limits.maxBodyBytes - bytes.count else { throw .bodyTooLarge }
+        guard streams || piece.count <= limits.maxBodyBytes - bytes.count else { throw .decodedBodyTooLarge }
         bytes.append(contentsOf: piece)
         decodedBytes += piece.count
         if decodedBytes > ResponseLimits.decompressionRatioFloor && decodedBytes / limits.maxDecompressionRatio > receivedBytes {
