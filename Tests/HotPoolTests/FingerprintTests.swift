@@ -170,7 +170,9 @@ import Testing
         #expect(try await resumed(origin.ips[0]) == false, "another profile")  // chrome133: its session evicts chrome's
         #expect(try await resumed(origin.ips[0]) == false, "evicted")  // chrome
         #expect(try await resumed(origin.ips[0]) == false, "evicted")  // chrome133
-        #expect(hp_tls_live_sessions() <= 1)
+        // A ticket the reactor is taking in as this reads is briefly a second session, until it
+        // evicts the one cached: the bound holds once it settles.
+        #expect(await eventually { hp_tls_live_sessions() <= 1 })
         held.forEach(pool.putConnection)
         try await pool.close()
         #expect(hp_tls_live_sessions() == 0)
