@@ -70,8 +70,9 @@ import Testing
         }
         let growth = try peakRSS() - baseline
         #expect(received == Self.bigBody && mismatches == 0, "\(received) bytes, \(mismatches) chunks not as sent")
-        // The bound (1 MiB), one socket read or an HTTP/2 stream window (6 MiB), the allocator's slack.
-        #expect(growth < 32 << 20, "peak RSS grew by \(growth >> 20) MiB over \(Self.bigBody >> 20) MiB")
+        // The bound (1 MiB), the receives in flight or an HTTP/2 stream window (6 MiB), and the
+        // allocator's slack (under AddressSanitizer, its quarantine and shadow too: 37 MiB at most seen).
+        #expect(growth < 48 << 20, "peak RSS grew by \(growth >> 20) MiB over \(Self.bigBody >> 20) MiB")
         // The exchange ended with the body: the connection carries the next request.
         #expect(try await connection.roundTrip(get("/after")).body == Array("ok".utf8))
         pool.putConnection(connection)
