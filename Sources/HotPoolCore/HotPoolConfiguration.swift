@@ -119,8 +119,8 @@ public struct HotPoolConfiguration: Sendable {
     public var maxResponseBodyBytes: Int = 64 * 1024 * 1024
     /// How many times the bytes that came a decoded body may grow (once it is past 1 MiB, below
     /// which any ratio passes): past it, the response fails with `decompressionRatioExceeded`
-    /// and the connection is closed. Real content shrinks 3 to 30 times; a decompression bomb,
-    /// a thousand and more. At least 1.
+    /// (an HTTP/1.1 connection is closed, an HTTP/2 stream reset). Real content shrinks 3 to 30
+    /// times; a decompression bomb, a thousand and more. At least 1.
     public var maxDecompressionRatio: Int = 100
     /// A body that runs to the connection's close (HTTP/1.x, neither Content-Length nor chunked)
     /// counts as complete only if the server ended its TLS stream with close_notify: a bare TCP

@@ -111,7 +111,7 @@ public struct HotPoolError: Error, Hashable, Sendable, CustomStringConvertible {
         /// the request failed: the connection stays usable when the body's framing was intact.
         public static let contentDecodingFailed = Code(.contentDecodingFailed)
         /// The decoded response body grew past `maxDecompressionRatio` (`limit`) times the bytes
-        /// that came (a decompression bomb); the connection is closed.
+        /// that came (a decompression bomb); an HTTP/1.1 connection is closed, an HTTP/2 stream reset.
         public static let decompressionRatioExceeded = Code(.decompressionRatioExceeded)
 
         /// The code's name, as spelled by its `static let` (`"poolClosed"`).
