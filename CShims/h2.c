@@ -12,12 +12,17 @@ static atomic_long live_sessions;
 _Static_assert(HP_H2_ERR_FLOODED == NGHTTP2_ERR_FLOODED, "flood code");
 _Static_assert(HP_H2_ERR_NOMEM == NGHTTP2_ERR_NOMEM, "out-of-memory code");
 
-// A request body being sent: nghttp2 pulls it through `read_body`. Bodies are on a list so
-// hp_h2_free releases those whose stream never closed.
+// A request body being sent: nghttp2 pulls it through `read_body`. A streamed one is handed over
+// in pieces (hp_h2_body_append): bytes[offset..<len] wait to be framed, and until its end came
+// (`open` 0) its stream's DATA is deferred whenever they are all framed. Bodies are on a list so
+// hp_h2_free releases those whose stream never closed, and so a body is found by its stream
+// before nghttp2 made the stream (it does so only once the HEADERS frame goes out).
 typedef struct body {
     struct body *prev, *next;
+    int32_t stream;
     uint8_t *bytes;
-    size_t len, offset;
+    size_t len, offset, cap;
+    int open;
 } body;
 
 struct hp_h2 {
@@ -95,9 +100,10 @@ static ssize_t read_body(nghttp2_session *session, int32_t stream_id, uint8_t *b
     (void)session; (void)stream_id; (void)user_data;
     body *b = source->ptr;
     size_t n = b->len - b->offset < length ? b->len - b->offset : length;
-    memcpy(buf, b->bytes + b->offset, n);
+    if (n == 0 && b->open) return NGHTTP2_ERR_DEFERRED;  // hp_h2_body_append resumes it
+    if (n > 0) memcpy(buf, b->bytes + b->offset, n);
     b->offset += n;
-    if (b->offset == b->len) *flags |= NGHTTP2_DATA_FLAG_EOF;
+    if (b->offset == b->len && !b->open) *flags |= NGHTTP2_DATA_FLAG_EOF;
     return (ssize_t)n;
 }
 
@@ -158,7 +164,7 @@ hp_h2 *hp_h2_new(const hp_h2_callbacks *callbacks, void *user, const hp_h2_setti
 }
 
 int32_t hp_h2_submit_request(hp_h2 *h2, const hp_h2_field *fields, size_t count, const uint8_t *bytes, size_t len,
-                             int weight, int32_t dependency, int exclusive) {
+                             int streamed, int weight, int32_t dependency, int exclusive) {
     nghttp2_nv *nva = malloc((count ? count : 1) * sizeof *nva);
     if (!nva) return NGHTTP2_ERR_NOMEM;
     for (size_t i = 0; i < count; i++) {
@@ -169,16 +175,17 @@ int32_t hp_h2_submit_request(hp_h2 *h2, const hp_h2_field *fields, size_t count,
     if (weight > 0) nghttp2_priority_spec_init(&priority, dependency, weight, exclusive);
     body *b = NULL;
     nghttp2_data_provider provider;
-    if (len > 0) {
+    if (len > 0 || streamed) {
         b = calloc(1, sizeof *b);
-        if (b) b->bytes = malloc(len);
-        if (!b || !b->bytes) {
+        if (b && len > 0) b->bytes = malloc(len);
+        if (!b || (len > 0 && !b->bytes)) {
             free(b);
             free(nva);
             return NGHTTP2_ERR_NOMEM;
         }
-        memcpy(b->bytes, bytes, len);
-        b->len = len;
+        if (len > 0) memcpy(b->bytes, bytes, len);
+        b->len = b->cap = len;
+        b->open = streamed;
         b->next = h2->bodies;
         if (h2->bodies) h2->bodies->prev = b;
         h2->bodies = b;
@@ -188,7 +195,44 @@ int32_t hp_h2_submit_request(hp_h2 *h2, const hp_h2_field *fields, size_t count,
     int32_t stream = nghttp2_submit_request(h2->session, weight > 0 ? &priority : NULL, nva, count, b ? &provider : NULL, b);
     free(nva);  // nghttp2 copied the fields
     if (stream < 0 && b) unlink_body(h2, b);
+    if (stream > 0 && b) b->stream = stream;
     return stream;
+}
+
+static body *streamed_body(hp_h2 *h2, int32_t stream) {
+    for (body *b = h2->bodies; b; b = b->next) {
+        if (b->stream == stream) return b;
+    }
+    return NULL;
+}
+
+int hp_h2_body_append(hp_h2 *h2, int32_t stream, const uint8_t *bytes, size_t len, int end) {
+    body *b = streamed_body(h2, stream);
+    if (!b || !b->open) return NGHTTP2_ERR_INVALID_ARGUMENT;
+    if (len > 0) {
+        // What is framed already goes; the rest moves to the front (it is at most what the
+        // caller lets wait, so the move is bounded too).
+        size_t waiting = b->len - b->offset;
+        if (b->offset > 0 && waiting > 0) memmove(b->bytes, b->bytes + b->offset, waiting);
+        b->len = waiting;
+        b->offset = 0;
+        if (waiting + len > b->cap) {
+            uint8_t *grown = realloc(b->bytes, waiting + len);
+            if (!grown) return NGHTTP2_ERR_NOMEM;
+            b->bytes = grown;
+            b->cap = waiting + len;
+        }
+        memcpy(b->bytes + waiting, bytes, len);
+        b->len += len;
+    }
+    if (end) b->open = 0;
+    int rc = nghttp2_session_resume_data(h2->session, stream);
+    return rc == NGHTTP2_ERR_INVALID_ARGUMENT ? 0 : rc;  // not deferred: read_body runs anyway
+}
+
+size_t hp_h2_body_waiting(hp_h2 *h2, int32_t stream) {
+    body *b = streamed_body(h2, stream);
+    return b ? b->len - b->offset : 0;
 }
 
 int hp_h2_receive(hp_h2 *h2, const uint8_t *bytes, size_t len) {

@@ -358,10 +358,18 @@ typedef struct { const uint8_t *name; size_t namelen; const uint8_t *value; size
 /// NGHTTP2_ERR_INVALID_ARGUMENT, NGHTTP2_ERR_FLOW_CONTROL) or is out of memory (HP_H2_ERR_NOMEM).
 hp_h2 *hp_h2_new(const hp_h2_callbacks *callbacks, void *user, const hp_h2_setting *settings, size_t count,
                  uint32_t window_increment, int *error);
-/// Queues a request: the fields in this order (copied), a body (copied; none if len is 0) and,
-/// when weight > 0, a priority in its HEADERS frame. Returns the stream id or a negative nghttp2 code.
+/// Queues a request: the fields in this order (copied), a body (copied; none if len is 0 and it
+/// is not `streamed`) and, when weight > 0, a priority in its HEADERS frame. A `streamed` body's
+/// bytes come later through hp_h2_body_append, its DATA waiting for them. Returns the stream id
+/// or a negative nghttp2 code.
 int32_t hp_h2_submit_request(hp_h2 *h2, const hp_h2_field *fields, size_t count, const uint8_t *body, size_t len,
-                             int weight, int32_t dependency, int exclusive);
+                             int streamed, int weight, int32_t dependency, int exclusive);
+/// Adds `len` bytes (copied) to `stream`'s streamed body, and with `end` ends it (END_STREAM
+/// follows its last bytes); its DATA goes out as flow control lets it. 0, or a negative nghttp2
+/// code (NGHTTP2_ERR_INVALID_ARGUMENT: no streamed body open on that stream).
+int hp_h2_body_append(hp_h2 *h2, int32_t stream, const uint8_t *bytes, size_t len, int end);
+/// Bytes of `stream`'s body not yet framed as DATA (0 for an unknown stream).
+size_t hp_h2_body_waiting(hp_h2 *h2, int32_t stream);
 /// Takes received bytes (the callbacks run). 0, or a negative nghttp2 code: the session is broken
 /// (HP_H2_ERR_FLOODED: the peer sent more PING or SETTINGS frames than the session could queue
 /// acknowledgements for, which happens when the caller stops taking the session's output).

@@ -67,6 +67,21 @@ public final class HotConnPool: Sendable {
         return whenClosed(driver)
     }
 
+    /// Runs `start` on the reactor (at once when called there) with a handoff, and returns what it
+    /// delivers, or `closed` once the pool closed.
+    func relay<T: Sendable>(
+        _ closed: T, isolation: isolated (any Actor)? = #isolation, _ start: @escaping @Sendable (Handoff<T>) -> Void
+    ) async -> T {
+        let reactor = reactor
+        return await Handoff<T>.wait { handoff in
+            if reactor.isOnReactorThread {
+                start(handoff)
+            } else if !reactor.post({ start(handoff) }) {
+                handoff.tryDeliver(closed)
+            }
+        }
+    }
+
     /// Uses these IPs for `host` instead of resolving its name (replaces earlier ones). Entries
     /// that are not IP literals are left out, and an invalid host name is ignored, each with a
     /// warning in the log.
@@ -376,15 +391,16 @@ public final class HotConnPool: Sendable {
 
     /// `request` as `connection` sends it, once it is checked: the connection is this pool's, the
     /// task is not cancelled, and the pool can frame the request.
-    func exchangeMessage(_ connection: PooledConnection, _ request: HTTPRequest, body: [UInt8],
+    /// A body given as a sequence (`streamsBody`) follows the head in pieces.
+    func exchangeMessage(_ connection: PooledConnection, _ request: HTTPRequest, body: [UInt8], streamsBody: Bool = false,
                          decompress: Bool) throws(HotPoolError) -> ExchangeMessage {
         guard connection.pool === self else {
             send(.foreignHandleUsed)
             throw .staleConnection
         }
         guard !Task.isCancelled else { throw .cancelled }
-        if let problem = RequestFraming.problem(request, bodyCount: body.count) { throw .invalidRequest(problem) }
-        return connection.message(request, body: body, decompress: decompress)
+        if let problem = RequestFraming.problem(request, bodyCount: streamsBody ? nil : body.count) { throw .invalidRequest(problem) }
+        return connection.message(request, body: body, streamsBody: streamsBody, decompress: decompress)
     }
 
     func roundTrip(

@@ -77,15 +77,9 @@ extension HotConnPool {
     ) async throws -> StreamingResponse {
         let message = try exchangeMessage(connection, request, body: body, decompress: decompress)
         let (timeout, bodyTimeout) = try requestTimeouts(timeout, bodyTimeout)
-        let (driver, reactor) = (driver, reactor)
-        let head = try await Handoff<Result<StreamedHead, HotPoolError>>.wait { handoff in
-            if reactor.isOnReactorThread {
-                driver.requestStreamingExchange(connection.handle, message, timeout: timeout, bodyTimeout: bodyTimeout, handoff)
-            } else if !reactor.post({
-                driver.requestStreamingExchange(connection.handle, message, timeout: timeout, bodyTimeout: bodyTimeout, handoff)
-            }) {
-                handoff.tryDeliver(.failure(.poolClosed))
-            }
+        let driver = driver
+        let head = try await relay(.failure(.poolClosed)) {
+            driver.requestStreamingExchange(connection.handle, message, timeout: timeout, bodyTimeout: bodyTimeout, $0)
         }.get()
         return StreamingResponse(head: head.head, decodedContentCodings: head.decodedContentCodings,
                                  body: ResponseBodyStream(pool: self, stream: head.body))
@@ -94,15 +88,9 @@ extension HotConnPool {
     /// The next chunk of a streamed body (nil at its end), from the reactor. Cancelling the task
     /// abandons the body.
     func nextBodyChunk(_ stream: BodyStream, isolation: isolated (any Actor)? = #isolation) async throws -> [UInt8]? {
-        let (driver, reactor) = (driver, reactor)
+        let driver = driver
         return try await withTaskCancellationHandler {
-            try await Handoff<Result<[UInt8]?, HotPoolError>>.wait { handoff in
-                if reactor.isOnReactorThread {
-                    driver.nextBodyChunk(stream, handoff)
-                } else if !reactor.post({ driver.nextBodyChunk(stream, handoff) }) {
-                    handoff.tryDeliver(.failure(.poolClosed))
-                }
-            }.get()
+            try await relay(.failure(.poolClosed)) { driver.nextBodyChunk(stream, $0) }.get()
         } onCancel: {
             abandonBody(stream, .cancelled)
         }

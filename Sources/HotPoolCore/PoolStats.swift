@@ -35,6 +35,9 @@ public enum CloseReason: Hashable, Sendable, CaseIterable, BitwiseCopyable {
     /// Its proxy is no longer in its host's list (`setProxies(_:forHost:)`), or it went directly
     /// and its host now has proxies (closed when idle, or when returned).
     case proxyRemoved
+    /// Answered (HTTP/1.1) before its caller handed the whole streamed request body: the rest
+    /// cannot follow, so the connection carries no further request.
+    case requestUnfinished
 
     /// The server ended the connection (closed it, reset it, or sent what nobody asked for).
     package var isServerInitiated: Bool { self == .remoteClosed || self == .networkError || self == .unsolicitedData }

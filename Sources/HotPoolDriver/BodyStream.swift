@@ -141,12 +141,18 @@ extension PoolDriver {
     }
 
     /// The consumer gave the body up (`error`: `cancelled`, or `staleConnection` when it was
-    /// dropped): an exchange still under way is abandoned, the HTTP/1.1 one failing (its
-    /// connection cannot carry another request), the HTTP/2 one's stream reset.
+    /// dropped): an exchange still under way is abandoned.
     package func abandonBody(_ stream: BodyStream, _ error: HotPoolError) {
         let op = stream.exchange
         stream.abandon(error)
-        guard let op, let slot = op.slot, machine.table.isCurrent(slot) else { return }
+        if let op { abandonExchange(op, error) }
+    }
+
+    /// Its requester gave the exchange up: one still under way fails with `error`, the HTTP/1.1
+    /// one's connection unusable (a request or response is cut short on it), the HTTP/2 one's
+    /// stream reset.
+    func abandonExchange(_ op: ExchangeOp, _ error: HotPoolError) {
+        guard let slot = op.slot, machine.table.isCurrent(slot) else { return }
         if op.http2 != nil {
             guard let cancelled = cancelExchange(slot.slot, where: { $0 === op }) else { return }
             endHTTP2Exchange(slot.slot, cancelled, .streamFailed, .failure(error))

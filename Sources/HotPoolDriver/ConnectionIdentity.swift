@@ -45,13 +45,15 @@ package final class ConnectionIdentity: Sendable {
     /// `request` in the form the connection speaks, with the profile's headers. Its response body
     /// is decoded when `decompress` and the profile's `Accept-Encoding` went with it (a request
     /// that sets its own asked for the codings it will undo itself).
-    package func message(_ request: HTTPRequest, body: [UInt8], http2: Bool, decompress: Bool = true) -> ExchangeMessage {
+    package func message(_ request: HTTPRequest, body: [UInt8], streamsBody: Bool = false, http2: Bool,
+                         decompress: Bool = true) -> ExchangeMessage {
         let decodes = decompress && request.headerFields[.acceptEncoding] == nil && headers.acceptsEncodings
         guard http2 else {
-            return .http1(HTTP1Request.serialize(request, body: body, defaultHost: authority, profile: headers),
+            return .http1(HTTP1Request.serialize(request, body: body, streamsBody: streamsBody, defaultHost: authority, profile: headers),
                           isHead: request.method == .head, decodesContent: decodes)
         }
-        var message = HTTP2Request(request, body: body, defaultAuthority: authority, profile: http2Headers, pseudoHeaderOrder: pseudoHeaderOrder)
+        var message = HTTP2Request(request, body: body, streamsBody: streamsBody, defaultAuthority: authority, profile: http2Headers,
+                                   pseudoHeaderOrder: pseudoHeaderOrder)
         message.decodesContent = decodes
         return .http2(message)
     }

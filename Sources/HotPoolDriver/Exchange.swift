@@ -24,6 +24,8 @@ final class ExchangeOp {
         /// A caller's streaming round trip: the head goes to the handoff once it arrives, the body
         /// to the stream as it comes.
         case streaming(Handoff<Result<StreamedHead, HotPoolError>>, BodyStream)
+        /// A caller's round trip whose request body it streams: the answer goes to the upload.
+        case upload(RequestUpload)
         /// The pool's own health check.
         case healthCheck
     }
@@ -52,11 +54,14 @@ final class ExchangeOp {
     var headArrived = false
     /// The streamed body's consumer side, for a streaming round trip.
     let bodyStream: BodyStream?
+    /// The request body its caller streams, if it does.
+    let upload: RequestUpload?
     /// The connection it runs on, once started.
     var slot: SlotHandle?
 
     init(_ message: ExchangeMessage, limits: ResponseLimits, requester: Requester, bodyTimeout: Int64? = nil) {
         if case .streaming(_, let stream) = requester { bodyStream = stream } else { bodyStream = nil }
+        if case .upload(let upload) = requester { self.upload = upload } else { upload = nil }
         let streams = bodyStream != nil
         switch message {
         case .http1(let bytes, let isHead, let decodesContent):
@@ -70,6 +75,7 @@ final class ExchangeOp {
         http2?.reportsHead = watchesHead
         http2?.streamsBody = streams
         bodyStream?.exchange = self
+        upload?.exchange = self
     }
 
     /// The head's arrival matters: it moves the deadline, or is handed to a streaming caller.
@@ -94,6 +100,8 @@ final class ExchangeOp {
             case .failure(let error):
                 if !handoff.tryDeliver(.failure(error)) { stream.finish(.failure(error)) }
             }
+        case .upload(let upload):
+            upload.finish(result)
         case .healthCheck:
             break
         }
@@ -122,6 +130,7 @@ extension PoolDriver {
         let written = op.request.withUnsafeBytes { writePlaintext(tls, $0) }
         guard written else { return failExchange(slot, op, tlsError(slot, HP_TLS_ERROR)) }
         flush(slot)
+        offerRoom(slot, op)
     }
 
     /// Has the engine encrypt all of `bytes` into its output; false on a TLS failure (a memory
@@ -218,6 +227,7 @@ extension PoolDriver {
         if let stream = op.bodyStream, stream.receivePaused { resumeReceiving(slot, stream) }
         let unusable: CloseReason? =
             if op.parser.trailingBytes > 0 { .unsolicitedData }
+            else if let upload = op.upload, !upload.bodyEnded { .requestUnfinished }
             else if !response.keepAlive { .remoteClosed }
             else { unreadInput(slot) }
         send(.exchangeEnded(machine.table.handle(slot), .answered(status: response.head.status.code, unusable: unusable)))

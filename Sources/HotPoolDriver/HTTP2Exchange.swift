@@ -17,6 +17,9 @@ final class HTTP2Connection {
     var sendScheduled = false
     /// A health check's PING is under way.
     var pinging = false
+    /// Exchanges whose caller waits for room to hand the next piece of its request body
+    /// (`PoolDriver.makeRoomForUploads`); those that no longer wait leave it as sends complete.
+    var uploadsWaitingForRoom: [ExchangeOp] = []
 
     init(session: HTTP2Session) {
         self.session = session
@@ -49,6 +52,7 @@ extension PoolDriver {
             connection.sendScheduled = true
             http2Unsent.append(machine.table.handle(slot))
         }
+        offerRoom(slot, op)
     }
 
     /// At the end of the loop's turn: connections with new streams send them (and streams opened

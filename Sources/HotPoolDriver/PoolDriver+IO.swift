@@ -117,6 +117,7 @@ extension PoolDriver {
         sending[s] = false
         guard count >= 0 else { return ioFailed(slot, errno: Int32(-count)) }
         hp_tls_output_sent(tls[s], count)
+        defer { if machine.table.isCurrent(machine.table.handle(slot)) { makeRoomForUploads(slot) } }
         guard let connection = http2[s] else { return flush(slot) }
         // The frames an HTTP/2 session holds beyond the output cap go out as room comes.
         guard sendHTTP2(slot, connection.session) else {

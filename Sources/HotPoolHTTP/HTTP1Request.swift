@@ -29,8 +29,10 @@ package enum HTTP1Request {
     /// field, else its authority, else `defaultHost`), the profile's headers in their order (the
     /// request's own value replacing a profile value of the same name), the request's other
     /// fields in order, a `Content-Length` when a body is sent and none was given, and the body.
+    /// A streamed body (`streamsBody`; its bytes follow the head later) is framed by the caller's
+    /// `Content-Length`, else by `Transfer-Encoding: chunked` (`HTTP1Request.chunk`).
     /// The request passed `RequestFraming.problem`.
-    package static func serialize(_ request: HTTPRequest, body: [UInt8], defaultHost: String,
+    package static func serialize(_ request: HTTPRequest, body: [UInt8], streamsBody: Bool = false, defaultHost: String,
                           profile: ProfileHeaders) -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(64 + profile.wire.count + body.count)
@@ -55,12 +57,25 @@ package enum HTTP1Request {
         for field in request.headerFields where !profile.names.contains(field.name) && field.name != HTTPField.Name.hostField {
             appendField(field.name.rawName, field.value, to: &out)
         }
-        if request.headerFields[.contentLength] == nil && (!body.isEmpty || [.post, .put, .patch].contains(request.method)) {
-            append("Content-Length: \(body.count)\r\n", to: &out)
+        if request.headerFields[.contentLength] == nil {
+            if streamsBody {
+                append("Transfer-Encoding: chunked\r\n", to: &out)
+            } else if !body.isEmpty || [.post, .put, .patch].contains(request.method) {
+                append("Content-Length: \(body.count)\r\n", to: &out)
+            }
         }
         append("\r\n", to: &out)
         out.append(contentsOf: body)
         return out
+    }
+
+    /// `bytes` as one chunk of a chunked body (none for no bytes: an empty chunk would end it),
+    /// and with `last`, the body's end after them.
+    package static func chunk(_ bytes: [UInt8], last: Bool) -> (head: [UInt8], tail: [UInt8]) {
+        let head: [UInt8] = bytes.isEmpty ? [] : Array("\(String(bytes.count, radix: 16))\r\n".utf8)
+        var tail: [UInt8] = bytes.isEmpty ? [] : [0x0D, 0x0A]
+        if last { tail += Array("0\r\n\r\n".utf8) }
+        return (head, tail)
     }
 
     static func appendField(_ name: String, _ value: String, to out: inout [UInt8]) {

@@ -4,8 +4,8 @@ import HotPoolCore
 /// A request in HTTP/2 form, made on the caller's thread: its header fields (the pseudo-header
 /// fields in the profile's order, `:authority` from `RequestFraming.hostValue`, then the
 /// profile's headers in order with the request's own values replacing them, then the request's
-/// other fields) as lower-case names and values in one buffer, and its body. nghttp2 copies both
-/// when the stream opens. The request passed `RequestFraming.problem`.
+/// other fields) as lower-case names and values in one buffer, and its body, whole or streamed.
+/// nghttp2 copies both when the stream opens. The request passed `RequestFraming.problem`.
 package struct HTTP2Request: Sendable {
     /// Where one field's name and value are in `storage`.
     package struct Field: Sendable {
@@ -15,6 +15,8 @@ package struct HTTP2Request: Sendable {
     package private(set) var storage: [UInt8] = []
     package private(set) var fields: [Field] = []
     package let body: [UInt8]
+    /// Its body is handed over in pieces after the stream opens (`HTTP2Session.appendBody`).
+    package let streamsBody: Bool
     package let isHead: Bool
     /// The response body is decoded by its `Content-Encoding` as it comes.
     package var decodesContent = false
@@ -24,9 +26,11 @@ package struct HTTP2Request: Sendable {
         .connection, .init("keep-alive")!, .init("proxy-connection")!, .transferEncoding, .init("upgrade")!, HTTPField.Name.hostField,
     ]
 
-    package init(_ request: HTTPRequest, body: [UInt8], defaultAuthority: String, profile: ProfileHeaders,
-         pseudoHeaderOrder: [HTTP2PseudoHeader]) {
+    /// A streamed body (`streamsBody`) is sent with the caller's `content-length`, if any.
+    package init(_ request: HTTPRequest, body: [UInt8], streamsBody: Bool = false, defaultAuthority: String,
+                 profile: ProfileHeaders, pseudoHeaderOrder: [HTTP2PseudoHeader]) {
         self.body = body
+        self.streamsBody = streamsBody
         self.isHead = request.method == .head
         storage.reserveCapacity(128 + profile.http2Block.storage.count)
         fields.reserveCapacity(4 + profile.http2Block.fields.count + request.headerFields.count)
@@ -60,7 +64,7 @@ package struct HTTP2Request: Sendable {
             append(field.name.canonicalName, field.value)
         }
         let mayHaveBody = switch request.method { case .post, .put, .patch: true; default: !body.isEmpty }
-        if mayHaveBody && request.headerFields[.contentLength] == nil { append("content-length", String(body.count)) }
+        if mayHaveBody && !streamsBody && request.headerFields[.contentLength] == nil { append("content-length", String(body.count)) }
     }
 
     /// A profile's headers in HTTP/2 form (lower-case names), made once per profile.
@@ -71,7 +75,7 @@ package struct HTTP2Request: Sendable {
     }
 
     private init(storage: [UInt8], fields: [Field], body: [UInt8], isHead: Bool) {
-        (self.storage, self.fields, self.body, self.isHead) = (storage, fields, body, isHead)
+        (self.storage, self.fields, self.body, self.isHead, streamsBody) = (storage, fields, body, isHead, false)
     }
 
     private static func mayBeSent(_ field: HTTPField) -> Bool {

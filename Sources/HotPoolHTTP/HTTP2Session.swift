@@ -207,7 +207,7 @@ package final class HTTP2Session {
             }
             return fields.withUnsafeBufferPointer { fields in
                 request.body.withUnsafeBufferPointer { body in
-                    hp_h2_submit_request(session, fields.baseAddress, fields.count, body.baseAddress, body.count,
+                    hp_h2_submit_request(session, fields.baseAddress, fields.count, body.baseAddress, body.count, request.streamsBody ? 1 : 0,
                                          Int32(priority?.weight ?? 0), priority?.dependency ?? 0, priority?.exclusive == true ? 1 : 0)
                 }
             }
@@ -218,6 +218,17 @@ package final class HTTP2Session {
         windowsOfStreamsResetHere = 0
         return nil
     }
+
+    /// Adds `bytes` to the streamed body of the exchange's request (and with `end`, ends it); they
+    /// go out as DATA as the server's flow control lets them (`drainOutput`). Nil, or nghttp2's
+    /// reason for refusing (no streamed body is open on the stream).
+    package func appendBody(_ exchange: HTTP2Exchange, _ bytes: [UInt8], end: Bool) -> String? {
+        let rc = bytes.withUnsafeBufferPointer { hp_h2_body_append(session, exchange.stream, $0.baseAddress, $0.count, end ? 1 : 0) }
+        return rc == 0 ? nil : String(cString: hp_h2_error_string(rc))
+    }
+
+    /// Bytes of the exchange's request body not yet framed as DATA.
+    package func bodyBytesWaiting(_ exchange: HTTP2Exchange) -> Int { hp_h2_body_waiting(session, exchange.stream) }
 
     /// The exchanges that report their head (`HTTP2Exchange.reportsHead`) whose head arrived
     /// since the last call.

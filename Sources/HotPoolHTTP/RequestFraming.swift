@@ -5,7 +5,8 @@ import HotPoolCore
 /// written: the request line's target and the Host (HTTP/2: `:authority`), and the body's
 /// length. A caller's `Host` field replaces the pool's Host value (in its place: first after the
 /// request line; HTTP/2's `:authority`), once. A caller's `Content-Length` must say the body's
-/// length; `Transfer-Encoding` is the pool's alone (it sends a body whole, with Content-Length).
+/// length (a streamed body's is checked as it is sent); `Transfer-Encoding` is the pool's alone
+/// (a body is sent whole with Content-Length, or streamed with chunked coding).
 /// So the server and every proxy on the way read the request exactly as the pool meant it.
 package enum RequestFraming {
     /// The Host value a request is sent with: its own `Host` field, else its authority, else `default`.
@@ -13,17 +14,21 @@ package enum RequestFraming {
         request.headerFields[.hostField] ?? request.authority ?? defaultHost
     }
 
-    /// Why `request` with a body of `bodyCount` bytes cannot be sent as given, or nil if it can.
-    package static func problem(_ request: HTTPRequest, bodyCount: Int) -> String? {
+    /// Why `request` with a body of `bodyCount` bytes (nil: a streamed body, of the length its
+    /// Content-Length says if it has one) cannot be sent as given, or nil if it can.
+    package static func problem(_ request: HTTPRequest, bodyCount: Int?) -> String? {
         let fields = request.headerFields
         if fields[fields: .hostField].count > 1 { return "more than one Host field" }
         if fields[.transferEncoding] != nil {
-            return "Transfer-Encoding is set by the pool (a body is sent whole, framed by Content-Length)"
+            return "Transfer-Encoding is set by the pool (a body is framed by Content-Length, or chunked when streamed)"
         }
         let lengths = fields[fields: .contentLength]
         if lengths.count > 1 { return "more than one Content-Length field" }
-        if let length = lengths.first?.value, length != String(bodyCount) {
-            return "Content-Length \(length) disagrees with the body's \(bodyCount) bytes"
+        if let length = lengths.first?.value {
+            if let bodyCount, length != String(bodyCount) {
+                return "Content-Length \(length) disagrees with the body's \(bodyCount) bytes"
+            }
+            if bodyCount == nil && declaredLength(request) == nil { return "Content-Length \(length) is not a length" }
         }
         if let path = request.path, path.isEmpty || !isVisibleASCIIOrUTF8(path) {
             return "the path is empty or holds a space or control byte"
@@ -32,6 +37,13 @@ package enum RequestFraming {
             return "the Host or authority is empty or holds a space or control byte"
         }
         return nil
+    }
+
+    /// The body length the request's `Content-Length` says (digits only), or nil.
+    package static func declaredLength(_ request: HTTPRequest) -> Int? {
+        guard let value = request.headerFields[.contentLength], !value.isEmpty, value.utf8.allSatisfy({ (0x30...0x39).contains($0) })
+        else { return nil }
+        return Int(value)
     }
 
     /// True if no byte of `text` is a space or a control byte (a request line and a Host line

@@ -102,7 +102,8 @@ public final class Origin: @unchecked Sendable {
                   let ip = request["local"] as? String, let arrival = request["at"] as? Double
             else { return nil }
             let fields = (request["headers"] as? [[String]] ?? []).compactMap { $0.count == 2 ? (name: $0[0], value: $0[1]) : nil }
-            return OriginRequest(path: path, connection: connection, headers: fields, ip: ip, arrival: arrival)
+            return OriginRequest(path: path, connection: connection, headers: fields, ip: ip, arrival: arrival,
+                                 bodyLength: request["body_len"] as? Int ?? 0, bodySHA256: request["body_sha256"] as? String ?? "")
         }
     }
 
@@ -377,6 +378,11 @@ public struct OriginRequest: Sendable {
     public let ip: String
     /// When the server read it, in seconds on the server's monotonic clock (for spacings).
     public let arrival: Double
+    /// The body bytes the server read (HTTP/1.1: by Content-Length or chunked; none under a
+    /// "deaf" rule).
+    public let bodyLength: Int
+    /// The SHA-256 of those bytes, in lower-case hex (hashed as they arrived, never held).
+    public let bodySHA256: String
 
     /// The value of the first field named `name` (ASCII case-insensitive).
     public func header(_ name: String) -> String? { headers.first { $0.name.lowercased() == name.lowercased() }?.value }

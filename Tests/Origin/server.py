@@ -22,7 +22,9 @@ itself, and is driven by JSON lines on stdin (one reply line each on stdout):
       client's close (first waits, at most 5 s, until N (default 1) are deaf on the IP)
   {"cmd":"requests","ip":IP|"*","last":N}   request heads: method, path, headers (in order),
       and "conn", the number of the connection that carried it (1, 2, ... in accept order), "local",
-      the IP it reached, and "at", when it was read (seconds on the server's monotonic clock)
+      the IP it reached, and "at", when it was read (seconds on the server's monotonic clock);
+      "body_len" and "body_sha256" (lowercase hex), of the body bytes read (hashed as they arrive,
+      never held; HTTP/1.1: Content-Length or chunked; none under a "deaf" rule)
   {"cmd":"hellos","ip":IP|"*","last":N}     parsed raw ClientHellos, with JA3 and JA4 (see ja4) and also
       "ja4_r" (JA4 raw: the texts JA4 hashes), "psk" (pre_shared_key (41) offered), "key_share_groups"
       (the key_share (51) entries' groups in order, GREASE included), "cert_compression"
@@ -361,6 +363,7 @@ class Conn:
         self.number = origin.number()
         self.tls = None
         self.buffer = b""
+        self.at = 0                                     # bytes of the buffer a body being read has consumed
         self.wake_r, self.wake_w = socket.socketpair()
         self.pending = None                             # (command, event, result list) from the control thread
         self.lock = threading.Lock()
@@ -517,25 +520,86 @@ class Conn:
         method, target, _ = lines[0].split(" ", 2)
         headers = [[k, v.strip()] for k, v in (line.split(":", 1) for line in lines[1:] if line)]
         lower = {k.lower(): v for k, v in headers}
-        body_len = int(lower.get("content-length", "0"))
+        length = int(lower.get("content-length", "0"))
+        codings = ",".join(v for k, v in headers if k.lower() == "transfer-encoding").split(",")
         path = target.split("?", 1)[0]
         o = self.origin
         action = o.rule_for(self.ip, path)             # before the body, which a "deaf" rule leaves unread
-        while action.get("type") != "deaf" and len(self.buffer) < body_len:
-            if not self.read_more(idle=False):
-                return False
-        self.buffer = self.buffer[body_len:]
+        early = action.get("early")                     # answered before the body is read (then read on)
+        if early and not self.answer(action):
+            return False
+        digest = hashlib.sha256()                       # of the body, read as it arrives
+        if action.get("type") == "deaf":
+            body_len = 0
+        elif codings[-1].strip().lower() == "chunked":  # the last coding frames the body
+            body_len = self.read_chunked(digest)
+        else:
+            body_len = length if self.take(length, digest) else None
+        if body_len is None:                            # EOF, or a malformed chunked body
+            return False
+        self.buffer, self.at = self.buffer[self.at:], 0  # what follows the body: the next request
         o.count("requests", self.ip)
         o.record(o.requests, self.ip, {"method": method, "path": path, "target": target, "headers": headers, "body_len": body_len,
-                                         "conn": self.number})
-        keep = self.answer(action)
+                                         "body_sha256": digest.hexdigest(), "conn": self.number})
+        keep = early or self.answer(action)
         return keep and "close" not in lower.get("connection", "").lower()
+
+    # A request body is hashed as it arrives, never held: self.at marks how much of the buffer
+    # (one read, plus the few bytes left of the one before) is consumed.
+
+    def fill(self):
+        """Reads more of a body into the buffer, dropping what is consumed; False at EOF."""
+        data = self.receive(idle=False)
+        self.buffer, self.at = self.buffer[self.at:] + data, 0
+        return bool(data)
+
+    def take(self, n, digest):
+        """Consumes the next n bytes into digest; False at EOF."""
+        while n:
+            if self.at == len(self.buffer) and not self.fill():
+                return False
+            piece = memoryview(self.buffer)[self.at:self.at + n]
+            digest.update(piece)
+            self.at += len(piece)
+            n -= len(piece)
+        return True
+
+    def read_line(self):
+        """The next line, without its CRLF; None at EOF or past 64 KiB without a CRLF."""
+        while (end := self.buffer.find(b"\r\n", self.at)) < 0:
+            if len(self.buffer) - self.at > 65536 or not self.fill():
+                return None
+        line, self.at = self.buffer[self.at:end], end + 2
+        return line
+
+    def read_chunked(self, digest):
+        """Consumes a chunked body into digest; its length, or None at EOF or for bad framing."""
+        length = 0
+        while True:
+            line = self.read_line()
+            if line is None:
+                return None
+            digits = line.split(b";", 1)[0].strip(b" \t")  # the size, without chunk extensions
+            if not digits or digits.strip(b"0123456789abcdefABCDEF"):
+                return None                             # (int() alone would take "0x", "_", "+")
+            size = int(digits, 16)
+            if size == 0:
+                break
+            if not self.take(size, digest) or self.read_line() != b"":   # the CRLF after the data
+                return None
+            length += size
+        while (line := self.read_line()) != b"":      # trailer fields, to the empty line
+            if line is None:
+                return None
+        return length
 
     def answer(self, action):
         """Sends the answer an action describes; returns whether the connection stays open.
 
         status: {"status", "body" | "body_size", "framing": "length"|"chunked"|"close",
                  "headers": [[k, v]], "connection_close"}, and content codings (see coded_body)
+        Any action with "early": true (HTTP/1.1) is answered as soon as the request's head is read,
+        its body read after (as a server refusing an upload with a 413 does).
         raw:    {"data", "repeat", "repeat_count", "tail"}: exact bytes, connection kept; then
                 "records": [...] instead sends each string as its own TLS record, all in one TCP
                 segment; "then": [{"delay_ms", "data"}] sends more bytes later; "fin": true
@@ -767,6 +831,7 @@ class H2Conn:
         self.bulk_streams = set()                       # streams that answered with a bulk body
         self.heads = {}                                 # stream -> request header fields, until answered
         self.body_len = {}                              # stream -> request body bytes received
+        self.body_sha256 = {}                           # stream -> their SHA-256 (a hashlib object)
         self.goaway_last = None                         # the last stream our GOAWAY let through
         self.muted = False                              # "mute": nothing is sent any more
         self.held = set()                               # streams whose body is sent without END_STREAM ("hold_end")
@@ -841,6 +906,7 @@ class H2Conn:
                     self.open.add(event.stream_id)
                     self.heads[event.stream_id] = event.headers
                     self.body_len[event.stream_id] = 0
+                    self.body_sha256[event.stream_id] = hashlib.sha256()
                     with self.c.origin.cond:
                         peaks = self.c.origin.h2_peaks
                         peaks[self.c.number] = max(peaks.get(self.c.number, 0), len(self.open))
@@ -848,11 +914,13 @@ class H2Conn:
                     self.h2.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
                     if event.stream_id in self.body_len:
                         self.body_len[event.stream_id] += len(event.data)
+                        self.body_sha256[event.stream_id].update(event.data)
                 elif isinstance(event, h2.events.StreamEnded):
                     if event.stream_id in self.heads and not self.answer(event.stream_id):
                         return
                 elif isinstance(event, h2.events.StreamReset):
                     self.open.discard(event.stream_id)
+                    self.body_sha256.pop(event.stream_id, None)
                     self.pending.pop(event.stream_id, None)
                     self.delayed = [d for d in self.delayed if d[1] != event.stream_id]
                 elif isinstance(event, h2.events.ConnectionTerminated):
@@ -895,7 +963,7 @@ class H2Conn:
         o.record(o.requests, self.c.ip, {
             "method": dict(headers).get(":method"), "path": path, "pseudo": pseudo(headers),
             "headers": [[k, v] for k, v in headers if not k.startswith(":")], "conn": self.c.number, "stream": stream,
-            "body_len": self.body_len.pop(stream, 0)})
+            "body_len": self.body_len.pop(stream, 0), "body_sha256": self.body_sha256.pop(stream, hashlib.sha256()).hexdigest()})
         o.count("requests", self.c.ip)
         if action.get("delay_ms"):
             self.delayed.append((time.monotonic() + action["delay_ms"] / 1000, stream, action))

@@ -1,0 +1,41 @@
+import HTTPTypes
+import HotPoolCore
+import HotPoolDriver
+import HotPoolHTTP
+import HotPoolIO
+
+extension HotConnPool {
+    /// Sends `request` on the connection with a body read from `body` piece by piece, and returns
+    /// the answer; see `PooledConnection.roundTrip(_:body:timeout:bodyTimeout:decompress:)`.
+    func roundTrip<Body: AsyncSequence>(
+        _ connection: PooledConnection, _ request: HTTPRequest, streaming body: Body, timeout: Duration?, bodyTimeout: Duration?,
+        decompress: Bool, isolation: isolated (any Actor)? = #isolation
+    ) async throws -> HotResponse where Body.Element == [UInt8] {
+        let message = try exchangeMessage(connection, request, body: [], streamsBody: true, decompress: decompress)
+        let (timeout, bodyTimeout) = try requestTimeouts(timeout, bodyTimeout)
+        let upload = RequestUpload(declaredLength: RequestFraming.declaredLength(request))
+        let driver = driver
+        var goesOn = await relay(false) { driver.requestUploadExchange(connection.handle, message, timeout: timeout, bodyTimeout: bodyTimeout, upload, $0) }
+        do {
+            try await withTaskCancellationHandler {
+                var pieces = body.makeAsyncIterator()
+                while goesOn, let piece = try await pieces.next(isolation: isolation) {
+                    guard !Task.isCancelled else { throw HotPoolError.cancelled }
+                    goesOn = await relay(false) { driver.writeRequestBody(upload, piece, $0) }
+                }
+            } onCancel: {
+                abandonUpload(upload, .cancelled)  // a caller waiting for room hears the exchange ended
+            }
+        } catch {
+            abandonUpload(upload, error as? HotPoolError ?? .cancelled)
+            throw error
+        }
+        return try await relay(.failure(.poolClosed)) { driver.endRequestBody(upload, $0) }.get()
+    }
+
+    /// Gives a streamed request body up (on the reactor; nothing to do once the pool closed).
+    private func abandonUpload(_ upload: RequestUpload, _ error: HotPoolError) {
+        let driver = driver
+        _ = reactor.post { driver.abandonUpload(upload, error) }
+    }
+}

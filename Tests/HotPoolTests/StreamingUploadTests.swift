@@ -1,0 +1,211 @@
+import CShims
+import Foundation
+import HTTPTypes
+import OriginControl
+import Synchronization
+import Testing
+@_spi(Benchmarks) @testable import HotPool
+@testable import HotPoolCore
+@testable import HotPoolDriver
+
+/// Request bodies streamed from an `AsyncSequence` to the test origin, which hashes what it reads:
+/// a body far larger than memory arrives whole over HTTP/1.1 (chunked, or by its Content-Length)
+/// and HTTP/2; a server that stops reading stops the sequence being read; a body that breaks its
+/// Content-Length, a sequence that throws and a cancelled task each end the exchange once.
+@Suite struct StreamingUploadTests {
+    /// The big upload's size: 1 GiB, or `HOTPOOL_UPLOAD_BYTES`.
+    static let bigBody = ProcessInfo.processInfo.environment["HOTPOOL_UPLOAD_BYTES"].flatMap(Int.init) ?? 1 << 30
+    /// The pieces the sequences hand over.
+    static let pieceSize = 64 << 10
+
+    static func post(_ path: String, length: Int? = nil) -> HTTPRequest {
+        var request = HTTPRequest(method: .post, scheme: "https", authority: Origin.hostName, path: path)
+        if let length { request.headerFields[.contentLength] = String(length) }
+        return request
+    }
+
+    /// The request as the origin read it, by its path.
+    static func received(_ origin: Origin, _ path: String) async throws -> OriginRequest? {
+        try await origin.recentRequests(last: 4).last { $0.path == path }
+    }
+
+    @Test(arguments: [(false, false), (false, true), (true, false), (true, true)])
+    func aBodyLargerThanMemoryArrivesWhole(http2: Bool, knownLength: Bool) async throws {
+        let (origin, pool, connection) = try await StreamingTests.connect(http2: http2)
+        // The known-length runs check the framing; the size is the others' to prove.
+        let size = knownLength ? 64 << 20 : Self.bigBody
+        let body = PatternBody(size: size, pieceSize: Self.pieceSize)
+        let baseline = try resetPeakRSS()
+        let response = try await connection.roundTrip(Self.post("/upload", length: knownLength ? size : nil), body: body,
+                                                      timeout: .seconds(600))
+        let growth = try peakRSS() - baseline
+        #expect(response.head.status == .ok)
+        let request = try #require(try await Self.received(origin, "/upload"))
+        #expect(request.bodyLength == size && request.bodySHA256 == body.digest(), "\(request.bodyLength) bytes arrived")
+        #expect(request.header("content-length") == (knownLength ? String(size) : nil))
+        #expect(request.header("transfer-encoding") == (knownLength || http2 ? nil : "chunked"))
+        // The bound (1 MiB), a piece, and the allocator's slack (and a sanitizer's).
+        #expect(growth < 48 << 20, "peak RSS grew by \(growth >> 20) MiB over \(size >> 20) MiB")
+        // The exchange ended whole: the connection carries the next request.
+        #expect(try await connection.roundTrip(get("/after")).body == Array("ok".utf8))
+        pool.putConnection(connection)
+        let stats = await pool.stats()
+        #expect(stats.totalRequests == 2 && stats.failedRequests == 0 && stats.closedByReason.values.allSatisfy { $0 == 0 })
+        try await pool.close()
+    }
+
+    /// A server that reads nothing of the body: the sequence is read only as far as the bound,
+    /// the socket's buffers and one piece, not on to its end; cancelling the task then ends the
+    /// exchange, and the connection is destroyed once when returned.
+    @Test func aServerThatStopsReadingStopsTheSequence() async throws {
+        try await expectDestruction(.unhealthyOnReturn) { pool, origin, connection in
+            try await origin.rule(path: "/deaf", ["type": "deaf"])
+            let body = PatternBody(size: 256 << 20, pieceSize: Self.pieceSize)
+            let upload = Task { try await connection.roundTrip(Self.post("/deaf"), body: body) }
+            var last = -1
+            #expect(try await eventually(.seconds(20)) {
+                let produced = body.produced
+                defer { last = produced }
+                try await Task.sleep(for: .milliseconds(200))
+                return produced == last && produced > 0
+            }, "the sequence stopped being read")
+            // The bound, one piece, and what the kernel's socket buffers took (the sender's at most
+            // 4 MiB here, the receiver's as autotuned): far from the 256 MiB offered.
+            #expect(body.produced < 24 << 20, "\(body.produced >> 20) MiB read from the sequence")
+            upload.cancel()
+            await #expect(throws: HotPoolError.cancelled) { try await upload.value }
+            #expect(await pool.stats().failedRequests == 1)
+            pool.putConnection(connection)
+            // Reading again, the server takes what the kernel had sent, then sees the close.
+            #expect(try await origin.hear() == 1)
+        }
+    }
+
+    /// A server that answers before the body is in (a 413, as servers refuse uploads): the answer
+    /// is returned, the rest of the sequence is not read, and over HTTP/1.1 (the request cut short)
+    /// the connection carries no further request: destroyed once when returned, `requestUnfinished`.
+    @Test func anAnswerBeforeTheBodyEndsTheUpload() async throws {
+        try await expectDestruction(.requestUnfinished) { pool, origin, connection in
+            try await origin.rule(path: "/refused", ["type": "status", "status": 413, "body": "too large", "early": true])
+            let body = PatternBody(size: 256 << 20, pieceSize: Self.pieceSize)
+            let response = try await connection.roundTrip(Self.post("/refused"), body: body)
+            #expect(response.head.status == .contentTooLarge && response.body == Array("too large".utf8))
+            #expect(!response.connectionReusable)
+            #expect(body.produced < 24 << 20, "\(body.produced >> 20) MiB read from the sequence")
+            #expect(await pool.stats().failedRequests == 0)
+            pool.putConnection(connection)
+        }
+    }
+
+    /// How a streamed body can go wrong on the caller's side.
+    enum Misstep: CaseIterable {
+        /// More bytes than its Content-Length.
+        case longerThanDeclared
+        /// Fewer bytes than its Content-Length.
+        case shorterThanDeclared
+        /// The sequence throws midway.
+        case sequenceThrows
+    }
+
+    struct SequenceFailed: Error {}
+
+    /// Each misstep fails only the request, counted once: over HTTP/1.1 the connection is cut short
+    /// mid-request and destroyed once when returned, its fd closed; over HTTP/2 the stream is reset
+    /// and the connection carries the next request.
+    @Test(arguments: Misstep.allCases, [false, true])
+    func aBodyGoneWrongEndsItsExchangeOnce(misstep: Misstep, http2: Bool) async throws {
+        try await expectDestruction(http2 ? .removed : .unhealthyOnReturn, http2: http2) { pool, origin, connection in
+            let size = 4 << 20
+            let declared: Int? = switch misstep {
+            case .longerThanDeclared: size - 1
+            case .shorterThanDeclared: size + 1
+            case .sequenceThrows: nil
+            }
+            let body = PatternBody(size: size, pieceSize: Self.pieceSize, failsAfter: misstep == .sequenceThrows ? size / 2 : nil)
+            do {
+                _ = try await connection.roundTrip(Self.post("/wrong", length: declared), body: body)
+                Issue.record("the round trip succeeded")
+            } catch let error as HotPoolError {
+                #expect(misstep != .sequenceThrows && error.code == .invalidRequest, "\(error)")
+            } catch {
+                #expect(misstep == .sequenceThrows && error is SequenceFailed, "\(error)")
+            }
+            #expect(await eventually { await pool.stats().failedRequests == 1 }, "failed once")
+            if http2 {
+                #expect(try await connection.roundTrip(get("/next")).body == Array("ok".utf8))
+                pool.removeConnection(connection)
+            } else {
+                pool.putConnection(connection)
+            }
+            let whole = try await Self.received(origin, "/wrong")
+            #expect(whole == nil, "the origin read no whole request")
+        }
+    }
+
+    /// Bodies from a task on the pool's executor: no hop to the reactor but the task's start.
+    @Test(arguments: [false, true])
+    func aBodyStreamsFromThePoolsExecutor(http2: Bool) async throws {
+        let (origin, pool, connection) = try await StreamingTests.connect(http2: http2)
+        let body = PatternBody(size: 8 << 20, pieceSize: Self.pieceSize)
+        let hops0 = await pool.inboundHops() ?? 0
+        let status = try await Task(executorPreference: pool.executor) {
+            try await connection.roundTrip(Self.post("/upload"), body: body).head.status
+        }.value
+        let hops = (await pool.inboundHops() ?? 0) - hops0 - 1  // this read's own hop
+        #expect(status == .ok && hops == 1, "\(hops) hops")
+        #expect(try await Self.received(origin, "/upload")?.bodySHA256 == body.digest())
+        pool.putConnection(connection)
+        try await pool.close()
+    }
+}
+
+/// A body of `size` bytes (byte i is i % 251) as pieces, counting what was read from it and
+/// hashing it as it goes; with `failsAfter`, it throws once that many bytes were read.
+final class PatternBody: AsyncSequence, Sendable {
+    typealias Element = [UInt8]
+
+    let size: Int
+    let pieceSize: Int
+    let failsAfter: Int?
+    private let producedBytes = Atomic<Int>(0)
+    /// The digest of what was read (one reader at a time), until `digest()` finishes it.
+    nonisolated(unsafe) private var hash: OpaquePointer? = hp_sha256_new()
+    nonisolated(unsafe) private var finished: String?
+
+    init(size: Int, pieceSize: Int, failsAfter: Int? = nil) {
+        (self.size, self.pieceSize, self.failsAfter) = (size, pieceSize, failsAfter)
+    }
+
+    deinit { _ = digest() }
+
+    /// Bytes read from the sequence so far.
+    var produced: Int { producedBytes.load(ordering: .acquiring) }
+
+    /// The SHA-256 of what was read, in lower-case hex (after the reading).
+    func digest() -> String {
+        if let finished { return finished }
+        var out = [UInt8](repeating: 0, count: Int(HP_SHA256_BYTES))
+        hp_sha256_final(hash, &out)
+        hash = nil
+        finished = out.map { String(format: "%02x", $0) }.joined()
+        return finished!
+    }
+
+    func makeAsyncIterator() -> Iterator { Iterator(body: self) }
+
+    struct Iterator: AsyncIteratorProtocol {
+        let body: PatternBody
+
+        mutating func next() async throws -> [UInt8]? {
+            let offset = body.produced
+            if let failsAfter = body.failsAfter, offset >= failsAfter { throw StreamingUploadTests.SequenceFailed() }
+            guard offset < body.size else { return nil }
+            let count = Swift.min(body.pieceSize, body.size - offset)
+            let start = offset % StreamingTests.period
+            let piece = Array(StreamingTests.pattern[start..<start + count])
+            piece.withUnsafeBytes { hp_sha256_update(body.hash, $0.baseAddress, $0.count) }
+            body.producedBytes.store(offset + count, ordering: .releasing)
+            return piece
+        }
+    }
+}
