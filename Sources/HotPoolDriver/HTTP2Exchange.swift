@@ -20,6 +20,8 @@ final class HTTP2Connection {
     /// Exchanges whose caller waits for room to hand the next piece of its request body
     /// (`PoolDriver.makeRoomForUploads`); those that no longer wait leave it as sends complete.
     var uploadsWaitingForRoom: [ExchangeOp] = []
+    /// Exchanges whose response body streams to its reader, from its head on (`PoolDriver.http2Input`).
+    var streamedBodies: [ExchangeOp] = []
 
     init(session: HTTP2Session) {
         self.session = session
@@ -82,12 +84,18 @@ extension PoolDriver {
         for exchange in connection.session.takeHeadsArrived() {
             if let op = connection.exchanges[ObjectIdentifier(exchange)], let head = exchange.responseHead {
                 responseHeadArrived(slot, op, head, exchange.decodedCodings)
+                if op.bodyStream != nil { connection.streamedBodies.append(op) }
             }
         }
         // Streamed bodies take what came; those whose stream closed get their last bytes with
-        // their outcome (`endClosedStreams`).
-        for op in connection.exchanges.values where op.headArrived {
-            if let stream = op.bodyStream, let exchange = op.http2, exchange.outcome == nil { stream.push(exchange.takeBody()) }
+        // their outcome (`endClosedStreams`), and leave the list, as do those given up.
+        if !connection.streamedBodies.isEmpty {
+            connection.streamedBodies.removeAll { op in
+                guard let stream = op.bodyStream, let exchange = op.http2, exchange.outcome == nil,
+                      connection.exchanges[ObjectIdentifier(exchange)] === op else { return true }
+                stream.push(exchange.takeBody())
+                return false
+            }
         }
         let goAway = connection.session.goAwayLastStream != nil
         if goAway && !connection.goAwayReported {

@@ -139,10 +139,10 @@ struct HotPoolDemo {
         try await throughProxy()
     }
 
-    /// Bodies: a coded answer decoded as it arrives, and a 256 MiB one read as a stream, the
-    /// process's memory staying flat.
+    /// Bodies: a coded answer decoded as it arrives, and a 256 MiB one read as a stream and sent
+    /// straight back up as another request's body, the process's memory staying flat.
     static func bodies() async throws {
-        step("bodies: a brotli-coded answer decoded, and 256 MiB streamed (a third origin, on 127.0.0.7)")
+        step("bodies: a brotli-coded answer decoded, and 256 MiB streamed down and up again (a third origin, on 127.0.0.7)")
         let origin = try Origin(ips: ["127.0.0.7"])
         defer { origin.stop() }
         let textBytes = 200_000, bulkBytes = 256 << 20
@@ -161,14 +161,16 @@ struct HotPoolDemo {
             let before = peakResidentBytes()
             let streamed = try await connection.streamingRoundTrip(
                 HTTPRequest(method: .get, scheme: "https", authority: Origin.hostName, path: "/bulk"))
-            var received = 0, chunks = 0
-            for try await chunk in streamed.body {
-                received += chunk.count
-                chunks += 1
-            }
-            print("  streamed \(received >> 20) MiB in \(chunks) chunks; the process's peak memory grew by "
-                  + "\((peakResidentBytes() - before) >> 20) MiB")
-            guard received == bulkBytes else { throw DemoError.unbalanced("streamed \(received) of \(bulkBytes) bytes") }
+            // Each chunk read is sent on as it comes, on a second connection: a relay.
+            let upload = try await pool.getConnection(host: Origin.hostName, port: origin.port)
+            defer { pool.putConnection(upload) }
+            let answer = try await upload.roundTrip(HTTPRequest(method: .post, scheme: "https", authority: Origin.hostName, path: "/relayed"),
+                                                    body: streamed.body)
+            let relayed = try await origin.recentRequests(last: 1).first { $0.path == "/relayed" }
+            print("  streamed \(bulkBytes >> 20) MiB down and up again (\(upload.httpVersion), answered \(answer.head.status.code)); "
+                  + "the origin read \((relayed?.bodyLength ?? 0) >> 20) MiB, SHA-256 \(relayed?.bodySHA256.prefix(16) ?? "none")…; "
+                  + "the process's peak memory grew by \((peakResidentBytes() - before) >> 20) MiB")
+            guard relayed?.bodyLength == bulkBytes else { throw DemoError.unbalanced("relayed \(relayed?.bodyLength ?? 0) of \(bulkBytes) bytes") }
         }
         try await pool.close()
     }

@@ -9,7 +9,7 @@ struct Options: Sendable {
           groups: getput, throughput, http2, handshake, destruction (close, remove and memory), hosts,
                   proxy (through the local proxies given; skipped without --http-proxy),
                   codings (a gzip-coded body decoded, beside the same body sent as it is),
-                  streaming (a 1 GiB download read as it arrives, beside curl)
+                  streaming (a 1 GiB download read as it arrives, and a 1 GiB upload sent as it is made, beside curl)
         """
 
     static let groups: Set<String> = ["getput", "throughput", "http2", "handshake", "destruction", "hosts", "proxy", "codings",

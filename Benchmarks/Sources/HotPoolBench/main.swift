@@ -72,6 +72,7 @@ do {
     }
     if options.groups.contains("streaming") {
         report.metrics += try await step("streaming download /1g") { try await streamingDownload(options) }
+        report.metrics += try await step("streaming upload 1 GiB") { try await streamingUpload(options) }
     }
     if options.groups.contains("http2") && options.http2Port > 0 {
         report.metrics += try await step("HTTP/2 C=4×16") {
