@@ -120,7 +120,8 @@ extension PoolDriver {
     /// allows. Then the caller may hand the next piece if there is room.
     private func sendBody(_ slot: Int32, _ op: ExchangeOp, _ bytes: [UInt8], end: Bool) {
         let s = Int(slot)
-        if let exchange = op.http2, let connection = http2[s] {
+        if let exchange = op.http2 {
+            guard let connection = http2[s] else { return }  // closed: its exchanges failed already
             if let why = connection.session.appendBody(exchange, bytes, end: end) {
                 let error = HotPoolError.networkError(host: machine.hostName(slot), ip: machine.ipAddress(slot), reason: "HTTP/2: \(why)")
                 return abandonExchange(op, error)
