@@ -142,6 +142,35 @@ import Testing
         }
     }
 
+    /// A connection already returned reads nothing of the sequence; a close while a body is being
+    /// sent ends the round trip, and the socket with it.
+    @Test(arguments: [false, true])
+    func aStaleHandleOrAClosingPoolEndsTheUpload(http2: Bool) async throws {
+        let (origin, pool, connection) = try await StreamingTests.connect(http2: http2)
+        pool.putConnection(connection)
+        let unread = PatternBody(size: 1 << 20, pieceSize: Self.pieceSize)
+        await #expect(throws: HotPoolError.staleConnection) { try await connection.roundTrip(Self.post("/stale"), body: unread) }
+        #expect(unread.produced == 0, "the sequence was read")
+
+        // HTTP/1.1: a server that reads nothing; HTTP/2: one that answers only once the body ended.
+        if !http2 { try await origin.rule(path: "/unread", ["type": "deaf"]) }
+        let again = try await pool.getConnection(host: Origin.hostName, port: origin.port, ip: origin.ips[0])
+        let body = PatternBody(size: 256 << 20, pieceSize: Self.pieceSize)
+        let upload = Task { try await again.roundTrip(Self.post("/unread"), body: body) }
+        #expect(await eventually { body.produced > 0 }, "the body is being sent")
+        try await pool.close()
+        do {
+            _ = try await upload.value
+            Issue.record("the upload was answered after the pool closed")
+        } catch let error as HotPoolError {
+            #expect(error.code == .poolClosed || error.code == .connectionClosed, "\(error)")
+        }
+        #expect(body.produced < 256 << 20, "the whole body was read after the close")
+        if !http2 { _ = try await origin.hear() }
+        #expect(try await origin.waitClosed(1), "the server saw the connection closed")
+        #expect(hp_tls_live_objects() == 0 && hp_h2_live_sessions() == 0)
+    }
+
     /// Bodies from a task on the pool's executor: no hop to the reactor but the task's start.
     @Test(arguments: [false, true])
     func aBodyStreamsFromThePoolsExecutor(http2: Bool) async throws {
