@@ -106,11 +106,11 @@ extension PoolDriver {
         decide(op, on: handle, timeout: timeout.nanoseconds)
     }
 
-    /// Body bytes of a streamed exchange go to its consumer; past the bound, an HTTP/1.1
-    /// connection's receiving pauses.
+    /// Body bytes of a streamed HTTP/1.1 exchange go to its consumer; past the bound, the
+    /// connection's receiving pauses (an HTTP/2 stream's window stays shut instead: `relieve`).
     func streamBody(_ slot: Int32, _ stream: BodyStream, _ bytes: [UInt8]) {
         stream.push(bytes)
-        guard stream.isFull, !stream.receivePaused, http2[Int(slot)] == nil, fd[Int(slot)] >= 0 else { return }
+        guard stream.isFull, !stream.receivePaused, fd[Int(slot)] >= 0 else { return }
         stream.receivePaused = true
         reactor.io.pauseReceiving(fd: fd[Int(slot)])
     }

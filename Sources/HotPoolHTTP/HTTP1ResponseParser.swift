@@ -218,7 +218,7 @@ package struct HTTP1ResponseParser {
             return true
         }
         head = HTTPResponse(status: .init(code: status), headerFields: parsed.fields)
-        let hasBody = !(isHeadRequest || status == 204 || status == 304 || status == 101)
+        let hasBody = ResponseBody.exists(status: status, isHeadRequest: isHeadRequest)
         body.start(head!, decodes: decodesContent && hasBody)
         keepAlive = parsed.minorVersion == 1 ? !parsed.connectionClose : parsed.connectionKeepAlive
         // Transfer-Encoding in an HTTP/1.0 message is faulty framing: close after it (RFC 9112 6.1).

@@ -75,7 +75,7 @@ package final class HTTP2Exchange {
         blockStatus = nil
         if status >= 200 {
             let head = HTTPResponse(status: .init(code: status), headerFields: HTTPFields(fields))
-            body.start(head, decodes: request.decodesContent && !request.isHead && status != 204 && status != 304)
+            body.start(head, decodes: request.decodesContent && ResponseBody.exists(status: status, isHeadRequest: request.isHead))
             self.head = head
         } else {
             interimResponses += 1

@@ -31,6 +31,12 @@ package struct ResponseBody {
         self.limits = limits
     }
 
+    /// Whether a response with `status` has a body (RFC 9110 6.4.1): none answers a HEAD, and a
+    /// 204, a 304 and a 101 (which switches protocols) have none.
+    package static func exists(status: Int, isHeadRequest: Bool) -> Bool {
+        !(isHeadRequest || status == 204 || status == 304 || status == 101)
+    }
+
     /// The final head came: a body decoded by the head's `Content-Encoding` when `decodes` (a 206
     /// is a range of the coded body, and is kept as sent).
     package mutating func start(_ head: HTTPResponse, decodes: Bool) {
