@@ -5,6 +5,19 @@ import HotPoolHTTP
 import HotPoolIO
 
 extension HotConnPool {
+    /// Sends `request` to `host:port` with a body read from `body` as the server takes it, and
+    /// returns the whole response: a connection got and returned as `withConnection` does (an
+    /// unusable one destroyed), the round trip as `PooledConnection.roundTrip(_:body:)` makes it.
+    /// Never retried: the sequence cannot be read twice.
+    public func execute<Body: AsyncSequence>(
+        _ request: HTTPRequest, body: Body, host: String, port: Int = 443, timeout: Duration? = nil, bodyTimeout: Duration? = nil,
+        decompress: Bool = true, isolation: isolated (any Actor)? = #isolation
+    ) async throws -> HotResponse where Body.Element == [UInt8] {
+        try await withConnection(host: host, port: port) { connection in
+            try await roundTrip(connection, request, streaming: body, timeout: timeout, bodyTimeout: bodyTimeout, decompress: decompress)
+        }
+    }
+
     /// Sends `request` on the connection with a body read from `body` piece by piece, and returns
     /// the answer; see `PooledConnection.roundTrip(_:body:timeout:bodyTimeout:decompress:)`.
     func roundTrip<Body: AsyncSequence>(

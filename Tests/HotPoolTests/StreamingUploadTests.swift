@@ -54,6 +54,24 @@ import Testing
         try await pool.close()
     }
 
+    /// `execute` with a sequence: a connection got, the body streamed, the connection returned and
+    /// reused by the next call.
+    @Test(arguments: [false, true])
+    func executeStreamsABodyAndReturnsTheConnection(http2: Bool) async throws {
+        let (origin, pool, connection) = try await StreamingTests.connect(http2: http2)
+        pool.putConnection(connection)
+        let body = PatternBody(size: 8 << 20, pieceSize: Self.pieceSize)
+        let response = try await pool.execute(Self.post("/upload"), body: body, host: Origin.hostName, port: origin.port)
+        #expect(response.head.status == .ok)
+        #expect(try await Self.received(origin, "/upload")?.bodySHA256 == body.digest())
+        _ = try await pool.execute(Self.post("/again"), body: PatternBody(size: 1 << 20, pieceSize: Self.pieceSize),
+                                   host: Origin.hostName, port: origin.port)
+        let stats = await pool.stats()
+        #expect(stats.totalRequests == 2 && stats.activeConnections == 0 && stats.idleConnections == 1, "\(stats)")
+        #expect(try await origin.stats().totalHandshakes == 1, "the connection was reused")
+        try await pool.close()
+    }
+
     /// A server that reads nothing of the body: the sequence is read only as far as the bound,
     /// the socket's buffers and one piece, not on to its end; cancelling the task then ends the
     /// exchange, and the connection is destroyed once when returned.
