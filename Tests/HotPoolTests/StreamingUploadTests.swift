@@ -100,18 +100,26 @@ import Testing
     }
 
     /// A server that answers before the body is in (a 413, as servers refuse uploads): the answer
-    /// is returned, the rest of the sequence is not read, and over HTTP/1.1 (the request cut short)
-    /// the connection carries no further request: destroyed once when returned, `requestUnfinished`.
-    @Test func anAnswerBeforeTheBodyEndsTheUpload() async throws {
-        try await expectDestruction(.requestUnfinished) { pool, origin, connection in
-            try await origin.rule(path: "/refused", ["type": "status", "status": 413, "body": "too large", "early": true])
-            let body = PatternBody(size: 256 << 20, pieceSize: Self.pieceSize)
-            let response = try await connection.roundTrip(Self.post("/refused"), body: body)
-            #expect(response.head.status == .contentTooLarge && response.body == Array("too large".utf8))
-            #expect(!response.connectionReusable)
-            #expect(body.produced < 24 << 20, "\(body.produced >> 20) MiB read from the sequence")
+    /// is returned and the rest of the sequence is not read. Over HTTP/1.1 (the request cut short)
+    /// the connection carries no further request: destroyed once when returned, `requestUnfinished`;
+    /// over HTTP/2 the server resets the stream with NO_ERROR, and the connection carries on.
+    @Test(arguments: [false, true])
+    func anAnswerBeforeTheBodyEndsTheUpload(http2: Bool) async throws {
+        try await expectDestruction(http2 ? .removed : .requestUnfinished, http2: http2) { pool, origin, connection in
+            let body = http2 ? "" : "too large"  // over HTTP/2 the answer ends its stream at once
+            try await origin.rule(path: "/refused", ["type": "status", "status": 413, "body": body, "early": true])
+            let upload = PatternBody(size: 256 << 20, pieceSize: Self.pieceSize)
+            let response = try await connection.roundTrip(Self.post("/refused"), body: upload)
+            #expect(response.head.status == .contentTooLarge && response.body == Array(body.utf8))
+            #expect(response.connectionReusable == http2)
+            #expect(upload.produced < 24 << 20, "\(upload.produced >> 20) MiB read from the sequence")
             #expect(await pool.stats().failedRequests == 0)
-            pool.putConnection(connection)
+            if http2 {
+                #expect(try await connection.roundTrip(get("/next")).body == Array("ok".utf8))
+                pool.removeConnection(connection)
+            } else {
+                pool.putConnection(connection)
+            }
         }
     }
 

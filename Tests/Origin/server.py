@@ -318,12 +318,13 @@ class Origin:
             items = [x for i in (self.ips if ip == "*" else [ip]) for x in store.get(i, [])]
         return sorted(items, key=lambda x: x["seq"])[-last:]
 
-    def rule_for(self, ip, path):
+    def rule_for(self, ip, path, consume=True):
+        """The action for a request to path on ip; one use of its rule's "times", unless not consume."""
         with self.cond:
             for key in ((ip, path), (ip, "*"), ("*", path), ("*", "*")):
                 for rule in reversed(self.rules):       # the newest rule wins
                     if (rule[0], rule[1]) == key:
-                        if rule[3] is not None:
+                        if rule[3] is not None and consume:
                             rule[3] -= 1
                             if rule[3] <= 0:
                                 self.rules.remove(rule)
@@ -598,8 +599,9 @@ class Conn:
 
         status: {"status", "body" | "body_size", "framing": "length"|"chunked"|"close",
                  "headers": [[k, v]], "connection_close"}, and content codings (see coded_body)
-        Any action with "early": true (HTTP/1.1) is answered as soon as the request's head is read,
-        its body read after (as a server refusing an upload with a 413 does).
+        Any action with "early": true is answered as soon as the request's head is read, its body
+        read after (as a server refusing an upload with a 413 does); over HTTP/2 (where the answer
+        must end its stream at once: no body) the stream is then reset with NO_ERROR.
         raw:    {"data", "repeat", "repeat_count", "tail"}: exact bytes, connection kept; then
                 "records": [...] instead sends each string as its own TLS record, all in one TCP
                 segment; "then": [{"delay_ms", "data"}] sends more bytes later; "fin": true
@@ -910,6 +912,13 @@ class H2Conn:
                     with self.c.origin.cond:
                         peaks = self.c.origin.h2_peaks
                         peaks[self.c.number] = max(peaks.get(self.c.number, 0), len(self.open))
+                    path = dict(event.headers).get(":path", "").split("?")[0]
+                    if self.c.origin.rule_for(self.c.ip, path, consume=False).get("early"):
+                        # Answered at once, then the rest of the body refused as RFC 9113 8.1
+                        # lets a server do: RST_STREAM with NO_ERROR.
+                        if not self.answer(event.stream_id):
+                            return
+                        self.h2.reset_stream(event.stream_id, 0)
                 elif isinstance(event, h2.events.DataReceived):
                     self.h2.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
                     if event.stream_id in self.body_len:
