@@ -56,7 +56,11 @@ static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, v
     hp_h2 *h2 = user_data;
     switch (frame->hd.type) {
     case NGHTTP2_HEADERS:
-        h2->callbacks.on_headers_end(h2->user, frame->hd.stream_id, (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0);
+        h2->callbacks.on_headers_end(h2->user, frame->hd.stream_id);
+        if (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) h2->callbacks.on_end_stream(h2->user, frame->hd.stream_id);
+        break;
+    case NGHTTP2_DATA:
+        if (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) h2->callbacks.on_end_stream(h2->user, frame->hd.stream_id);
         break;
     case NGHTTP2_SETTINGS:
         if (!(frame->hd.flags & NGHTTP2_FLAG_ACK)) {
@@ -210,19 +214,23 @@ int hp_h2_body_append(hp_h2 *h2, int32_t stream, const uint8_t *bytes, size_t le
     body *b = streamed_body(h2, stream);
     if (!b || !b->open) return NGHTTP2_ERR_INVALID_ARGUMENT;
     if (len > 0) {
-        // What is framed already goes; the rest moves to the front (it is at most what the
-        // caller lets wait, so the move is bounded too).
+        // What is framed already goes once it is at least as much as what waits: the waiting
+        // bytes move to the front at most about once each, however small the windows that let
+        // them out.
         size_t waiting = b->len - b->offset;
-        if (b->offset > 0 && waiting > 0) memmove(b->bytes, b->bytes + b->offset, waiting);
-        b->len = waiting;
-        b->offset = 0;
-        if (waiting + len > b->cap) {
-            uint8_t *grown = realloc(b->bytes, waiting + len);
+        if (b->offset > 0 && b->offset >= waiting) {
+            memmove(b->bytes, b->bytes + b->offset, waiting);
+            b->len = waiting;
+            b->offset = 0;
+        }
+        if (b->len + len > b->cap) {
+            size_t cap = b->cap * 2 > b->len + len ? b->cap * 2 : b->len + len;
+            uint8_t *grown = realloc(b->bytes, cap);
             if (!grown) return NGHTTP2_ERR_NOMEM;
             b->bytes = grown;
-            b->cap = waiting + len;
+            b->cap = cap;
         }
-        memcpy(b->bytes + waiting, bytes, len);
+        memcpy(b->bytes + b->len, bytes, len);
         b->len += len;
     }
     if (end) b->open = 0;

@@ -331,9 +331,12 @@ typedef struct {
     /// One response header field (pseudo-header fields first).
     int (*on_header)(void *user, int32_t stream, const uint8_t *name, size_t namelen, const uint8_t *value, size_t valuelen);
     /// A header block ended (an interim or final response head, or trailers).
-    void (*on_headers_end)(void *user, int32_t stream, int end_stream);
+    void (*on_headers_end)(void *user, int32_t stream);
     int (*on_data)(void *user, int32_t stream, const uint8_t *bytes, size_t len);
-    /// The stream ended: error_code 0 after a whole response, else the reset's HTTP/2 error code.
+    /// The server ended the stream (a HEADERS or DATA frame with END_STREAM).
+    void (*on_end_stream)(void *user, int32_t stream);
+    /// The stream ended: error_code 0 when it ended without a reset, or by a RST_STREAM with
+    /// NO_ERROR (nghttp2 tells the two apart only by on_end_stream), else the reset's HTTP/2 error code.
     void (*on_stream_close)(void *user, int32_t stream, uint32_t error_code);
     void (*on_goaway)(void *user, int32_t last_stream_id, uint32_t error_code);
     /// The server's SETTINGS arrived; its SETTINGS_MAX_CONCURRENT_STREAMS now.

@@ -28,14 +28,19 @@ extension HotConnPool {
         let (timeout, bodyTimeout) = try requestTimeouts(timeout, bodyTimeout)
         let upload = RequestUpload(declaredLength: RequestFraming.declaredLength(request))
         let driver = driver
-        var goesOn = await relay(false) { driver.requestUploadExchange(connection.handle, message, timeout: timeout, bodyTimeout: bodyTimeout, upload, $0) }
         do {
             try await withTaskCancellationHandler {
+                var goesOn = await relay(false) {
+                    driver.requestUploadExchange(connection.handle, message, timeout: timeout, bodyTimeout: bodyTimeout, upload, $0)
+                }
                 var pieces = body.makeAsyncIterator()
                 while goesOn, let piece = try await pieces.next(isolation: isolation) {
                     guard !Task.isCancelled else { throw HotPoolError.cancelled }
                     goesOn = await relay(false) { driver.writeRequestBody(upload, piece, $0) }
                 }
+                // A sequence may end early when its task is cancelled (AsyncStream does): the body
+                // is cut short, not whole, and its end must not be sent.
+                guard !Task.isCancelled else { throw HotPoolError.cancelled }
             } onCancel: {
                 abandonUpload(upload, .cancelled)  // a caller waiting for room hears the exchange ended
             }

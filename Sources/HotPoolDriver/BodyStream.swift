@@ -150,14 +150,14 @@ extension PoolDriver {
 
     /// Its requester gave the exchange up: one still under way fails with `error`, the HTTP/1.1
     /// one's connection unusable (a request or response is cut short on it), the HTTP/2 one's
-    /// stream reset.
+    /// stream reset; its IP is not charged.
     func abandonExchange(_ op: ExchangeOp, _ error: HotPoolError) {
         guard let slot = op.slot, machine.table.isCurrent(slot) else { return }
         if op.http2 != nil {
             guard let cancelled = cancelExchange(slot.slot, where: { $0 === op }) else { return }
-            endHTTP2Exchange(slot.slot, cancelled, .streamFailed, .failure(error))
+            endHTTP2Exchange(slot.slot, cancelled, .abandoned, .failure(error))
         } else if case .exchange(let current)? = io[Int(slot.slot)], current === op {
-            failExchange(slot.slot, op, error)
+            failExchange(slot.slot, op, error, .abandoned)
         }
     }
 }

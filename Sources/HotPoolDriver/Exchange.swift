@@ -239,14 +239,16 @@ extension PoolDriver {
         finish(op, .success(answer))
     }
 
-    /// The exchange failed (or timed out): the machine marks the connection unhealthy and has its
-    /// socket closed; it is destroyed (`unhealthyOnReturn`) when the caller returns it.
-    func failExchange(_ slot: Int32, _ op: ExchangeOp, _ error: HotPoolError) {
+    /// The exchange failed (or timed out, or was `abandoned`): the machine marks the connection
+    /// unhealthy and has its socket closed; it is destroyed (`unhealthyOnReturn`) when the caller
+    /// returns it.
+    func failExchange(_ slot: Int32, _ op: ExchangeOp, _ error: HotPoolError,
+                      _ outcome: PoolStateMachine.ExchangeOutcome = .failed) {
         io[Int(slot)] = nil
         logger.debug("round trip failed", metadata: [
             "host": "\(machine.hostName(slot))", "ip": "\(machine.ipAddress(slot))", "error": "\(error)",
         ])
-        send(.exchangeEnded(machine.table.handle(slot), .failed))
+        send(.exchangeEnded(machine.table.handle(slot), outcome))
         finish(op, .failure(error))
     }
 

@@ -140,10 +140,10 @@ extension PoolDriver {
     }
 
     /// Ends the exchanges whose stream closed (answered, refused, or reset by the server, or by
-    /// nghttp2 when a stream opened after a GOAWAY goes out); an answer on a connection that
-    /// broke or got a GOAWAY says it can carry no further request. False if the connection went
-    /// meanwhile.
-    private func endClosedStreams(_ slot: Int32, _ connection: HTTP2Connection, broken: CloseReason?) -> Bool {
+    /// nghttp2 when a stream opened after a GOAWAY goes out, or as this side's END_STREAM went
+    /// out after the server's); an answer on a connection that broke or got a GOAWAY says it can
+    /// carry no further request. False if the connection went meanwhile.
+    func endClosedStreams(_ slot: Int32, _ connection: HTTP2Connection, broken: CloseReason?) -> Bool {
         let handle = machine.table.handle(slot)
         for exchange in connection.session.takeEnded() {
             guard let op = connection.exchanges.removeValue(forKey: ObjectIdentifier(exchange)) else { continue }
@@ -180,6 +180,7 @@ extension PoolDriver {
         if case .failure(let error) = result {
             logger.debug("HTTP/2 exchange failed", metadata: ["ip": "\(machine.ipAddress(slot))", "error": "\(error)"])
         }
+        if op.upload != nil, let connection = http2[Int(slot)] { connection.uploadsWaitingForRoom.removeAll { $0 === op } }
         if let lease = op.streamLease {
             send(.streamExchangeEnded(lease, outcome))
         } else {

@@ -125,6 +125,9 @@ extension PoolDriver {
             if case .dial? = io[s] { return failDial(slot, error) }  // its preface, before the server's SETTINGS
             return http2Broke(slot, connection, (.networkError, error))
         }
+        // A streamed body's END_STREAM among what went out may have closed a stream the server
+        // had ended: its answer is complete.
+        if !connection.exchanges.isEmpty { _ = endClosedStreams(slot, connection, broken: nil) }
     }
 
     /// Sends what the engine wrote, unless a send is in flight (its completion sends the rest).

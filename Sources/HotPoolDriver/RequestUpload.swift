@@ -21,7 +21,7 @@ package final class RequestUpload: @unchecked Sendable {
     let declaredLength: Int?
     /// Body bytes handed over so far.
     var handedBytes = 0
-    /// The last piece was handed over and the body's end written.
+    /// The body's end was written (with its last piece, or after it).
     var bodyEnded = false
     /// The exchange, while it runs.
     weak var exchange: ExchangeOp?
@@ -82,16 +82,19 @@ extension PoolDriver {
         decide(op, on: handle, timeout: timeout.nanoseconds)
     }
 
-    /// The next piece of the body: written, and `ready` told once the next may follow. A piece
-    /// past the `Content-Length` fails the exchange (its connection cannot carry another request).
+    /// The next piece of the body: written, and `ready` told once the next may follow. The piece
+    /// that completes the `Content-Length` ends the body (the answer may come before the sequence
+    /// says it ended); one past it fails the exchange (its connection cannot carry another request).
     package func writeRequestBody(_ upload: RequestUpload, _ piece: [UInt8], _ ready: Handoff<Bool>) {
         upload.waitForRoom(ready)
         guard let op = upload.exchange, let slot = op.slot, machine.table.isCurrent(slot) else { return }
+        if piece.isEmpty { return offerRoom(slot.slot, op) }
         if let declared = upload.declaredLength, upload.handedBytes + piece.count > declared {
             return abandonExchange(op, .invalidRequest("the streamed body is longer than its Content-Length, \(declared)"))
         }
         upload.handedBytes += piece.count
-        sendBody(slot.slot, op, piece, end: false)
+        upload.bodyEnded = upload.handedBytes == upload.declaredLength
+        sendBody(slot.slot, op, piece, end: upload.bodyEnded)
     }
 
     /// The caller handed its last piece (or stopped, told the exchange ended): the body's end is
@@ -127,6 +130,8 @@ extension PoolDriver {
                 return abandonExchange(op, error)
             }
             guard sendHTTP2(slot, connection.session) else { return http2Broke(slot, connection, (.networkError, tlsError(slot, HP_TLS_ERROR))) }
+            // The END_STREAM that went out may have closed a stream the server had ended.
+            guard endClosedStreams(slot, connection, broken: nil) else { return }
         } else {
             guard let tls = tls[s], let upload = op.upload else { return }
             let (head, tail) = upload.declaredLength == nil ? HTTP1Request.chunk(bytes, last: end) : ([], [])

@@ -33,6 +33,8 @@ package final class HTTP2Exchange {
     fileprivate var bytesNotGivenBack = 0
     /// Set once the stream closed.
     package private(set) var outcome: Outcome?
+    /// The server ended the stream (END_STREAM).
+    fileprivate var remoteEnded = false
 
     /// Body bytes received whose flow-control window the session has not opened again yet.
     fileprivate var unconsumedBytes = 0
@@ -107,14 +109,18 @@ package final class HTTP2Exchange {
     /// streamed body's are bounded by its own window, not counted with the others.
     fileprivate var heldBytes: Int { streamsBody ? 0 : body.receivedBytes }
 
+    /// The stream closed: answered if the server ended it with no error after the final head; a
+    /// RST_STREAM with NO_ERROR before its END_STREAM cuts the response short (a reset, NO_ERROR).
     fileprivate func closed(errorCode: UInt32) {
         if let refusal {
             outcome = .refused(refusal)
-        } else if errorCode == 0, let head {
+        } else if errorCode == 0 && remoteEnded, let head {
             body.end()
             outcome = .answered(head, body: body)
+        } else if errorCode == 0 && head == nil {
+            outcome = .reset(errorCode: HTTP2ErrorCode.protocolError)  // ended with no response
         } else {
-            outcome = .reset(errorCode: errorCode == 0 ? HTTP2ErrorCode.protocolError : errorCode)  // ended with no response
+            outcome = .reset(errorCode: errorCode)
         }
     }
 
@@ -340,7 +346,7 @@ package final class HTTP2Session {
             return exchange.header(UnsafeRawBufferPointer(start: name, count: nameCount),
                                    UnsafeRawBufferPointer(start: value, count: valueCount)) ? 0 : 1
         },
-        on_headers_end: { user, stream, _ in
+        on_headers_end: { user, stream in
             let session = of(user)
             guard let exchange = session.streams[stream] else { return }
             let hadHead = exchange.hasHead
@@ -356,6 +362,7 @@ package final class HTTP2Session {
             session.received(count, on: exchange)
             return 0
         },
+        on_end_stream: { user, stream in of(user).streams[stream]?.remoteEnded = true },
         on_stream_close: { user, stream, errorCode in
             let session = of(user)
             guard let exchange = session.streams.removeValue(forKey: stream) else { return }

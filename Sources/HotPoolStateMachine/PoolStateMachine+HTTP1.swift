@@ -36,12 +36,12 @@ extension PoolStateMachine {
             if let unusable { retire(slot, unusable) }
         case .notProcessed where kind == .exchange:
             return uncountRequest(slot)
-        case .failed, .streamFailed, .notProcessed:
+        case .failed, .streamFailed, .notProcessed, .abandoned:
             (status, passed) = (nil, false)
             table.errorCount[s] &+= 1
             if kind == .exchange { counters.failedRequests += 1 }
             retire(slot, .unhealthyOnReturn)
-            recordFailure(ip, via: table.proxyID[s])
+            if case .abandoned = outcome {} else { recordFailure(ip, via: table.proxyID[s]) }
         }
         guard kind == .probe else { return }
         table.lastChecked[s] = now

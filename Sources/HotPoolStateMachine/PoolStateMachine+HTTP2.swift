@@ -100,7 +100,7 @@ extension PoolStateMachine {
             // One broken connection is one failure of its IP, however many streams it failed.
             if isSound(slot) { recordFailure(ip, via: table.proxyID[s]) }
             markPendingClose(slot, .unhealthyOnReturn)
-        case .streamFailed:
+        case .streamFailed, .abandoned:
             table.errorCount[s] &+= 1
             counters.failedRequests += 1
         case .notProcessed:

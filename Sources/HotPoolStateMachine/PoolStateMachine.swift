@@ -138,6 +138,10 @@ package struct PoolStateMachine: ~Copyable {
         /// The request was not processed (the server refused its stream, or the driver had no
         /// request to send): it is not counted here, and the connection is sound.
         case notProcessed
+        /// Its requester gave it up midway (a streamed body cut short by its caller, or left by
+        /// its reader): a failed request, and an HTTP/1.1 connection carries no further request,
+        /// but nothing is charged to the IP (the server did nothing wrong).
+        case abandoned
     }
 
     /// The machine's timers.

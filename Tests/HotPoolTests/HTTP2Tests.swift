@@ -42,6 +42,21 @@ import Testing
         try await pool.close()
     }
 
+    /// A RST_STREAM with NO_ERROR after a response head and part of its body, before END_STREAM,
+    /// cuts the response short: the request fails as a reset (it is no answer), and the
+    /// connection carries the next request.
+    @Test func aResetWithNoErrorBeforeTheEndOfTheResponseIsNoAnswer() async throws {
+        let (origin, pool, connection) = try await StreamingTests.connect(http2: true)
+        try await origin.rule(path: "/cut", ["type": "status", "body": "abc", "hold_end": true, "reset_code": 0])
+        await #expect(throws: HotPoolError.streamReset(host: Origin.hostName, ip: origin.ips[0], reason: "NO_ERROR")) {
+            try await connection.roundTrip(get("/cut"))
+        }
+        #expect(try await connection.roundTrip(get("/next")).body == Array("ok".utf8))
+        pool.putConnection(connection)
+        #expect(await pool.stats().failedRequests == 1)
+        try await pool.close()
+    }
+
     @Test func goAwayMidLoadLosesNoRequestAndDestroysTheConnectionOnce() async throws {
         let (origin, baseConfig) = try await http2Origin()
         try await origin.rule(["type": "status", "status": 200, "body": "ok", "delay_ms": 300])

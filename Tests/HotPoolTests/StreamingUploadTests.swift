@@ -123,6 +123,69 @@ import Testing
         }
     }
 
+    /// Over HTTP/2 a server may answer early and not reset the stream: the body goes on to its
+    /// end, and the END_STREAM that closes the stream completes the exchange at once, though
+    /// nothing more comes from the server to be read.
+    @Test func anHTTP2AnswerBeforeTheBodyWithNoResetEndsWithTheBody() async throws {
+        let (origin, pool, connection) = try await StreamingTests.connect(http2: true)
+        try await origin.rule(path: "/early", ["type": "status", "status": 202, "body": "", "early": true, "early_reset": false])
+        let (pieces, feed) = AsyncStream.makeStream(of: [UInt8].self)
+        feed.yield([UInt8](repeating: 2, count: 1024))  // far below half a window: no WINDOW_UPDATE follows it
+        let upload = Task { try await connection.roundTrip(Self.post("/early"), body: pieces, timeout: .seconds(20)) }
+        let driver = pool.driver
+        #expect(await eventually {
+            await Task(executorPreference: pool.executor) {
+                driver.http2.contains { $0?.exchanges.values.contains { $0.http2?.responseHead != nil } ?? false }
+            }.value
+        }, "the answer came before the body's end")
+        feed.finish()
+        let response = try await upload.value
+        #expect(response.head.status == .accepted && response.connectionReusable)
+        #expect(try await connection.roundTrip(get("/next")).body == Array("ok".utf8))
+        pool.putConnection(connection)
+        try await pool.close()
+    }
+
+    /// With a Content-Length, the piece that completes it ends the body: an answer that comes
+    /// before the sequence says it ended finds the request whole, and the connection carries on.
+    @Test(arguments: [false, true])
+    func theLastDeclaredByteEndsTheBody(http2: Bool) async throws {
+        let (origin, pool, connection) = try await StreamingTests.connect(http2: http2)
+        let (pieces, feed) = AsyncStream.makeStream(of: [UInt8].self)
+        let size = 1 << 20
+        feed.yield([UInt8](repeating: 7, count: size))
+        let upload = Task { try await connection.roundTrip(Self.post("/whole", length: size), body: pieces) }
+        // The origin answers once it read the declared bytes; only then does the sequence end.
+        #expect(try await eventually { try await Self.received(origin, "/whole") != nil }, "the origin read the whole request")
+        feed.finish()
+        let response = try await upload.value
+        #expect(response.head.status == .ok && response.connectionReusable)
+        #expect(try await connection.roundTrip(get("/next")).body == Array("ok".utf8))
+        pool.putConnection(connection)
+        #expect(await pool.stats().closedByReason.values.reduce(0, +) == 0)
+        try await pool.close()
+    }
+
+    /// A sequence that ends early because its task was cancelled (as `AsyncStream` does) is a body
+    /// cut short: the round trip throws `cancelled`, and the server never reads a whole request.
+    /// From the pool's executor, where the body's end would be written at once, before the
+    /// cancellation's abandonment reaches the reactor.
+    @Test(arguments: [false, true])
+    func aSequenceEndedByCancellationIsNotAWholeBody(http2: Bool) async throws {
+        try await expectDestruction(http2 ? .removed : .unhealthyOnReturn, http2: http2) { pool, origin, connection in
+            let (pieces, feed) = AsyncStream.makeStream(of: [UInt8].self)
+            feed.yield([UInt8](repeating: 1, count: 4096))
+            let upload = Task(executorPreference: pool.executor) { try await connection.roundTrip(Self.post("/cut"), body: pieces) }
+            #expect(try await eventually { await pool.stats().totalRequests == 1 }, "the upload started")
+            upload.cancel()
+            await #expect(throws: HotPoolError.cancelled) { try await upload.value }
+            #expect(await eventually { await pool.stats().failedRequests == 1 })
+            let whole = try await Self.received(origin, "/cut")
+            #expect(whole == nil, "the origin read a whole request")
+            if http2 { pool.removeConnection(connection) } else { pool.putConnection(connection) }
+        }
+    }
+
     /// How a streamed body can go wrong on the caller's side.
     enum Misstep: CaseIterable {
         /// More bytes than its Content-Length.
@@ -135,9 +198,9 @@ import Testing
 
     struct SequenceFailed: Error {}
 
-    /// Each misstep fails only the request, counted once: over HTTP/1.1 the connection is cut short
-    /// mid-request and destroyed once when returned, its fd closed; over HTTP/2 the stream is reset
-    /// and the connection carries the next request.
+    /// Each misstep fails only the request, counted once and not against the server's IP: over
+    /// HTTP/1.1 the connection is cut short mid-request and destroyed once when returned, its fd
+    /// closed; over HTTP/2 the stream is reset and the connection carries the next request.
     @Test(arguments: Misstep.allCases, [false, true])
     func aBodyGoneWrongEndsItsExchangeOnce(misstep: Misstep, http2: Bool) async throws {
         try await expectDestruction(http2 ? .removed : .unhealthyOnReturn, http2: http2) { pool, origin, connection in
@@ -157,6 +220,8 @@ import Testing
                 #expect(misstep == .sequenceThrows && error is SequenceFailed, "\(error)")
             }
             #expect(await eventually { await pool.stats().failedRequests == 1 }, "failed once")
+            let failures = await pool.ipStats(forHost: Origin.hostName).map(\.failures).reduce(0, +)
+            #expect(failures == 0, "the caller's misstep was charged to the server's IP")
             if http2 {
                 #expect(try await connection.roundTrip(get("/next")).body == Array("ok".utf8))
                 pool.removeConnection(connection)

@@ -601,7 +601,8 @@ class Conn:
                  "headers": [[k, v]], "connection_close"}, and content codings (see coded_body)
         Any action with "early": true is answered as soon as the request's head is read, its body
         read after (as a server refusing an upload with a 413 does); over HTTP/2 (where the answer
-        must end its stream at once: no body) the stream is then reset with NO_ERROR.
+        must end its stream at once: no body) the stream is then reset with NO_ERROR, unless
+        "early_reset" is false.
         raw:    {"data", "repeat", "repeat_count", "tail"}: exact bytes, connection kept; then
                 "records": [...] instead sends each string as its own TLS record, all in one TCP
                 segment; "then": [{"delay_ms", "data"}] sends more bytes later; "fin": true
@@ -837,6 +838,7 @@ class H2Conn:
         self.goaway_last = None                         # the last stream our GOAWAY let through
         self.muted = False                              # "mute": nothing is sent any more
         self.held = set()                               # streams whose body is sent without END_STREAM ("hold_end")
+        self.reset_after_body = {}                      # held stream -> the RST_STREAM code sent after its body ("reset_code")
 
     def send(self):
         data = self.h2.data_to_send()
@@ -913,12 +915,14 @@ class H2Conn:
                         peaks = self.c.origin.h2_peaks
                         peaks[self.c.number] = max(peaks.get(self.c.number, 0), len(self.open))
                     path = dict(event.headers).get(":path", "").split("?")[0]
-                    if self.c.origin.rule_for(self.c.ip, path, consume=False).get("early"):
-                        # Answered at once, then the rest of the body refused as RFC 9113 8.1
-                        # lets a server do: RST_STREAM with NO_ERROR.
+                    early = self.c.origin.rule_for(self.c.ip, path, consume=False)
+                    if early.get("early"):
+                        # Answered at once; then, unless "early_reset" is false, the rest of the
+                        # body refused as RFC 9113 8.1 lets a server do: RST_STREAM with NO_ERROR.
                         if not self.answer(event.stream_id):
                             return
-                        self.h2.reset_stream(event.stream_id, 0)
+                        if early.get("early_reset", True):
+                            self.h2.reset_stream(event.stream_id, 0)
                 elif isinstance(event, h2.events.DataReceived):
                     self.h2.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
                     if event.stream_id in self.body_len:
@@ -983,7 +987,7 @@ class H2Conn:
         """Sends the answer an action describes on a stream; False when the connection ends.
 
         As for HTTP/1.1 (status, stall, close, reset, raw), plus: "hold_end": true sends the body
-        without ever ending the stream; "body_delay_ms": N sends the head at once and the body N ms later; rst_stream {"code"}; goaway {"refuse"}; ping_flood
+        without ever ending the stream (with "reset_code": N, then resets it with that code); "body_delay_ms": N sends the head at once and the body N ms later; rst_stream {"code"}; goaway {"refuse"}; ping_flood
         {"seconds", "batch", "interval_ms"}: stops reading and streams PING frames.
         """
         kind = action.get("type", "status")
@@ -1043,6 +1047,8 @@ class H2Conn:
         self.h2.send_headers(stream, headers, end_stream=not body)
         if action.get("hold_end"):
             self.held.add(stream)
+            if "reset_code" in action:
+                self.reset_after_body[stream] = action["reset_code"]
         if body:
             self.pending[stream] = body
         return True
@@ -1076,6 +1082,8 @@ class H2Conn:
                     if not data:
                         del self.bulk[stream]
                 self.h2.send_data(stream, chunk, end_stream=not data and stream not in self.held)
+                if not data and stream in self.reset_after_body:
+                    self.h2.reset_stream(stream, self.reset_after_body.pop(stream))
                 sent += len(chunk)
                 progressed = True
                 if data:

@@ -411,7 +411,7 @@ struct ModelRun: ~Copyable {
         if probe { returning.append(slot) }
         switch outcome {
         case .answered(_, let unusable), .acknowledged(let unusable): if let unusable { c.doom(unusable) }
-        case .failed, .streamFailed, .notProcessed:
+        case .failed, .streamFailed, .notProcessed, .abandoned:
             c.doom(.unhealthyOnReturn)
             if !probe { model.failedRequests += 1 }
         }
@@ -431,7 +431,7 @@ struct ModelRun: ~Copyable {
             // The connection broke (or the exchange passed its deadline): it must go.
             model.failedRequests += 1
             c.doom(.unhealthyOnReturn)
-        case .streamFailed:
+        case .streamFailed, .abandoned:
             model.failedRequests += 1
         case .notProcessed:
             model.totalRequests -= 1
@@ -786,6 +786,7 @@ struct ModelRun: ~Copyable {
                 case 1: .answered(status: 403, unusable: c.goAway ? .remoteClosed : nil)
                 case 2: .answered(status: 500, unusable: c.goAway ? .remoteClosed : nil)
                 case 3: .answered(status: 200, unusable: .remoteClosed)
+                case 4 where c.state != .probing: .abandoned  // a streamed body cut short by its caller
                 default: .answered(status: 200, unusable: c.goAway ? .remoteClosed : nil)
                 }
             }
@@ -903,6 +904,7 @@ struct ModelRun: ~Copyable {
         case 0..<6: .answered(status: 200, unusable: unusable)
         case 6: .answered(status: 503, unusable: unusable)
         case 7: .streamFailed
+        case 8: .abandoned
         default: model.executes[lease]?.retried == false ? .notProcessed : .streamFailed  // REFUSED_STREAM
         }
         send(.streamExchangeEnded(lease, outcome))
