@@ -134,8 +134,10 @@ extension PoolDriver {
             guard endClosedStreams(slot, connection, broken: nil) else { return }
         } else {
             guard let tls = tls[s], let upload = op.upload else { return }
-            let (head, tail) = upload.declaredLength == nil ? HTTP1Request.chunk(bytes, last: end) : ([], [])
-            let written = [head, bytes, tail].allSatisfy { part in part.withUnsafeBytes { writePlaintext(tls, $0) } }
+            // A chunk is written whole, in one go: its size line and CRLF in records of their own
+            // would be records of a few bytes.
+            let framed = upload.declaredLength == nil ? HTTP1Request.chunk(bytes, last: end) : bytes
+            let written = framed.withUnsafeBytes { writePlaintext(tls, $0) }
             guard written else { return failExchange(slot, op, tlsError(slot, HP_TLS_ERROR)) }
             flush(slot)
         }

@@ -71,11 +71,16 @@ package enum HTTP1Request {
 
     /// `bytes` as one chunk of a chunked body (none for no bytes: an empty chunk would end it),
     /// and with `last`, the body's end after them.
-    package static func chunk(_ bytes: [UInt8], last: Bool) -> (head: [UInt8], tail: [UInt8]) {
-        let head: [UInt8] = bytes.isEmpty ? [] : Array("\(String(bytes.count, radix: 16))\r\n".utf8)
-        var tail: [UInt8] = bytes.isEmpty ? [] : [0x0D, 0x0A]
-        if last { tail += Array("0\r\n\r\n".utf8) }
-        return (head, tail)
+    package static func chunk(_ bytes: [UInt8], last: Bool) -> [UInt8] {
+        var out: [UInt8] = []
+        if !bytes.isEmpty {
+            out.reserveCapacity(bytes.count + 32)
+            append("\(String(bytes.count, radix: 16))\r\n", to: &out)
+            out.append(contentsOf: bytes)
+            append("\r\n", to: &out)
+        }
+        if last { append("0\r\n\r\n", to: &out) }
+        return out
     }
 
     static func appendField(_ name: String, _ value: String, to out: inout [UInt8]) {
