@@ -73,7 +73,12 @@ import Testing
         // The bound (1 MiB), the receives in flight or an HTTP/2 stream window (6 MiB), and the
         // allocator's slack (under AddressSanitizer, its quarantine and shadow too: 37 MiB at most seen).
         #expect(growth < 48 << 20, "peak RSS grew by \(growth >> 20) MiB over \(Self.bigBody >> 20) MiB")
-        // The exchange ended with the body: the connection carries the next request.
+        try await Self.expectItCarriesOn(pool, connection)
+    }
+
+    /// The exchange ended whole: the connection carries the next request, and nothing failed or
+    /// was destroyed; the pool is then closed.
+    static func expectItCarriesOn(_ pool: HotConnPool, _ connection: PooledConnection) async throws {
         #expect(try await connection.roundTrip(get("/after")).body == Array("ok".utf8))
         pool.putConnection(connection)
         let stats = await pool.stats()

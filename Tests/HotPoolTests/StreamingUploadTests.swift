@@ -46,12 +46,7 @@ import Testing
         #expect(request.header("transfer-encoding") == (knownLength || http2 ? nil : "chunked"))
         // The bound (1 MiB), a piece, and the allocator's slack (and a sanitizer's).
         #expect(growth < 48 << 20, "peak RSS grew by \(growth >> 20) MiB over \(size >> 20) MiB")
-        // The exchange ended whole: the connection carries the next request.
-        #expect(try await connection.roundTrip(get("/after")).body == Array("ok".utf8))
-        pool.putConnection(connection)
-        let stats = await pool.stats()
-        #expect(stats.totalRequests == 2 && stats.failedRequests == 0 && stats.closedByReason.values.allSatisfy { $0 == 0 })
-        try await pool.close()
+        try await StreamingTests.expectItCarriesOn(pool, connection)
     }
 
     /// `execute` with a sequence: a connection got, the body streamed, the connection returned and

@@ -12,13 +12,9 @@ func streamingDownload(_ options: Options) async throws -> [Metric] {
     var rows: [Metric] = []
     func add(_ name: String, _ unit: String, _ value: Double) { rows.add(scenario, name, unit, value) }
     for _ in 0..<options.runs {
-        let command = ["curl", "-s", "-o", "/dev/null", "--cacert", options.caFile, "-w", "%{size_download}", options.url(path)]
-        let curl = try runChild(command)
-        guard curl.exitCode == 0, curl.output.trimmingCharacters(in: .whitespacesAndNewlines) == String(size) else {
-            throw BenchError.childFailed(command.joined(separator: " "), curl.exitCode, curl.output)
+        let curl = try curlRun(["-o", "/dev/null", "-w", "%{size_download}", options.url(path)], options, gib: gib, add) {
+            $0 == String(size)
         }
-        add("curl CPU", "s/GiB", curl.cpuSeconds / gib)
-        add("curl", "GiB/s", gib / curl.wallSeconds)
         for backend in backends {
             let name = HotPoolCaller.executor.label(backend)
             let pool = try options.makePool(connections: 1, backend: backend)
@@ -44,6 +40,20 @@ func streamingDownload(_ options: Options) async throws -> [Metric] {
     return rows
 }
 
+/// Runs curl with `arguments` (trusting nginx's CA), checks what its `-w` wrote with `accepts`,
+/// and adds its CPU per GiB and rate for a body of `gib` GiB.
+private func curlRun(_ arguments: [String], _ options: Options, gib: Double, _ add: (String, String, Double) -> Void,
+                     accepts: (String) -> Bool) throws -> ChildRun {
+    let command = ["curl", "-s", "--cacert", options.caFile] + arguments
+    let curl = try runChild(command)
+    guard curl.exitCode == 0, accepts(curl.output.trimmingCharacters(in: .whitespacesAndNewlines)) else {
+        throw BenchError.childFailed(command.joined(separator: " "), curl.exitCode, curl.output)
+    }
+    add("curl CPU", "s/GiB", curl.cpuSeconds / gib)
+    add("curl", "GiB/s", gib / curl.wallSeconds)
+    return curl
+}
+
 /// One upload of 1 GiB to nginx (`PUT /upload/…`, which WebDAV writes to a file before it
 /// answers 201): HotPool's `roundTrip(_:body:)` from a sequence of 64 KiB pieces (a task on the
 /// pool's executor, each backend) beside `curl -T` of a 1 GiB file in the page cache, one after the other in
@@ -65,14 +75,8 @@ func streamingUpload(_ options: Options) async throws -> [Metric] {
     while let piece = try warm.read(upToCount: 1 << 20), !piece.isEmpty {}
     try warm.close()
     for _ in 0..<options.runs {
-        let command = ["curl", "-s", "-o", "/dev/null", "--cacert", options.caFile, "-H", "Expect:", "-T", source,
-                       "-w", "%{http_code} %{size_upload}", options.url("/upload/curl")]
-        let curl = try runChild(command)
-        guard curl.exitCode == 0, curl.output.trimmingCharacters(in: .whitespacesAndNewlines).hasSuffix(" \(size)") else {
-            throw BenchError.childFailed(command.joined(separator: " "), curl.exitCode, curl.output)
-        }
-        add("curl CPU", "s/GiB", curl.cpuSeconds / gib)
-        add("curl", "GiB/s", gib / curl.wallSeconds)
+        let arguments = ["-o", "/dev/null", "-H", "Expect:", "-T", source, "-w", "%{http_code} %{size_upload}", options.url("/upload/curl")]
+        let curl = try curlRun(arguments, options, gib: gib, add) { $0.hasSuffix(" \(size)") }
         for backend in backends {
             let name = HotPoolCaller.executor.label(backend)
             let pool = try options.makePool(connections: 1, backend: backend)
