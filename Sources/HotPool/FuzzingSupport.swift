@@ -8,9 +8,9 @@ import HotPoolStateMachine
 /// contract: the outcome, the decoded body included, never depends on how the bytes are split
 /// into reads. One allowance: where a decoder notices corrupt input, and so how much it decoded
 /// before, can depend on how its input came (brotli hands output over when it needs more input,
-/// so a stream fed whole can fail before any output, and fed in pieces after some): a body that
-/// could not be decoded (corrupt, or its decoded bytes past a limit) agrees with any other that
-/// could not. Not part of the public contract: import with `@_spi(Fuzzing) import HotPool`.
+/// so a stream fed whole can fail before any output, and fed in pieces after some; zstd likewise):
+/// a body that could not be decoded (corrupt, or its decoded bytes past a limit) agrees with any
+/// other that could not, whatever framing error the run that found it corrupt met later. Not part of the public contract: import with `@_spi(Fuzzing) import HotPool`.
 @_spi(Fuzzing)
 public enum ResponseParserFuzzing {
     /// Parses `input` once whole and once split into feeds at `splits` (offsets into `input`;
@@ -41,6 +41,10 @@ public enum ResponseParserFuzzing {
 private struct ParseOutcome: Equatable, CustomStringConvertible {
     var result: Result<HTTP1ResponseParser.Complete, ResponseError>
     var trailingBytes = 0
+    /// The run failed after its decoder had found the body undecodable.
+    var failedUndecodable = false
+    /// The run failed while decoding its body.
+    var failedDecoding = false
     /// Where a feed returned a second response, which the parser must never do.
     var completedTwice: Int?
 
@@ -62,21 +66,26 @@ private struct ParseOutcome: Equatable, CustomStringConvertible {
             trailingBytes = parser.trailingBytes
         } catch {
             result = .failure(error)
+            failedUndecodable = parser.decodingFailure != nil
+            failedDecoding = !parser.decodedCodings.isEmpty
         }
         completedTwice = twice
     }
 
     static func == (a: Self, b: Self) -> Bool {
-        if a.isUndecodable || b.isUndecodable { return a.isUndecodable && b.isUndecodable }
-        return a.result == b.result && a.trailingBytes == b.trailingBytes
+        (a.result == b.result && a.trailingBytes == b.trailingBytes) || (a.isUndecodable && b.isUndecodable)
     }
 
-    /// The body could not be decoded: corrupt, or its decoded bytes past a limit.
+    /// The body could not be decoded: corrupt (found before the run ended, however it ended: a
+    /// framing error after it is one the other run may never reach), or its bytes past a limit
+    /// while it was being decoded (which of the bytes that came and the bytes decoded passes
+    /// `maxBodyBytes` first depends on how they came).
     private var isUndecodable: Bool {
         switch result {
         case .success(let complete): complete.decodingFailure != nil
         case .failure(.decodedBodyTooLarge), .failure(.decompressionRatioExceeded): true
-        case .failure: false
+        case .failure(.bodyTooLarge): failedDecoding || failedUndecodable
+        case .failure: failedUndecodable
         }
     }
 

@@ -64,16 +64,18 @@ public struct PooledConnection: Sendable, Hashable {
 
     /// Sends `request` with a body read from `body` as the server takes it, and reads the whole
     /// response, as `roundTrip(_:body:)` does. Each chunk is sent as it comes: the next is asked
-    /// for once the unsent bytes are under 1 MiB, so the pool holds about that plus one chunk
+    /// for once the unsent bytes are under 1 MiB, so the upload holds about that plus one chunk
     /// whatever the size of the body or the pace of the server. With a `Content-Length` in the
     /// request, the body must be exactly that long (else `invalidRequest`, and the connection is
     /// unusable); without one it goes with chunked coding over HTTP/1.1 (HTTP/2 needs neither).
-    /// `timeout` bounds the sending and the wait for the head.
-    /// A server that answers before the whole body was sent (over HTTP/2, and ends the stream)
+    /// `timeout` (default `requestTimeout`) bounds the whole sending, the sequence's own pace
+    /// included, and the wait for the head.
+    /// A server that answers before the whole body was sent (over HTTP/2, with the stream ended)
     /// ends it: the answer is returned, and the rest of the body is not asked for (an HTTP/1.1
-    /// connection then carries no further request: `requestUnfinished`). A sequence that throws, or a cancelled task, abandons the
-    /// exchange (an HTTP/1.1 connection is unusable, an HTTP/2 stream reset), and the sequence's
-    /// error, or `cancelled`, is thrown.
+    /// connection then carries no further request: `requestUnfinished`). A sequence that throws,
+    /// or a cancelled task, abandons the exchange (an HTTP/1.1 connection is unusable, an HTTP/2
+    /// stream reset; neither counts against the IP), and the sequence's error, or `cancelled`, is
+    /// thrown.
     public func roundTrip<Body: AsyncSequence>(
         _ request: HTTPRequest, body: Body, timeout: Duration? = nil, bodyTimeout: Duration? = nil,
         decompress: Bool = true, isolation: isolated (any Actor)? = #isolation

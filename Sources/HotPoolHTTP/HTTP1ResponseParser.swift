@@ -104,6 +104,8 @@ package struct HTTP1ResponseParser {
     package var responseHead: HTTPResponse? { head }
     /// The codings the body is decoded from (known with the head).
     package var decodedCodings: [ContentCoding] { body.decodedCodings }
+    /// Why the body could not be decoded, once that is known (framing goes on after it).
+    package var decodingFailure: ResponseError? { body.decodingFailure }
 
     /// Hands over the body bytes read so far (a streamed body).
     package mutating func takeBody() -> [UInt8] { body.takeBytes() }
