@@ -136,8 +136,8 @@ text = " ".join(rng.choice(words) for _ in range(4000)).encode()[:16384]
 sys.stdout.buffer.write(text)' >"$work/www/text16k"
 gzip -9 -n -k "$work/www/text16k"
 truncate -s 1G "$work/www/1g"  # sparse: the streaming download's 1 GiB costs no disk
-mkdir -p "$work/www/upload"
 chmod 644 "$work/www/"*
+mkdir -p "$work/www/upload"
 chmod 777 "$work/www/upload"  # nginx's workers write the uploads there, as whichever user they run
 
 listens=""

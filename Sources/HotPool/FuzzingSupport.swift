@@ -10,7 +10,8 @@ import HotPoolStateMachine
 /// before, can depend on how its input came (brotli hands output over when it needs more input,
 /// so a stream fed whole can fail before any output, and fed in pieces after some; zstd likewise):
 /// a body that could not be decoded (corrupt, or its decoded bytes past a limit) agrees with any
-/// other that could not, whatever framing error the run that found it corrupt met later. Not part of the public contract: import with `@_spi(Fuzzing) import HotPool`.
+/// other that could not, whatever framing error the run that found it corrupt met later. Not
+/// part of the public contract: import with `@_spi(Fuzzing) import HotPool`.
 @_spi(Fuzzing)
 public enum ResponseParserFuzzing {
     /// Parses `input` once whole and once split into feeds at `splits` (offsets into `input`;
