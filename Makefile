@@ -12,10 +12,12 @@ deps:
 demo: deps
 	swift run -c release hotpool demo
 
-# The test suite (serial: tests count this process's open fds), once on each I/O backend.
+# The test suite (serial: tests count this process's open fds), once on each I/O backend, and once
+# more with two reactors per pool.
 test: deps
 	HOTPOOL_TEST_IO_BACKEND=epoll swift test --no-parallel --explicit-target-dependency-import-check=error
 	HOTPOOL_TEST_IO_BACKEND=io_uring swift test --no-parallel --skip-build
+	HOTPOOL_TEST_REACTORS=2 swift test --no-parallel --skip-build
 
 # The suite under ThreadSanitizer and AddressSanitizer, each in its own build folder. LeakSanitizer
 # runs with the address sanitizer; Tests/lsan-suppressions.txt lists leaks of the toolchain's own

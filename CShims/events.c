@@ -97,3 +97,5 @@ static _Thread_local const void *current_loop;
 void hp_set_current_loop(const void *loop) { current_loop = loop; }
 
 const void *hp_current_loop(void) { return current_loop; }
+
+void hp_name_thread(const char *name) { pthread_setname_np(pthread_self(), name); }

@@ -45,6 +45,8 @@ void hp_block_sigpipe(void);
 /// thread id compared with a stored one can name a later thread once the first has ended.
 void hp_set_current_loop(const void *loop);
 const void *hp_current_loop(void);
+/// Names the calling thread (at most 15 bytes show: the kernel's limit), as `top -H` shows it.
+void hp_name_thread(const char *name);
 
 // ---------------------------------------------------------------- DNS (c-ares)
 typedef struct hp_dns hp_dns;

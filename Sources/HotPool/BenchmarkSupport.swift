@@ -9,11 +9,12 @@ import HotPoolStateMachine
 /// `@_spi(Benchmarks) import HotPool`.
 @_spi(Benchmarks)
 extension HotConnPool {
-    /// Runs `body` on the pool's reactor thread and returns its result; nil once the pool is closed.
-    public func onReactor<T: Sendable>(_ body: @escaping @Sendable (ReactorAccess) -> T) async -> T? {
-        let driver = driver
+    /// Runs `body` on the thread of the pool's reactor number `index` and returns its result; nil
+    /// once the pool is closed.
+    public func onReactor<T: Sendable>(_ index: Int = 0, _ body: @escaping @Sendable (ReactorAccess) -> T) async -> T? {
+        let driver = drivers[index]
         return await Handoff<T?>.wait { handoff in
-            if !reactor.post({ handoff.tryDeliver(driver.isClosed ? nil : body(ReactorAccess(driver: driver))) }) {
+            if !driver.reactor.post({ handoff.tryDeliver(driver.isClosed ? nil : body(ReactorAccess(driver: driver))) }) {
                 handoff.tryDeliver(nil)
             }
         }
@@ -22,26 +23,41 @@ extension HotConnPool {
     /// SSL objects alive in the process (created minus freed).
     public static var liveTLSObjects: Int { TLSContext.liveObjects }
 
-    /// Work items that crossed to the reactor thread from other threads since the pool started
-    /// (posts and jobs), each one hop; read on the reactor (this read's own hop is counted from
+    /// The number of reactors the pool runs.
+    public var reactorCount: Int { drivers.count }
+
+    /// Work items that crossed to the reactor threads from other threads since the pool started
+    /// (posts and jobs), each one hop; read on each reactor (this read's own hops are counted from
     /// the next read on). Nil once the pool is closed.
     public func inboundHops() async -> Int? {
-        await onReactor { [reactor] _ in reactor.inboundHops }
+        var hops = 0
+        for index in drivers.indices {
+            guard let count = await onReactor(index, { $0.driver.reactor.inboundHops }) else { return nil }
+            hops += count
+        }
+        return hops
     }
 
     /// Bytes of pool state per connection slot: the machine's columns plus the driver's I/O table.
-    public var bytesPerSlot: Int { driver.bytesPerSlot }
+    public var bytesPerSlot: Int { drivers[0].bytesPerSlot }
 
-    /// The I/O backend the reactor runs on: "epoll" or "io_uring".
-    public var ioBackendName: String { reactor.io.name }
+    /// The I/O backend the reactors run on: "epoll" or "io_uring".
+    public var ioBackendName: String { drivers[0].reactor.io.name }
 
-    /// System calls the I/O backend made since the pool started (waits, reads, writes, closes;
-    /// for io_uring, each `io_uring_enter`). Read on the reactor; once the pool is closed, the
-    /// final count, after the loop has ended.
+    /// System calls the I/O backends made since the pool started (waits, reads, writes, closes;
+    /// for io_uring, each `io_uring_enter`), on every reactor. Read on each reactor; once the pool
+    /// is closed, the final counts, after the loops have ended.
     public func ioSystemCalls() async -> Int {
-        if let calls = await onReactor({ [reactor] _ in reactor.io.systemCalls }) { return calls }
-        await reactor.exited()
-        return reactor.io.systemCalls
+        var calls = 0
+        for (index, driver) in drivers.enumerated() {
+            if let count = await onReactor(index, { $0.driver.reactor.io.systemCalls }) {
+                calls += count
+            } else {
+                await driver.reactor.exited()
+                calls += driver.reactor.io.systemCalls
+            }
+        }
+        return calls
     }
 }
 
@@ -77,6 +93,14 @@ public struct ReactorAccess {
         let before = driver.hostRecordCount
         driver.send(.cleanupIdle)
         return before - driver.hostRecordCount
+    }
+
+    /// Parses `response`, a whole HTTP/1.1 response, with the parser a connection's reads feed
+    /// (the pool's limits); returns its body's length, nil unless it parses whole.
+    public func parseResponse(_ response: [UInt8]) -> Int? {
+        var parser = HTTP1ResponseParser(limits: driver.config.responseLimits, isHeadRequest: false)
+        guard let complete = response.withUnsafeBytes({ try? parser.feed($0) }), complete != nil else { return nil }
+        return parser.takeBody().count
     }
 
     /// Returns a lease, as `putConnection` does.

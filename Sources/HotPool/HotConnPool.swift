@@ -8,55 +8,124 @@ import HotPoolStateMachine
 import ServiceLifecycle
 import Synchronization
 
-/// A pool of warm TLS connections to the IPs behind hosts, with HTTP/1.1 round trips over them.
+/// A pool of warm TLS connections to the IPs behind hosts, with HTTP/1.1 and HTTP/2 round trips
+/// over them.
 ///
-/// Each pool runs one reactor thread that owns all of its state, so nothing is shared and
-/// nothing is locked. A call made on that thread (from a task or actor on `executor`) reaches
-/// the pool directly; a call from any other thread posts an event to it and awaits the answer.
-/// `execute` does a whole request (get, round trip, put) in one such hop. Call `close()` when
-/// done (or run the pool as a swift-service-lifecycle `Service`): it destroys every connection
-/// and ends the thread.
+/// Each pool runs one reactor thread (or `HotPoolConfiguration.reactors` of them), which owns
+/// its part of the pool's state, so nothing is shared and nothing is locked. A call made on a
+/// reactor thread (from a task or actor on one of `executors`) is served there directly; a call
+/// from any other thread posts an event to the reactor that serves it (see
+/// `HotPoolConfiguration.reactorSelection`) and awaits the answer. `execute` does a whole request
+/// (get, round trip, put) in one such hop. A connection stays with the reactor that made it.
+/// Call `close()` when done (or run the pool as a swift-service-lifecycle `Service`): it
+/// destroys every connection and ends the threads.
 public final class HotConnPool: Sendable {
-    let reactor: Reactor
-    let driver: PoolDriver
+    /// The reactors' drivers, by reactor number: each owns its part of the pool.
+    let drivers: [PoolDriver]
     /// The configuration the pool was made with.
     public let configuration: HotPoolConfiguration
-    /// The pool's reactor thread as a task and serial executor: tasks and actors running on it
-    /// call the pool with no thread hop (see `HotPoolExecutor`). Keep the pool alive, and
-    /// open, for as long as they use it.
-    public let executor: HotPoolExecutor
+    /// Each reactor thread as a task and serial executor, by reactor number: tasks and actors
+    /// running on one call the pool there, with no thread hop and with that reactor's
+    /// connections (see `HotPoolExecutor`). Keep the pool alive, and open, for as long as they
+    /// use it.
+    public let executors: [HotPoolExecutor]
+    /// The first reactor's executor (the pool's only one unless `reactors` says more).
+    public var executor: HotPoolExecutor { executors[0] }
     /// Set once a close has begun.
     private let closing = Atomic<Bool>(false)
+    /// Calls that `.perCall` spreads take the reactors in turn by this count.
+    private let callsSpread = Atomic<UInt>(0)
 
-    /// Creates the pool and starts its reactor thread.
+    /// Creates the pool and starts its reactor threads.
     /// - Throws: `HotPoolError.invalidConfiguration` for unusable values or an unreadable CA file.
     public init(configuration: HotPoolConfiguration = .init()) throws {
         try configuration.validate()
-        let driver = try PoolDriver.make(configuration)
-        let executor = HotPoolExecutor(reactor: driver.reactor)  // the reactor's executors, before it starts
-        try driver.start()
-        self.reactor = driver.reactor
-        self.driver = driver
-        self.executor = executor
+        let count = configuration.reactors.resolved
+        var drivers: [PoolDriver] = []
+        var started = 0
+        do {
+            var settled = configuration
+            for index in 0..<count {
+                let driver = try PoolDriver.make(settled.share(forReactor: index, of: count), reactorIndex: index)
+                drivers.append(driver)
+                // The first reactor settles `.automatic` (saying once why io_uring is out, if it
+                // is): the others take the same backend.
+                settled.ioBackend = driver.reactor.io is UringBackend ? .ioUring : .epoll
+            }
+            for driver in drivers { driver.peers = drivers.filter { $0 !== driver } }
+            // The reactors' executors, before they start.
+            self.executors = drivers.map { HotPoolExecutor(reactor: $0.reactor) }
+            for driver in drivers {
+                try driver.start()
+                started += 1
+            }
+        } catch {
+            for (index, driver) in drivers.enumerated() {
+                if index < started {
+                    driver.reactor.post { _ = driver.close() }
+                    driver.reactor.detach()
+                } else {
+                    driver.discard()
+                }
+            }
+            throw error
+        }
+        self.drivers = drivers
         self.configuration = configuration
     }
 
     /// A pool dropped without `close()` is a leak of the caller's (asserted in debug builds, as
-    /// AsyncHTTPClient does); it is still cleaned up, on the reactor thread, and this never blocks.
+    /// AsyncHTTPClient does); it is still cleaned up, on the reactor threads, and this never blocks.
     deinit {
         assert(closing.load(ordering: .relaxed), "HotConnPool deinitialized without close()")
         beginClose()
-        reactor.detach()
+        for driver in drivers { driver.reactor.detach() }
     }
 
-    /// Runs `work` on the reactor and returns its result (at once when called there); once the
-    /// reactor has stopped, waits for its loop to end and returns `whenClosed` (read after that,
-    /// so never concurrently).
+    // MARK: which reactor
+
+    /// The driver of the reactor the caller runs on, if it is one of this pool's.
+    private var currentDriver: PoolDriver? {
+        drivers.first { $0.reactor.isOnReactorThread }
+    }
+
+    /// The driver that serves a call about `host`: the caller's own reactor's, else the host's
+    /// home (`.byHost`) or the next in turn (`.perCall`).
+    func driver(forHost host: String) -> PoolDriver {
+        if drivers.count == 1 { return drivers[0] }
+        if let current = currentDriver { return current }
+        switch configuration.reactorSelection {
+        case .byHost: return drivers[homeReactor(of: host)]
+        case .perCall: return drivers[Int(callsSpread.wrappingAdd(1, ordering: .relaxed).oldValue % UInt(drivers.count))]
+        }
+    }
+
+    /// The driver of the reactor that made `connection` (and alone knows its handle).
+    func driver(of connection: PooledConnection) -> PoolDriver { drivers[connection.reactor] }
+
+    /// The number of `host`'s home reactor: its name's FNV-1a hash modulo the reactor count, the
+    /// same for every call in the process.
+    private func homeReactor(of host: String) -> Int {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325  // FNV-1a 64-bit offset basis
+        for byte in host.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }  // and prime
+        return Int(hash % UInt64(drivers.count))
+    }
+
+    /// The executor of `host`'s home reactor: tasks on it that call only `host` keep the host's
+    /// connections, waiters and IP ledger on one reactor, as calls from off the reactors do with
+    /// `.byHost`, with no thread hop.
+    public func executor(forHost host: String) -> HotPoolExecutor {
+        executors[homeReactor(of: host)]
+    }
+
+    /// Runs `work` on `driver`'s reactor and returns its result (at once when called there); once
+    /// the reactor has stopped, waits for its loop to end and returns `whenClosed` (read after
+    /// that, so never concurrently).
     private func onReactor<T: Sendable>(
-        isolation: isolated (any Actor)? = #isolation,
+        _ driver: PoolDriver, isolation: isolated (any Actor)? = #isolation,
         whenClosed: @escaping @Sendable (PoolDriver) -> T, _ work: @escaping @Sendable (PoolDriver) -> T
     ) async -> T {
-        let driver = driver
+        let reactor = driver.reactor
         if reactor.isOnReactorThread { return work(driver) }
         if let result = await Handoff<T?>.wait({ handoff in
             if !reactor.post({ handoff.tryDeliver(work(driver)) }) { handoff.tryDeliver(nil) }
@@ -67,12 +136,23 @@ public final class HotConnPool: Sendable {
         return whenClosed(driver)
     }
 
-    /// Runs `start` on the reactor (at once when called there) with a handoff, and returns what it
-    /// delivers, or `closed` once the pool closed.
+    /// `onReactor` on every reactor, in turn: their answers, by reactor number.
+    private func onEveryReactor<T: Sendable>(
+        isolation: isolated (any Actor)? = #isolation,
+        whenClosed: @escaping @Sendable (PoolDriver) -> T, _ work: @escaping @Sendable (PoolDriver) -> T
+    ) async -> [T] {
+        var answers: [T] = []
+        for driver in drivers { answers.append(await onReactor(driver, whenClosed: whenClosed, work)) }
+        return answers
+    }
+
+    /// Runs `start` on `driver`'s reactor (at once when called there) with a handoff, and returns
+    /// what it delivers, or `closed` once the pool closed.
     func relay<T: Sendable>(
-        _ closed: T, isolation: isolated (any Actor)? = #isolation, _ start: @escaping @Sendable (Handoff<T>) -> Void
+        _ closed: T, on driver: PoolDriver, isolation: isolated (any Actor)? = #isolation,
+        _ start: @escaping @Sendable (Handoff<T>) -> Void
     ) async -> T {
-        let reactor = reactor
+        let reactor = driver.reactor
         return await Handoff<T>.wait { handoff in
             if reactor.isOnReactorThread {
                 start(handoff)
@@ -81,6 +161,8 @@ public final class HotConnPool: Sendable {
             }
         }
     }
+
+    // MARK: hosts and addresses
 
     /// Uses these IPs for `host` instead of resolving its name (replaces earlier ones). Entries
     /// that are not IP literals are left out, and an invalid host name is ignored, each with a
@@ -93,26 +175,29 @@ public final class HotConnPool: Sendable {
         if valid.count != ips.count {
             configuration.logger.warning("setAddresses ignored non-IP entries", metadata: ["host": "\(host)", "given": "\(ips)"])
         }
-        send(.setAddresses(valid, host: host))
+        sendEverywhere(.setAddresses(valid, host: host))
     }
 
     /// Looks `host` up now (joining a lookup under way) and returns its addresses as the pool
     /// then uses them: new IPs join the rotation, IPs no longer given take no new connections.
     /// A host with `setAddresses` or an IP literal for a name is not looked up: its addresses are
-    /// returned as they are.
+    /// returned as they are. With several reactors, this is the lookup of the reactor that serves
+    /// the caller's calls to `host`; the others follow their own periodic refresh.
     /// - Throws: `noAddresses` with the resolver's reason when the lookup fails (the host keeps
     ///   its last addresses), `invalidHostName`, `poolClosed`, `cancelled`.
     public func refreshAddresses(
         host: String, port: Int = 443, isolation: isolated (any Actor)? = #isolation
     ) async throws -> [String] {
         let request = try acquireRequest(host: host, port: port, ip: nil)
-        return try await ask({ .addresses($0) }, { .refresh($0, request) }).get()
+        return try await ask(driver(forHost: host), { .addresses($0) }, { .refresh($0, request) }).get()
     }
 
     /// Opens connections to `host:port` until `count` are idle (the seed's
     /// PreWarmConnections), in parallel and round-robin over its IPs, within every limit
     /// (`maxConnectionsPerHost`, `maxConnections`, `maxIdleConnections`); waits for those dials
-    /// and returns how many connections of the host are idle and ready.
+    /// and returns how many connections of the host are idle and ready. With several reactors,
+    /// the reactor that serves the caller's calls to `host` warms them; when `.perCall` spreads
+    /// those calls over every reactor, each warms its share of `count` (split as the limits are).
     /// - Throws: `allAddressesBlacklisted` when no IP can be dialed and none is idle,
     ///   `noAddresses`, `invalidHostName`, `invalidArgument` for a negative count,
     ///   `poolClosed`, `cancelled`.
@@ -121,7 +206,16 @@ public final class HotConnPool: Sendable {
     ) async throws -> Int {
         let request = try acquireRequest(host: host, port: port, ip: nil)
         guard count >= 0 else { throw HotPoolError.invalidArgument("prewarm count must be >= 0, not \(count)") }
-        return try await ask({ .prewarm($0) }, { .prewarm($0, request, count: count) }).get()
+        guard drivers.count > 1, configuration.reactorSelection == .perCall, currentDriver == nil else {
+            return try await ask(driver(forHost: host), { .prewarm($0) }, { .prewarm($0, request, count: count) }).get()
+        }
+        return try await withThrowingTaskGroup { group in
+            for (index, driver) in drivers.enumerated() {
+                let share = reactorShare(of: count, forReactor: index, of: drivers.count)
+                group.addTask { try await self.ask(driver, { .prewarm($0) }, { .prewarm($0, request, count: share) }).get() }
+            }
+            return try await group.reduce(0, +)
+        }
     }
 
     /// Takes `ip` out of rotation for every port of `host` for `duration` at least (then the
@@ -131,14 +225,14 @@ public final class HotConnPool: Sendable {
     public func blacklist(ip: String, forHost host: String, for duration: Duration) throws {
         try validate(ip: ip, host: host)
         guard duration >= .nanoseconds(1) else { throw HotPoolError.invalidArgument("blacklist duration must be positive, not \(duration)") }
-        send(.blacklistManually(address: ip, host: host, period: duration.nanoseconds))
+        sendEverywhere(.blacklistManually(address: ip, host: host, period: duration.nanoseconds))
     }
 
     /// Puts `ip` back into rotation for every port of `host`, whatever blacklisted it.
     /// - Throws: `invalidIP` or `invalidHostName`.
     public func unblacklist(ip: String, forHost host: String) throws {
         try validate(ip: ip, host: host)
-        send(.unblacklist(address: ip, host: host))
+        sendEverywhere(.unblacklist(address: ip, host: host))
     }
 
     /// New connections to `host` (every port) go only to these of its IPs; connections to the
@@ -147,19 +241,19 @@ public final class HotConnPool: Sendable {
     public func allowOnly(ips: [String]?, forHost host: String) throws {
         for ip in ips ?? [] { try validate(ip: ip, host: host) }
         guard isValidHostName(host) else { throw HotPoolError.invalidHostName(host) }
-        send(.allowOnly(ips.map(Set.init), host: host))
+        sendEverywhere(.allowOnly(ips.map(Set.init), host: host))
     }
 
     /// The IPs out of rotation for `host` (any port), each with its reason and the earliest time
     /// the recovery pass may probe it.
     public func blacklistedIPs(forHost host: String, isolation: isolated (any Actor)? = #isolation) async -> [BlacklistEntry] {
-        await onReactor(whenClosed: { _ in [] }) { $0.blacklistEntries(forHost: host) }
+        BlacklistEntry.merging(await onEveryReactor(whenClosed: { _ in [] }) { $0.blacklistEntries(forHost: host) })
     }
 
     /// What the pool knows of each IP of `host`: one entry per port and IP, including IPs that
     /// DNS no longer gives or that were pinned.
     public func ipStats(forHost host: String, isolation: isolated (any Actor)? = #isolation) async -> [IPStats] {
-        await onReactor(whenClosed: { _ in [] }) { $0.ipStats(forHost: host) }
+        IPStats.merging(await onEveryReactor(whenClosed: { _ in [] }) { $0.ipStats(forHost: host) })
     }
 
     private func validate(ip: String, host: String) throws(HotPoolError) {
@@ -167,16 +261,16 @@ public final class HotConnPool: Sendable {
         guard isValidHostName(host) else { throw .invalidHostName(host) }
     }
 
-    /// Sends the event `event(id)` for a caller that waits for one answer (`caller` wraps its
-    /// handoff), from any thread.
+    /// Sends `driver` the event `event(id)` for a caller that waits for one answer (`caller`
+    /// wraps its handoff), from any thread.
     private func ask<T: Sendable>(
-        isolation: isolated (any Actor)? = #isolation,
+        _ driver: PoolDriver, isolation: isolated (any Actor)? = #isolation,
         _ caller: (Handoff<Result<T, HotPoolError>>) -> Caller,
         _ event: (WaiterID) -> PoolStateMachine.Event
     ) async -> Result<T, HotPoolError> {
         let id = driver.newWaiterID()
-        let (driver, reactor) = (driver, reactor)
-        return await wait(id) { handoff in
+        let reactor = driver.reactor
+        return await wait(id, on: driver) { handoff in
             // Made here, so the posted closure captures values, not these closures (an
             // allocation each, on every `execute`).
             let (caller, event) = (caller(handoff), event(id))
@@ -223,14 +317,15 @@ public final class HotConnPool: Sendable {
     public func setProxies(_ proxies: [Proxy]?, forHost host: String) throws {
         guard isValidHostName(host) else { throw HotPoolError.invalidHostName(host) }
         if let proxies, Set(proxies).count != proxies.count { throw HotPoolError.invalidConfiguration("proxies: a proxy is listed twice") }
-        send(.setProxies(proxies, host: host))
+        sendEverywhere(.setProxies(proxies, host: host))
     }
 
     /// The ledger of every proxy the pool holds (listed, or pinned by a connection or a caller):
     /// its dials, failures, open connections, whether it is in rotation, and per target IP what
-    /// went through it.
+    /// went through it. With several reactors, each ejects a proxy by its own count of failures:
+    /// a proxy is in rotation here only while every reactor has it in rotation.
     public func proxyStats(isolation: isolated (any Actor)? = #isolation) async -> [ProxyStats] {
-        await onReactor(whenClosed: { $0.proxyStats() }) { $0.proxyStats() }
+        ProxyStats.merging(await onEveryReactor(whenClosed: { $0.proxyStats() }) { $0.proxyStats() })
     }
 
     /// A connection whose `GET` of `url` was answered 200. Any other answer destroys that
@@ -256,7 +351,7 @@ public final class HotConnPool: Sendable {
                 }
                 lastError = HotPoolError.validationFailed(
                     host: connection.targetHost, ip: connection.targetIP, status: response.head.status.code)
-                send(.rejectValidation(connection.handle, status: response.head.status.code))
+                send(.rejectValidation(connection.handle, status: response.head.status.code), to: driver(of: connection))
             } catch {
                 lastError = error
                 putConnection(connection)
@@ -270,15 +365,15 @@ public final class HotConnPool: Sendable {
         host: String, port: Int, ip: String?, proxy: Proxy?, isolation: isolated (any Actor)? = #isolation
     ) async throws -> PooledConnection {
         let request = try acquireRequest(host: host, port: port, ip: ip, proxy: proxy)
-        let id = driver.newWaiterID()
-        let (driver, reactor) = (driver, reactor)
+        let driver = driver(forHost: host)
+        let (id, reactor) = (driver.newWaiterID(), driver.reactor)
         if reactor.isOnReactorThread {
             guard !Task.isCancelled else { throw driver.cancellationError }
-            if let answer = driver.acquireNow(id, request) { return PooledConnection(pool: self, lease: try answer.get()) }
+            if let answer = driver.acquireNow(id, request) { return PooledConnection(pool: self, driver: driver, lease: try answer.get()) }
             // It waits: its handoff is registered before anything else runs on this thread.
-            return PooledConnection(pool: self, lease: try await wait(id) { driver.register(id, $0) }.get())
+            return PooledConnection(pool: self, driver: driver, lease: try await wait(id, on: driver) { driver.register(id, $0) }.get())
         }
-        return PooledConnection(pool: self, lease: try await wait(id) { handoff in
+        return PooledConnection(pool: self, driver: driver, lease: try await wait(id, on: driver) { handoff in
             if !reactor.post({ driver.acquire(id, request, handoff) }) { handoff.tryDeliver(.failure(.poolClosed)) }
         }.get())
     }
@@ -298,9 +393,10 @@ public final class HotConnPool: Sendable {
     /// parameter), so a caller on the reactor thread, such as an actor whose executor is
     /// `executor`, stays there.
     private func wait<T: Sendable>(
-        _ id: WaiterID, isolation: isolated (any Actor)? = #isolation, _ start: (Handoff<Result<T, HotPoolError>>) -> Void
+        _ id: WaiterID, on driver: PoolDriver, isolation: isolated (any Actor)? = #isolation,
+        _ start: (Handoff<Result<T, HotPoolError>>) -> Void
     ) async -> Result<T, HotPoolError> {
-        let (driver, reactor) = (driver, reactor)
+        let reactor = driver.reactor
         let handoff = Handoff<Result<T, HotPoolError>>()
         return await withTaskCancellationHandler {
             // Capturing `isolation` keeps the operation on the caller's actor (a closure that
@@ -313,13 +409,18 @@ public final class HotConnPool: Sendable {
         }
     }
 
-    /// Hands `event` to the pool: directly on the reactor thread, posted from any other.
-    private func send(_ event: PoolStateMachine.Event) {
-        if reactor.isOnReactorThread {
+    /// Hands `event` to `driver`: directly on its reactor thread, posted from any other.
+    private func send(_ event: PoolStateMachine.Event, to driver: PoolDriver) {
+        if driver.reactor.isOnReactorThread {
             driver.send(event)
         } else {
-            reactor.post { [driver] in driver.send(event) }
+            driver.reactor.post { driver.send(event) }
         }
+    }
+
+    /// Hands `event` to every reactor of the pool.
+    private func sendEverywhere(_ event: PoolStateMachine.Event) {
+        for driver in drivers { send(event, to: driver) }
     }
 
     /// Returns a connection (the seed's PutConnection). Never throws, never blocks: an unhealthy,
@@ -327,13 +428,23 @@ public final class HotConnPool: Sendable {
     /// or idles. A second put (even after the connection went to another caller), or a put after
     /// remove or close, is ignored and counted in `PoolStats.staleHandleUses`.
     public func putConnection(_ connection: PooledConnection) {
-        send(connection.pool === self ? .release(connection.handle) : .foreignHandleUsed)
+        useHandle(of: connection, .release(connection.handle))
     }
 
     /// Destroys a connection the caller holds now (the seed's abnormal removal, reason `removed`).
     /// A connection already returned, removed or closed is left alone and the misuse counted.
     public func removeConnection(_ connection: PooledConnection) {
-        send(connection.pool === self ? .remove(connection.handle) : .foreignHandleUsed)
+        useHandle(of: connection, .remove(connection.handle))
+    }
+
+    /// Hands `event`, about `connection`'s handle, to the reactor that made the connection; a
+    /// connection of another pool is only counted (`staleHandleUses`).
+    private func useHandle(of connection: PooledConnection, _ event: PoolStateMachine.Event) {
+        if connection.pool === self {
+            send(event, to: driver(of: connection))
+        } else {
+            send(.foreignHandleUsed, to: currentDriver ?? drivers[0])
+        }
     }
 
     /// Runs `body` with a connection and returns it on every exit path. A network or TLS error
@@ -374,7 +485,7 @@ public final class HotConnPool: Sendable {
         let (timeout, bodyTimeout) = try requestTimeouts(timeout, bodyTimeout)
         if let problem = retry?.problem { throw HotPoolError.invalidArgument(problem) }
         let retryPolicy = retry ?? configuration.retryPolicy
-        return try await ask({ handoff in
+        return try await ask(driver(forHost: host), { handoff in
             .execute(PendingExecute(request: request, body: body, timeout: timeout.nanoseconds, bodyTimeout: bodyTimeout?.nanoseconds,
                                     decompress: decompress, handoff: handoff, acquire: acquire, retryPolicy: retryPolicy))
         }, { .acquire($0, acquire) }).get()
@@ -395,7 +506,7 @@ public final class HotConnPool: Sendable {
     func exchangeMessage(_ connection: PooledConnection, _ request: HTTPRequest, body: [UInt8], streamsBody: Bool = false,
                          decompress: Bool) throws(HotPoolError) -> ExchangeMessage {
         guard connection.pool === self else {
-            send(.foreignHandleUsed)
+            send(.foreignHandleUsed, to: currentDriver ?? drivers[0])
             throw .staleConnection
         }
         guard !Task.isCancelled else { throw .cancelled }
@@ -409,7 +520,8 @@ public final class HotConnPool: Sendable {
     ) async throws -> HotResponse {
         let message = try exchangeMessage(connection, request, body: body, decompress: decompress)
         let (timeout, bodyTimeout) = try requestTimeouts(timeout, bodyTimeout)
-        let (driver, reactor) = (driver, reactor)
+        let driver = driver(of: connection)
+        let reactor = driver.reactor
         return try await Handoff<Result<HotResponse, HotPoolError>>.wait { handoff in
             if reactor.isOnReactorThread {
                 driver.requestExchange(connection.handle, message, timeout: timeout, bodyTimeout: bodyTimeout, handoff)
@@ -419,19 +531,19 @@ public final class HotConnPool: Sendable {
         }.get()
     }
 
-    /// A snapshot of the pool's figures, all from one instant; after `close()`, the figures as
-    /// the pool closed.
+    /// A snapshot of the pool's figures, all from one instant (with several reactors, each
+    /// reactor's from its own instant, added up); after `close()`, the figures as the pool closed.
     public func stats(isolation: isolated (any Actor)? = #isolation) async -> PoolStats {
-        await onReactor(whenClosed: { $0.frozenStats! }) { driver in
+        PoolStats(merging: await onEveryReactor(whenClosed: { $0.frozenStats! }) { driver in
             let stats = driver.stats
             driver.metrics.record(stats)
             return stats
-        }
+        })
     }
 
     /// One entry per open connection.
     public func connectionStats(isolation: isolated (any Actor)? = #isolation) async -> [ConnectionStats] {
-        await onReactor(whenClosed: { _ in [] }) { $0.connectionSnapshots() }
+        await onEveryReactor(whenClosed: { _ in [] }) { $0.connectionSnapshots() }.flatMap(\.self)
     }
 
     /// Destroys idle connections unused for `idleTimeout` now, and frees the records of hosts
@@ -439,41 +551,43 @@ public final class HotConnPool: Sendable {
     /// `minIdlePerHost` keeps them warm) and of IPs out of rotation that nothing uses (as the cleanup
     /// timer does); returns how many connections were destroyed.
     public func cleanupIdleConnections(isolation: isolated (any Actor)? = #isolation) async -> Int {
-        await onReactor(whenClosed: { _ in 0 }) { driver in
+        await onEveryReactor(whenClosed: { _ in 0 }) { driver in
             driver.send(.cleanupIdle)
             return driver.lastCleanupCount
-        }
+        }.reduce(0, +)
     }
 
     /// Destroys idle connections older than `maxLifetime` now and marks leased ones to be
     /// destroyed when returned; returns how many were destroyed now.
     public func cleanupExpiredConnections(maxLifetime: Duration, isolation: isolated (any Actor)? = #isolation) async -> Int {
-        await onReactor(whenClosed: { _ in 0 }) { driver in
+        await onEveryReactor(whenClosed: { _ in 0 }) { driver in
             driver.send(.cleanupExpired(maxLifetime: maxLifetime.nanoseconds))
             return driver.lastCleanupCount
-        }
+        }.reduce(0, +)
     }
 
     /// Closes the pool: stops its timers, fails waiting callers with `poolClosed`, destroys every
-    /// connection (leased ones too), frees every fd and SSL object and ends the reactor thread.
-    /// Idempotent, and safe to call concurrently: every caller returns only once the reactor
+    /// connection (leased ones too), frees every fd and SSL object and ends the reactor threads.
+    /// Idempotent, and safe to call concurrently: every caller returns only once every reactor
     /// thread has been joined. Afterwards every call fails with `poolClosed` and puts are ignored.
     /// - Throws: the first error met while closing sockets (to every caller).
     public func close() async throws {
         beginClose()
-        // Wait for the loop to end before joining its thread, so a caller running on a reactor
-        // (this pool's, whose task then resumes on a thread of its late jobs, or another pool's)
-        // never blocks it for longer than the thread's last steps.
-        await reactor.exited()
-        await reactor.stop()
-        if let error = driver.closeError { throw error }
+        // Wait for the loops to end before joining their threads, so a caller running on a
+        // reactor (this pool's, whose task then resumes on a thread of its late jobs, or another
+        // pool's) never blocks it for longer than a thread's last steps.
+        for driver in drivers { await driver.reactor.exited() }
+        for driver in drivers { await driver.reactor.stop() }
+        if let error = drivers.lazy.compactMap(\.closeError).first { throw error }
     }
 
-    /// Starts closing without waiting: the reactor closes the pool, then ends its loop.
+    /// Starts closing without waiting: each reactor closes its part of the pool, then ends its loop.
     private func beginClose() {
         closing.store(true, ordering: .relaxed)
-        reactor.post { [driver] in _ = driver.close() }
-        reactor.requestStop()
+        for driver in drivers {
+            driver.reactor.post { _ = driver.close() }
+            driver.reactor.requestStop()
+        }
     }
 }
 
@@ -486,7 +600,7 @@ extension HotConnPool: Service {
     public func run() async throws {
         await withGracefulShutdownHandler {
             await withTaskCancellationHandler {
-                await reactor.exited()
+                for driver in drivers { await driver.reactor.exited() }
             } onCancel: {
                 self.beginClose()
             }

@@ -5,7 +5,8 @@ import HotPoolIO
 import HotPoolStateMachine
 
 /// A pool's reactor thread as a task executor, so callers can run there and reach the pool with
-/// no thread hop: `pool.executor`.
+/// no thread hop: `pool.executor`, or with several reactors each of `pool.executors` (a call
+/// made on one is served by that reactor, with its connections).
 ///
 /// Prefer it for a task or a scope:
 /// ```swift

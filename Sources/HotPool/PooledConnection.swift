@@ -8,13 +8,16 @@ import HotPoolStateMachine
 /// copy used after the connection was returned or destroyed is detected (`staleConnection`).
 public struct PooledConnection: Sendable, Hashable {
     let pool: HotConnPool
+    /// The number of the pool's reactor that made it: its handle is that reactor's.
+    let reactor: Int
     let handle: LeaseHandle
     private let identity: ConnectionIdentity
     /// The HTTP version the server chose for the connection (by ALPN).
     public let httpVersion: HTTPProtocolVersion
 
-    init(pool: HotConnPool, lease: Lease) {
+    init(pool: HotConnPool, driver: PoolDriver, lease: Lease) {
         self.pool = pool
+        self.reactor = driver.reactorIndex
         self.handle = lease.handle
         self.identity = lease.identity
         self.httpVersion = lease.httpVersion
@@ -96,10 +99,11 @@ public struct PooledConnection: Sendable, Hashable {
         try await pool.streamingRoundTrip(self, request, body: body, timeout: timeout, bodyTimeout: bodyTimeout, decompress: decompress)
     }
 
-    public static func == (a: Self, b: Self) -> Bool { a.pool === b.pool && a.handle == b.handle }
+    public static func == (a: Self, b: Self) -> Bool { a.pool === b.pool && a.reactor == b.reactor && a.handle == b.handle }
 
     public func hash(into hasher: inout Hasher) {
         hasher.combine(ObjectIdentifier(pool))
+        hasher.combine(reactor)
         hasher.combine(handle)
     }
 }

@@ -27,33 +27,32 @@ extension HotConnPool {
         let message = try exchangeMessage(connection, request, body: [], streamsBody: true, decompress: decompress)
         let (timeout, bodyTimeout) = try requestTimeouts(timeout, bodyTimeout)
         let upload = RequestUpload(declaredLength: RequestFraming.declaredLength(request))
-        let driver = driver
+        let driver = driver(of: connection)
         do {
             try await withTaskCancellationHandler {
-                var goesOn = await relay(false) {
+                var goesOn = await relay(false, on: driver) {
                     driver.requestUploadExchange(connection.handle, message, timeout: timeout, bodyTimeout: bodyTimeout, upload, $0)
                 }
                 var pieces = body.makeAsyncIterator()
                 while goesOn, let piece = try await pieces.next(isolation: isolation) {
                     guard !Task.isCancelled else { throw HotPoolError.cancelled }
-                    goesOn = await relay(false) { driver.writeRequestBody(upload, piece, $0) }
+                    goesOn = await relay(false, on: driver) { driver.writeRequestBody(upload, piece, $0) }
                 }
                 // A sequence may end early when its task is cancelled (AsyncStream does): the body
                 // is cut short, not whole, and its end must not be sent.
                 guard !Task.isCancelled else { throw HotPoolError.cancelled }
             } onCancel: {
-                abandonUpload(upload, .cancelled)  // a caller waiting for room hears the exchange ended
+                Self.abandonUpload(upload, on: driver, .cancelled)  // a caller waiting for room hears the exchange ended
             }
         } catch {
-            abandonUpload(upload, error as? HotPoolError ?? .cancelled)
+            Self.abandonUpload(upload, on: driver, error as? HotPoolError ?? .cancelled)
             throw error
         }
-        return try await relay(.failure(.poolClosed)) { driver.endRequestBody(upload, $0) }.get()
+        return try await relay(.failure(.poolClosed), on: driver) { driver.endRequestBody(upload, $0) }.get()
     }
 
-    /// Gives a streamed request body up (on the reactor; nothing to do once the pool closed).
-    private func abandonUpload(_ upload: RequestUpload, _ error: HotPoolError) {
-        let driver = driver
-        _ = reactor.post { driver.abandonUpload(upload, error) }
+    /// Gives a streamed request body up (on `driver`'s reactor; nothing to do once the pool closed).
+    private static func abandonUpload(_ upload: RequestUpload, on driver: PoolDriver, _ error: HotPoolError) {
+        _ = driver.reactor.post { driver.abandonUpload(upload, error) }
     }
 }

@@ -30,16 +30,18 @@ public final class ResponseBodyStream: AsyncSequence, Sendable {
     public typealias Element = [UInt8]
 
     let pool: HotConnPool
+    /// The driver of the reactor the exchange runs on.
+    let driver: PoolDriver
     let stream: BodyStream
     /// The consumer saw the end (or a failure): nothing is left to abandon.
     let ended = Atomic<Bool>(false)
 
-    init(pool: HotConnPool, stream: BodyStream) {
-        (self.pool, self.stream) = (pool, stream)
+    init(pool: HotConnPool, driver: PoolDriver, stream: BodyStream) {
+        (self.pool, self.driver, self.stream) = (pool, driver, stream)
     }
 
     deinit {
-        if !ended.load(ordering: .acquiring) { pool.abandonBody(stream, .cancelled) }
+        if !ended.load(ordering: .acquiring) { HotConnPool.abandonBody(stream, on: driver, .cancelled) }
     }
 
     public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(body: self) }
@@ -57,7 +59,7 @@ public final class ResponseBodyStream: AsyncSequence, Sendable {
         public mutating func next(isolation actor: isolated (any Actor)?) async throws -> [UInt8]? {
             guard !body.ended.load(ordering: .acquiring) else { return nil }
             do {
-                let chunk = try await body.pool.nextBodyChunk(body.stream)
+                let chunk = try await body.pool.nextBodyChunk(body.stream, on: body.driver)
                 if chunk == nil { body.ended.store(true, ordering: .releasing) }
                 return chunk
             } catch {
@@ -77,28 +79,26 @@ extension HotConnPool {
     ) async throws -> StreamingResponse {
         let message = try exchangeMessage(connection, request, body: body, decompress: decompress)
         let (timeout, bodyTimeout) = try requestTimeouts(timeout, bodyTimeout)
-        let driver = driver
-        let head = try await relay(.failure(.poolClosed)) {
+        let driver = driver(of: connection)
+        let head = try await relay(.failure(.poolClosed), on: driver) {
             driver.requestStreamingExchange(connection.handle, message, timeout: timeout, bodyTimeout: bodyTimeout, $0)
         }.get()
         return StreamingResponse(head: head.head, decodedContentCodings: head.decodedContentCodings,
-                                 body: ResponseBodyStream(pool: self, stream: head.body))
+                                 body: ResponseBodyStream(pool: self, driver: driver, stream: head.body))
     }
 
     /// The next chunk of a streamed body (nil at its end), from the reactor. Cancelling the task
     /// abandons the body.
-    func nextBodyChunk(_ stream: BodyStream, isolation: isolated (any Actor)? = #isolation) async throws -> [UInt8]? {
-        let driver = driver
-        return try await withTaskCancellationHandler {
-            try await relay(.failure(.poolClosed)) { driver.nextBodyChunk(stream, $0) }.get()
+    func nextBodyChunk(_ stream: BodyStream, on driver: PoolDriver, isolation: isolated (any Actor)? = #isolation) async throws -> [UInt8]? {
+        try await withTaskCancellationHandler {
+            try await relay(.failure(.poolClosed), on: driver) { driver.nextBodyChunk(stream, $0) }.get()
         } onCancel: {
-            abandonBody(stream, .cancelled)
+            Self.abandonBody(stream, on: driver, .cancelled)
         }
     }
 
-    /// Gives a streamed body up (on the reactor; nothing to do once the pool closed).
-    func abandonBody(_ stream: BodyStream, _ error: HotPoolError) {
-        let (driver, reactor) = (driver, reactor)
-        _ = reactor.post { driver.abandonBody(stream, error) }
+    /// Gives a streamed body up (on `driver`'s reactor; nothing to do once the pool closed).
+    static func abandonBody(_ stream: BodyStream, on driver: PoolDriver, _ error: HotPoolError) {
+        _ = driver.reactor.post { driver.abandonBody(stream, error) }
     }
 }

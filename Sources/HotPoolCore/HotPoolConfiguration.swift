@@ -1,3 +1,4 @@
+import Glibc
 import HTTPTypes
 import Logging
 
@@ -146,6 +147,15 @@ public struct HotPoolConfiguration: Sendable {
     public var logger: Logger = Logger(label: "HotPool")
     /// The reactor's I/O backend: io_uring where available (`.automatic`), or one of them by name.
     public var ioBackend: IOBackendChoice = .automatic
+    /// How many reactor threads the pool runs (`.perCore`: one per online core). Each owns its
+    /// part of the pool, with its own connections, limits, TLS contexts and I/O backend, and
+    /// nothing is shared or locked between them. `maxConnections`, `maxIdleConnections` and
+    /// `sessionCacheCapacity` are split between them (each gets limit / N, the first
+    /// limit % N one more), so the pool's totals hold; the per-host limits are each reactor's
+    /// own, see `reactorSelection`.
+    public var reactors: ReactorCount = 1
+    /// Which reactor serves a call made off the pool's reactors (a call on one is served there).
+    public var reactorSelection: ReactorSelection = .byHost
 
     /// The seed's defaults.
     public init() {}
@@ -238,7 +248,78 @@ public struct HotPoolConfiguration: Sendable {
         if httpVersions.isEmpty { throw .invalidConfiguration("httpVersions must not be empty") }
         if Set(proxies).count != proxies.count { throw .invalidConfiguration("proxies: a proxy is listed twice") }
         try positive(maxStreamsPerConnection, "maxStreamsPerConnection")
+        let reactorCount = reactors.resolved
+        if !(1...ReactorCount.limit).contains(reactorCount) {
+            throw .invalidConfiguration("reactors must be within 1...\(ReactorCount.limit), got \(reactorCount)")
+        }
+        // Every reactor needs a connection of its own to do anything.
+        if maxConnections < reactorCount {
+            throw .invalidConfiguration("maxConnections (\(maxConnections)) must be at least reactors (\(reactorCount))")
+        }
+        if reactorSelection == .perCall && maxConnectionsPerHost < reactorCount {
+            throw .invalidConfiguration(
+                "maxConnectionsPerHost (\(maxConnectionsPerHost)) must be at least reactors (\(reactorCount)) with reactorSelection .perCall")
+        }
     }
+
+    /// The configuration reactor `index` of `count` runs: its share of the pool-wide limits (and,
+    /// with `.perCall`, of the per-host ones), the shares adding up to the whole.
+    package func share(forReactor index: Int, of count: Int) -> HotPoolConfiguration {
+        func share(_ limit: Int) -> Int { reactorShare(of: limit, forReactor: index, of: count) }
+        var part = self
+        part.maxConnections = share(maxConnections)
+        part.maxIdleConnections = share(maxIdleConnections)
+        part.sessionCacheCapacity = share(sessionCacheCapacity)
+        if reactorSelection == .perCall {
+            part.maxConnectionsPerHost = share(maxConnectionsPerHost)
+            part.minIdlePerHost = share(minIdlePerHost)
+        }
+        return part
+    }
+}
+
+/// Reactor `index`'s part of `whole` split between `count` reactors: whole / count, and one more
+/// for the first whole % count of them, so the parts add up to the whole.
+package func reactorShare(of whole: Int, forReactor index: Int, of count: Int) -> Int {
+    whole / count + (index < whole % count ? 1 : 0)
+}
+
+/// How many reactor threads a pool runs: a number (`reactors = 4`) or `.perCore`.
+public struct ReactorCount: Sendable, Hashable, ExpressibleByIntegerLiteral {
+    /// The count asked for; nil = one per online core.
+    private let fixed: Int?
+
+    /// The most reactors a pool takes.
+    public static let limit = 1024
+    /// One reactor per online core, as the system counts them when the pool is made.
+    public static let perCore = ReactorCount(fixed: nil)
+
+    private init(fixed: Int?) { self.fixed = fixed }
+
+    /// `count` reactors.
+    public init(_ count: Int) { self.fixed = count }
+
+    /// `count` reactors.
+    public init(integerLiteral count: Int) { self.fixed = count }
+
+    /// How many reactors this is on this machine now.
+    public var resolved: Int { fixed ?? max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN))) }
+}
+
+/// Which reactor serves a call made off the pool's reactors (`HotPoolConfiguration.reactorSelection`).
+/// A call made on a reactor (a task on one of `HotConnPool.executors`) is always served by that
+/// reactor, with its own connections and no thread hop.
+public enum ReactorSelection: Sendable, Hashable {
+    /// The host's home reactor, fixed by a hash of its name: a host's connections, waiters and IP
+    /// ledger live in one place, and the per-host limits (`maxConnectionsPerHost`,
+    /// `minIdlePerHost`) hold as given, unless tasks on several reactors call the same host (each
+    /// of those reactors then keeps up to the limits for it; `HotConnPool.executor(forHost:)`
+    /// names the home, to keep a host's callers there).
+    case byHost
+    /// Each call to the next reactor in turn, so one very busy host uses them all. Each reactor
+    /// then holds its share of the host's limits: `maxConnectionsPerHost` and `minIdlePerHost`
+    /// are split as the pool-wide limits are (limit / N each, the first limit % N one more).
+    case perCall
 }
 
 /// Which idle connection of a host a get takes.

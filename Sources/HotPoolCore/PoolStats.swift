@@ -255,3 +255,104 @@ public struct ProxyStats: Sendable {
         self.targets = targets
     }
 }
+
+// MARK: one pool's figures from its reactors'
+
+/// `parts` (each reactor's list) as one list: entries with the same key are combined into the
+/// first one met, which keeps its place.
+package func merged<Entry, Key: Hashable>(
+    _ parts: [[Entry]], by key: (Entry) -> Key, _ combine: (inout Entry, Entry) -> Void
+) -> [Entry] {
+    var result: [Entry] = []
+    var positions: [Key: Int] = [:]
+    for entry in parts.joined() {
+        if let position = positions[key(entry)] {
+            combine(&result[position], entry)
+        } else {
+            positions[key(entry)] = result.count
+            result.append(entry)
+        }
+    }
+    return result
+}
+
+/// The later of two instants, either of which may be missing.
+private func latest(_ a: ContinuousClock.Instant?, _ b: ContinuousClock.Instant?) -> ContinuousClock.Instant? {
+    guard let a, let b else { return a ?? b }
+    return max(a, b)
+}
+
+extension PoolStats {
+    /// The pool's figures from its reactors' (each read at its reactor's own instant): counts added.
+    package init(merging parts: [PoolStats]) {
+        self = parts[0]
+        for part in parts.dropFirst() {
+            totalConnections += part.totalConnections
+            activeConnections += part.activeConnections
+            idleConnections += part.idleConnections
+            healthyConnections += part.healthyConnections
+            totalRequests += part.totalRequests
+            failedRequests += part.failedRequests
+            retries += part.retries
+            newConnectionsFromDNS += part.newConnectionsFromDNS
+            closedByReason.merge(part.closedByReason, uniquingKeysWith: +)
+            dialingConnections += part.dialingConnections
+            failedDials += part.failedDials
+            waitingCallers += part.waitingCallers
+            staleHandleUses += part.staleHandleUses
+            connectionsOpened += part.connectionsOpened
+            resumedHandshakes += part.resumedHandshakes
+        }
+        successRate = totalRequests == 0 ? 1 : Double(totalRequests - failedRequests) / Double(totalRequests)
+    }
+}
+
+extension BlacklistEntry {
+    /// One entry per IP from the reactors' lists: the one out longest (reactors agree on a
+    /// blacklisting eventually, each on its own time).
+    package static func merging(_ parts: [[BlacklistEntry]]) -> [BlacklistEntry] {
+        merged(parts, by: \.ip) { entry, other in if other.until > entry.until { entry = other } }
+    }
+}
+
+extension IPStats {
+    /// One entry per IP and port from the reactors' lists: counts added; in rotation only where
+    /// every reactor has it in rotation; the blacklisting that lasts longest; the latest lookup.
+    package static func merging(_ parts: [[IPStats]]) -> [IPStats] {
+        merged(parts, by: { IPAndPort(ip: $0.ip, port: $0.port) }) { entry, other in
+            entry.requests += other.requests
+            entry.failures += other.failures
+            entry.openConnections += other.openConnections
+            entry.blockAnswers += other.blockAnswers
+            entry.recentBlockAnswers += other.recentBlockAnswers
+            entry.inRotation = entry.inRotation && other.inRotation
+            if let until = other.blacklistedUntil, entry.blacklistedUntil.map({ until > $0 }) ?? true {
+                (entry.blacklistReason, entry.blacklistedUntil) = (other.blacklistReason, until)
+            }
+            entry.lastResolved = latest(entry.lastResolved, other.lastResolved)
+        }
+    }
+}
+
+/// An IP of a host's port (`IPStats` are per both).
+private struct IPAndPort: Hashable {
+    let ip: String
+    let port: Int
+}
+
+extension ProxyStats {
+    /// One ledger per proxy from the reactors' (each ejects a proxy by its own count of
+    /// failures): counts added, the longest run of failures, in rotation only where every
+    /// reactor has it, the latest ejection's end.
+    package static func merging(_ parts: [[ProxyStats]]) -> [ProxyStats] {
+        merged(parts, by: \.proxy) { entry, other in
+            entry.dials += other.dials
+            entry.failedDials += other.failedDials
+            entry.consecutiveFailures = max(entry.consecutiveFailures, other.consecutiveFailures)
+            entry.openConnections += other.openConnections
+            entry.inRotation = entry.inRotation && other.inRotation
+            entry.ejectedUntil = latest(entry.ejectedUntil, other.ejectedUntil)
+            entry.targets.merge(other.targets) { ProxyTargetStats(requests: $0.requests + $1.requests, failures: $0.failures + $1.failures) }
+        }
+    }
+}

@@ -104,6 +104,7 @@ extension PoolDriver {
         hp_tls_ctx_free(proxyTLS)
         proxyTLS = nil
         sessionCache.removeAll()
+        peers.removeAll()
         let stats = self.stats
         frozenStats = stats
         metrics.record(stats)

@@ -3,13 +3,14 @@ import HotPoolCore
 import HotPoolIO
 
 extension PoolDriver {
-    /// Builds a pool's parts from its (validated) configuration: a TLS context per fingerprint
+    /// Builds the parts of a pool's reactor number `reactorIndex` from its (validated)
+    /// configuration, the reactor's share of the pool's (`HotPoolConfiguration.share`): a TLS context per fingerprint
     /// profile, the reactor on the configured I/O backend, the resolver, and the driver over
     /// them, wired to the reactor (not started: see `start`). Whatever was made is freed if a
     /// later part fails.
     /// - Throws: `HotPoolError.invalidConfiguration` (an unreadable CA file, an I/O backend that
     ///   cannot be had).
-    package static func make(_ configuration: HotPoolConfiguration) throws -> PoolDriver {
+    package static func make(_ configuration: HotPoolConfiguration, reactorIndex: Int) throws -> PoolDriver {
         var contexts: [OpaquePointer] = []
         do {
             for spec in configuration.profiles {
@@ -28,7 +29,7 @@ extension PoolDriver {
             contexts.forEach(hp_tls_ctx_free)
             throw error as? HotPoolError ?? HotPoolError.invalidConfiguration("reactor: \(error)")
         }
-        let driver = PoolDriver(config: configuration, reactor: reactor, resolver: resolver, tlsContexts: contexts)
+        let driver = PoolDriver(config: configuration, reactorIndex: reactorIndex, reactor: reactor, resolver: resolver, tlsContexts: contexts)
         reactor.ioHandler = { driver.handleIO($0, $1) }
         reactor.turnEnded = { driver.turnEnded() }
         return driver
@@ -40,11 +41,18 @@ extension PoolDriver {
         do {
             try reactor.start()
         } catch {
-            reactor.ioHandler = { _, _ in }  // breaks the reactor-driver cycle, so both are freed
-            reactor.turnEnded = {}
+            discard()
             throw HotPoolError.invalidConfiguration("reactor thread: \(error)")
         }
         reactor.post { [self] in send(.start) }
+    }
+
+    /// Lets a driver whose reactor never started be freed: ends the cycles of the reactor's
+    /// handlers and of the peers naming the driver.
+    package func discard() {
+        reactor.ioHandler = { _, _ in }
+        reactor.turnEnded = {}
+        peers.removeAll()
     }
 
     /// The configured I/O backend; under `.automatic`, epoll where io_uring is unavailable (said once, with why).

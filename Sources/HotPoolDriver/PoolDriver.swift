@@ -30,11 +30,13 @@ enum SlotIO {
 /// dispatches completions; `PoolDriver+Closing.swift` destroys and closes; `PoolDriver+Stats.swift`
 /// answers what the API reads; `PoolDriver+Start.swift` builds a pool's parts.
 package final class PoolDriver: @unchecked Sendable {
-    let config: HotPoolConfiguration
+    package let config: HotPoolConfiguration
+    /// The number of its reactor among the pool's.
+    package let reactorIndex: Int
     package let reactor: Reactor
     let resolver: Resolver
     let logger: Logger
-    @exclusivity(unchecked) package private(set) var metrics = PoolMetrics()
+    @exclusivity(unchecked) package private(set) var metrics: PoolMetrics
     @exclusivity(unchecked) var machine: PoolStateMachine
     /// Bytes of pool state per slot: the machine's table columns plus this I/O table's.
     package let bytesPerSlot: Int
@@ -77,6 +79,10 @@ package final class PoolDriver: @unchecked Sendable {
     private var lastExchangeID: UInt64 = 0
     /// `execute`s waiting to be retried, by the id their caller waits under, with their timer.
     @exclusivity(unchecked) var awaitingRetry: [WaiterID: (pending: PendingExecute, timer: TimerID)] = [:]
+    /// The drivers of the pool's other reactors, told of the IP blacklistings and recoveries
+    /// this one's machine decides. Set before the reactors start; emptied by `close` (which
+    /// ends the cycle of drivers naming each other).
+    package var peers: [PoolDriver] = []
     /// Decisions that named a request this driver does not have: a fault of the machine or of
     /// the driver, logged, counted here, and reported back so nothing stays reserved.
     package private(set) var unknownDecisions = 0
@@ -105,8 +111,10 @@ package final class PoolDriver: @unchecked Sendable {
     let epochInstant = ContinuousClock.now
     let epochNanos = hp_monotonic_ns()
 
-    init(config: HotPoolConfiguration, reactor: Reactor, resolver: Resolver, tlsContexts: [OpaquePointer]) {
+    init(config: HotPoolConfiguration, reactorIndex: Int, reactor: Reactor, resolver: Resolver, tlsContexts: [OpaquePointer]) {
         self.config = config
+        self.reactorIndex = reactorIndex
+        self.metrics = PoolMetrics(reactor: reactorIndex)
         self.reactor = reactor
         self.resolver = resolver
         self.logger = config.logger
@@ -205,7 +213,16 @@ package final class PoolDriver: @unchecked Sendable {
             logger.warning(
                 "connection leased for \(Duration.nanoseconds(nanos)) without being returned (missing putConnection?)",
                 metadata: ["host": "\(machine.hostName(handle.slot))", "ip": "\(machine.ipAddress(handle.slot))"])
+        case .shareBlacklisting(let key, let address, let reason, let period):
+            tellPeers(.adoptBlacklisting(key, address: address, reason, period: period))
+        case .shareRecovery(let key, let address): tellPeers(.adoptRecovery(key, address: address))
         }
+    }
+
+    /// Hands `event` to every other reactor's machine, through their inboxes (a peer that has
+    /// stopped takes nothing).
+    private func tellPeers(_ event: PoolStateMachine.Event) {
+        for peer in peers { peer.reactor.post { peer.send(event) } }
     }
 
     /// A decision named a request this driver does not have: logged and counted; a start is

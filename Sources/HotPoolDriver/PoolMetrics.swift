@@ -10,10 +10,12 @@ package struct PoolMetrics {
     private let openedCounter = Counter(label: "hotpool_connections_opened_total")
     private let requestCounter = Counter(label: "hotpool_requests_total")
     private let failedRequestCounter = Counter(label: "hotpool_requests_failed_total")
-    private let totalGauge = Gauge(label: "hotpool_connections", dimensions: [("state", "total")])
-    private let activeGauge = Gauge(label: "hotpool_connections", dimensions: [("state", "active")])
-    private let idleGauge = Gauge(label: "hotpool_connections", dimensions: [("state", "idle")])
-    private let healthyGauge = Gauge(label: "hotpool_connections", dimensions: [("state", "healthy")])
+    // Gauges of one reactor's connections: a pool's reactors each record their own (the
+    // counters above only add up, so they need no such dimension).
+    private let totalGauge: Gauge
+    private let activeGauge: Gauge
+    private let idleGauge: Gauge
+    private let healthyGauge: Gauge
 
     /// The machine's counts exported so far. The counters follow the machine's own counting
     /// (the figures `PoolStats` shows), so no counting rule is written twice; a request the
@@ -21,7 +23,13 @@ package struct PoolMetrics {
     /// retried is exported once.
     private var exportedRequests = 0, exportedFailures = 0, exportedOpened = 0
 
-    package init() {}
+    /// The metrics of the pool's reactor number `reactor`.
+    package init(reactor: Int) {
+        func gauge(_ state: String) -> Gauge {
+            Gauge(label: "hotpool_connections", dimensions: [("state", state), ("reactor", "\(reactor)")])
+        }
+        (totalGauge, activeGauge, idleGauge, healthyGauge) = (gauge("total"), gauge("active"), gauge("idle"), gauge("healthy"))
+    }
 
     func closed(_ reason: CloseReason) { closedCounters[reason]?.increment() }
 

@@ -67,7 +67,7 @@ package final class Reactor: @unchecked Sendable {
         fdsClosed = true
     }
 
-    /// Starts the loop on a new thread.
+    /// Starts the loop on a new thread (named `reactorThreadName` by the loop).
     package func start() throws(SystemError) {
         thread = try startThread { self.run() }
     }
@@ -138,6 +138,10 @@ package final class Reactor: @unchecked Sendable {
         }
     }
 
+    /// True once the thread has been joined (by `stop`) or detached (by `detach`): nothing of it
+    /// is left to free.
+    package var threadReleased: Bool { joinClaimed.load(ordering: .sequentiallyConsistent) }
+
     /// True on the reactor thread while its loop runs (false there once the loop has ended).
     @inlinable package var isOnReactorThread: Bool {
         let current: UnsafeRawPointer? = hp_current_loop()
@@ -167,6 +171,7 @@ package final class Reactor: @unchecked Sendable {
     private func run() {
         hp_block_sigpipe()
         hp_set_current_loop(Unmanaged.passUnretained(self).toOpaque())
+        hp_name_thread(reactorThreadName)
         do {
             try io.start()  // io_uring: this thread becomes the ring's only submitter
         } catch {
@@ -280,6 +285,9 @@ private final class ThreadBody {
     let run: () -> Void
     init(_ run: @escaping () -> Void) { self.run = run }
 }
+
+/// The name of every reactor thread (at most 15 bytes, the kernel's limit).
+package let reactorThreadName = "hotpool-reactor"
 
 /// Starts a thread running `body`.
 package func startThread(_ body: @escaping () -> Void) throws(SystemError) -> pthread_t {

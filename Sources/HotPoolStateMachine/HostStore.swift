@@ -128,6 +128,9 @@ struct HostStore {
     /// The ids of the host records held now.
     var hostIDs: Dictionary<HostKey, Int32>.Values { hostIndex.values }
 
+    /// The id of the record of `key`, nil if there is none.
+    func hostID(for key: HostKey) -> Int32? { hostIndex[key] }
+
     /// The ids of the hosts (one per port) named `name`.
     func hostIDs(named name: String) -> [Int32] { hostIDsByName[name] ?? [] }
 

@@ -130,7 +130,36 @@ extension PoolStateMachine {
         guard Double(ejected + 1) <= configuration.maxEjectedShare * Double(members.count) else { return }
         hostStore[ip: ip].ejections += 1
         hostStore[ip: ip].consecutiveFailures = 0
-        blacklist(ip, .failures, period: cappedBlacklistPeriod(configuration.blacklistTimeout, times: Int64(hostStore[ip: ip].ejections)))
+        decideBlacklisting(ip, .failures, period: cappedBlacklistPeriod(configuration.blacklistTimeout, times: Int64(hostStore[ip: ip].ejections)))
+    }
+
+    /// Blacklists an IP by this machine's own judgement (a 403, failures, block signals) and, when
+    /// other reactors serve the pool, tells them.
+    mutating func decideBlacklisting(_ ip: Int32, _ reason: BlacklistReason, period: Int64) {
+        blacklist(ip, reason, period: period)
+        if configuration.sharesDecisions {
+            emit(.shareBlacklisting(hostStore[host: hostStore[ip: ip].host].key, address: hostStore[ip: ip].address, reason, period: period))
+        }
+    }
+
+    /// Another reactor blacklisted the IP: it is blacklisted here too, as that reactor did it,
+    /// if this machine has a record of it in rotation (an IP it does not know, or has out already,
+    /// is left as it is). This machine's recovery pass probes it in its time too; whichever
+    /// reactor brings it back first tells the others.
+    mutating func adoptBlacklisting(_ address: String, of key: HostKey, _ reason: BlacklistReason, period: Int64) {
+        guard !closed, let host = hostStore.hostID(for: key), let ip = hostStore.existingIPID(host: host, address: address),
+              hostStore[ip: ip].blacklistReason == nil else { return }
+        blacklist(ip, reason, period: period)
+    }
+
+    /// Another reactor's recovery probe brought the IP back: so it is here, unless it is out by
+    /// the caller's hand (`blacklist(ip:forHost:for:)` reaches every reactor itself).
+    mutating func adoptRecovery(_ address: String, of key: HostKey) {
+        guard !closed, let host = hostStore.hostID(for: key), let ip = hostStore.existingIPID(host: host, address: address),
+              let reason = hostStore[ip: ip].blacklistReason, reason != .manual else { return }
+        restore(ip)
+        serveQueued(host)
+        warm(host)
     }
 
     mutating func blacklistManually(_ address: String, forName name: String, period: Int64) {
@@ -202,6 +231,9 @@ extension PoolStateMachine {
     mutating func recovered(_ slot: Int32) {
         let ip = table.ipID[Int(slot)]
         restore(ip)
+        if configuration.sharesDecisions {
+            emit(.shareRecovery(hostStore[host: hostStore[ip: ip].host].key, address: hostStore[ip: ip].address))
+        }
         takeBack(slot)
         serveQueued(hostStore[ip: ip].host)
         markForWarming(hostStore[ip: ip].host)

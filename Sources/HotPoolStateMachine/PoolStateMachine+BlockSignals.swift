@@ -17,7 +17,7 @@ extension PoolStateMachine {
         hostStore[ip: ip].blockAnswers += 1
         guard hostStore[ip: ip].blacklistReason == nil,
               hostStore[ip: ip].recentBlockAnswers.record(now, threshold: policy.threshold, window: policy.window) else { return }
-        blacklist(ip, .blocked, period: configuration.blacklistTimeout)
+        decideBlacklisting(ip, .blocked, period: configuration.blacklistTimeout)
     }
 
     /// The IP's block answers counting towards the policy's threshold at `now` (0 without a policy).

@@ -289,7 +289,7 @@ extension PoolStateMachine {
     mutating func reject(_ slot: Int32, _ reason: CloseReason, status: Int?, lease: LeaseHandle? = nil) {
         let ip = table.ipID[Int(slot)]
         if let lease, table.isMultiplexed(slot) { retireStreamLease(lease, reason) } else { destroy(slot, reason) }
-        if status == 403 { blacklist(ip, .forbidden, period: configuration.blacklistTimeout) }
+        if status == 403 { decideBlacklisting(ip, .forbidden, period: configuration.blacklistTimeout) }
     }
 
     // MARK: destruction

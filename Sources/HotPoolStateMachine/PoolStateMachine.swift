@@ -48,6 +48,9 @@ package struct PoolStateMachine: ~Copyable {
         /// The pool-wide proxies, and how a dial picks among a host's.
         var proxies: [Proxy]
         var proxySelection: ProxySelection
+        /// Other reactors serve the same pool: the IP blacklistings and recoveries this machine
+        /// decides are reported (`shareBlacklisting`, `shareRecovery`) for them to adopt.
+        var sharesDecisions: Bool
 
         package init(_ config: HotPoolConfiguration) {
             maxConnections = config.maxConnections
@@ -80,6 +83,7 @@ package struct PoolStateMachine: ~Copyable {
             maxStreamsPerConnection = config.maxStreamsPerConnection
             proxies = config.proxies
             proxySelection = config.proxySelection
+            sharesDecisions = config.reactors.resolved > 1
         }
 
         /// `BlockSignalPolicy`, its window in nanoseconds.
@@ -194,6 +198,10 @@ package struct PoolStateMachine: ~Copyable {
         case blacklistManually(address: String, host: String, period: Int64)
         /// `unblacklist(ip:forHost:)`.
         case unblacklist(address: String, host: String)
+        /// Another reactor of the pool blacklisted `address` for `host` (`shareBlacklisting`).
+        case adoptBlacklisting(HostKey, address: String, BlacklistReason, period: Int64)
+        /// Another reactor of the pool brought `address` of `host` back (`shareRecovery`).
+        case adoptRecovery(HostKey, address: String)
         /// `allowOnly(ips:forHost:)`; nil clears the list.
         case allowOnly(Set<String>?, host: String)
         /// `setProxies(_:forHost:)`; nil: the pool's list again.
@@ -279,6 +287,12 @@ package struct PoolStateMachine: ~Copyable {
         case reportLookupFailure(host: String, HotPoolError)
         /// A connection has been leased longer than `leaseWarningAfter`.
         case reportLongLease(SlotHandle, nanoseconds: Int64)
+        /// Tell the pool's other reactors: this machine blacklisted `address` for `host` (they
+        /// answer nothing; each adopts it with `adoptBlacklisting`).
+        case shareBlacklisting(HostKey, address: String, BlacklistReason, period: Int64)
+        /// Tell the pool's other reactors: a recovery probe brought `address` of `host` back
+        /// (each adopts it with `adoptRecovery`).
+        case shareRecovery(HostKey, address: String)
     }
 
     // The state below is written only by the machine's own files (this one and its extensions).
@@ -376,6 +390,8 @@ package struct PoolStateMachine: ~Copyable {
         case .prewarm(let id, let request, let count): prewarm(id, request, count: count)
         case .blacklistManually(let address, let name, let period): blacklistManually(address, forName: name, period: period)
         case .unblacklist(let address, let name): unblacklist(address, forName: name)
+        case .adoptBlacklisting(let key, let address, let reason, let period): adoptBlacklisting(address, of: key, reason, period: period)
+        case .adoptRecovery(let key, let address): adoptRecovery(address, of: key)
         case .allowOnly(let allowed, let name): allowOnly(allowed, forName: name)
         case .setProxies(let proxies, let name): setProxies(proxies, forName: name)
         case .dialed(let handle): dialed(handle)

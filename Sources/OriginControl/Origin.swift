@@ -47,9 +47,16 @@ public final class Origin: @unchecked Sendable {
         }
     }
 
+    /// The reactors the tests' pools run: `HOTPOOL_TEST_REACTORS` (unset: 1). `make test` runs
+    /// the suite once more with 2.
+    public static var reactorsUnderTest: ReactorCount {
+        ReactorCount(getenv("HOTPOOL_TEST_REACTORS").flatMap { Int(String(cString: $0)) } ?? 1)
+    }
+
     public func configuration() -> HotPoolConfiguration {
         var config = HotPoolConfiguration()
         config.ioBackend = Self.ioBackendUnderTest
+        config.reactors = Self.reactorsUnderTest
         config.trustedCAFile = caFile
         config.connectTimeout = .seconds(5)
         config.requestTimeout = .seconds(5)

@@ -14,7 +14,7 @@ import Testing
     /// Sends a `requestExchange` for `unknown` on the lease, on the reactor; returns the
     /// driver's count of unknown decisions after it.
     private func decideUnknown(_ pool: HotConnPool, on connection: PooledConnection) async -> Int? {
-        await pool.onReactor { access in
+        await pool.onReactor(connection.reactor) { access in
             access.driver.send(.requestExchange(Self.unknown, on: connection.handle, timeout: Int64(1_000_000_000)))
             return access.driver.unknownDecisions
         }

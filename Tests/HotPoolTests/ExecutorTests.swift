@@ -26,7 +26,7 @@ private actor ReactorBoundClient {
     /// their statuses and the work items that crossed to the reactor from other threads meanwhile.
     func requests(_ count: Int) async throws -> (statuses: [Int], hops: Int) {
         preconditionIsolated()
-        let hops0 = pool.reactor.inboundHops
+        let hops0 = pool.executor.reactor.inboundHops
         var statuses: [Int] = []
         for i in 0..<count {
             if i % 2 == 0 {
@@ -38,18 +38,18 @@ private actor ReactorBoundClient {
             }
             preconditionIsolated()
         }
-        return (statuses, pool.reactor.inboundHops - hops0)
+        return (statuses, pool.executor.reactor.inboundHops - hops0)
     }
 
     /// `count` gets and puts of an idle connection, with the stats read after each; returns the
     /// work items that crossed to the reactor from other threads meanwhile.
     func getsAndPuts(_ count: Int) async throws -> Int {
-        let hops0 = pool.reactor.inboundHops
+        let hops0 = pool.executor.reactor.inboundHops
         for _ in 0..<count {
             pool.putConnection(try await pool.getConnection(host: Origin.hostName, port: port))
             _ = await pool.stats()
         }
-        return pool.reactor.inboundHops - hops0
+        return pool.executor.reactor.inboundHops - hops0
     }
 }
 
@@ -142,13 +142,13 @@ private actor ReactorBoundClient {
         pool.putConnection(try await pool.getConnection(host: Origin.hostName, port: port))
         let queuedBehind = Flag()
         let (ranBeforeTheGetReturned, hops, behind) = try await Task(executorPreference: pool.executor) {
-            let hops0 = pool.reactor.inboundHops
+            let hops0 = pool.executor.reactor.inboundHops
             // Queued on this thread behind the current job: it runs only if the get suspends.
             let behind = Task(executorPreference: pool.executor) { queuedBehind.raise() }
             let connection = try await pool.getConnection(host: Origin.hostName, port: port)
             let ran = queuedBehind.isRaised
             pool.putConnection(connection)
-            return (ran, pool.reactor.inboundHops - hops0, behind)
+            return (ran, pool.executor.reactor.inboundHops - hops0, behind)
         }.value
         #expect(!ranBeforeTheGetReturned, "the get suspended")
         #expect(hops == 0)
@@ -170,8 +170,10 @@ private actor ReactorBoundClient {
         }.value
         #expect(statuses == Array(repeating: 200, count: 20))
         #expect(hops == 0, "work crossed to the reactor from another thread")
-        // Called from anywhere, the calls that do not suspend stay on the reactor too.
-        #expect(try await client.getsAndPuts(20) == 0)
+        // Called from anywhere, the calls that do not suspend stay on the reactor too; only the
+        // answers of other reactors (to `stats()`) may cross to it, when they come after the
+        // task suspended.
+        #expect(try await client.getsAndPuts(20) <= 20 * (pool.executors.count - 1))
         #expect(await pool.stats().connectionsOpened == 1)
         try await pool.close()
     }
@@ -185,13 +187,13 @@ private actor ReactorBoundClient {
         let hops0 = try #require(await pool.inboundHops())
         for _ in 0..<requests { #expect(try await pool.execute(get(), host: Origin.hostName, port: port).head.status == .ok) }
         let hops1 = try #require(await pool.inboundHops())
-        // The first read's own hop is counted in the second.
-        #expect(hops1 - hops0 - 1 == requests)
+        // The first read's own hops (one per reactor) are counted in the second.
+        #expect(hops1 - hops0 - pool.reactorCount == requests)
         for _ in 0..<requests {
             try await pool.withConnection(host: Origin.hostName, port: port) { _ = try await $0.roundTrip(get()) }
         }
         let hops2 = try #require(await pool.inboundHops())
-        #expect(hops2 - hops1 - 1 == 3 * requests, "get, round trip and put are a hop each")
+        #expect(hops2 - hops1 - pool.reactorCount == 3 * requests, "get, round trip and put are a hop each")
         #expect(await pool.stats().connectionsOpened == 1)
         try await pool.close()
     }

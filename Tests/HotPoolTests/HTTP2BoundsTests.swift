@@ -115,7 +115,7 @@ import Testing
         }
         #expect(acknowledged, "the client acknowledged the server's PINGs")
         let slot = Int(connection.handle.slot)
-        let lent = await Task(executorPreference: pool.executor) { hp_tls_input_lent(pool.driver.tls[slot]) }.value
+        let lent = await Task(executorPreference: connection.executor) { hp_tls_input_lent(connection.driver.tls[slot]) }.value
         #expect(lent == 0, "no received bytes stay lent to the engine")
         let stats = await pool.stats()
         #expect(stats.idleConnections == 1 && stats.closedByReason.values.reduce(0, +) == 0)
@@ -138,7 +138,7 @@ import Testing
         }
         let slot = Int(connection.handle.slot)
         let arrived = await eventually {
-            await Task(executorPreference: pool.executor) { Int(pool.driver.idleBytes[slot]) > PoolDriver.readOnBudget }.value
+            await Task(executorPreference: connection.executor) { Int(connection.driver.idleBytes[slot]) > PoolDriver.readOnBudget }.value
         }
         #expect(arrived, "the bytes in flight arrived after the stream ended")
         #expect((try? await connection.roundTrip(get()))?.body == Array("ok".utf8), "the connection is kept")

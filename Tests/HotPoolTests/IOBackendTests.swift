@@ -49,9 +49,10 @@ import Testing
         let origin = try Origin()
         var config = origin.configuration()
         config.ioBackend = backend
-        config.maxConnections = 64
+        // The pool-wide limits are split between the reactors, and one of them serves the host.
+        config.maxConnections = 64 * config.reactors.resolved
         config.maxConnectionsPerHost = 64
-        config.maxIdleConnections = 64
+        config.maxIdleConnections = 64 * config.reactors.resolved
         let fds = openFDCount()
         let pool = try origin.pool(config)
         #expect(try await pool.prewarm(host: Origin.hostName, port: origin.port, count: 64) == 64)

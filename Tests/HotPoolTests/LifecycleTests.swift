@@ -460,9 +460,10 @@ import Testing
     @Test func closeWithManyIdleAndLeasedConnections() async throws {
         let origin = try Origin()
         var config = origin.configuration()
-        config.maxConnections = 300
+        // The pool-wide limits are split between the reactors, and one of them serves the host.
+        config.maxConnections = 300 * config.reactors.resolved
         config.maxConnectionsPerHost = 300
-        config.maxIdleConnections = 300
+        config.maxIdleConnections = 300 * config.reactors.resolved
         let fds = openFDCount()
         let pool = try origin.pool(config)
         let connections = try await withThrowingTaskGroup(of: PooledConnection.self) { group in

@@ -85,7 +85,7 @@ private final class Unshared {
         pool.removeConnection(stalled)
         await #expect(throws: HotPoolError.poolClosed) { _ = try await held.roundTrip(get()) }
         expectClosedFigures(await pool.stats(), "after uses of closed handles")
-        expectClosedFigures(pool.driver.machine.snapshot(), "the machine's own")
+        expectClosedFigures(PoolStats(merging: pool.drivers.map { $0.machine.snapshot() }), "the machines' own")
         #expect(try await origin.waitClosed(2), "the server saw both connections closed")
     }
 
@@ -97,7 +97,7 @@ private final class Unshared {
                 group.addTask {
                     try await pool.close()
                     // Returned only once the reactor is gone: nothing can be posted to it any more.
-                    return !pool.reactor.post {}
+                    return !pool.executor.reactor.post {}
                 }
             }
             for try await refused in group { #expect(refused) }

@@ -5,6 +5,7 @@ import OriginControl
 import Testing
 @testable import HotPool
 @testable import HotPoolCore
+@testable import HotPoolDriver
 @testable import HotPoolIO
 
 /// Whether this kernel and sandbox let a ring be set up.
@@ -44,17 +45,17 @@ struct UringDeferredSubmissionTests {
     /// Removes `connection` on the reactor thread with the submission queue full for the close
     /// chain it queues, and checks that the chain was deferred.
     private func removeWithNoRoom(_ pool: HotConnPool, _ connection: PooledConnection) async {
-        let closes = await Task(executorPreference: pool.executor) {
+        let closes = await Task(executorPreference: connection.executor) {
             hp_uring_simulate_full_queue(1)
             pool.removeConnection(connection)
-            return Self.deferrals(pool).closes
+            return Self.deferrals(connection.driver).closes
         }.value
         #expect(closes == 1, "the close's chain found no room")
     }
 
-    /// What the pool's io_uring backend deferred so far (on its reactor thread).
-    static func deferrals(_ pool: HotConnPool) -> UringBackend.Deferrals {
-        (pool.driver.reactor.io as! UringBackend).deferrals
+    /// What a reactor's io_uring backend deferred so far (on its thread).
+    static func deferrals(_ driver: PoolDriver) -> UringBackend.Deferrals {
+        (driver.reactor.io as! UringBackend).deferrals
     }
 
     /// An idle connection (its multishot receive in the kernel) removed while the close chain
@@ -113,7 +114,7 @@ struct UringDeferredSubmissionTests {
                 #expect(await eventually { waitsInIoUringEnter(reactorThread) }, "the reactor waits")
                 _ = await pool.stats()
             }
-            #expect(await Task(executorPreference: pool.executor) { Self.deferrals(pool).wakeupReads }.value == 1,
+            #expect(await Task(executorPreference: pool.executor) { Self.deferrals(pool.drivers[0]).wakeupReads }.value == 1,
                     "the wake-up read found no room")
             try await pool.close()
         }
@@ -140,7 +141,7 @@ struct UringDeferredSubmissionTests {
         }
         await Task(executorPreference: pool.executor) { hp_uring_simulate_full_queue(1) }.value
         await #expect(throws: HotPoolError.self) { try await lookup.value }
-        #expect(await Task(executorPreference: pool.executor) { Self.deferrals(pool).pollRemovals }.value == 1,
+        #expect(await Task(executorPreference: pool.executor) { Self.deferrals(pool.drivers[0]).pollRemovals }.value == 1,
                 "the poll's removal found no room")
         #expect(await eventually { udpSocketsConnected(toLoopbackPort: server.port) == 0 },
                 "c-ares' socket is gone once it closed it")

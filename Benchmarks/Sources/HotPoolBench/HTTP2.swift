@@ -47,10 +47,10 @@ func http2Throughput(_ options: Options, connections: Int, streams: Int, path: S
         + rows.flatMap { [$0.h2loadCPU, $0.ahcRate] } + rows.map(\.calls)
 }
 
-/// h2load (nghttp2's load tool), one thread, `connections` clients with `streams` streams each,
-/// as a child process; its CPU from wait4.
-private func h2loadLoad(_ options: Options, connections: Int, streams: Int, path: String) throws -> Load {
-    let command = ["h2load", "-t1", "-c\(connections)", "-m\(streams)", "-D\(options.duration)", "--warm-up-time=300ms",
+/// h2load (nghttp2's load tool), `threads` threads, `connections` clients with `streams` streams
+/// each, as a child process; its CPU from wait4.
+func h2loadLoad(_ options: Options, connections: Int, streams: Int, path: String, threads: Int = 1) throws -> Load {
+    let command = ["h2load", "-t\(threads)", "-c\(connections)", "-m\(streams)", "-D\(options.duration)", "--warm-up-time=300ms",
                    "https://\(options.ips[0]):\(options.http2Port)\(path)"]
     let run = try runChild(command)
     guard run.exitCode == 0 else { throw BenchError.childFailed(command.joined(separator: " "), run.exitCode, run.output) }

@@ -121,18 +121,18 @@ func runChild(_ arguments: [String]) throws -> ChildRun {
     return ChildRun(output: String(decoding: output, as: UTF8.self), exitCode: exitCode, wallSeconds: wall, cpuSeconds: cpuSeconds(usage))
 }
 
-/// Runs `concurrency` tasks (preferring `executor`, if given) that each repeat `operation` until
-/// `duration` has passed (each finishes the operation under way); returns how many operations
-/// ran and the span they took.
+/// Runs `concurrency` tasks (preferring `executors` in turn, if any) that each repeat `operation`
+/// until `duration` has passed (each finishes the operation under way); returns how many
+/// operations ran and the span they took.
 func closedLoop(
-    concurrency: Int, duration: Duration, executor: (any TaskExecutor)? = nil,
+    concurrency: Int, duration: Duration, executors: [any TaskExecutor] = [],
     _ operation: @escaping @Sendable () async throws -> Void
 ) async throws -> (operations: Int, span: Span) {
     let deadline = ContinuousClock.now + duration
     return try await Span.measure {
         try await withThrowingTaskGroup(of: Int.self) { group in
-            for _ in 0..<concurrency {
-                group.addTask(executorPreference: executor) {
+            for task in 0..<concurrency {
+                group.addTask(executorPreference: executors.isEmpty ? nil : executors[task % executors.count]) {
                     var count = 0
                     repeat {
                         try await operation()

@@ -9,11 +9,12 @@ struct Options: Sendable {
           groups: getput, throughput, http2, handshake, destruction (close, remove and memory), hosts,
                   proxy (through the local proxies given; skipped without --http-proxy),
                   codings (a gzip-coded body decoded, beside the same body sent as it is),
-                  streaming (a 1 GiB download read as it arrives, and a 1 GiB upload sent as it is made, beside curl)
+                  streaming (a 1 GiB download read as it arrives, and a 1 GiB upload sent as it is made, beside curl),
+                  reactors (1 and 2 reactors beside wrk, h2load and AsyncHTTPClient on 1 and 2 threads; CPU-bound scaling)
         """
 
     static let groups: Set<String> = ["getput", "throughput", "http2", "handshake", "destruction", "hosts", "proxy", "codings",
-                                      "streaming"]
+                                      "streaming", "reactors"]
 
     /// PEM of the CA that signed nginx's certificate.
     var caFile = ""
@@ -48,9 +49,10 @@ struct Options: Sendable {
     /// leased to at most `streams` callers at once; every connection through `proxies`, if any.
     func makePool(
         connections: Int, backend: IOBackendChoice = .epoll, streams: Int? = nil, profile: FingerprintProfile = .chrome,
-        proxies: [Proxy] = []
+        proxies: [Proxy] = [], reactors: Int = 1
     ) throws -> HotConnPool {
         var configuration = HotPoolConfiguration()
+        configuration.reactors = ReactorCount(reactors)
         configuration.ioBackend = backend
         configuration.trustedCAFile = caFile
         configuration.profile = profile

@@ -3,6 +3,7 @@ import Glibc
 @_spi(Benchmarks) import HotPool
 import MallocCounter
 import NIOCore
+import NIOPosix
 import NIOSSL
 
 /// Requests done in a timed run and the client CPU they took.
@@ -126,11 +127,11 @@ private let warmUp = Duration.milliseconds(300)
 func hotPoolLoad(
     _ options: Options, _ caller: HotPoolCaller, _ backend: IOBackendChoice, concurrency: Int, path: String, bodyBytes: Int,
     http2: (connections: Int, streams: Int)? = nil, profile: FingerprintProfile = .chrome, proxy: Proxy? = nil,
-    acceptEncoding: String? = nil
+    acceptEncoding: String? = nil, reactors: Int = 1
 ) async throws -> Load {
     let pool = try options.makePool(
         connections: http2?.connections ?? concurrency, backend: backend, streams: http2?.streams, profile: profile,
-        proxies: proxy.map { [$0] } ?? [])
+        proxies: proxy.map { [$0] } ?? [], reactors: reactors)
     let port = http2 == nil ? options.port : options.http2Port
     let authority = port == 443 ? options.host : "\(options.host):\(port)"
     var asked = HTTPRequest(method: .get, scheme: "https", authority: authority, path: path)
@@ -148,15 +149,16 @@ func hotPoolLoad(
         try check(status: response.head.status.code, bodyBytes: response.body.count, expected: bodyBytes)
     }
     }
-    let executor: (any TaskExecutor)? = caller == .executor ? pool.executor : nil
-    _ = try await closedLoop(concurrency: concurrency, duration: warmUp, executor: executor, operation)
+    // On the executors, each reactor's share of the tasks runs on it.
+    let executors: [any TaskExecutor] = caller == .executor ? pool.executors : []
+    _ = try await closedLoop(concurrency: concurrency, duration: warmUp, executors: executors, operation)
     let calls0 = await pool.ioSystemCalls()
     let hops0 = await pool.inboundHops() ?? 0, allocations0 = mc_total_allocations()
     let (requests, span) = try await closedLoop(
-        concurrency: concurrency, duration: .seconds(options.duration), executor: executor, operation)
+        concurrency: concurrency, duration: .seconds(options.duration), executors: executors, operation)
     let allocations1 = mc_total_allocations()
-    // The second read's own hop is not counted in it; the first one's is.
-    let hops = (await pool.inboundHops() ?? 0) - hops0 - 1
+    // The second read's own hops (one per reactor) are not counted in it; the first one's are.
+    let hops = (await pool.inboundHops() ?? 0) - hops0 - reactors
     let calls = await pool.ioSystemCalls() - calls0
     if let http2 {
         let versions = await pool.connectionStats().map(\.httpVersion)
@@ -187,9 +189,11 @@ func hotPoolLoad(
 /// With `proxy`, every connection goes through it (`configuration.proxy`); without
 /// `checksHostname`, the certificate's chain is checked but not its names (see `proxyThroughput`).
 /// With `decompresses`, it asks for gzip and deflate and decodes the body (its `decompression`).
+/// With `eventLoops`, it runs on a group of that many event loops of its own (else NIO's singleton).
 func asyncHTTPClientLoad(
     _ options: Options, concurrency: Int, path: String, bodyBytes: Int, http2: Bool = false,
-    proxy: HTTPClient.Configuration.Proxy? = nil, checksHostname: Bool = true, decompresses: Bool = false
+    proxy: HTTPClient.Configuration.Proxy? = nil, checksHostname: Bool = true, decompresses: Bool = false,
+    eventLoops: Int? = nil
 ) async throws -> Load {
     var tls = TLSConfiguration.makeClientConfiguration()
     tls.trustRoots = .file(options.caFile)
@@ -199,7 +203,9 @@ func asyncHTTPClientLoad(
     configuration.httpVersion = http2 ? .automatic : .http1Only
     configuration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = concurrency
     if decompresses { configuration.decompression = .enabled(limit: .none) }
-    let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+    let group = eventLoops.map { MultiThreadedEventLoopGroup(numberOfThreads: $0) }
+    defer { try? group?.syncShutdownGracefully() }
+    let client = HTTPClient(eventLoopGroupProvider: group.map { .shared($0) } ?? .singleton, configuration: configuration)
     var asked = HTTPClientRequest(url: http2 ? "https://\(options.ips[0]):\(options.http2Port)\(path)" : options.url(path))
     if decompresses { asked.headers.add(name: "Accept-Encoding", value: "gzip, deflate") }
     let request = asked
@@ -222,9 +228,10 @@ func asyncHTTPClientLoad(
     }
 }
 
-/// wrk with one thread per core (at most one per connection), as a child process, sending `headers`.
-func wrkLoad(_ options: Options, concurrency: Int, path: String, headers: [String] = []) throws -> Load {
-    let threads = min(concurrency, sysconf(Int32(_SC_NPROCESSORS_ONLN)))
+/// wrk with `threads` threads (default one per core, at most one per connection), as a child
+/// process, sending `headers`.
+func wrkLoad(_ options: Options, concurrency: Int, path: String, headers: [String] = [], threads: Int? = nil) throws -> Load {
+    let threads = threads ?? min(concurrency, sysconf(Int32(_SC_NPROCESSORS_ONLN)))
     let command = ["wrk", "-t\(threads)", "-c\(concurrency)", "-d\(options.duration)s"] + headers.flatMap { ["-H", $0] }
         + [options.url(path)]
     let run = try runChild(command)

@@ -79,6 +79,9 @@ do {
             try await http2Throughput(options, connections: 4, streams: 16, path: "/256", bodyBytes: 256)
         }
     }
+    if options.groups.contains("reactors") {
+        report.metrics += try await step("reactors") { try await reactorScaling(options) }
+    }
     if options.groups.contains("handshake") {
         report.metrics += try await step("handshake") { try await handshakes(options) }
         report.metrics += try await step("requests per TLS engine") {

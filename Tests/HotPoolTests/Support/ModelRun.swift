@@ -552,6 +552,8 @@ struct ModelRun: ~Copyable {
                 model.timers[timer] = at
             case .reportLongLease(let slot, _):
                 check(model.connections[slot]?.state == .leased, "long lease reported for a connection not leased")
+            case .shareBlacklisting, .shareRecovery:
+                check(false, "a lone machine reported a decision for other reactors")
             }
         }
     }

@@ -1,6 +1,7 @@
 import Foundation
 @testable import HotPool
 @testable import HotPoolCore
+@testable import HotPoolDriver
 @testable import HotPoolIO
 import Logging
 import OriginControl
@@ -80,6 +81,13 @@ func loopbackSocket(_ type: __socket_type) throws -> (fd: Int32, port: Int) {
     }
     try #require(bound)
     return (fd, Int(UInt16(bigEndian: address.sin_port)))
+}
+
+extension PooledConnection {
+    /// The driver of the reactor that made the connection (read it on that reactor's thread).
+    var driver: PoolDriver { pool.drivers[reactor] }
+    /// The executor of the reactor that made the connection.
+    var executor: HotPoolExecutor { pool.executors[reactor] }
 }
 
 /// A GET request for `path`.
