@@ -45,12 +45,14 @@ public final class HotConnPool: Sendable {
         var started = 0
         do {
             var settled = configuration
+            settled.reactors = ReactorCount(count)  // `.perCore` counted once
             for index in 0..<count {
                 let driver = try PoolDriver.make(settled.share(forReactor: index, of: count), reactorIndex: index)
                 drivers.append(driver)
-                // The first reactor settles `.automatic` (saying once why io_uring is out, if it
-                // is): the others take the same backend.
-                settled.ioBackend = driver.reactor.io is UringBackend ? .ioUring : .epoll
+                // Where the first reactor finds io_uring out under `.automatic` (and says why,
+                // once), the others take epoll at once; where it has a ring, each other still
+                // falls back on its own should its ring fail.
+                if !(driver.reactor.io is UringBackend) { settled.ioBackend = .epoll }
             }
             for driver in drivers { driver.peers = drivers.filter { $0 !== driver } }
             // The reactors' executors, before they start.

@@ -256,6 +256,9 @@ public struct HotPoolConfiguration: Sendable {
         if maxConnections < reactorCount {
             throw .invalidConfiguration("maxConnections (\(maxConnections)) must be at least reactors (\(reactorCount))")
         }
+        if maxIdleConnections != 0 && maxIdleConnections < reactorCount {
+            throw .invalidConfiguration("maxIdleConnections (\(maxIdleConnections)) must be 0 or at least reactors (\(reactorCount))")
+        }
         if reactorSelection == .perCall && maxConnectionsPerHost < reactorCount {
             throw .invalidConfiguration(
                 "maxConnectionsPerHost (\(maxConnectionsPerHost)) must be at least reactors (\(reactorCount)) with reactorSelection .perCall")

@@ -308,10 +308,10 @@ extension PoolStats {
 }
 
 extension BlacklistEntry {
-    /// One entry per IP from the reactors' lists: the one out longest (reactors agree on a
-    /// blacklisting eventually, each on its own time).
+    /// One entry per IP from the reactors' lists, by address: the one out longest (reactors
+    /// agree on a blacklisting eventually, each on its own time).
     package static func merging(_ parts: [[BlacklistEntry]]) -> [BlacklistEntry] {
-        merged(parts, by: \.ip) { entry, other in if other.until > entry.until { entry = other } }
+        merged(parts, by: \.ip) { entry, other in if other.until > entry.until { entry = other } }.sorted { $0.ip < $1.ip }
     }
 }
 

@@ -143,12 +143,20 @@ extension PoolStateMachine {
     }
 
     /// Another reactor blacklisted the IP: it is blacklisted here too, as that reactor did it,
-    /// if this machine has a record of it in rotation (an IP it does not know, or has out already,
-    /// is left as it is). This machine's recovery pass probes it in its time too; whichever
-    /// reactor brings it back first tells the others.
+    /// if this machine has it in the host's rotation (an IP it does not know, has out already, or
+    /// knows only from a pinned caller is left as it is), and, for failures, within
+    /// `maxEjectedShare` here too (two reactors may eject different IPs at once). This machine's
+    /// recovery pass probes it in its time too; whichever reactor brings it back first tells the
+    /// others.
     mutating func adoptBlacklisting(_ address: String, of key: HostKey, _ reason: BlacklistReason, period: Int64) {
         guard !closed, let host = hostStore.hostID(for: key), let ip = hostStore.existingIPID(host: host, address: address),
               hostStore[ip: ip].blacklistReason == nil else { return }
+        let members = hostStore[host: host].ipIDs
+        guard members.contains(ip) else { return }
+        if reason == .failures {
+            let ejected = members.count(where: { hostStore[ip: $0].blacklistReason == .failures })
+            guard Double(ejected + 1) <= configuration.maxEjectedShare * Double(members.count) else { return }
+        }
         blacklist(ip, reason, period: period)
     }
 

@@ -195,6 +195,11 @@ struct MultipleReactorsTests {
         config.maxConnections = 3
         #expect(throws: HotPoolError.invalidConfiguration("maxConnections (3) must be at least reactors (4)")) { try HotConnPool(configuration: config) }
         config.maxConnections = 100
+        config.maxIdleConnections = 2
+        #expect(throws: HotPoolError.invalidConfiguration("maxIdleConnections (2) must be 0 or at least reactors (4)")) {
+            try HotConnPool(configuration: config)
+        }
+        config.maxIdleConnections = 20
         config.maxConnectionsPerHost = 3
         config.reactorSelection = .perCall
         #expect(throws: HotPoolError.invalidConfiguration(

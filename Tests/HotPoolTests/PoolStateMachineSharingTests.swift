@@ -72,6 +72,16 @@ import Testing
         #expect(reason(other, ip) == .manual)
     }
 
+    /// Two reactors may eject different IPs of a host for failures at once: adopting stays within
+    /// `maxEjectedShare` (0.5 of two IPs: one out).
+    @Test func adoptedEjectionsStayWithinTheEjectedShare() {
+        var other = reactor()
+        _ = other.connect("a.test")
+        _ = other.send(.adoptBlacklisting(Self.key, address: Self.ips[0], .failures, period: 1_000_000_000))
+        _ = other.send(.adoptBlacklisting(Self.key, address: Self.ips[1], .failures, period: 1_000_000_000))
+        #expect(reason(other, Self.ips[0]) == .failures && reason(other, Self.ips[1]) == nil)
+    }
+
     @Test func aLonePoolReportsNothing() {
         var one = reactor(sharing: false)
         let lease = one.connect("a.test")

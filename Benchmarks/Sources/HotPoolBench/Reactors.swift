@@ -19,6 +19,7 @@ func reactorScaling(_ options: Options) async throws -> [Metric] {
         var cpuRatio = Metric(scenario, "HotPool 2 reactors/1 reactor CPU per req", "×", goal: .atMost(1.05))
         var rateRatio = Metric(scenario, "HotPool 2 reactors/1 reactor req/s", "×", goal: .atLeast(1.0))
         var peerRatio = Metric(scenario, "\(peer) -t2/-t1 req/s", "×")
+        var peerCPURatio = Metric(scenario, "\(peer) -t2/-t1 CPU per req", "×")
         var ahcRatio = Metric(scenario, "AsyncHTTPClient 2 loops/1 loop req/s", "×")
         var peerShare = Metric(scenario, "HotPool 2 reactors/\(peer) -t2 req/s", "×")
         for _ in 0..<options.runs {
@@ -41,10 +42,11 @@ func reactorScaling(_ options: Options) async throws -> [Metric] {
             cpuRatio.samples.append(two.cpuMicrosPerRequest / one.cpuMicrosPerRequest)
             rateRatio.samples.append(two.requestsPerSecond / one.requestsPerSecond)
             peerRatio.samples.append(loads[names[5]]!.requestsPerSecond / loads[names[4]]!.requestsPerSecond)
+            peerCPURatio.samples.append(loads[names[5]]!.cpuMicrosPerRequest / loads[names[4]]!.cpuMicrosPerRequest)
             ahcRatio.samples.append(loads[names[3]]!.requestsPerSecond / loads[names[2]]!.requestsPerSecond)
             peerShare.samples.append(two.requestsPerSecond / loads[names[5]]!.requestsPerSecond)
         }
-        metrics += names.map { rows[$0]!.rate } + names.map { rows[$0]!.cpu } + [cpuRatio, rateRatio, peerRatio, ahcRatio, peerShare]
+        metrics += names.map { rows[$0]!.rate } + names.map { rows[$0]!.cpu } + [cpuRatio, peerCPURatio, rateRatio, peerRatio, ahcRatio, peerShare]
     }
     return metrics + (try await cpuBoundScaling(options))
 }

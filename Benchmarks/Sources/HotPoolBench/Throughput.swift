@@ -204,7 +204,6 @@ func asyncHTTPClientLoad(
     configuration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = concurrency
     if decompresses { configuration.decompression = .enabled(limit: .none) }
     let group = eventLoops.map { MultiThreadedEventLoopGroup(numberOfThreads: $0) }
-    defer { try? group?.syncShutdownGracefully() }
     let client = HTTPClient(eventLoopGroupProvider: group.map { .shared($0) } ?? .singleton, configuration: configuration)
     var asked = HTTPClientRequest(url: http2 ? "https://\(options.ips[0]):\(options.http2Port)\(path)" : options.url(path))
     if decompresses { asked.headers.add(name: "Accept-Encoding", value: "gzip, deflate") }
@@ -221,9 +220,11 @@ func asyncHTTPClientLoad(
         _ = try await closedLoop(concurrency: concurrency, duration: warmUp, operation)
         let (requests, span) = try await closedLoop(concurrency: concurrency, duration: .seconds(options.duration), operation)
         try await client.shutdown()
+        try await group?.shutdownGracefully()
         return Load(requests: requests, wallSeconds: span.wallSeconds, cpuSeconds: span.cpuSeconds)
     } catch {
         try? await client.shutdown()
+        try? await group?.shutdownGracefully()
         throw error
     }
 }
