@@ -4,10 +4,10 @@ import HotPoolIO
 
 extension PoolDriver {
     /// Builds the parts of a pool's reactor number `reactorIndex` from its (validated)
-    /// configuration, the reactor's share of the pool's (`HotPoolConfiguration.share`): a TLS context per fingerprint
-    /// profile, the reactor on the configured I/O backend, the resolver, and the driver over
-    /// them, wired to the reactor (not started: see `start`). Whatever was made is freed if a
-    /// later part fails.
+    /// configuration, the reactor's share of the pool's (`HotPoolConfiguration.share`): a TLS
+    /// context per fingerprint profile, the reactor on the configured I/O backend, the resolver,
+    /// and the driver over them, wired to the reactor (not started: see `start`). Whatever was
+    /// made is freed if a later part fails.
     /// - Throws: `HotPoolError.invalidConfiguration` (an unreadable CA file, an I/O backend that
     ///   cannot be had).
     package static func make(_ configuration: HotPoolConfiguration, reactorIndex: Int) throws -> PoolDriver {
