@@ -126,11 +126,17 @@ extension PoolStateMachine {
         guard record.consecutiveFailures >= configuration.consecutiveFailuresToEject, record.blacklistReason == nil else { return }
         let members = hostStore[host: record.host].ipIDs
         guard members.contains(ip) else { return }  // a pinned IP outside the rotation
-        let ejected = members.count(where: { hostStore[ip: $0].blacklistReason == .failures })
-        guard Double(ejected + 1) <= configuration.maxEjectedShare * Double(members.count) else { return }
+        guard mayEjectAnother(of: members) else { return }
         hostStore[ip: ip].ejections += 1
         hostStore[ip: ip].consecutiveFailures = 0
         decideBlacklisting(ip, .failures, period: cappedBlacklistPeriod(configuration.blacklistTimeout, times: Int64(hostStore[ip: ip].ejections)))
+    }
+
+    /// True while one more of a host's IPs (`members`, its rotation) may be out for failures
+    /// within `maxEjectedShare`.
+    func mayEjectAnother(of members: [Int32]) -> Bool {
+        let ejected = members.count(where: { hostStore[ip: $0].blacklistReason == .failures })
+        return Double(ejected + 1) <= configuration.maxEjectedShare * Double(members.count)
     }
 
     /// Blacklists an IP by this machine's own judgement (a 403, failures, block signals) and, when
@@ -152,11 +158,7 @@ extension PoolStateMachine {
         guard !closed, let host = hostStore.hostID(for: key), let ip = hostStore.existingIPID(host: host, address: address),
               hostStore[ip: ip].blacklistReason == nil else { return }
         let members = hostStore[host: host].ipIDs
-        guard members.contains(ip) else { return }
-        if reason == .failures {
-            let ejected = members.count(where: { hostStore[ip: $0].blacklistReason == .failures })
-            guard Double(ejected + 1) <= configuration.maxEjectedShare * Double(members.count) else { return }
-        }
+        guard members.contains(ip), reason != .failures || mayEjectAnother(of: members) else { return }
         blacklist(ip, reason, period: period)
     }
 
