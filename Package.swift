@@ -6,15 +6,19 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .library(name: "HotPool", targets: ["HotPool"]),
+        .library(name: "HotPoolConfigurationFile", targets: ["HotPoolConfigurationFile"]),
         .executable(name: "hotpool", targets: ["hotpool"]),
     ],
     dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
         .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-nio-ssl", exact: "2.37.6"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
+        .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
     ],
     targets: [
         // Thin C over epoll, eventfd, timerfd, io_uring, sockets, c-ares, nghttp2, OpenSSL 3.0 and BoringSSL
@@ -83,22 +87,38 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
+        // HotPoolConfiguration from a TOML file and HOTPOOL_ environment variables. Beside the
+        // public API, not in it: a library user who sets the configuration in code builds no TOML parser.
+        .target(
+            name: "HotPoolConfigurationFile",
+            dependencies: [
+                "HotPoolCore",
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "TOMLKit", package: "TOMLKit"),
+            ]
+        ),
         // Drives the test origin (Tests/Origin/server.py) for the tests and the demo.
         .target(
             name: "OriginControl",
             dependencies: ["HotPool"],
             path: "Sources/OriginControl"
         ),
+        // The command line: fetch, fingerprint, config check, demo.
         .executableTarget(
             name: "hotpool",
-            dependencies: ["HotPool", "OriginControl"],
+            dependencies: [
+                "HotPool", "HotPoolConfigurationFile", "OriginControl",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+            ],
             path: "Sources/hotpool"
         ),
         .testTarget(
             name: "HotPoolTests",
             dependencies: [
                 "HotPool", "HotPoolCore", "HotPoolStateMachine", "HotPoolIO", "HotPoolHTTP", "HotPoolDriver",
-                "CShims", "OriginControl",
+                "CShims", "OriginControl", "HotPoolConfigurationFile",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],

@@ -99,7 +99,7 @@ public struct ReactorAccess {
     /// (the pool's limits); returns its body's length, nil unless it parses whole.
     public func parseResponse(_ response: [UInt8]) -> Int? {
         var parser = HTTP1ResponseParser(limits: driver.config.responseLimits, isHeadRequest: false)
-        guard let complete = response.withUnsafeBytes({ try? parser.feed($0) }), complete != nil else { return nil }
+        guard response.withUnsafeBytes({ try? parser.feed($0) }) != nil else { return nil }
         return parser.takeBody().count
     }
 

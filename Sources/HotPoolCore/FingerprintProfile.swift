@@ -39,6 +39,21 @@ public enum FingerprintProfile: Sendable, Hashable {
 
     /// The profile's name (the spec's, for a custom one).
     public var name: String { spec.name }
+
+    /// The presets by the names configuration files and the command line give them: the cases' names.
+    public static let presets: [(name: String, profile: FingerprintProfile)] = [
+        ("chrome", .chrome), ("chrome131", .chrome131), ("chrome133", .chrome133), ("firefox", .firefox),
+        ("safari", .safari), ("safari18", .safari18), ("plain", .plain),
+    ]
+
+    /// The preset named `presetName` in `presets`; nil for any other name.
+    public init?(presetName: String) {
+        guard let preset = Self.presets.first(where: { $0.name == presetName }) else { return nil }
+        self = preset.profile
+    }
+
+    /// The profile's name in `presets`; nil for a custom one.
+    public var presetName: String? { Self.presets.first { $0.profile == self }?.name }
 }
 
 /// The TLS library that builds a spec's ClientHello.

@@ -1,21 +1,25 @@
+import ArgumentParser
 import Foundation
 import HotPool
 import OriginControl
 
 /// `hotpool demo`: the pool's whole lifecycle against an embedded local TLS origin.
-@main
-struct HotPoolDemo {
-    static func main() async {
-        let arguments = CommandLine.arguments.dropFirst()
-        guard arguments.first == "demo" else {
-            print("usage: hotpool demo")
-            exit(2)
-        }
+struct Demo: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Show the pool's whole lifecycle against an embedded local TLS origin.",
+        discussion: """
+            Starts a TLS origin on 127.0.0.2-4 (and 127.0.0.5-7, a local DNS server and tinyproxy), then walks \
+            through pre-warming, load spread over the IPs, a 403 that blacklists an IP, a server closing idle \
+            connections, failed health checks, a DNS change, idle expiry, close with a connection leased, \
+            HTTP/2, decoded and streamed bodies, and a proxy. Exits 1 if any figure does not balance.
+            """)
+
+    func run() async throws {
         do {
-            try await demo()
+            try await Self.demo()
         } catch {
             print("demo failed: \(error)")
-            exit(1)
+            throw ExitCode.failure
         }
     }
 

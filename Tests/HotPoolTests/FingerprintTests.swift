@@ -20,7 +20,7 @@ import Testing
         let ja4: String, akamai: String, browserJA4: String?, ja4r: String
     }
 
-    private static func documented(_ name: String) throws -> Documented {
+    static func documented(_ name: String) throws -> Documented {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         // Rows like: | `chrome150` | `t13d...` | `1:65536;...\|15663105\|0\|m,a,s,p` | `chrome150` | `t13d...` |
         func row(_ file: String, after heading: String) throws -> [String] {
