@@ -78,17 +78,19 @@ extension HotPoolConfiguration {
         }
     }
 
-    /// The configuration as a TOML document this initializer reads back to the same values:
-    /// every key, in the order of `fileKeys`.
+    /// The configuration as a TOML document, every key in the order of `fileKeys`, which reads
+    /// back to the same values except what a file does not say: proxies are written without
+    /// their credentials (the text is for printing), and a custom profile, or rotating profiles
+    /// with a custom one among them, are left out.
     public var fileText: String {
         var lines: [String] = []
         var section: String?
         for key in FileKey.all {
             let table = key.table
             guard let value = key.write(self), table.map({ FileKey.tables[$0]!(self) }) ?? true else { continue }
-            if table != section {
+            if let table, table != section {
                 lines.append("")
-                lines.append("[\(table!)]")
+                lines.append("[\(table)]")
                 section = table
             }
             lines.append("\(key.leaf) = \(value)")
@@ -151,7 +153,8 @@ struct KeyLocator {
 
     init(text: String) {
         var table: String?
-        for (index, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+        // A CRLF is one Character, so this counts it as one line break.
+        for (index, raw) in text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).enumerated() {
             let line = raw.trimmingCharacters(in: .whitespaces)
             if line.hasPrefix("[") && !line.hasPrefix("[[") {
                 let name = line.dropFirst().prefix { $0 != "]" }.trimmingCharacters(in: .whitespaces)

@@ -17,18 +17,25 @@ struct FileKey: Sendable {
     var table: String? { name.contains(".") ? String(name.prefix { $0 != "." }) : nil }
     /// The key inside its table.
     var leaf: String { String(name.split(separator: ".").last!) }
-    /// `HOTPOOL_` and the name in upper snake case: `maxConnections` → `HOTPOOL_MAX_CONNECTIONS`.
+    /// `HOTPOOL_` and the name in upper snake case: `maxConnections` → `HOTPOOL_MAX_CONNECTIONS`,
+    /// `trustedCAFile` → `HOTPOOL_TRUSTED_CA_FILE`, `blockSignals.window` → `HOTPOOL_BLOCK_SIGNALS_WINDOW`.
     var environmentName: String {
+        let characters = Array(name)
         var snake = "HOTPOOL_"
-        var previous: Character?
-        for character in name {
+        for (index, character) in characters.enumerated() {
             if character == "." {
                 snake.append("_")
-            } else {
-                if character.isUppercase, let previous, previous.isLowercase || previous.isNumber { snake.append("_") }
-                snake.append(contentsOf: character.uppercased())
+                continue
             }
-            previous = character
+            let previous = index > 0 ? characters[index - 1] : nil
+            let next = index + 1 < characters.count ? characters[index + 1] : nil
+            // A word starts at an upper-case letter after a lower-case one or a digit, or at the
+            // last capital of an acronym that a lower-case letter follows ("CAFile").
+            if character.isUppercase, let previous, previous != ".",
+               previous.isLowercase || previous.isNumber || (previous.isUppercase && next?.isLowercase == true) {
+                snake.append("_")
+            }
+            snake.append(contentsOf: character.uppercased())
         }
         return snake
     }
@@ -38,6 +45,7 @@ struct FileKey: Sendable {
         "blockSignals": { $0.blockSignals != nil }, "retryPolicy": { $0.retryPolicy != nil },
     ]
 
+    /// The keys by name.
     static let byName = Dictionary(uniqueKeysWithValues: all.map { ($0.name, $0) })
 
     /// The key an error message of `validate()` is about: the longest name it starts with.
@@ -133,6 +141,7 @@ struct FileKey: Sendable {
 
 // MARK: - Kinds of value
 
+/// A factory per kind of value: the key `name` for `field`, read and written in that kind's form.
 extension FileKey {
     typealias Field<Value> = WritableKeyPath<HotPoolConfiguration, Value> & Sendable
 
@@ -212,7 +221,10 @@ extension FileKey {
     static func profiles(_ name: String, _ field: Field<[FingerprintProfile]>) -> FileKey {
         key(name, field, { value throws(ValueProblem) in
             try array(value, "an array of preset names (\(presetNames))") { $0.string.flatMap(FingerprintProfile.init(presetName:)) }
-        }, { profiles in "[" + profiles.compactMap { $0.presetName.map(quoted) }.joined(separator: ", ") + "]" })
+        }, { profiles in
+            let names = profiles.compactMap(\.presetName)
+            return names.count == profiles.count ? "[" + names.map(quoted).joined(separator: ", ") + "]" : nil
+        })
     }
 
     static func proxies(_ name: String, _ field: Field<[Proxy]>) -> FileKey {

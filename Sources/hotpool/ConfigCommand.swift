@@ -36,8 +36,7 @@ struct ConfigCommand: ParsableCommand {
                 print("# \(file): valid; the configuration it gives, with the environment's HOTPOOL_ variables over it")
                 print(configuration.fileText, terminator: "")
             } catch {
-                printError("hotpool: \(error)")
-                throw ExitStatus.badConfiguration
+                throw badConfiguration("\(error)")
             }
         }
     }

@@ -43,7 +43,7 @@ struct Fetch: AsyncParsableCommand {
                                             valueName: "url"))
     var proxy: [String] = []
 
-    @Option(name: .long, help: ArgumentHelp("Use these IPs for a host instead of DNS, as curl's --resolve (repeatable).",
+    @Option(name: .long, help: ArgumentHelp("Use these IPs for a host instead of DNS, on any port (repeatable).",
                                             valueName: "host:ip[,ip...]"))
     var resolve: [String] = []
 
@@ -62,19 +62,36 @@ struct Fetch: AsyncParsableCommand {
         if let count, count < 1 { throw ValidationError("-n must be at least 1, got \(count)") }
         if urls.isEmpty && urlFile == nil { throw ValidationError("give at least one URL, or --urls FILE") }
         for entry in resolve where Self.resolved(entry) == nil {
-            throw ValidationError("--resolve \(entry): expected host:ip[,ip...]")
+            throw ValidationError("--resolve \(entry): expected host:ip[,ip...] with IP literals")
         }
     }
 
     func run() async throws {
+        // Ctrl-C from here on: one before the requests start waits in the stream for them.
+        let (interrupts, interrupt) = AsyncStream.makeStream(of: Void.self)
+        let interrupted = Atomic<Bool>(false)
+        let signals = Self.onInterrupt {
+            if interrupted.exchange(true, ordering: .relaxed) { _exit(ExitStatus.interrupted.rawValue) }
+            interrupt.yield()
+        }
+        defer {
+            signals.cancel()
+            signal(SIGINT, SIG_DFL)
+        }
         var configuration = try pool.configuration()
         do {
             configuration.proxies += try proxy.map { try Proxy($0) }
         } catch {
-            printError("hotpool: --proxy: \(error)")
-            throw ExitStatus.badConfiguration
+            throw badConfiguration("--proxy: \(error)")
         }
-        let embedded = origin ? try Origin() : nil
+        let index = try out.map(Self.outputFolder)
+        let embedded: Origin?
+        do {
+            embedded = origin ? try Origin() : nil
+        } catch {
+            printError("hotpool: cannot start the embedded origin: \(error)")
+            throw ExitCode.failure
+        }
         defer { embedded?.stop() }
         if let embedded { configuration.trustedCAFile = embedded.caFile }
         let targets = try readTargets(base: embedded.map { "https://\(Origin.hostName):\($0.port)" })
@@ -82,25 +99,17 @@ struct Fetch: AsyncParsableCommand {
         do {
             hotPool = try HotConnPool(configuration: configuration)
         } catch {
-            printError("hotpool: \(error)")
-            throw ExitStatus.badConfiguration
+            throw badConfiguration("\(error)")
         }
         if let embedded { hotPool.setAddresses(embedded.ips, forHost: Origin.hostName) }
         for (host, ips) in resolve.compactMap(Self.resolved) { hotPool.setAddresses(ips, forHost: host) }
-        if let out { try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true) }
 
-        let run = FetchRun(pool: hotPool, targets: targets, count: count ?? targets.count, concurrency: concurrency, out: out)
+        let run = FetchRun(pool: hotPool, targets: targets, count: count ?? targets.count, concurrency: concurrency, out: out, index: index)
         let hosts = Set(targets.map(\.host)).sorted()
         let work = Task { await run.start() }
         let progress = Task { await run.reportProgress() }
         // Ctrl-C: no more requests, the IPs' figures kept, then the pool closed, which fails the
         // requests in flight (a server may never answer them).
-        let (interrupts, interrupt) = AsyncStream.makeStream(of: Void.self)
-        let interrupted = Atomic<Bool>(false)
-        let signals = Self.onInterrupt {
-            if interrupted.exchange(true, ordering: .relaxed) { _exit(ExitStatus.interrupted.rawValue) }
-            interrupt.yield()
-        }
         let closer = Task { () -> [FetchSummary.Host]? in
             for await _ in interrupts {
                 work.cancel()
@@ -114,18 +123,39 @@ struct Fetch: AsyncParsableCommand {
         interrupt.finish()
         progress.cancel()
         await progress.value
-        if let table = await closer.value {
-            summary.hosts = table
+        let tableAtInterrupt = await closer.value
+        summary.interrupted = tableAtInterrupt != nil
+        if let tableAtInterrupt {
+            summary.hosts = tableAtInterrupt
         } else {
             summary.hosts = await Self.ipTable(hotPool, hosts: hosts)
         }
-        try await hotPool.close()
-        signals.cancel()
-        summary.interrupted = interrupted.load(ordering: .relaxed)
+        var closeError: (any Error)?
+        do {
+            try await hotPool.close()
+        } catch {
+            closeError = error
+        }
         summary.add(await hotPool.stats())
         print(json ? summary.json : summary.text)
+        if let closeError { printError("hotpool: closing the pool: \(closeError)") }
         if summary.interrupted { throw ExitStatus.interrupted }
-        if summary.failed > 0 { throw ExitCode.failure }
+        if summary.failed > 0 || summary.unwrittenBodies > 0 || closeError != nil { throw ExitCode.failure }
+    }
+
+    /// Makes `folder` (and its parents) and its index.tsv, empty; a failure ends the command.
+    private static func outputFolder(_ folder: String) throws -> FileHandle {
+        let path = "\(folder)/index.tsv"
+        do {
+            try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+            guard FileManager.default.createFile(atPath: path, contents: nil), let index = FileHandle(forWritingAtPath: path) else {
+                throw CocoaError(.fileWriteUnknown)
+            }
+            return index
+        } catch {
+            printError("hotpool: --out: cannot write \(path): \(error.localizedDescription)")
+            throw ExitCode.failure
+        }
     }
 
     /// The URLs to fetch, from the arguments and the file; a bad one ends the command with usage.
@@ -149,12 +179,18 @@ struct Fetch: AsyncParsableCommand {
         }
     }
 
-    /// `host:ip[,ip...]` as a host and its IPs.
+    /// `host:ip[,ip...]` as a host and its IPs (IPv4 or IPv6 literals).
     static func resolved(_ entry: String) -> (String, [String])? {
         guard let colon = entry.firstIndex(of: ":") else { return nil }
         let host = String(entry[..<colon])
-        let ips = entry[entry.index(after: colon)...].split(separator: ",").map(String.init)
-        return host.isEmpty || ips.isEmpty ? nil : (host, ips)
+        let ips = entry[entry.index(after: colon)...].split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+        return host.isEmpty || ips.isEmpty || !ips.allSatisfy(isIPLiteral) ? nil : (host, ips)
+    }
+
+    /// Whether `text` is an IPv4 or IPv6 address literal.
+    private static func isIPLiteral(_ text: String) -> Bool {
+        var address = in6_addr()  // room for either family
+        return inet_pton(AF_INET, text, &address) == 1 || inet_pton(AF_INET6, text, &address) == 1
     }
 
     /// Runs `handler` on each SIGINT instead of the default (ending the process), until cancelled.

@@ -11,6 +11,8 @@ final class FetchRun: Sendable {
     let count: Int
     let concurrency: Int
     let out: String?
+    /// DIR/index.tsv: a line per request (number, status, body bytes, URL, error).
+    let index: FileHandle?
     /// Requests answered and failed so far: written by `start`, read by `reportProgress`.
     private let answered = Atomic<Int>(0), failed = Atomic<Int>(0)
     private let started = ContinuousClock.now
@@ -18,8 +20,8 @@ final class FetchRun: Sendable {
     /// How often the progress line is redrawn on a terminal, and written elsewhere.
     static let terminalRefresh = Duration.milliseconds(200), plainRefresh = Duration.seconds(1)
 
-    init(pool: HotConnPool, targets: [FetchTarget], count: Int, concurrency: Int, out: String?) {
-        (self.pool, self.targets, self.count, self.concurrency, self.out) = (pool, targets, count, concurrency, out)
+    init(pool: HotConnPool, targets: [FetchTarget], count: Int, concurrency: Int, out: String?, index: FileHandle?) {
+        (self.pool, self.targets, self.count, self.concurrency, self.out, self.index) = (pool, targets, count, concurrency, out, index)
     }
 
     /// One request's end.
@@ -35,7 +37,6 @@ final class FetchRun: Sendable {
     func start() async -> FetchSummary {
         var summary = FetchSummary(requested: count)
         var latencies = Histogram<UInt64>(numberOfSignificantValueDigits: .three)
-        let index = out.flatMap(Self.indexFile)
         await withTaskGroup(of: Outcome.self) { group in
             var next = 0
             func send() {
@@ -60,7 +61,10 @@ final class FetchRun: Sendable {
                     answered.add(1, ordering: .relaxed)
                     if let out {
                         let path = "\(out)/\(outcome.index).body"
-                        if !FileManager.default.createFile(atPath: path, contents: Data(response.body)) { printError("hotpool: cannot write \(path)") }
+                        if !FileManager.default.createFile(atPath: path, contents: Data(response.body)) {
+                            printError("hotpool: cannot write \(path)")
+                            summary.unwrittenBodies += 1
+                        }
                         index?.write(Data("\(outcome.index)\t\(response.head.status.code)\t\(response.body.count)\t\(targets[outcome.index % targets.count].url)\n".utf8))
                     }
                 case .failure(let error):
@@ -103,12 +107,6 @@ final class FetchRun: Sendable {
     /// Back to the line's start, erase it, draw it again.
     private func redraw() async {
         FileHandle.standardError.write(Data(("\r\u{1B}[K" + (await progressLine())).utf8))
-    }
-
-    /// DIR/index.tsv, made empty: a line per request (number, status, body bytes, URL, error).
-    private static func indexFile(in directory: String) -> FileHandle? {
-        let path = "\(directory)/index.tsv"
-        return FileManager.default.createFile(atPath: path, contents: nil) ? FileHandle(forWritingAtPath: path) : nil
     }
 
     /// `done/total, req/s, errors, open connections`.

@@ -16,11 +16,13 @@ struct FetchSummary: Codable {
         var state: String
     }
 
+    /// A host's IPs.
     struct Host: Codable {
         var host: String
         var ips: [IP]
     }
 
+    /// Requests to send (`-n`).
     var requested: Int
     /// Requests answered, whatever the status.
     var answered = 0
@@ -35,9 +37,12 @@ struct FetchSummary: Codable {
     var latencyMilliseconds: Latency?
     /// Body bytes of the answers, as handed over (decoded).
     var bodyBytes = 0
+    /// Bodies `--out` could not write.
+    var unwrittenBodies = 0
     var connectionsOpened = 0
     /// Connections destroyed, by reason (after the pool closed: every connection opened).
     var destroyed: [String: Int] = [:]
+    /// Each host's IPs, as the pool counted them.
     var hosts: [Host] = []
 
     init(requested: Int) {
@@ -63,6 +68,7 @@ struct FetchSummary: Codable {
         destroyed = Dictionary(uniqueKeysWithValues: stats.closedByReason.filter { $0.value > 0 }.map { ("\($0.key)", $0.value) })
     }
 
+    /// The summary as one JSON object, snake_case keys.
     var json: String {
         struct Document: Encodable {
             let summary: FetchSummary
@@ -74,13 +80,10 @@ struct FetchSummary: Codable {
             }
             enum Key: CodingKey { case requestsPerSecond }
         }
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        encoder.keyEncodingStrategy = .convertToSnakeCase
-        let data = (try? encoder.encode(Document(summary: self, requestsPerSecond: requestsPerSecond))) ?? Data()
-        return String(decoding: data, as: UTF8.self)
+        return jsonText(Document(summary: self, requestsPerSecond: requestsPerSecond))
     }
 
+    /// The summary as a person reads it.
     var text: String {
         var lines: [String] = []
         let done = answered + failed
@@ -93,7 +96,7 @@ struct FetchSummary: Codable {
             lines.append("latency      " + [("p50", latency.p50), ("p90", latency.p90), ("p99", latency.p99), ("max", latency.max)]
                 .map { "\($0.0) \(String(format: "%.2f", $0.1)) ms" }.joined(separator: "  "))
         }
-        lines.append("body bytes   \(bodyBytes)")
+        lines.append("body bytes   \(bodyBytes)" + (unwrittenBodies > 0 ? " (\(unwrittenBodies) bodies not written)" : ""))
         lines.append("connections  \(connectionsOpened) opened; destroyed: " + (destroyed.isEmpty ? "none" : Self.counts(destroyed)))
         for host in hosts where !host.ips.isEmpty {
             lines.append("\(host.host)")

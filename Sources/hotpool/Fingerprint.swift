@@ -36,7 +36,12 @@ struct Fingerprint: AsyncParsableCommand {
         defer { origin.stop() }
         if configuration.httpVersions.contains(.http2) { try await origin.setTLSMode("h2") }
         configuration.trustedCAFile = origin.caFile
-        let hotPool = try origin.pool(configuration)
+        let hotPool: HotConnPool
+        do {
+            hotPool = try origin.pool(configuration)
+        } catch {
+            throw badConfiguration("\(error)")
+        }
         do {
             let version = try await hotPool.withConnection(host: Origin.hostName, port: origin.port) { connection in
                 _ = try await connection.roundTrip(HTTPRequest(method: .get, scheme: "https", authority: Origin.hostName, path: "/"))
@@ -48,12 +53,12 @@ struct Fingerprint: AsyncParsableCommand {
             guard let hello = hellos?.last else { throw OriginError.noReply("the origin saw no ClientHello") }
             let request = try await origin.recentRequests(ip: ip, last: 1).last
             let seen = Seen(
-                profile: configuration.profile.name, httpVersion: version.rawValue,
+                profile: (configuration.rotatingProfiles.first ?? configuration.profile).name, httpVersion: version.rawValue,
                 ja3: hello["ja3"] as? String ?? "", ja3Hash: hello["ja3_hash"] as? String ?? "",
                 ja4: hello["ja4"] as? String ?? "", ja4R: hello["ja4_r"] as? String ?? "",
                 akamai: version == .http2 ? try await origin.akamai(ip: ip) : "",
                 headerOrder: request?.headers.map(\.name) ?? [])
-            print(json ? Self.json(seen) : Self.lines(seen))
+            print(json ? jsonText(seen) : Self.lines(seen))
         } catch {
             try? await hotPool.close()
             printError("hotpool: fingerprint failed: \(error)")
@@ -61,6 +66,7 @@ struct Fingerprint: AsyncParsableCommand {
         }
     }
 
+    /// What the origin saw, one field a line.
     static func lines(_ seen: Seen) -> String {
         """
         profile       \(seen.profile) over \(seen.httpVersion)
@@ -71,12 +77,5 @@ struct Fingerprint: AsyncParsableCommand {
         Akamai HTTP/2 \(seen.akamai.isEmpty ? "(none: HTTP/1.1)" : seen.akamai)
         header order  \(seen.headerOrder.joined(separator: ", "))
         """
-    }
-
-    static func json(_ seen: Seen) -> String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        encoder.keyEncodingStrategy = .convertToSnakeCase
-        return String(decoding: (try? encoder.encode(seen)) ?? Data(), as: UTF8.self)
     }
 }

@@ -10,8 +10,9 @@ struct HotPoolCommand: AsyncParsableCommand {
         commandName: "hotpool",
         abstract: "A pool of warm, browser-shaped TLS connections: fetch through it, see its fingerprint, check its configuration.",
         discussion: """
-            Exit status: 0 success; 1 requests failed (fetch) or a run did not balance (demo); 64 bad usage \
-            (an unknown flag, a bad URL); 78 a bad configuration (file, environment or flags); 130 interrupted.
+            Exit status: 0 success; 1 requests failed or bodies went unwritten (fetch), a run did not balance \
+            (demo), or the embedded origin did not start; 64 bad usage (an unknown flag, a bad flag value, a bad \
+            URL); 78 a bad configuration (file, environment, --proxy); 130 interrupted.
             """,
         subcommands: [Fetch.self, Fingerprint.self, ConfigCommand.self, Demo.self])
 }
@@ -27,6 +28,20 @@ enum ExitStatus {
 /// Writes `line` to standard error.
 func printError(_ line: String) {
     FileHandle.standardError.write(Data((line + "\n").utf8))
+}
+
+/// Reports a bad configuration on standard error, giving the status to end with.
+func badConfiguration(_ problem: String) -> ExitCode {
+    printError("hotpool: \(problem)")
+    return ExitStatus.badConfiguration
+}
+
+/// `value` as one line of JSON, snake_case keys, sorted.
+func jsonText(_ value: some Encodable) -> String {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+    encoder.keyEncodingStrategy = .convertToSnakeCase
+    return String(decoding: (try? encoder.encode(value)) ?? Data(), as: UTF8.self)
 }
 
 /// The options that shape the pool, shared by the commands that make one.
@@ -56,10 +71,12 @@ struct PoolOptions: ParsableArguments {
             configuration = try config.map { try HotPoolConfiguration(file: $0) }
                 ?? HotPoolConfiguration(environment: ProcessInfo.processInfo.environment)
         } catch {
-            printError("hotpool: \(error)")
-            throw ExitStatus.badConfiguration
+            throw badConfiguration("\(error)")
         }
-        if let profile { configuration.profile = FingerprintProfile(presetName: profile)! }
+        if let profile {
+            configuration.profile = FingerprintProfile(presetName: profile)!
+            configuration.rotatingProfiles = []  // else they, not the profile, would be presented
+        }
         if http1 { configuration.httpVersions = [.http1_1] }
         return configuration
     }

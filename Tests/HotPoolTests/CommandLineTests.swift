@@ -112,7 +112,7 @@ import Testing
     /// Requests with no answer (the port refuses) fail the command with status 1, each counted.
     @Test func refusedRequestsExitOne() async throws {
         let origin = try Origin()
-        let closedPort = try unusedPort()
+        let closedPort = try unusedPort(on: "127.0.0.2")
         let run = try await Self.run(["fetch", "-n", "3", "-c", "1", "--json"] + Self.originFlags(origin)
                                      + ["https://\(Origin.hostName):\(closedPort)/"])
         #expect(run.status == 1)
@@ -122,7 +122,7 @@ import Testing
         #expect(errors.values.reduce(0, +) == 3 && errors.keys.allSatisfy { $0.contains("refused") }, "\(errors)")
         #expect(summary["connections_opened"] as? Int == 0)
         // An IPv6 literal's brackets are the URL's, not the host's.
-        let v6 = try await Self.run(["fetch", "-n", "1", "--json", "https://[::1]:\(closedPort)/"])
+        let v6 = try await Self.run(["fetch", "-n", "1", "--json", "https://[::1]:\(try unusedPort(on: "::1"))/"])
         let v6Errors = try Self.json(v6.output)["errors"] as? [String: Int]
         #expect(v6.status == 1 && v6Errors?.keys.first?.contains("::1") == true && v6Errors?.keys.first?.contains("refused") == true, "\(v6.output)")
         origin.stop()
@@ -140,8 +140,14 @@ import Testing
         #expect(onTerminal.output.contains("\r\u{1B}[K300/300 done"), "the last redraw: \(onTerminal.output.debugDescription)")
         #expect(onTerminal.output.range(of: #"\d+/300 done  \d+ req/s  0 errors  \d+ open"#, options: .regularExpression) != nil)
         #expect(onTerminal.output.contains("300 of 300 requests"))
-        let piped = try await Self.run(["fetch", "-n", "300", "-c", "4"] + Self.originFlags(origin) + ["\(base)/"])
+        // Through a pipe: a plain line a second (8 answers 300 ms late, 2 at a time, take 1.2 s;
+        // the origin holds answers over HTTP/2).
+        try await origin.setTLSMode("h2")
+        try await origin.rule(path: "/slow", ["type": "status", "status": 200, "delay_ms": 300])
+        let piped = try await Self.run(["fetch", "-n", "8", "-c", "2"] + Self.originFlags(origin) + ["\(base)/slow"])
         #expect(piped.status == 0 && !piped.errors.contains("\u{1B}") && !piped.output.contains("\u{1B}"))
+        #expect(piped.errors.range(of: #"(?m)^\d+/8 done  \d+ req/s  0 errors  \d+ open$"#, options: .regularExpression) != nil,
+                "a plain progress line: \(piped.errors)")
         origin.stop()
     }
 
@@ -174,12 +180,14 @@ import Testing
         origin.stop()
     }
 
-    /// `fingerprint` prints what the origin saw of the preset: the JA4, JA4_r and Akamai string
-    /// the README documents for it, and its header order.
+    /// `fingerprint` prints what the origin saw of the preset (given by the flag, over rotating
+    /// profiles from the environment): the JA4, JA4_r and Akamai string the README documents for
+    /// it, and its header order.
     @Test(arguments: [("chrome", "chrome150"), ("firefox", "firefox147")])
     func fingerprintPrintsWhatTheOriginSaw(preset: String, documentedName: String) async throws {
         let documented = try FingerprintTests.documented(documentedName)
-        let run = try await Self.run(["fingerprint", "--profile", preset, "--json"])
+        // The flag wins over the environment's rotating profiles too.
+        let run = try await Self.run(["fingerprint", "--profile", preset, "--json"], environment: ["HOTPOOL_ROTATING_PROFILES": "[\"safari\"]"])
         #expect(run.status == 0, "\(run.errors)")
         let seen = try Self.json(run.output)
         #expect(seen["ja4"] as? String == documented.ja4)
@@ -202,6 +210,7 @@ import Testing
         (["fetch", "--bogus", "https://example.test/"], "Unknown option '--bogus'"),
         (["fetch", "--profile", "netscape", "https://example.test/"], "not a preset; the presets are chrome,"),
         (["fetch", "--resolve", "example.test", "https://example.test/"], "expected host:ip"),
+        (["fetch", "--resolve", "example.test:443:10.0.0.1", "https://example.test/"], "with IP literals"),
         (["fetch", "--urls", "/nonexistent/urls.txt"], "cannot read the file"),
         (["frobnicate"], "Unexpected argument 'frobnicate'"),
     ])
@@ -249,15 +258,29 @@ import Testing
     }
 }
 
-/// A TCP port on 127.0.0.2 nothing listens on (bound, then released).
-func unusedPort() throws -> Int {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+/// A TCP port on `ip` nothing listens on (bound, then released).
+func unusedPort(on ip: String) throws -> Int {
+    let family = ip.contains(":") ? AF_INET6 : AF_INET
+    let fd = socket(family, Int32(SOCK_STREAM.rawValue), 0)
     defer { close(fd) }
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_addr.s_addr = inet_addr("127.0.0.2")
-    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
-    _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
-    return Int(UInt16(bigEndian: address.sin_port))
+    var storage = sockaddr_storage()
+    let length = withUnsafeMutableBytes(of: &storage) { bytes -> socklen_t in
+        if family == AF_INET6 {
+            let address = bytes.baseAddress!.assumingMemoryBound(to: sockaddr_in6.self)
+            address.pointee.sin6_family = sa_family_t(AF_INET6)
+            _ = inet_pton(AF_INET6, ip, &address.pointee.sin6_addr)
+            return socklen_t(MemoryLayout<sockaddr_in6>.size)
+        }
+        let address = bytes.baseAddress!.assumingMemoryBound(to: sockaddr_in.self)
+        address.pointee.sin_family = sa_family_t(AF_INET)
+        _ = inet_pton(AF_INET, ip, &address.pointee.sin_addr)
+        return socklen_t(MemoryLayout<sockaddr_in>.size)
+    }
+    var bound = length
+    let ok = withUnsafeMutablePointer(to: &storage) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &bound) == 0 }
+    }
+    guard ok else { throw OriginError.failed("cannot bind a port on \(ip): errno \(errno)") }
+    // sin_port and sin6_port sit at the same offset.
+    return withUnsafeBytes(of: &storage) { Int(UInt16(bigEndian: $0.load(fromByteOffset: 2, as: UInt16.self))) }
 }

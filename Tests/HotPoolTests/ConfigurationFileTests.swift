@@ -48,7 +48,7 @@ import Testing
         config.proxies = [try! Proxy("socks5://127.0.0.1:1080"), try! Proxy("http://10.0.0.1:3128")]
         config.proxySelection = .stickyPerIP
         config.ioBackend = .ioUring
-        config.reactors = .perCore
+        config.reactors = 2
         config.reactorSelection = .perCall
         config.logger.logLevel = .debug
         config.blockSignals = BlockSignalPolicy(statuses: [403], threshold: 2, window: .seconds(10))
@@ -79,6 +79,10 @@ import Testing
         let written = Self.lines(text), defaults = Self.lines(HotPoolConfiguration().fileText)
         let keys = Set(HotPoolConfiguration.fileKeys.map(\.key)).subtracting(["blockSignals", "retryPolicy"])
         #expect(Set(written.keys) == keys, "every key written")
+        // Every field of the configuration has its key (the logger's is its level), so a field
+        // added later without one fails here.
+        let fields = Mirror(reflecting: HotPoolConfiguration()).children.compactMap(\.label).map { $0 == "logger" ? "logLevel" : $0 }
+        #expect(Set(fields).subtracting(keys.map { String($0.prefix { $0 != "." }) }).isEmpty, "fields with no key")
         for key in keys {
             #expect(written[key] != defaults[key], "\(key) changed: \(written[key] ?? "")")
         }
@@ -89,10 +93,14 @@ import Testing
     @Test func theEnvironmentOverridesTheFile() throws {
         let config = try HotPoolConfiguration(text: "maxConnections = 50\nconnectTimeout = \"5s\"\n", source: "test", environment: [
             "HOTPOOL_MAX_CONNECTIONS": "70", "HOTPOOL_CONNECT_TIMEOUT": "250ms", "HOTPOOL_DNS_SERVERS": "[\"127.0.0.1:53\"]",
-            "HOTPOOL_BLOCK_SIGNALS_THRESHOLD": "4", "HOTPOOL_REACTORS": "perCore", "UNRELATED": "x",
+            "HOTPOOL_BLOCK_SIGNALS_THRESHOLD": "4", "HOTPOOL_TRUSTED_CA_FILE": "/ca.pem", "UNRELATED": "x",
         ])
         #expect(config.maxConnections == 70 && config.connectTimeout == .milliseconds(250) && config.dnsServers == ["127.0.0.1:53"])
-        #expect(config.blockSignals == BlockSignalPolicy(threshold: 4) && config.reactors == .perCore)
+        #expect(config.blockSignals == BlockSignalPolicy(threshold: 4) && config.trustedCAFile == "/ca.pem")
+        // One reactor per core, with limits any core count meets.
+        let perCore = try HotPoolConfiguration(text: "maxConnections = 1000000\nmaxIdleConnections = 0\n", source: "test",
+                                               environment: ["HOTPOOL_REACTORS": "perCore"])
+        #expect(perCore.reactors == .perCore && perCore.fileText.contains("\nreactors = \"perCore\"\n"))
         #expect(HotPoolConfiguration.fileKeys.contains { $0 == ("blockSignals.window", "HOTPOOL_BLOCK_SIGNALS_WINDOW") })
     }
 
@@ -104,8 +112,11 @@ import Testing
     }
 
     /// Errors name the place: a key in a table on its line, a dotted key at the top, a bad
-    /// element of an array, a value the pool refuses.
+    /// element of an array, a value the pool refuses, a line of a file with CRLF line ends.
     @Test func errorsNameTheirPlace() {
+        #expect(throws: ConfigurationFileError(source: "f", line: 3, key: "maxConnections", message: "maxConnections must be > 0, got 0")) {
+            try HotPoolConfiguration(text: "# limits\r\nmaxRetries = 1\r\nmaxConnections = 0\r\n", source: "f")
+        }
         #expect(throws: ConfigurationFileError(source: "f", line: 3, key: "retryPolicy.jitter",
                                                message: "retry jitter must be within 0...1, got 2.0")) {
             try HotPoolConfiguration(text: "maxRetries = 1\n[retryPolicy]\njitter = 2.0\n", source: "f")
@@ -126,8 +137,10 @@ import Testing
 }
 
 extension ConfigurationFileTests {
-    /// Durations are exact to the nanosecond, fractions included; one past `Int64.max` ns is refused.
+    /// Durations are exact to the nanosecond, fractions included; one past `Int64.max` ns, or
+    /// a unit not listed, is refused.
     @Test func durationsAreExact() throws {
+        #expect(throws: ConfigurationFileError.self) { try HotPoolConfiguration(text: "idleTimeout = \"5 minutes\"\n", source: "f") }
         let config = try HotPoolConfiguration(text: "idleTimeout = \"1.5s\"\nmaxLifetime = \"3601s\"\nconnectTimeout = \"7ns\"\n", source: "f")
         #expect(config.idleTimeout == .milliseconds(1500) && config.maxLifetime == .seconds(3601) && config.connectTimeout == .nanoseconds(7))
         #expect(throws: ConfigurationFileError.self) { try HotPoolConfiguration(text: "idleTimeout = \"2562048h\"\n", source: "f") }
