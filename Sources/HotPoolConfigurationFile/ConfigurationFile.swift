@@ -71,10 +71,11 @@ extension HotPoolConfiguration {
         } catch {
             let message = error.configurationMessage ?? error.description
             let key = FileKey.named(in: message)
-            let fromEnvironment = key.flatMap { environment[$0.environmentName] != nil } ?? false
-            throw ConfigurationFileError(source: fromEnvironment ? key!.environmentName : source,
-                                         line: fromEnvironment ? nil : key.flatMap { locator.line(of: $0.name) },
-                                         key: key?.name, message: message)
+            // The value the pool refuses came from the environment when a variable set its key.
+            if let variable = key?.environmentName, environment[variable] != nil {
+                throw ConfigurationFileError(source: variable, line: nil, key: key?.name, message: message)
+            }
+            throw ConfigurationFileError(source: source, line: key.flatMap { locator.line(of: $0.name) }, key: key?.name, message: message)
         }
     }
 

@@ -84,7 +84,7 @@ struct Fetch: AsyncParsableCommand {
         } catch {
             throw badConfiguration("--proxy: \(error)")
         }
-        let index = try out.map(Self.outputFolder)
+        let output = try out.map { (folder: $0, index: try Self.outputFolder($0)) }
         let embedded: Origin?
         do {
             embedded = origin ? try Origin() : nil
@@ -104,7 +104,7 @@ struct Fetch: AsyncParsableCommand {
         if let embedded { hotPool.setAddresses(embedded.ips, forHost: Origin.hostName) }
         for (host, ips) in resolve.compactMap(Self.resolved) { hotPool.setAddresses(ips, forHost: host) }
 
-        let run = FetchRun(pool: hotPool, targets: targets, count: count ?? targets.count, concurrency: concurrency, out: out, index: index)
+        let run = FetchRun(pool: hotPool, targets: targets, count: count ?? targets.count, concurrency: concurrency, out: output)
         let hosts = Set(targets.map(\.host)).sorted()
         let work = Task { await run.start() }
         let progress = Task { await run.reportProgress() }

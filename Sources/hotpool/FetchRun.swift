@@ -10,9 +10,9 @@ final class FetchRun: Sendable {
     let targets: [FetchTarget]
     let count: Int
     let concurrency: Int
-    let out: String?
-    /// DIR/index.tsv: a line per request (number, status, body bytes, URL, error).
-    let index: FileHandle?
+    /// `--out`: the folder bodies go to, and its index.tsv (a line per request: number, status,
+    /// body bytes, URL, error).
+    let out: (folder: String, index: FileHandle)?
     /// Requests answered and failed so far: written by `start`, read by `reportProgress`.
     private let answered = Atomic<Int>(0), failed = Atomic<Int>(0)
     private let started = ContinuousClock.now
@@ -20,8 +20,8 @@ final class FetchRun: Sendable {
     /// How often the progress line is redrawn on a terminal, and written elsewhere.
     static let terminalRefresh = Duration.milliseconds(200), plainRefresh = Duration.seconds(1)
 
-    init(pool: HotConnPool, targets: [FetchTarget], count: Int, concurrency: Int, out: String?, index: FileHandle?) {
-        (self.pool, self.targets, self.count, self.concurrency, self.out, self.index) = (pool, targets, count, concurrency, out, index)
+    init(pool: HotConnPool, targets: [FetchTarget], count: Int, concurrency: Int, out: (folder: String, index: FileHandle)?) {
+        (self.pool, self.targets, self.count, self.concurrency, self.out) = (pool, targets, count, concurrency, out)
     }
 
     /// One request's end.
@@ -60,22 +60,22 @@ final class FetchRun: Sendable {
                     _ = latencies.record(UInt64(outcome.latency.nanoseconds / 1000))
                     answered.add(1, ordering: .relaxed)
                     if let out {
-                        let path = "\(out)/\(outcome.index).body"
+                        let path = "\(out.folder)/\(outcome.index).body"
                         if !FileManager.default.createFile(atPath: path, contents: Data(response.body)) {
                             printError("hotpool: cannot write \(path)")
                             summary.unwrittenBodies += 1
                         }
-                        index?.write(Data("\(outcome.index)\t\(response.head.status.code)\t\(response.body.count)\t\(targets[outcome.index % targets.count].url)\n".utf8))
+                        out.index.write(Data("\(outcome.index)\t\(response.head.status.code)\t\(response.body.count)\t\(targets[outcome.index % targets.count].url)\n".utf8))
                     }
                 case .failure(let error):
                     summary.record(error: error)
                     failed.add(1, ordering: .relaxed)
-                    index?.write(Data("\(outcome.index)\t-\t0\t\(targets[outcome.index % targets.count].url)\t\(error)\n".utf8))
+                    out?.index.write(Data("\(outcome.index)\t-\t0\t\(targets[outcome.index % targets.count].url)\t\(error)\n".utf8))
                 }
                 if next < count && !Task.isCancelled { send() }
             }
         }
-        try? index?.close()
+        try? out?.index.close()
         summary.seconds = Double((ContinuousClock.now - started).nanoseconds) / 1e9
         if latencies.totalCount > 0 {
             let milliseconds = { (microseconds: UInt64) in Double(microseconds) / 1000 }
